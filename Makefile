@@ -1,0 +1,47 @@
+# aerofn: `make help` lists the targets.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin
+EXAMPLES_OUT := $(BIN)/examples
+export AEROFN_EXAMPLES_DIR := $(CURDIR)/$(EXAMPLES_OUT)
+
+.DEFAULT_GOAL := help
+
+help: ## Show this help
+	@grep -hE '^[a-z][a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}'
+
+build: ## Build bin/aerofn
+	$(GO) build -o $(BIN)/aerofn ./cmd/aerofn
+
+examples: ## Build every example function to bin/examples/*.wasm
+	OUT_DIR=$(EXAMPLES_OUT) ./examples/build.sh
+
+run: build examples ## Install/start PostgreSQL if needed, start aerofn, deploy the examples, print how to call them
+	./scripts/run.sh
+
+stop: ## Stop the server that `make run` started
+	./scripts/run.sh stop
+
+lint: ## gofmt and go vet (host and wasip1)
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	GOOS=wasip1 GOARCH=wasm $(GO) vet ./sdk/... ./examples/...
+
+test: lint build examples ## Everything CI checks: lint, build, examples, all tests with -race, one benchmark pass
+	./scripts/ensure-postgres.sh
+	$(GO) test -race -count=1 -timeout 30m ./...
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./internal/... > /dev/null
+
+test-race: test ## Alias of test (the suite always runs with -race)
+
+bench: build examples ## Run the benchmarks and write BENCHMARKS.md
+	./scripts/ensure-postgres.sh
+	$(GO) run ./internal/bench/cmd -out BENCHMARKS.md
+
+fuzz: ## Fuzz the cron parser for 60 s
+	$(GO) test ./internal/scheduler/cronspec -run '^$$' -fuzz FuzzParse -fuzztime 60s
+
+clean: ## Remove build output
+	rm -rf $(BIN)
+
+.PHONY: help build examples run stop lint test test-race bench fuzz clean

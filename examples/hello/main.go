@@ -1,0 +1,33 @@
+// Command hello is the seed's first example: an HTTP function that greets the
+// name in the request body.
+//
+//	POST /functions/v1/hello {"name": "World"}  →  {"message": "Hello, World!"}
+//
+// A missing body or name greets "World"; a body that is not a JSON object is
+// a 400.
+package main
+
+import aerofn "github.com/aerodb/aerofn/sdk/go"
+
+func init() {
+	aerofn.Handle(hello)
+}
+
+func hello(ev aerofn.Event) (any, error) {
+	var in struct {
+		Name string `json:"name"`
+	}
+	if err := ev.DecodeBody(&in); err != nil {
+		return aerofn.Response{
+			StatusCode: 400,
+			Body:       map[string]string{"error": `want a JSON body like {"name": "World"}`},
+		}, nil
+	}
+	if in.Name == "" {
+		in.Name = "World"
+	}
+	return map[string]string{"message": "Hello, " + in.Name + "!"}, nil
+}
+
+// main is never called: a c-shared module runs init and then its exports.
+func main() {}

@@ -1,0 +1,107 @@
+// Package auth verifies the HS256 JWTs that callers present and turns them into
+// the principal a call acts for.
+package auth
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Role is a database role a call can act as.
+type Role string
+
+const (
+	RoleAnon          Role = "anon"
+	RoleAuthenticated Role = "authenticated"
+	RoleService       Role = "service_role"
+)
+
+// Valid reports whether r is one of the three roles.
+func (r Role) Valid() bool {
+	return r == RoleAnon || r == RoleAuthenticated || r == RoleService
+}
+
+// Principal is who a call acts for. The zero value is not valid; use Anon().
+type Principal struct {
+	Role   Role           `json:"role"`
+	UserID string         `json:"user_id,omitempty"`
+	Claims map[string]any `json:"claims,omitempty"`
+}
+
+// Anon is the principal of a call without a token.
+func Anon() Principal { return Principal{Role: RoleAnon} }
+
+// Service is the service-role principal (only ever explicit).
+func Service() Principal { return Principal{Role: RoleService} }
+
+var (
+	ErrMissingToken = errors.New("missing bearer token")
+	ErrInvalidToken = errors.New("invalid token")
+)
+
+// Verifier checks HS256 tokens signed with a shared secret.
+type Verifier struct {
+	secret []byte
+	now    func() time.Time
+}
+
+// NewVerifier returns a Verifier for secret, which must not be empty.
+func NewVerifier(secret string) (*Verifier, error) {
+	if secret == "" {
+		return nil, errors.New("jwt secret is empty")
+	}
+	return &Verifier{secret: []byte(secret), now: time.Now}, nil
+}
+
+// Verify parses and checks token and returns its principal. Any failure is
+// ErrInvalidToken (wrapped with the reason); a token is never downgraded.
+func (v *Verifier) Verify(token string) (Principal, error) {
+	claims := jwt.MapClaims{}
+	_, err := jwt.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
+		return v.secret, nil
+	}, jwt.WithValidMethods([]string{"HS256"}), jwt.WithTimeFunc(v.now), jwt.WithLeeway(5*time.Second))
+	if err != nil {
+		return Principal{}, fmt.Errorf("%w: %v", ErrInvalidToken, err)
+	}
+	role, _ := claims["role"].(string)
+	p := Principal{Role: Role(role), Claims: claims}
+	if !p.Role.Valid() {
+		return Principal{}, fmt.Errorf("%w: role %q is not anon, authenticated or service_role", ErrInvalidToken, role)
+	}
+	if sub, ok := claims["sub"].(string); ok {
+		p.UserID = sub
+	}
+	if p.Role == RoleAuthenticated && p.UserID == "" {
+		return Principal{}, fmt.Errorf("%w: authenticated token without sub", ErrInvalidToken)
+	}
+	return p, nil
+}
+
+// FromHeader extracts the bearer token from an Authorization header value.
+func FromHeader(h string) (string, error) {
+	if h == "" {
+		return "", ErrMissingToken
+	}
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "bearer") || strings.TrimSpace(tok) == "" {
+		return "", fmt.Errorf("%w: authorization header is not \"Bearer <token>\"", ErrInvalidToken)
+	}
+	return strings.TrimSpace(tok), nil
+}
+
+// Sign makes a token; used by the CLI's `keys` command and by tests.
+func Sign(secret string, role Role, sub string, ttl time.Duration) (string, error) {
+	now := time.Now()
+	c := jwt.MapClaims{"role": string(role), "iat": now.Unix(), "iss": "aerofn"}
+	if sub != "" {
+		c["sub"] = sub
+	}
+	if ttl > 0 {
+		c["exp"] = now.Add(ttl).Unix()
+	}
+	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString([]byte(secret))
+}

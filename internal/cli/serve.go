@@ -1,0 +1,76 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/aerodb/aerofn/internal/config"
+	"github.com/aerodb/aerofn/internal/server"
+)
+
+func newServe(stdout, stderr io.Writer) *cobra.Command {
+	var cfg config.Config
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run an aerofn node (migrates the database first)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := cfg.Resolve(cmd.Flags(), getenv); err != nil {
+				return err
+			}
+			return serve(cmd.Context(), cfg, stdout, stderr)
+		},
+	}
+	cfg.Bind(cmd.Flags())
+	return cmd
+}
+
+func logger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// serve runs until the first SIGINT/SIGTERM, then stops gracefully; a second
+// signal aborts at once.
+func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) error {
+	log := logger(stderr, cfg.LogLevel)
+	srv, err := server.Open(ctx, cfg, server.Options{Stdout: stdout, Logger: log})
+	if err != nil {
+		return err
+	}
+	if err := srv.Start(ctx); err != nil {
+		_ = srv.Stop(context.Background())
+		return err
+	}
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	select {
+	case <-sigs:
+	case <-ctx.Done():
+	}
+	log.Info("stopping; a second signal aborts", "timeout", cfg.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-sigs:
+			log.Warn("second signal: aborting")
+			os.Exit(1)
+		case <-sctx.Done():
+		}
+	}()
+	if err := srv.Stop(sctx); err != nil {
+		return fmt.Errorf("stopping: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}

@@ -1,0 +1,105 @@
+package e2e
+
+import (
+	"testing"
+
+	"github.com/bytecodealliance/wasmtime-go/v39"
+)
+
+// Hand-written hostile and minimal modules, in WAT, that speak ABI v1.
+const (
+	// watEcho returns its event as its result.
+	watEcho = `(module
+  (import "aerodb" "input_len" (func $len (result i32)))
+  (import "aerodb" "input_read" (func $read (param i32 i32) (result i32)))
+  (import "aerodb" "output" (func $out (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "handler") (result i32)
+    (local $n i32)
+    (local.set $n (call $len))
+    (if (i32.gt_u (local.get $n) (i32.const 65536)) (then (return (i32.const 1))))
+    (drop (call $read (i32.const 0) (local.get $n)))
+    (drop (call $out (i32.const 0) (local.get $n)))
+    (i32.const 0)))`
+
+	// watConst returns a fixed JSON document given as data.
+	watConstTmpl = `(module
+  (import "aerodb" "output" (func $out (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) %q)
+  (func (export "handler") (result i32)
+    (drop (call $out (i32.const 0) (i32.const %d)))
+    (i32.const %d)))`
+
+	watLoop = `(module
+  (memory (export "memory") 1)
+  (func (export "handler") (result i32)
+    (loop $l (br $l))
+    (i32.const 0)))`
+
+	// watMemoryBomb grows memory a page at a time until growth is refused,
+	// then traps, as a runaway allocator would.
+	watMemoryBomb = `(module
+  (memory (export "memory") 1)
+  (func (export "handler") (result i32)
+    (loop $l
+      (if (i32.ne (memory.grow (i32.const 16)) (i32.const -1)) (then (br $l))))
+    unreachable))`
+
+	watRecursion = `(module
+  (memory (export "memory") 1)
+  (func $f (param i32) (result i32) (call $f (i32.add (local.get 0) (i32.const 1))))
+  (func (export "handler") (result i32) (call $f (i32.const 0))))`
+
+	watUnreachable = `(module
+  (memory (export "memory") 1)
+  (func (export "handler") (result i32) unreachable))`
+
+	// watHugeOutput offers 8 MiB as its result.
+	watHugeOutput = `(module
+  (import "aerodb" "output" (func $out (param i32 i32) (result i32)))
+  (memory (export "memory") 129)
+  (func (export "handler") (result i32)
+    (drop (call $out (i32.const 0) (i32.const 8388608)))
+    (i32.const 0)))`
+
+	// watEnvLog logs and returns env("API_KEY") as {"k": value}, or 1.
+	watEnv = `(module
+  (import "aerodb" "env" (func $env (param i32 i32) (result i32)))
+  (import "aerodb" "reply_read" (func $rr (param i32 i32) (result i32)))
+  (import "aerodb" "log" (func $log (param i32 i32 i32)))
+  (import "aerodb" "output" (func $out (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "API_KEY")
+  (data (i32.const 16) "{\"k\":\"")
+  (func (export "handler") (result i32)
+    (local $n i32)
+    (local.set $n (call $env (i32.const 0) (i32.const 7)))
+    (if (i32.lt_s (local.get $n) (i32.const 0)) (then
+      (call $log (i32.const 1) (i32.const 0) (i32.const 7))
+      (drop (call $out (i32.const 0) (i32.const 7)))
+      (return (i32.const 1))))
+    (drop (call $rr (i32.const 22) (local.get $n)))
+    (i32.store8 (i32.add (i32.const 22) (local.get $n)) (i32.const 34))
+    (i32.store8 (i32.add (i32.const 23) (local.get $n)) (i32.const 125))
+    ;; log the secret: it must come out redacted
+    (call $log (i32.const 1) (i32.const 22) (local.get $n))
+    (drop (call $out (i32.const 16) (i32.add (local.get $n) (i32.const 8))))
+    (i32.const 0)))`
+
+	watBadImport = `(module
+  (import "env" "socket_open" (func (param i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "handler") (result i32) (i32.const 0)))`
+
+	watNoHandler = `(module (memory (export "memory") 1))`
+)
+
+func wat(t testing.TB, src string) []byte {
+	t.Helper()
+	b, err := wasmtime.Wat2Wasm(src)
+	if err != nil {
+		t.Fatalf("compiling WAT: %v\n%s", err, src)
+	}
+	return b
+}

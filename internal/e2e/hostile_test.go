@@ -1,0 +1,161 @@
+package e2e
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aerodb/aerofn/internal/testenv"
+)
+
+// TestHostileModules deploys each hostile fixture over HTTP and checks the
+// status, the record, and that the server keeps serving.
+func TestHostileModules(t *testing.T) {
+	e := testenv.Start(t)
+	e.MustDeploy("echo", wat(t, watEcho), nil)
+	e.MustDeploy("loop", wat(t, watLoop), map[string]any{"timeout": 1})
+	e.MustDeploy("bomb", wat(t, watMemoryBomb), map[string]any{"max_memory": 32 << 20})
+	e.MustDeploy("bomb-default", wat(t, watMemoryBomb), nil)
+	e.MustDeploy("recursion", wat(t, watRecursion), nil)
+	e.MustDeploy("unreachable", wat(t, watUnreachable), nil)
+	e.MustDeploy("huge-output", wat(t, watHugeOutput), nil)
+
+	cases := []struct {
+		fn, code, record string
+		status           int
+		within           time.Duration
+	}{
+		{"loop", "timeout", "timeout", 504, time.Second + 500*time.Millisecond},
+		{"bomb", "memory_limit_exceeded", "memory_exceeded", 507, 5 * time.Second},
+		{"bomb-default", "memory_limit_exceeded", "memory_exceeded", 507, 5 * time.Second},
+		{"recursion", "function_error", "error", 500, 5 * time.Second},
+		{"unreachable", "function_error", "error", 500, 5 * time.Second},
+		{"huge-output", "function_error", "error", 500, 5 * time.Second},
+	}
+	for _, c := range cases {
+		t.Run(c.fn, func(t *testing.T) {
+			start := time.Now()
+			r := e.Invoke(c.fn, e.AnonKey, nil)
+			took := time.Since(start)
+			if r.Status != c.status || r.Code() != c.code {
+				t.Fatalf("got %d %s, want %d %s", r.Status, r.Body, c.status, c.code)
+			}
+			if took > c.within {
+				t.Fatalf("took %s, want under %s", took, c.within)
+			}
+			if r := e.Invoke("echo", e.AnonKey, map[string]int{"ok": 1}); r.Status != 200 {
+				t.Fatalf("server stopped serving after %s: %d %s", c.fn, r.Status, r.Body)
+			}
+			e.Flush()
+			var status string
+			var peak float64
+			if err := e.Admin.QueryRow(context.Background(),
+				`SELECT status, memory_peak_mb FROM aerofn.invocations WHERE function_name = $1 ORDER BY created_at DESC LIMIT 1`, c.fn).Scan(&status, &peak); err != nil {
+				t.Fatal(err)
+			}
+			if status != c.record {
+				t.Fatalf("recorded %q, want %q", status, c.record)
+			}
+			if c.fn == "bomb" && (peak > 32 || peak < 31) {
+				t.Fatalf("memory peak %.1f MiB, want the 32 MiB cap", peak)
+			}
+		})
+	}
+	t.Run("messages", func(t *testing.T) {
+		for fn, want := range map[string]string{"unreachable": "unreachable", "huge-output": "output exceeds", "recursion": "stack"} {
+			r := e.Invoke(fn, e.AnonKey, nil)
+			if !strings.Contains(strings.ToLower(string(r.Body)), want) {
+				t.Errorf("%s: message %s lacks %q", fn, r.Body, want)
+			}
+		}
+	})
+}
+
+// TestRunawayLoopTimeoutPrecision checks that a loop is stopped within its
+// timeout plus 100 ms of overhead, measured inside the server (the record's
+// duration), so a slow client does not blur it.
+func TestRunawayLoopTimeoutPrecision(t *testing.T) {
+	e := testenv.Start(t)
+	e.MustDeploy("loop", wat(t, watLoop), map[string]any{"timeout": 1})
+	for i := 0; i < 3; i++ {
+		if r := e.Invoke("loop", e.AnonKey, nil); r.Status != 504 {
+			t.Fatalf("loop: %d %s", r.Status, r.Body)
+		}
+	}
+	e.Flush()
+	var maxMS float64
+	_ = e.Admin.QueryRow(context.Background(), `SELECT max(duration_ms) FROM aerofn.invocations WHERE function_name = 'loop'`).Scan(&maxMS)
+	if maxMS < 1000 || maxMS > 1100 {
+		t.Fatalf("loop ran %.1f ms; want 1000-1100 ms", maxMS)
+	}
+}
+
+// TestConcurrency: 100 concurrent hello calls all answer 200; then 100
+// concurrent runaway loops all answer 504 while hello keeps answering.
+func TestConcurrency(t *testing.T) {
+	e := testenv.Start(t)
+	e.MustDeploy("hello", testenv.Example(t, "hello"), map[string]any{"verify_jwt": false})
+	e.MustDeploy("loop", wat(t, watLoop), map[string]any{"timeout": 2, "verify_jwt": false})
+
+	var wg sync.WaitGroup
+	var bad atomic.Int32
+	for i := 0; i < 100; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := e.Invoke("hello", "", map[string]string{"name": "World"})
+			if r.Status != 200 || !strings.Contains(string(r.Body), "Hello, World!") {
+				bad.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if bad.Load() != 0 {
+		t.Fatalf("%d of 100 concurrent hello calls failed", bad.Load())
+	}
+
+	var loops sync.WaitGroup
+	var loopBad atomic.Int32
+	for i := 0; i < 100; i++ {
+		loops.Add(1)
+		go func() {
+			defer loops.Done()
+			if r := e.Invoke("loop", "", nil); r.Status != http.StatusGatewayTimeout {
+				loopBad.Add(1)
+			}
+		}()
+	}
+	time.Sleep(200 * time.Millisecond) // let the loops start
+	var helloOK, helloBad int
+	var slowest time.Duration
+	for i := 0; i < 10; i++ {
+		start := time.Now()
+		r := e.Invoke("hello", "", map[string]string{"name": "World"})
+		if d := time.Since(start); d > slowest {
+			slowest = d
+		}
+		if r.Status == 200 {
+			helloOK++
+		} else {
+			helloBad++
+		}
+	}
+	loops.Wait()
+	if loopBad.Load() != 0 {
+		t.Fatalf("%d of 100 loops did not answer 504", loopBad.Load())
+	}
+	if helloBad != 0 {
+		t.Fatalf("hello failed %d times while loops ran", helloBad)
+	}
+	t.Logf("hello answered %d/10 during 100 runaway loops; slowest %s", helloOK, slowest)
+	e.Flush()
+	var n int
+	_ = e.Admin.QueryRow(context.Background(), `SELECT count(*) FROM aerofn.invocations WHERE function_name = 'loop' AND status = 'timeout'`).Scan(&n)
+	if n != 100 {
+		t.Fatalf("%d timeout records, want 100", n)
+	}
+}

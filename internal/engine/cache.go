@@ -1,0 +1,190 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/bytecodealliance/wasmtime-go/v39"
+)
+
+// Module is a compiled, validated module, ready to run any number of times
+// concurrently.
+type Module struct {
+	hash string
+	m    *wasmtime.Module
+	info moduleInfo
+}
+
+// Hash is the key the module was loaded under.
+func (m *Module) Hash() string { return m.hash }
+
+// loadCall is a Load in progress; later Loads of the same hash wait for it.
+type loadCall struct {
+	done chan struct{}
+	m    *Module
+	err  error
+}
+
+// Load returns the compiled module for hash: from memory, else from the disk
+// cache, else by compiling the bytes wasm returns (called only then). hash
+// names the module's content (the registry uses its SHA-256); it must be
+// 1-128 characters of [0-9A-Za-z_-] because it becomes a file name.
+// Concurrent Loads of one hash compile once. Errors are not cached.
+func (e *Engine) Load(hash string, wasm func() ([]byte, error)) (*Module, error) {
+	if e.closed.Load() {
+		return nil, ErrClosed
+	}
+	if !validHash(hash) {
+		return nil, fmt.Errorf("loading module: hash %q is not 1-128 characters of [0-9A-Za-z_-]", hash)
+	}
+
+	e.mu.Lock()
+	if el, ok := e.modules[hash]; ok {
+		e.lru.MoveToFront(el)
+		e.mu.Unlock()
+		e.memoryHits.Add(1)
+		return el.Value.(*Module), nil
+	}
+	if c, ok := e.inflight[hash]; ok {
+		e.mu.Unlock()
+		<-c.done
+		return c.m, c.err
+	}
+	c := &loadCall{done: make(chan struct{})}
+	e.inflight[hash] = c
+	e.mu.Unlock()
+
+	c.m, c.err = e.load(hash, wasm)
+
+	e.mu.Lock()
+	delete(e.inflight, hash)
+	if c.err == nil {
+		e.modules[hash] = e.lru.PushFront(c.m)
+		for e.lru.Len() > e.cfg.MaxModules {
+			// Evicted modules are not closed: a running call may hold one.
+			// The finalizer frees it once nothing does.
+			old := e.lru.Remove(e.lru.Back()).(*Module)
+			delete(e.modules, old.hash)
+		}
+	}
+	e.mu.Unlock()
+	close(c.done)
+	return c.m, c.err
+}
+
+func validHash(h string) bool {
+	if len(h) == 0 || len(h) > 128 {
+		return false
+	}
+	for _, r := range h {
+		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func (e *Engine) load(hash string, wasm func() ([]byte, error)) (mod *Module, err error) {
+	// A panic in the caller's fetch function or in wasmtime must not leave
+	// other Loads of this hash waiting forever.
+	defer func() {
+		if r := recover(); r != nil {
+			mod, err = nil, fmt.Errorf("loading module %s: panic: %v", hash, r)
+		}
+	}()
+
+	path := e.cachePath(hash)
+	if path != "" {
+		if m, ok := e.loadCached(path); ok {
+			info, err := checkModule(m)
+			if err != nil {
+				return nil, fmt.Errorf("loading module %s: %w", hash, err)
+			}
+			e.diskLoads.Add(1)
+			return &Module{hash: hash, m: m, info: info}, nil
+		}
+	}
+
+	b, err := wasm()
+	if err != nil {
+		return nil, fmt.Errorf("fetching module %s: %w", hash, err)
+	}
+	m, err := e.compile(b)
+	if err != nil {
+		return nil, fmt.Errorf("loading module %s: %w", hash, err)
+	}
+	info, err := checkModule(m)
+	if err != nil {
+		return nil, fmt.Errorf("loading module %s: %w", hash, err)
+	}
+	e.compiles.Add(1)
+	if path != "" {
+		if err := writeCached(path, m); err != nil {
+			e.diskWriteErrors.Add(1)
+		}
+	}
+	return &Module{hash: hash, m: m, info: info}, nil
+}
+
+func (e *Engine) cachePath(hash string) string {
+	if e.cfg.CacheDir == "" {
+		return ""
+	}
+	return filepath.Join(e.cfg.CacheDir, hash+".cwasm")
+}
+
+// loadCached returns the module in path if the file exists and wasmtime
+// accepts it: it checks that the artifact was produced by this wasmtime
+// version with this configuration and is well formed. A file that fails is
+// counted and recompiled (and overwritten) by the caller.
+//
+// The file is mapped, not read: about 0.3 ms for a Go guest's 9 MiB artifact
+// against 10 ms to read and copy it. Mapping is safe because files are only
+// ever replaced by rename, never rewritten in place.
+func (e *Engine) loadCached(path string) (*wasmtime.Module, bool) {
+	if _, err := os.Stat(path); err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			e.diskLoadFailures.Add(1)
+		}
+		return nil, false
+	}
+	m, err := wasmtime.NewModuleDeserializeFile(e.wt, path)
+	if err != nil {
+		e.diskLoadFailures.Add(1)
+		return nil, false
+	}
+	return m, true
+}
+
+// writeCached stores the artifact atomically: a reader sees the old file, no
+// file, or the whole new one. wasmtime trusts the machine code in an artifact
+// it accepts, so the data is synced before the rename: a crash must not leave
+// a file whose name is in place but whose contents never reached the disk.
+func writeCached(path string, m *wasmtime.Module) error {
+	art, err := m.Serialize()
+	if err != nil {
+		return fmt.Errorf("serializing module: %w", err)
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("writing module cache: %w", err)
+	}
+	tmp := f.Name()
+	_, err = f.Write(art)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("writing module cache: %w", err)
+	}
+	return nil
+}

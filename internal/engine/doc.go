@@ -1,0 +1,90 @@
+/*
+Package engine runs WebAssembly function modules under wasmtime: each version
+is compiled once (its artifact cached on disk), every call gets a fresh store
+and instance with a deadline (epoch interruption), a memory cap (store
+limiter) and a bounded stack. It implements the host side of docs/ABI.md;
+what db_query, env and http_fetch actually do is supplied by the caller
+through Host, so nothing here knows about HTTP or Postgres.
+
+Below: the lifecycle of a module and of a call, and what can go wrong at each
+step.
+
+# Loading (once per module version)
+
+	Load(hash, fetch)
+	  │
+	  ├─ in-memory LRU hit ───────────────────────────────► *Module
+	  ├─ another Load of hash in flight ── wait for it ────► its *Module / error
+	  ├─ CacheDir/<hash>.cwasm accepted by wasmtime (mmap) ► check ABI ► *Module
+	  └─ else fetch() ► compile ► check ABI ► write <hash>.cwasm ► *Module
+	                                          (temp file, fsync, rename)
+
+A cached artifact that wasmtime refuses (another wasmtime version or engine
+configuration, a truncated file) is counted in Stats.DiskLoadFailures and
+recompiled; the new artifact replaces it.
+
+# Running (every call, nothing reused between calls)
+
+	Run(ctx, m, input, limits, host)
+	  │ deadline = min(now + limits.Timeout, ctx's deadline)
+	  ├─ new Store, its data = callState (input, output, logs, host, deadline)
+	  ├─ store limiter: memory ≤ limits.MemoryBytes, ≤100k table elements,
+	  │                 1 instance, ≤4 tables, 1 memory
+	  ├─ epoch deadline 1 tick ahead + C epoch callback
+	  │     every tick (Config.EpochTick): past the deadline, or ctx done
+	  │     (flag set by context.AfterFunc)? ── stop the guest : re-arm
+	  ├─ shared Linker.Instantiate (host functions find callState through
+	  │   the store's data, so the linker is built once per Engine)
+	  ├─ _initialize()           if exported
+	  ├─ handler() → i32
+	  │     host calls: aerodb.* and wasi_snapshot_preview1.*, every pointer
+	  │     bounds-checked; db_query/http_fetch get a ctx with the deadline
+	  ├─ flush unterminated stdout/stderr lines into the log
+	  ├─ classify → Result
+	  └─ store.Close(), then free the interrupt flag
+
+# Failure modes and the status they get
+
+	success          handler returned 0, or the guest called proc_exit(0);
+	                 Output is the last bytes passed to output
+	error            handler returned non-zero (Output is the guest's message,
+	                 Err "handler returned N"); a trap (Err is *TrapError:
+	                 unreachable, out-of-bounds access, call stack exhausted at
+	                 Config.MaxWasmStack, a bad pointer passed to a host function,
+	                 ...); proc_exit(N), N≠0 (Err "exit status N"); output over
+	                 Limits.MaxOutput (Err is ErrOutputTooLarge, "output exceeds
+	                 limit"); the caller's ctx cancelled (Err wraps
+	                 context.Canceled); a panic anywhere, e.g. in a Host
+	                 (recovered, never propagated); Run on a closed Engine
+	                 (ErrClosed)
+	timeout          the deadline passed while the guest ran (epoch callback) or
+	                 while it waited in a host function or poll_oneoff; also the
+	                 caller's ctx deadline. Err wraps context.DeadlineExceeded.
+	                 Stopped within one EpochTick of the deadline when the guest
+	                 is in wasm; a Host must honour its ctx for the same to hold
+	                 in host calls
+	memory_exceeded  the module's initial memory is already over the limit; or
+	                 the call failed (trap, non-zero return, non-zero exit) and
+	                 either linear memory had no room for one more 64 KiB page
+	                 under the limit, or the guest wrote an error-level line
+	                 (stderr or log level 3) containing "out of memory"
+
+The memory rule is a heuristic because wasmtime's store limiter, as
+wasmtime-go exposes it, refuses a memory.grow silently (it returns -1 to the
+guest) and reports nothing to the host. Memory that is full to the page catches
+a guest that grew until refused; the "out of memory" line catches a runtime
+that asked for one large block (Go prints "fatal error: out of memory", then
+exits) while memory was still small. A call that fails for another reason
+while memory happens to be full is reported as memory_exceeded too.
+
+MemoryPeak is the size of linear memory when the call ended; memory only
+grows, so that is its high-water mark.
+
+# Logs
+
+aerodb.log lines and lines written to fd 1 (info) and fd 2 (error) share the
+caps Limits.MaxLogLines and Limits.MaxLogBytes; lines past either are counted
+in Result.LogsDropped. An unterminated line is logged when it reaches 64 KiB
+or when the call ends.
+*/
+package engine

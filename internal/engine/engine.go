@@ -1,0 +1,289 @@
+package engine
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bytecodealliance/wasmtime-go/v39"
+)
+
+// Status is the outcome of one call, as recorded.
+type Status string
+
+const (
+	StatusSuccess        Status = "success"
+	StatusError          Status = "error"
+	StatusTimeout        Status = "timeout"
+	StatusMemoryExceeded Status = "memory_exceeded"
+)
+
+// ErrInvalidModule wraps every reason a module is refused at deploy.
+var ErrInvalidModule = errors.New("invalid module")
+
+// ErrClosed is returned by Load, and carried by Result.Err from Run, once the
+// engine has been closed.
+var ErrClosed = errors.New("engine closed")
+
+// Limits bound one call.
+type Limits struct {
+	Timeout     time.Duration // wall clock, whole call; default 10 s
+	MemoryBytes int64         // linear memory cap; default 128 MiB
+	MaxOutput   int           // bytes passed to output; default 6 MiB
+	MaxLogLines int           // default 1000
+	MaxLogBytes int           // default 1 MiB
+}
+
+// Defaults documented in docs/ABI.md ("Limits a guest meets").
+const (
+	DefaultTimeout     = 10 * time.Second
+	DefaultMemoryBytes = 128 << 20
+	DefaultMaxOutput   = 6 << 20
+	DefaultMaxLogLines = 1000
+	DefaultMaxLogBytes = 1 << 20
+)
+
+// WithDefaults returns l with every zero (or negative) field set to its default.
+func (l Limits) WithDefaults() Limits {
+	if l.Timeout <= 0 {
+		l.Timeout = DefaultTimeout
+	}
+	if l.MemoryBytes <= 0 {
+		l.MemoryBytes = DefaultMemoryBytes
+	}
+	if l.MaxOutput <= 0 {
+		l.MaxOutput = DefaultMaxOutput
+	}
+	if l.MaxLogLines <= 0 {
+		l.MaxLogLines = DefaultMaxLogLines
+	}
+	if l.MaxLogBytes <= 0 {
+		l.MaxLogBytes = DefaultMaxLogBytes
+	}
+	return l
+}
+
+// Host supplies the host functions that reach outside the sandbox. It is built
+// per call by the invoker (it carries the call's principal and whitelist).
+// Replies are JSON as described in docs/ABI.md; a Host never panics.
+type Host interface {
+	Env(key string) (string, bool)
+	DBQuery(ctx context.Context, request []byte) []byte
+	HTTPFetch(ctx context.Context, request []byte) []byte
+}
+
+// LogLine is one line the guest logged (log import, stdout or stderr).
+type LogLine struct {
+	Time    time.Time `json:"time"`
+	Level   string    `json:"level"` // debug, info, warn, error
+	Message string    `json:"message"`
+}
+
+// Result is what one call produced.
+type Result struct {
+	Status      Status
+	Output      []byte // the result (success) or error message set by the guest
+	Err         error  // why the call failed (trap, timeout, exit code...), nil on success
+	Logs        []LogLine
+	LogsDropped int
+	MemoryPeak  int64 // linear memory high-water mark, bytes
+	Duration    time.Duration
+}
+
+// Config configures an Engine. The zero value is usable: no disk cache,
+// defaults for the rest.
+type Config struct {
+	// CacheDir holds compiled artifacts (<hash>.cwasm). Empty disables the
+	// disk cache. It is created if missing.
+	CacheDir string
+	// EpochTick is how often the epoch advances; it is the granularity of
+	// timeouts and cancellation. Default 10 ms.
+	EpochTick time.Duration
+	// MaxWasmStack bounds the guest's native stack, so runaway recursion traps
+	// quickly instead of exhausting the host thread. Default 512 KiB.
+	MaxWasmStack int
+	// MaxModules bounds the in-memory cache of compiled modules (least
+	// recently used ones are dropped; the disk cache keeps them). Default 256.
+	MaxModules int
+}
+
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	if c.EpochTick <= 0 {
+		c.EpochTick = 10 * time.Millisecond
+	}
+	if c.MaxWasmStack <= 0 {
+		c.MaxWasmStack = 512 << 10
+	}
+	if c.MaxModules <= 0 {
+		c.MaxModules = 256
+	}
+	return c
+}
+
+// Stats counts what the compile cache did, for metrics and tests.
+type Stats struct {
+	Compiles         uint64 // modules compiled from wasm bytes (Load only, not Validate)
+	DiskLoads        uint64 // modules deserialized from CacheDir
+	DiskLoadFailures uint64 // cached artifacts that could not be used and were recompiled
+	DiskWriteErrors  uint64 // artifacts that could not be written (the module still loaded)
+	MemoryHits       uint64 // Loads served from the in-memory cache
+	CachedModules    int    // modules currently in the in-memory cache
+}
+
+// Engine compiles and runs modules. It is safe for concurrent use.
+type Engine struct {
+	cfg    Config
+	wt     *wasmtime.Engine
+	linker *wasmtime.Linker // shared by every call; host functions find the call through the store's data
+
+	// Compile cache: an LRU of modules plus the loads in flight, so concurrent
+	// Loads of one hash compile once.
+	mu       sync.Mutex
+	lru      *list.List               // of *Module, front = most recently used
+	modules  map[string]*list.Element // hash -> element of lru
+	inflight map[string]*loadCall
+
+	compiles, diskLoads, diskLoadFailures, diskWriteErrors, memoryHits atomic.Uint64
+
+	// Calls in flight. Close waits for them before stopping the ticker,
+	// because a guest still running when the epoch stops would never be
+	// interrupted.
+	runMu   sync.Mutex
+	active  int
+	drained chan struct{} // closed when active reaches 0 after Close
+
+	closed    atomic.Bool
+	stop      chan struct{}
+	ticker    sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// New builds an engine: one wasmtime engine with epoch interruption, the shared
+// linker holding every host function, and the goroutine that advances the epoch.
+func New(cfg Config) (*Engine, error) {
+	cfg = cfg.WithDefaults()
+	if cfg.CacheDir != "" {
+		if err := os.MkdirAll(cfg.CacheDir, 0o755); err != nil {
+			return nil, fmt.Errorf("creating cache dir: %w", err)
+		}
+	}
+
+	wcfg := wasmtime.NewConfig()
+	wcfg.SetEpochInterruption(true)
+	wcfg.SetMaxWasmStack(cfg.MaxWasmStack)
+	wt := wasmtime.NewEngineWithConfig(wcfg)
+
+	e := &Engine{
+		cfg:      cfg,
+		wt:       wt,
+		lru:      list.New(),
+		modules:  make(map[string]*list.Element),
+		inflight: make(map[string]*loadCall),
+		stop:     make(chan struct{}),
+		drained:  make(chan struct{}),
+	}
+	removeStaleTemps(cfg.CacheDir)
+	linker, err := newLinker(wt)
+	if err != nil {
+		return nil, fmt.Errorf("defining host functions: %w", err)
+	}
+	e.linker = linker
+
+	e.ticker.Add(1)
+	go e.tick()
+	return e, nil
+}
+
+// tick advances the epoch. IncrementEpoch is an atomic add on the engine, safe
+// from any thread; every running store checks it at function entries and loop
+// back-edges, which is what makes a deadline bite in a guest that never calls
+// the host.
+func (e *Engine) tick() {
+	defer e.ticker.Done()
+	t := time.NewTicker(e.cfg.EpochTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case <-t.C:
+			e.wt.IncrementEpoch()
+		}
+	}
+}
+
+// Close refuses new work (Load and Run then fail with ErrClosed), waits for
+// the calls in flight to end, each within its own deadline (provided Hosts
+// honour their context), and stops the epoch ticker. It is idempotent. The
+// wasmtime objects are left to their finalizers.
+func (e *Engine) Close() error {
+	e.closeOnce.Do(func() {
+		e.runMu.Lock()
+		e.closed.Store(true)
+		idle := e.active == 0
+		e.runMu.Unlock()
+		if !idle {
+			<-e.drained
+		}
+		close(e.stop)
+		e.ticker.Wait()
+	})
+	return nil
+}
+
+// enter registers a call; false once the engine is closed.
+func (e *Engine) enter() bool {
+	e.runMu.Lock()
+	defer e.runMu.Unlock()
+	if e.closed.Load() {
+		return false
+	}
+	e.active++
+	return true
+}
+
+func (e *Engine) exit() {
+	e.runMu.Lock()
+	defer e.runMu.Unlock()
+	e.active--
+	if e.active == 0 && e.closed.Load() {
+		close(e.drained)
+	}
+}
+
+// removeStaleTemps deletes cache files left half-written by a process that
+// died between write and rename. Only old ones: another engine sharing the
+// directory may be writing right now.
+func removeStaleTemps(dir string) {
+	if dir == "" {
+		return
+	}
+	tmps, _ := filepath.Glob(filepath.Join(dir, "*.cwasm.*.tmp"))
+	for _, p := range tmps {
+		if fi, err := os.Stat(p); err == nil && time.Since(fi.ModTime()) > time.Hour {
+			os.Remove(p)
+		}
+	}
+}
+
+// Stats reports cache counters.
+func (e *Engine) Stats() Stats {
+	e.mu.Lock()
+	n := len(e.modules)
+	e.mu.Unlock()
+	return Stats{
+		Compiles:         e.compiles.Load(),
+		DiskLoads:        e.diskLoads.Load(),
+		DiskLoadFailures: e.diskLoadFailures.Load(),
+		DiskWriteErrors:  e.diskWriteErrors.Load(),
+		MemoryHits:       e.memoryHits.Load(),
+		CachedModules:    n,
+	}
+}

@@ -1,0 +1,237 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/bytecodealliance/wasmtime-go/v39"
+)
+
+// Store limits besides memory. One instance and one memory per store: the
+// memory cap applies per memory, so a second one would double it. Tables are
+// bounded so a module cannot reserve host memory through them.
+const (
+	maxTableElements = 100_000
+	maxInstances     = 1
+	maxTables        = 4
+	maxMemories      = 1
+)
+
+// ErrOutputTooLarge is carried by Result.Err when the guest passed more than
+// Limits.MaxOutput bytes to output.
+var ErrOutputTooLarge = errors.New("output exceeds limit")
+
+// TrapError is Result.Err for a guest that trapped.
+type TrapError struct {
+	Message string   // the cause, e.g. "wasm trap: call stack exhausted"
+	Trace   []string // innermost wasm frames first, at most maxTraceFrames
+}
+
+func (e *TrapError) Error() string { return e.Message }
+
+const maxTraceFrames = 32
+
+// Run calls the module once: a fresh store and instance, _initialize if the
+// module exports it, then handler. It never panics; every failure, including
+// a panic in a Host, becomes a Result with a status (see doc.go for the
+// rules).
+func (e *Engine) Run(ctx context.Context, m *Module, input []byte, lim Limits, host Host) (res Result) {
+	start := time.Now()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	lim = lim.WithDefaults()
+	st := &callState{input: input, lim: lim, host: host, start: start, parent: ctx}
+	defer func() {
+		if r := recover(); r != nil {
+			res = Result{
+				Status:      StatusError,
+				Output:      st.output,
+				Err:         fmt.Errorf("running module: panic: %v", r),
+				Logs:        st.logs,
+				LogsDropped: st.dropped,
+			}
+		}
+		res.Duration = time.Since(start)
+	}()
+	defer st.release()
+
+	if m == nil {
+		return Result{Status: StatusError, Err: errors.New("running module: nil module")}
+	}
+	if !e.enter() {
+		return Result{Status: StatusError, Err: ErrClosed}
+	}
+	defer e.exit()
+	st.deadline = start.Add(lim.Timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(st.deadline) {
+		st.deadline = d
+	}
+	if err := ctx.Err(); err != nil {
+		return interruptedResult(err, lim, start)
+	}
+	if m.info.minMemory > lim.MemoryBytes {
+		return Result{
+			Status: StatusMemoryExceeded,
+			Err:    fmt.Errorf("module needs %d bytes of memory at start, over the %d byte limit", m.info.minMemory, lim.MemoryBytes),
+		}
+	}
+
+	store := wasmtime.NewStoreWithData(e.wt, st)
+	store.Limiter(lim.MemoryBytes, maxTableElements, maxInstances, maxTables, maxMemories)
+	intr := e.armInterrupt(store, ctx, time.Until(st.deadline))
+	defer func() {
+		store.Close() // first: after this the epoch callback cannot run
+		intr.release()
+	}()
+
+	rc, err := e.callModule(store, st, m)
+	st.flushStreams()
+
+	res = Result{Output: st.output, Logs: st.logs, LogsDropped: st.dropped}
+	if st.mem != nil {
+		res.MemoryPeak = int64(st.mem.DataSize(store))
+	}
+	failed := err != nil || rc != 0
+
+	var trap *wasmtime.Trap
+	fallbackInterrupt := intr.c == nil && errors.As(err, &trap) && trapCode(trap) == wasmtime.Interrupt
+	switch {
+	case intr.fired() || fallbackInterrupt || st.interrupted != nil:
+		cause := context.DeadlineExceeded
+		if st.interrupted != nil {
+			cause = st.interrupted
+		} else if intr.cancelled() && ctx.Err() != nil {
+			cause = ctx.Err()
+		}
+		ir := interruptedResult(cause, lim, start)
+		res.Status, res.Err = ir.Status, ir.Err
+	case st.exited && st.exitCode == 0:
+		res.Status = StatusSuccess
+	case failed && (res.MemoryPeak+oomSlack(lim.MemoryBytes) > lim.MemoryBytes || st.sawOOMLine):
+		res.Status = StatusMemoryExceeded
+		res.Err = fmt.Errorf("out of memory: linear memory at %d bytes, limit %d: %w", res.MemoryPeak, lim.MemoryBytes, failure(err, rc, st))
+	case failed:
+		res.Status = StatusError
+		res.Err = failure(err, rc, st)
+	default:
+		res.Status = StatusSuccess
+	}
+	return res
+}
+
+// oomSlack is how close to its cap a failed call's memory must be for the
+// failure to count as memory_exceeded. wasmtime refuses growth silently
+// (memory.grow returns -1), so aerofn infers the cause: allocators grow in
+// chunks (AssemblyScript doubles, a Go arena is 4 MiB, hand-written code any
+// size), so a refused grow can leave up to a chunk unused. A sixteenth of
+// the cap (at least a page) catches chunked growth while a call that fails
+// far from its cap stays an ordinary error.
+func oomSlack(limit int64) int64 {
+	return max(wasmPage, limit/16)
+}
+
+// callModule instantiates m in store and runs it. rc is handler's result.
+func (e *Engine) callModule(store *wasmtime.Store, st *callState, m *Module) (rc int32, err error) {
+	inst, err := e.linker.Instantiate(store, m.m)
+	if err != nil {
+		return 0, err
+	}
+	st.mem = exportedMemory(store, inst, "memory")
+	if m.info.hasInitialize {
+		if _, err := exportedFunc(store, inst, "_initialize").Call(store); err != nil {
+			return 0, err
+		}
+	}
+	v, err := exportedFunc(store, inst, "handler").Call(store)
+	if err != nil {
+		return 0, err
+	}
+	rc, _ = v.(int32)
+	return rc, nil
+}
+
+// exportedFunc and exportedMemory look up an export the module is known to
+// have (checkModule verified it) and free the Extern at once. wasmtime-go
+// gives each Extern a finalizer; left to the GC, thousands of them pile up on
+// the heap's special lists and make every SetFinalizer slower, a measurable
+// part of a call.
+func exportedFunc(store *wasmtime.Store, inst *wasmtime.Instance, name string) *wasmtime.Func {
+	ext := inst.GetExport(store, name)
+	defer ext.Close()
+	return ext.Func()
+}
+
+func exportedMemory(store *wasmtime.Store, inst *wasmtime.Instance, name string) *wasmtime.Memory {
+	ext := inst.GetExport(store, name)
+	defer ext.Close()
+	return ext.Memory()
+}
+
+// failure explains a failed call that was not interrupted.
+func failure(err error, rc int32, st *callState) error {
+	switch {
+	case st.exited:
+		return fmt.Errorf("exit status %d", st.exitCode)
+	case st.outputTooLarge:
+		return ErrOutputTooLarge
+	case err != nil:
+		return trapError(err)
+	default:
+		return fmt.Errorf("handler returned %d", rc)
+	}
+}
+
+func interruptedResult(cause error, lim Limits, start time.Time) Result {
+	if errors.Is(cause, context.Canceled) {
+		return Result{Status: StatusError, Err: fmt.Errorf("call cancelled after %v: %w", time.Since(start).Round(time.Millisecond), cause)}
+	}
+	return Result{Status: StatusTimeout, Err: fmt.Errorf("call interrupted after %v (limit %v): %w", time.Since(start).Round(time.Millisecond), lim.Timeout, context.DeadlineExceeded)}
+}
+
+func trapCode(t *wasmtime.Trap) wasmtime.TrapCode {
+	if c := t.Code(); c != nil {
+		return *c
+	}
+	return 255
+}
+
+// trapError turns wasmtime's message (a wasm backtrace, then "Caused by:"
+// and the cause, then a native backtrace when RUST_BACKTRACE is set) into the
+// cause plus the innermost frames.
+//
+// A stack overflow is answered from the trap code alone: its backtrace is the
+// whole exhausted stack (16k frames at 512 KiB), and formatting that costs
+// several milliseconds while saying nothing the message does not.
+func trapError(err error) *TrapError {
+	var trap *wasmtime.Trap
+	if errors.As(err, &trap) && trapCode(trap) == wasmtime.StackOverflow {
+		return &TrapError{Message: "wasm trap: call stack exhausted"}
+	}
+	msg := err.Error()
+	te := &TrapError{Message: causeOf(msg)}
+	_, rest, ok := strings.Cut(msg, "wasm backtrace:")
+	if !ok {
+		return te
+	}
+	for rest != "" {
+		var line string
+		line, rest, _ = strings.Cut(rest, "\n")
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "Caused by:") {
+			break
+		}
+		if line == "" || strings.HasPrefix(line, "note:") {
+			continue
+		}
+		if len(te.Trace) == maxTraceFrames {
+			te.Trace = append(te.Trace, "...")
+			break
+		}
+		te.Trace = append(te.Trace, line)
+	}
+	return te
+}

@@ -1,0 +1,22 @@
+;; Looks up the variable named by the event; outputs its value or "<unset>".
+(module
+  (import "aerodb" "input_len" (func $input_len (result i32)))
+  (import "aerodb" "input_read" (func $input_read (param i32 i32) (result i32)))
+  (import "aerodb" "env" (func $env (param i32 i32) (result i32)))
+  (import "aerodb" "reply_read" (func $reply_read (param i32 i32) (result i32)))
+  (import "aerodb" "output" (func $output (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "<unset>")
+  (func (export "handler") (result i32)
+    (local $n i32)
+    (local $v i32)
+    (local.set $n (call $input_len))
+    (drop (call $input_read (i32.const 1024) (local.get $n)))
+    (local.set $v (call $env (i32.const 1024) (local.get $n)))
+    (if (i32.eq (local.get $v) (i32.const -1))
+      (then
+        (drop (call $output (i32.const 0) (i32.const 7)))
+        (return (i32.const 0))))
+    (drop (call $reply_read (i32.const 2048) (local.get $v)))
+    (drop (call $output (i32.const 2048) (local.get $v)))
+    (i32.const 0)))

@@ -1,0 +1,22 @@
+;; Sends the event to db_query and to http_fetch and outputs both replies,
+;; one after the other.
+(module
+  (import "aerodb" "input_len" (func $input_len (result i32)))
+  (import "aerodb" "input_read" (func $input_read (param i32 i32) (result i32)))
+  (import "aerodb" "db_query" (func $db_query (param i32 i32) (result i32)))
+  (import "aerodb" "http_fetch" (func $http_fetch (param i32 i32) (result i32)))
+  (import "aerodb" "reply_read" (func $reply_read (param i32 i32) (result i32)))
+  (import "aerodb" "output" (func $output (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "handler") (result i32)
+    (local $n i32)
+    (local $a i32)
+    (local $b i32)
+    (local.set $n (call $input_len))
+    (drop (call $input_read (i32.const 0) (local.get $n)))
+    (local.set $a (call $db_query (i32.const 0) (local.get $n)))
+    (drop (call $reply_read (i32.const 4096) (local.get $a)))
+    (local.set $b (call $http_fetch (i32.const 0) (local.get $n)))
+    (drop (call $reply_read (i32.add (i32.const 4096) (local.get $a)) (local.get $b)))
+    (drop (call $output (i32.const 4096) (i32.add (local.get $a) (local.get $b))))
+    (i32.const 0)))

@@ -1,0 +1,26 @@
+;; Writes three lines and a partial one through fd_write (stdout, stderr),
+;; checks a write to an unknown fd fails with EBADF, then logs 1500 lines.
+(module
+  (import "aerodb" "log" (func $log (param i32 i32 i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "out1\nout2\npartial")
+  (data (i32.const 100) "err line\n")
+  (data (i32.const 200) "\00\00\00\00\11\00\00\00")
+  (data (i32.const 208) "\64\00\00\00\09\00\00\00")
+  (data (i32.const 400) "line")
+  (func (export "handler") (result i32)
+    (local $i i32)
+    (if (call $fd_write (i32.const 1) (i32.const 200) (i32.const 1) (i32.const 300))
+      (then (return (i32.const 10))))
+    (if (i32.ne (i32.load (i32.const 300)) (i32.const 17))
+      (then (return (i32.const 11))))
+    (if (call $fd_write (i32.const 2) (i32.const 208) (i32.const 1) (i32.const 300))
+      (then (return (i32.const 12))))
+    (if (i32.ne (call $fd_write (i32.const 7) (i32.const 208) (i32.const 1) (i32.const 300)) (i32.const 8))
+      (then (return (i32.const 13))))
+    (loop $l
+      (call $log (i32.rem_u (local.get $i) (i32.const 5)) (i32.const 400) (i32.const 4))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 1500))))
+    (i32.const 0)))

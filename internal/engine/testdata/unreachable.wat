@@ -1,0 +1,4 @@
+(module
+  (memory (export "memory") 1)
+  (func (export "handler") (result i32)
+    unreachable))

@@ -1,0 +1,89 @@
+// Package hostfn implements what the host functions of docs/ABI.md do for one
+// invocation: env (whitelist and secrets), db_query (delegated to the
+// RLS-scoped executor with the call's principal) and http_fetch (allow-list).
+// The engine only moves bytes; every decision about the outside world is here.
+package hostfn
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+
+	"github.com/aerodb/aerofn/internal/auth"
+)
+
+// DB runs one db_query request (ABI JSON in, reply JSON out) for a principal.
+type DB interface {
+	Handle(ctx context.Context, p auth.Principal, request []byte) []byte
+}
+
+// Secrets resolves env() values.
+type Secrets interface {
+	Get(ctx context.Context, name string) (string, bool, error)
+}
+
+// Call is the Host of one invocation (it implements engine.Host).
+type Call struct {
+	Ctx       context.Context
+	Principal auth.Principal
+	EnvKeys   []string
+	Secrets   Secrets
+	DB        DB
+	Fetcher   *Fetcher
+	Allowed   []string // http_fetch allow-list
+
+	mu   sync.Mutex
+	read []string // secret values handed to the guest, for redaction
+}
+
+// Env returns a whitelisted value.
+func (c *Call) Env(key string) (string, bool) {
+	allowed := false
+	for _, k := range c.EnvKeys {
+		if k == key {
+			allowed = true
+			break
+		}
+	}
+	if !allowed || c.Secrets == nil {
+		return "", false
+	}
+	v, ok, err := c.Secrets.Get(c.Ctx, key)
+	if err != nil || !ok {
+		return "", false
+	}
+	c.mu.Lock()
+	c.read = append(c.read, v)
+	c.mu.Unlock()
+	return v, true
+}
+
+// SecretsRead returns the values the guest obtained through env(), which the
+// invoker scrubs from logs, records and responses.
+func (c *Call) SecretsRead() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.read...)
+}
+
+// DBQuery runs SQL as the call's principal.
+func (c *Call) DBQuery(ctx context.Context, request []byte) []byte {
+	if c.DB == nil {
+		return ErrorReply("unavailable", "db_query is not configured on this server")
+	}
+	return c.DB.Handle(ctx, c.Principal, request)
+}
+
+// HTTPFetch fetches an allow-listed URL.
+func (c *Call) HTTPFetch(ctx context.Context, request []byte) []byte {
+	if c.Fetcher == nil {
+		return ErrorReply("unavailable", "http_fetch is not configured on this server")
+	}
+	return c.Fetcher.Handle(ctx, c.Allowed, request)
+}
+
+// ErrorReply is the ABI's error reply.
+func ErrorReply(code, message string) []byte {
+	b, _ := json.Marshal(map[string]any{"error": map[string]string{"code": code, "message": message}})
+	return b
+}

@@ -1,0 +1,224 @@
+// Package httpapi serves aerofn's REST API: deploy and manage functions,
+// invoke them over HTTP, read their records. Handlers return errors; one
+// Error type maps every failure to {"error", "code", "message"}.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/aerodb/aerofn/internal/auth"
+	"github.com/aerodb/aerofn/internal/engine"
+	"github.com/aerodb/aerofn/internal/invoker"
+	"github.com/aerodb/aerofn/internal/records"
+	"github.com/aerodb/aerofn/internal/registry"
+	"github.com/aerodb/aerofn/internal/secrets"
+)
+
+// Limits of request sizes.
+const (
+	MaxInvokeBody = 6 << 20
+	maxDeployBody = registry.MaxModuleSize + 1<<20 // the module plus form fields
+	maxJSONBody   = 1 << 20
+)
+
+// Route is an extra route under /functions/v1/{name}/..., added by the
+// packages of later triggers (events, run).
+type Route struct {
+	Method  string
+	Suffix  string // after the name, e.g. "events" or "events/*/replay"
+	Handler func(w http.ResponseWriter, r *http.Request, fn registry.Function, parts []string) error
+}
+
+// Config wires the API.
+type Config struct {
+	Registry   *registry.Store
+	Engine     *engine.Engine
+	Invoker    *invoker.Invoker
+	Records    *records.Reader
+	Secrets    *secrets.Store
+	Verifier   *auth.Verifier
+	Gatherer   prometheus.Gatherer
+	Logger     *slog.Logger
+	Ready      func(ctx context.Context) error // for /healthz
+	Routes     []Route
+	Describers []Describer // extra fields shown by GET /functions/v1/{name}
+}
+
+// Describer adds a field to a function's description (e.g. next run times).
+type Describer func(ctx context.Context, fn registry.Function) (key string, value any, err error)
+
+// API is the HTTP handler.
+type API struct {
+	cfg Config
+	log *slog.Logger
+	mux *http.ServeMux
+}
+
+// New builds the API.
+func New(cfg Config) *API {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	a := &API{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
+	a.mux.HandleFunc("/functions/v1", a.wrap(a.routeFunctions))
+	a.mux.HandleFunc("/functions/v1/", a.wrap(a.routeFunctions))
+	a.mux.HandleFunc("GET /healthz", a.wrap(a.healthz))
+	if cfg.Gatherer != nil {
+		a.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{}))
+	}
+	a.mux.HandleFunc("/", a.wrap(func(w http.ResponseWriter, r *http.Request) error {
+		return notFound("no route for %s %s", r.Method, r.URL.Path)
+	}))
+	return a
+}
+
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+
+// AddRoute adds a per-function route; call before serving.
+func (a *API) AddRoute(rt Route) { a.cfg.Routes = append(a.cfg.Routes, rt) }
+
+// AddDescriber adds a field to function descriptions; call before serving.
+func (a *API) AddDescriber(d Describer) { a.cfg.Describers = append(a.cfg.Describers, d) }
+
+func (a *API) healthz(w http.ResponseWriter, r *http.Request) error {
+	if a.cfg.Ready != nil {
+		if err := a.cfg.Ready(r.Context()); err != nil {
+			return apiError(http.StatusServiceUnavailable, "unavailable", "not ready: %v", err)
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	return nil
+}
+
+// routeFunctions dispatches /functions/v1/... by hand: the API mixes literal
+// segments (deploy, invoke, secrets) with function names and any-method
+// invocation, which net/http patterns cannot express without conflicts.
+func (a *API) routeFunctions(w http.ResponseWriter, r *http.Request) error {
+	rest := strings.Trim(strings.TrimPrefix(r.URL.Path, "/functions/v1"), "/")
+	var parts []string
+	if rest != "" {
+		parts = strings.Split(rest, "/")
+	}
+	m := r.Method
+	switch {
+	case len(parts) == 0:
+		if m != http.MethodGet {
+			return methodNotAllowed(m, "GET")
+		}
+		return a.admin(w, r, a.list)
+	case parts[0] == "deploy" && len(parts) == 1:
+		if m != http.MethodPost {
+			return methodNotAllowed(m, "POST")
+		}
+		return a.admin(w, r, a.deploy)
+	case parts[0] == "secrets":
+		return a.admin(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.secrets(w, r, parts[1:]) })
+	case parts[0] == "invoke":
+		if len(parts) < 2 {
+			return notFound("no function named in %s", r.URL.Path)
+		}
+		return a.invoke(w, r, parts[1], "/"+strings.Join(parts[2:], "/"))
+	}
+	name := parts[0]
+	if len(parts) == 1 {
+		switch m {
+		case http.MethodGet:
+			return a.admin(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.get(w, r, name) })
+		case http.MethodPatch:
+			return a.admin(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.patch(w, r, name) })
+		case http.MethodDelete:
+			return a.admin(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.remove(w, r, name) })
+		default:
+			return a.invoke(w, r, name, "/")
+		}
+	}
+	sub := strings.Join(parts[1:], "/")
+	switch {
+	case sub == "versions" && m == http.MethodGet:
+		return a.admin(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.versions(w, r, name) })
+	case sub == "rollback" && m == http.MethodPost:
+		return a.admin(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.rollback(w, r, name) })
+	case sub == "logs" && m == http.MethodGet:
+		return a.admin(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.logs(w, r, name) })
+	case sub == "stats" && m == http.MethodGet:
+		return a.admin(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.stats(w, r, name) })
+	}
+	for _, rt := range a.cfg.Routes {
+		if rt.Method == m && matchSuffix(rt.Suffix, parts[1:]) {
+			return a.admin(w, r, func(w http.ResponseWriter, r *http.Request) error {
+				fn, err := a.cfg.Registry.Get(r.Context(), name)
+				if errors.Is(err, registry.ErrNotFound) {
+					return notFound("function %q does not exist", name)
+				}
+				if err != nil {
+					return err
+				}
+				return rt.Handler(w, r, fn, parts[1:])
+			})
+		}
+	}
+	return notFound("no route for %s %s", m, r.URL.Path)
+}
+
+func matchSuffix(pattern string, parts []string) bool {
+	p := strings.Split(pattern, "/")
+	if len(p) != len(parts) {
+		return false
+	}
+	for i := range p {
+		if p[i] != "*" && p[i] != parts[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func methodNotAllowed(got, want string) error {
+	return apiError(http.StatusMethodNotAllowed, "method_not_allowed", "%s is not allowed here; use %s", got, want)
+}
+
+type principalKey struct{}
+
+// principal verifies the request's token. A token that is present and
+// invalid is always an error; a missing one is reported as ErrMissingToken.
+func (a *API) principal(r *http.Request) (auth.Principal, error) {
+	tok, err := auth.FromHeader(r.Header.Get("Authorization"))
+	if err != nil {
+		if errors.Is(err, auth.ErrMissingToken) {
+			if k := r.Header.Get("apikey"); k != "" {
+				tok = k
+			} else {
+				return auth.Principal{}, err
+			}
+		} else {
+			return auth.Principal{}, apiError(http.StatusUnauthorized, "invalid_token", "%v", err)
+		}
+	}
+	p, err := a.cfg.Verifier.Verify(tok)
+	if err != nil {
+		return auth.Principal{}, apiError(http.StatusUnauthorized, "invalid_token", "%v", err)
+	}
+	return p, nil
+}
+
+// admin runs h only for a service-role caller.
+func (a *API) admin(w http.ResponseWriter, r *http.Request, h handlerFunc) error {
+	p, err := a.principal(r)
+	if errors.Is(err, auth.ErrMissingToken) {
+		return apiError(http.StatusUnauthorized, "missing_token", "this endpoint needs a service_role bearer token")
+	}
+	if err != nil {
+		return err
+	}
+	if p.Role != auth.RoleService {
+		return apiError(http.StatusForbidden, "forbidden", "this endpoint needs the service_role; the token's role is %s", p.Role)
+	}
+	return h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+}

@@ -1,0 +1,93 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+)
+
+// Error is the one error type every handler failure becomes: a status, a
+// stable machine-readable code and a message for people.
+type Error struct {
+	Status     int
+	Code       string
+	Message    string
+	RetryAfter int // seconds, for 429
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+func apiError(status int, code, format string, args ...any) *Error {
+	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+func badRequest(code, format string, args ...any) *Error {
+	return apiError(http.StatusBadRequest, code, format, args...)
+}
+
+func notFound(format string, args ...any) *Error {
+	return apiError(http.StatusNotFound, "not_found", format, args...)
+}
+
+type body struct {
+	Error   string `json:"error"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// handlerFunc is an http handler that returns its failure.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+func (a *API) wrap(h handlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			a.writeError(w, r, err)
+		}
+	}
+}
+
+func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var e *Error
+	if !errors.As(err, &e) {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			e = apiError(http.StatusRequestEntityTooLarge, "payload_too_large", "request body exceeds %d bytes", mbe.Limit)
+		} else {
+			a.log.Error("internal error", "method", r.Method, "path", r.URL.Path, "error", err)
+			e = apiError(http.StatusInternalServerError, "internal_error", "internal error; see the server log")
+		}
+	}
+	if e.Status == http.StatusTooManyRequests && e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
+	}
+	writeJSON(w, e.Status, body{Error: http.StatusText(e.Status), Code: e.Code, Message: e.Message})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		slog.Error("encoding response", "error", err)
+		status = http.StatusInternalServerError
+		b = []byte(`{"error":"Internal Server Error","code":"internal_error","message":"encoding response"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// decodeJSON reads a small JSON body strictly.
+func decodeJSON(r *http.Request, limit int64, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, limit))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		return badRequest("invalid_json", "request body is not valid JSON for this endpoint: %v", err)
+	}
+	return nil
+}

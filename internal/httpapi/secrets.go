@@ -1,0 +1,61 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/aerodb/aerofn/internal/secrets"
+)
+
+// minSecretValue keeps values long enough to be scrubbed from output safely.
+const minSecretValue = 4
+
+// secrets serves GET/POST /functions/v1/secrets and DELETE .../secrets/{name}.
+// Values go in and never come out: the list shows names only.
+func (a *API) secrets(w http.ResponseWriter, r *http.Request, parts []string) error {
+	switch {
+	case len(parts) == 0 && r.Method == http.MethodGet:
+		l, err := a.cfg.Secrets.List(r.Context())
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, l)
+		return nil
+	case len(parts) == 0 && (r.Method == http.MethodPost || r.Method == http.MethodPut):
+		var values map[string]string
+		if err := decodeJSON(r, maxJSONBody, &values); err != nil {
+			return err
+		}
+		if len(values) == 0 {
+			return badRequest("invalid_secrets", "give at least one {\"NAME\": \"value\"}")
+		}
+		for k, v := range values {
+			if !secrets.ValidName(k) {
+				return badRequest("invalid_secrets", "%q is not a valid secret name", k)
+			}
+			if len(v) < minSecretValue || len(v) > secrets.MaxValueSize {
+				return badRequest("invalid_secrets", "the value of %s must be %d to %d bytes", k, minSecretValue, secrets.MaxValueSize)
+			}
+		}
+		if err := a.cfg.Secrets.Set(r.Context(), values); err != nil {
+			return err
+		}
+		names := make([]string, 0, len(values))
+		for k := range values {
+			names = append(names, k)
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"set": names})
+		return nil
+	case len(parts) == 1 && r.Method == http.MethodDelete:
+		err := a.cfg.Secrets.Delete(r.Context(), parts[0])
+		if errors.Is(err, secrets.ErrNotFound) {
+			return notFound("no secret named %q", parts[0])
+		}
+		if err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	return notFound("no route for %s %s", r.Method, r.URL.Path)
+}

@@ -1,0 +1,226 @@
+// Package invoker is the one path every trigger takes to run a function: look
+// up the current version, admit the call (concurrency), pick the principal,
+// load the compiled module, run it in a fresh sandbox with the function's
+// limits, scrub secrets from what comes out, and record the invocation. A
+// trigger only builds an event and a principal; it never runs a module itself.
+package invoker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/aerodb/aerofn/internal/auth"
+	"github.com/aerodb/aerofn/internal/engine"
+	"github.com/aerodb/aerofn/internal/hostfn"
+	"github.com/aerodb/aerofn/internal/records"
+	"github.com/aerodb/aerofn/internal/registry"
+)
+
+var (
+	// ErrNotFound: no such function, or it is disabled.
+	ErrNotFound = errors.New("function not found")
+	// ErrBusy: the node is running as many calls as it admits.
+	ErrBusy = errors.New("too many concurrent invocations")
+)
+
+// Config wires an Invoker.
+type Config struct {
+	Registry       *registry.Store
+	Engine         *engine.Engine
+	Records        *records.Writer
+	Secrets        hostfn.Secrets
+	DB             hostfn.DB
+	Fetcher        *hostfn.Fetcher
+	MaxConcurrency int           // calls running at once on this node; default 1000
+	CacheTTL       time.Duration // how long a looked-up function is trusted without a change notice; default 2 s
+	Logger         *slog.Logger
+}
+
+// Invoker runs functions.
+type Invoker struct {
+	cfg Config
+	sem chan struct{}
+
+	mu    sync.Mutex
+	cache map[string]cachedFunction
+}
+
+type cachedFunction struct {
+	fn  registry.Function
+	err error
+	at  time.Time
+}
+
+// New returns an Invoker.
+func New(cfg Config) *Invoker {
+	if cfg.MaxConcurrency <= 0 {
+		cfg.MaxConcurrency = 1000
+	}
+	if cfg.CacheTTL <= 0 {
+		cfg.CacheTTL = 2 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Invoker{cfg: cfg, sem: make(chan struct{}, cfg.MaxConcurrency), cache: map[string]cachedFunction{}}
+}
+
+// Lookup returns the current, enabled version of a function. Results are
+// cached briefly; Invalidate drops an entry when the registry announces a
+// change, so a disable or delete takes effect at once on every node.
+func (inv *Invoker) Lookup(ctx context.Context, name string) (registry.Function, error) {
+	inv.mu.Lock()
+	c, ok := inv.cache[name]
+	inv.mu.Unlock()
+	if !ok || time.Since(c.at) > inv.cfg.CacheTTL {
+		fn, err := inv.cfg.Registry.Get(ctx, name)
+		if err != nil && !errors.Is(err, registry.ErrNotFound) {
+			return registry.Function{}, err
+		}
+		c = cachedFunction{fn: fn, err: err, at: time.Now()}
+		inv.mu.Lock()
+		inv.cache[name] = c
+		inv.mu.Unlock()
+	}
+	if c.err != nil || !c.fn.Enabled {
+		return registry.Function{}, ErrNotFound
+	}
+	return c.fn, nil
+}
+
+// Invalidate forgets a cached function ("" forgets all).
+func (inv *Invoker) Invalidate(name string) {
+	inv.mu.Lock()
+	if name == "" {
+		clear(inv.cache)
+	} else {
+		delete(inv.cache, name)
+	}
+	inv.mu.Unlock()
+}
+
+// Call is one invocation request, built by a trigger.
+type Call struct {
+	Trigger   string // http, database, schedule, webhook
+	Event     []byte // the JSON handed to handler
+	Principal auth.Principal
+	RequestID string
+}
+
+// Outcome is what a call produced, secrets already scrubbed.
+type Outcome struct {
+	ID         string
+	Status     engine.Status
+	Output     []byte
+	Error      string
+	Principal  auth.Principal
+	Version    int
+	Duration   time.Duration
+	MemoryPeak int64
+	Logs       []engine.LogLine
+}
+
+// EffectivePrincipal applies the function's run_as to the trigger's principal.
+func EffectivePrincipal(fn registry.Function, p auth.Principal) auth.Principal {
+	switch fn.Config.RunAs {
+	case "service_role":
+		return auth.Service()
+	case "anon":
+		return auth.Anon()
+	}
+	if !p.Role.Valid() {
+		return auth.Anon()
+	}
+	return p
+}
+
+// Invoke runs fn once. The returned error is only for a call that could not
+// be admitted (ErrBusy); every call that was admitted is recorded and its
+// failure, whatever it was, is in the Outcome.
+func (inv *Invoker) Invoke(ctx context.Context, fn registry.Function, c Call) (Outcome, error) {
+	select {
+	case inv.sem <- struct{}{}:
+	default:
+		return Outcome{}, ErrBusy
+	}
+	defer func() { <-inv.sem }()
+
+	// A caller that goes away does not cut a call short: its database writes
+	// would be left half done. The function's own timeout bounds it.
+	ctx = context.WithoutCancel(ctx)
+	start := time.Now()
+	out := Outcome{ID: uuid.NewString(), Principal: EffectivePrincipal(fn, c.Principal), Version: fn.Version}
+	if c.RequestID == "" {
+		c.RequestID = out.ID
+	}
+	host := &hostfn.Call{Ctx: ctx, Principal: out.Principal, EnvKeys: fn.Config.Env, Secrets: inv.cfg.Secrets,
+		DB: inv.cfg.DB, Fetcher: inv.cfg.Fetcher, Allowed: fn.Config.AllowedHosts}
+
+	mod, err := inv.cfg.Engine.Load(fn.WasmHash, func() ([]byte, error) {
+		return inv.cfg.Registry.ModuleBytes(ctx, fn.WasmHash)
+	})
+	if err != nil {
+		out.Status = engine.StatusError
+		out.Error = fmt.Sprintf("loading module %s: %v", fn.WasmHash, err)
+		inv.cfg.Logger.Error("loading module", "function", fn.Name, "hash", fn.WasmHash, "error", err)
+	} else {
+		res := inv.cfg.Engine.Run(ctx, mod, c.Event, engine.Limits{
+			Timeout:     fn.Config.TimeoutDuration(),
+			MemoryBytes: fn.Config.MemoryBytes(),
+		}, host)
+		out.Status, out.Output, out.Logs, out.MemoryPeak = res.Status, res.Output, res.Logs, res.MemoryPeak
+		switch {
+		case res.Status == engine.StatusError && len(res.Output) > 0:
+			// The guest said why it failed; that beats "handler returned 1".
+			out.Error = string(res.Output)
+		case res.Err != nil:
+			out.Error = res.Err.Error()
+		}
+		if res.LogsDropped > 0 {
+			out.Logs = append(out.Logs, engine.LogLine{Time: time.Now(), Level: "warn",
+				Message: fmt.Sprintf("%d log lines dropped over the per-call cap", res.LogsDropped)})
+		}
+	}
+	out.Duration = time.Since(start)
+	scrub(&out, host.SecretsRead())
+
+	inv.cfg.Records.Add(records.Record{
+		ID: out.ID, FunctionID: fn.ID, Function: fn.Name, Version: fn.Version, Trigger: c.Trigger, Status: string(out.Status),
+		DurationMS: float64(out.Duration.Microseconds()) / 1000, MemoryPeakMB: float64(out.MemoryPeak) / (1 << 20),
+		Role: string(out.Principal.Role), UserID: out.Principal.UserID, RequestID: c.RequestID, Error: out.Error,
+		Logs: out.Logs, Timestamp: start.UTC(),
+	})
+	return out, nil
+}
+
+// minSecretLen: shorter values would scrub ordinary text; aerofn refuses to
+// store secrets shorter than this anyway.
+const minSecretLen = 4
+
+const redacted = "[REDACTED]"
+
+// scrub removes every secret value the guest read from what leaves the call.
+func scrub(o *Outcome, values []string) {
+	var r []string
+	for _, v := range values {
+		if len(v) >= minSecretLen {
+			r = append(r, v, redacted)
+		}
+	}
+	if len(r) == 0 {
+		return
+	}
+	rep := strings.NewReplacer(r...)
+	o.Output = []byte(rep.Replace(string(o.Output)))
+	o.Error = rep.Replace(o.Error)
+	for i := range o.Logs {
+		o.Logs[i].Message = rep.Replace(o.Logs[i].Message)
+	}
+}

@@ -1,0 +1,352 @@
+// Package records keeps one record per invocation: written to Postgres in the
+// background (never on the caller's path), printed as one JSON line, counted
+// in Prometheus metrics, and summarised as per-function statistics.
+package records
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/aerodb/aerofn/internal/engine"
+)
+
+// Record is one invocation.
+type Record struct {
+	ID           string           `json:"id"`
+	FunctionID   string           `json:"function_id"`
+	Function     string           `json:"function"`
+	Version      int              `json:"version"`
+	Trigger      string           `json:"trigger"`
+	Status       string           `json:"status"`
+	HTTPStatus   int              `json:"http_status,omitempty"`
+	DurationMS   float64          `json:"duration_ms"`
+	MemoryPeakMB float64          `json:"memory_peak_mb"`
+	Role         string           `json:"role"`
+	UserID       string           `json:"user_id,omitempty"`
+	RequestID    string           `json:"request_id,omitempty"`
+	Error        string           `json:"error,omitempty"`
+	Logs         []engine.LogLine `json:"logs,omitempty"`
+	LogsDropped  int              `json:"logs_dropped,omitempty"`
+	Timestamp    time.Time        `json:"timestamp"`
+}
+
+// line is the seed's one-line shape, printed for every call.
+type line struct {
+	Function     string  `json:"function"`
+	Trigger      string  `json:"trigger"`
+	DurationMS   float64 `json:"duration_ms"`
+	MemoryPeakMB float64 `json:"memory_peak_mb"`
+	Status       string  `json:"status"`
+	UserID       *string `json:"user_id"`
+	Role         string  `json:"role"`
+	Version      int     `json:"version"`
+	RequestID    string  `json:"request_id,omitempty"`
+	Timestamp    string  `json:"timestamp"`
+}
+
+// Metrics are the Prometheus series for invocations.
+type Metrics struct {
+	Invocations *prometheus.CounterVec
+	Duration    *prometheus.HistogramVec
+	MemoryPeak  *prometheus.HistogramVec
+	Dropped     prometheus.Counter
+	Pending     prometheus.GaugeFunc
+}
+
+// Writer records invocations asynchronously in batches.
+type Writer struct {
+	pool    *pgxpool.Pool
+	out     io.Writer
+	outMu   sync.Mutex
+	log     *slog.Logger
+	ch      chan Record
+	metrics *Metrics
+	flushed chan chan struct{}
+
+	startOnce sync.Once
+	stopOnce  sync.Once
+	started   bool
+	done      chan struct{}
+}
+
+// WriterConfig configures a Writer.
+type WriterConfig struct {
+	Pool     *pgxpool.Pool
+	Stdout   io.Writer // where the one-line JSON per call goes; nil: none
+	Logger   *slog.Logger
+	Registry prometheus.Registerer // nil: no metrics
+	Buffer   int                   // queued records before Add blocks; default 10000
+}
+
+// NewWriter returns a Writer; call Start.
+func NewWriter(cfg WriterConfig) *Writer {
+	if cfg.Buffer <= 0 {
+		cfg.Buffer = 10000
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	w := &Writer{pool: cfg.Pool, out: cfg.Stdout, log: cfg.Logger, ch: make(chan Record, cfg.Buffer),
+		flushed: make(chan chan struct{}), done: make(chan struct{})}
+	m := &Metrics{
+		Invocations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aerofn_invocations_total", Help: "Function invocations by outcome."},
+			[]string{"function", "trigger", "status"}),
+		Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "aerofn_invocation_duration_seconds", Help: "Function invocation wall time.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300}}, []string{"function", "trigger"}),
+		MemoryPeak: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "aerofn_invocation_memory_peak_bytes", Help: "Guest linear memory high-water mark.",
+			Buckets: prometheus.ExponentialBuckets(64<<10, 2, 14)}, []string{"function"}),
+		Dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "aerofn_invocation_records_failed_total", Help: "Invocation records that could not be written to Postgres."}),
+	}
+	m.Pending = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "aerofn_invocation_records_pending", Help: "Invocation records waiting to be written."},
+		func() float64 { return float64(len(w.ch)) })
+	if cfg.Registry != nil {
+		cfg.Registry.MustRegister(m.Invocations, m.Duration, m.MemoryPeak, m.Dropped, m.Pending)
+	}
+	w.metrics = m
+	return w
+}
+
+// Add queues a record. It blocks only when the buffer is full, which is
+// backpressure from a database that cannot keep up; a record is never
+// silently dropped.
+func (w *Writer) Add(r Record) {
+	w.metrics.Invocations.WithLabelValues(r.Function, r.Trigger, r.Status).Inc()
+	w.metrics.Duration.WithLabelValues(r.Function, r.Trigger).Observe(r.DurationMS / 1000)
+	w.metrics.MemoryPeak.WithLabelValues(r.Function).Observe(r.MemoryPeakMB * (1 << 20))
+	if w.out != nil {
+		l := line{Function: r.Function, Trigger: r.Trigger, DurationMS: r.DurationMS, MemoryPeakMB: r.MemoryPeakMB,
+			Status: r.Status, Role: r.Role, Version: r.Version, RequestID: r.RequestID, Timestamp: r.Timestamp.UTC().Format(time.RFC3339Nano)}
+		if r.UserID != "" {
+			l.UserID = &r.UserID
+		}
+		b, _ := json.Marshal(l)
+		w.outMu.Lock()
+		_, _ = w.out.Write(append(b, '\n'))
+		w.outMu.Unlock()
+	}
+	w.ch <- r
+}
+
+// Start begins writing in the background; it returns at once.
+func (w *Writer) Start(ctx context.Context) {
+	w.startOnce.Do(func() {
+		w.started = true
+		go w.loop(context.WithoutCancel(ctx))
+	})
+}
+
+// Stop writes what is queued and returns. Idempotent. Add must not be called
+// after Stop.
+func (w *Writer) Stop() {
+	w.stopOnce.Do(func() {
+		close(w.ch)
+		if w.started {
+			<-w.done
+		}
+	})
+}
+
+// Flush waits until every record added before the call is written.
+func (w *Writer) Flush() {
+	c := make(chan struct{})
+	select {
+	case w.flushed <- c:
+		<-c
+	case <-w.done:
+	}
+}
+
+func (w *Writer) loop(ctx context.Context) {
+	defer close(w.done)
+	const maxBatch = 500
+	batch := make([]Record, 0, maxBatch)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	var waiters []chan struct{}
+	flush := func() {
+		if len(batch) > 0 {
+			w.write(ctx, batch)
+			batch = batch[:0]
+		}
+		for _, c := range waiters {
+			close(c)
+		}
+		waiters = nil
+	}
+	for {
+		select {
+		case r, ok := <-w.ch:
+			if !ok {
+				flush()
+				return
+			}
+			batch = append(batch, r)
+			if len(batch) >= maxBatch {
+				flush()
+			}
+		case c := <-w.flushed:
+			// Drain what is already queued, then answer.
+			for n := len(w.ch); n > 0; n-- {
+				batch = append(batch, <-w.ch)
+				if len(batch) >= maxBatch {
+					w.write(ctx, batch)
+					batch = batch[:0]
+				}
+			}
+			waiters = append(waiters, c)
+			flush()
+		case <-tick.C:
+			flush()
+		}
+	}
+}
+
+func (w *Writer) write(ctx context.Context, batch []Record) {
+	rows := make([][]any, len(batch))
+	for i, r := range batch {
+		logs, _ := json.Marshal(r.Logs)
+		if r.Logs == nil {
+			logs = []byte("[]")
+		}
+		var httpStatus *int
+		if r.HTTPStatus != 0 {
+			httpStatus = &r.HTTPStatus
+		}
+		rows[i] = []any{r.ID, r.FunctionID, r.Function, r.Version, r.Trigger, r.Status, httpStatus, r.DurationMS, r.MemoryPeakMB,
+			r.Role, nullable(r.UserID), nullable(r.RequestID), nullable(r.Error), string(logs), r.LogsDropped, r.Timestamp}
+	}
+	for attempt := 0; ; attempt++ {
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := w.pool.CopyFrom(wctx, pgx.Identifier{"aerofn", "invocations"},
+			[]string{"id", "function_id", "function_name", "version", "trigger", "status", "http_status", "duration_ms", "memory_peak_mb",
+				"role", "user_id", "request_id", "error", "logs", "logs_dropped", "created_at"}, pgx.CopyFromRows(rows))
+		cancel()
+		if err == nil {
+			return
+		}
+		if attempt >= 2 {
+			w.metrics.Dropped.Add(float64(len(batch)))
+			w.log.Error("writing invocation records", "count", len(batch), "error", err)
+			return
+		}
+		time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)
+	}
+}
+
+func nullable(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// Stats summarises one function's invocations.
+type Stats struct {
+	Function    string           `json:"function"`
+	Since       time.Time        `json:"since"`
+	Count       int64            `json:"count"`
+	ByStatus    map[string]int64 `json:"by_status"`
+	SuccessRate float64          `json:"success_rate"`
+	DurationMS  Percentiles      `json:"duration_ms"`
+	MemoryMB    Percentiles      `json:"memory_peak_mb"`
+}
+
+// Percentiles of a distribution.
+type Percentiles struct {
+	P50 float64 `json:"p50"`
+	P95 float64 `json:"p95"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
+}
+
+// Reader queries stored records.
+type Reader struct{ pool *pgxpool.Pool }
+
+// NewReader returns a Reader.
+func NewReader(pool *pgxpool.Pool) *Reader { return &Reader{pool: pool} }
+
+// Stats computes a function's statistics since a time.
+func (r *Reader) Stats(ctx context.Context, function string, since time.Time) (Stats, error) {
+	s := Stats{Function: function, Since: since, ByStatus: map[string]int64{}}
+	rows, err := r.pool.Query(ctx, `SELECT status, count(*) FROM aerofn.invocations WHERE function_name = $1 AND created_at >= $2 GROUP BY status`, function, since)
+	if err != nil {
+		return s, fmt.Errorf("counting invocations: %w", err)
+	}
+	for rows.Next() {
+		var st string
+		var n int64
+		if err := rows.Scan(&st, &n); err != nil {
+			rows.Close()
+			return s, fmt.Errorf("counting invocations: %w", err)
+		}
+		s.ByStatus[st] = n
+		s.Count += n
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return s, fmt.Errorf("counting invocations: %w", err)
+	}
+	if s.Count == 0 {
+		return s, nil
+	}
+	s.SuccessRate = float64(s.ByStatus["success"]) / float64(s.Count)
+	err = r.pool.QueryRow(ctx, `SELECT
+		percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms), percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms),
+		percentile_cont(0.99) WITHIN GROUP (ORDER BY duration_ms), max(duration_ms),
+		percentile_cont(0.5) WITHIN GROUP (ORDER BY memory_peak_mb), percentile_cont(0.95) WITHIN GROUP (ORDER BY memory_peak_mb),
+		percentile_cont(0.99) WITHIN GROUP (ORDER BY memory_peak_mb), max(memory_peak_mb)
+		FROM aerofn.invocations WHERE function_name = $1 AND created_at >= $2`, function, since).Scan(
+		&s.DurationMS.P50, &s.DurationMS.P95, &s.DurationMS.P99, &s.DurationMS.Max,
+		&s.MemoryMB.P50, &s.MemoryMB.P95, &s.MemoryMB.P99, &s.MemoryMB.Max)
+	if err != nil {
+		return s, fmt.Errorf("computing percentiles: %w", err)
+	}
+	return s, nil
+}
+
+// Query selects records for Recent.
+type Query struct {
+	Function string
+	Status   string
+	Trigger  string
+	Since    time.Time
+	Limit    int
+}
+
+// Recent returns a function's newest records first.
+func (r *Reader) Recent(ctx context.Context, q Query) ([]Record, error) {
+	if q.Limit <= 0 || q.Limit > 1000 {
+		q.Limit = 100
+	}
+	rows, err := r.pool.Query(ctx, `SELECT id, function_id, function_name, version, trigger, status, coalesce(http_status, 0), duration_ms, memory_peak_mb,
+		role, coalesce(user_id, ''), coalesce(request_id, ''), coalesce(error, ''), logs, logs_dropped, created_at
+		FROM aerofn.invocations WHERE function_name = $1 AND ($2 = '' OR status = $2) AND ($3 = '' OR trigger = $3) AND created_at >= $4
+		ORDER BY created_at DESC LIMIT $5`, q.Function, q.Status, q.Trigger, q.Since, q.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("reading invocations: %w", err)
+	}
+	defer rows.Close()
+	out := []Record{}
+	for rows.Next() {
+		var rec Record
+		var logs []byte
+		if err := rows.Scan(&rec.ID, &rec.FunctionID, &rec.Function, &rec.Version, &rec.Trigger, &rec.Status, &rec.HTTPStatus, &rec.DurationMS,
+			&rec.MemoryPeakMB, &rec.Role, &rec.UserID, &rec.RequestID, &rec.Error, &logs, &rec.LogsDropped, &rec.Timestamp); err != nil {
+			return nil, fmt.Errorf("reading invocations: %w", err)
+		}
+		if err := json.Unmarshal(logs, &rec.Logs); err != nil {
+			return nil, fmt.Errorf("decoding logs: %w", err)
+		}
+		out = append(out, rec)
+	}
+	return out, rows.Err()
+}

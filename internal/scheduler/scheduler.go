@@ -1,0 +1,379 @@
+package scheduler
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/aerodb/aerofn/internal/invoker"
+	"github.com/aerodb/aerofn/internal/scheduler/cronspec"
+)
+
+// Defaults of Config.
+const (
+	DefaultLockRetry = 250 * time.Millisecond
+	DefaultGrace     = 10 * time.Second
+	DefaultKeepRuns  = 1000
+	DefaultMaxQueued = 100
+)
+
+// lockSpace is the first key of every advisory lock the scheduler takes
+// ("aesc"); the second is 0 for the ticker and a node's key for its
+// liveness lock. Function roles cannot take advisory locks (sqlexec revokes
+// them), so no function can squat these.
+const lockSpace int32 = 0x61657363
+
+// ApplicationNamePrefix starts the application_name of every node's
+// scheduler session; the rest is the node name. pg_stat_activity and
+// pg_locks together tell which node holds the ticker lock.
+const ApplicationNamePrefix = "aerofn node "
+
+// How often the ticker looks for runs of dead nodes, and prunes history.
+const (
+	sweepEvery = time.Second
+	pruneEvery = time.Minute
+	// maxWait bounds the ticker's sleep so that sweeps happen and a lost
+	// notification costs at most this much.
+	maxWait = time.Second
+	// stepTimeout bounds one pass of the control loop, so that a hung
+	// connection is dropped and re-made rather than waited on for ever.
+	stepTimeout = 15 * time.Second
+)
+
+// Config wires a Scheduler.
+type Config struct {
+	Pool    *pgxpool.Pool
+	Invoker *invoker.Invoker
+	Logger  *slog.Logger
+	// Node names this node in runs and in its scheduler session's
+	// application_name; default "<host>:<pid>:<random>".
+	Node string
+	// LockRetry is how often a node that is not the ticker tries to become
+	// it, and polls for runs it was not told about (default 250 ms).
+	LockRetry time.Duration
+	// Grace: a tick first seen later than this was missed (no node was up)
+	// and falls under the trigger's catch_up policy; a later one is only
+	// late, and runs (default 10 s).
+	Grace time.Duration
+	// KeepRuns is how many finished runs are kept per schedule trigger
+	// (default 1000).
+	KeepRuns int
+	// MaxQueued bounds the runs an overlap "queue" trigger keeps waiting;
+	// further ticks are recorded as skipped_overlap (default 100).
+	MaxQueued int
+}
+
+// Scheduler runs the schedule triggers of every function: one node at a
+// time (the ticker) turns due ticks into runs; every node claims and runs
+// them. See doc.go.
+type Scheduler struct {
+	cfg     Config
+	log     *slog.Logger
+	inv     *invoker.Invoker
+	nodeKey atomic.Int32
+	// busyUntil (unix nanoseconds): this node was at its concurrency limit
+	// and leaves runs to other nodes until then.
+	busyUntil atomic.Int64
+
+	wakeCh   chan struct{}
+	cancel   context.CancelFunc
+	loopDone chan struct{}
+	lsnDone  chan struct{}
+	inflight sync.WaitGroup
+	stopOnce sync.Once
+
+	// Owned by the control loop (and by Stop once the loop has ended).
+	conn      *pgx.Conn
+	leader    bool
+	offset    time.Duration // database clock minus ours
+	lastSweep time.Time
+	lastPrune time.Time
+	specs     map[string]*cronspec.Spec
+}
+
+// New returns a Scheduler; nothing runs until Start.
+func New(cfg Config) *Scheduler {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Node == "" {
+		cfg.Node = defaultNodeName()
+	}
+	if cfg.LockRetry <= 0 {
+		cfg.LockRetry = DefaultLockRetry
+	}
+	if cfg.Grace <= 0 {
+		cfg.Grace = DefaultGrace
+	}
+	if cfg.KeepRuns <= 0 {
+		cfg.KeepRuns = DefaultKeepRuns
+	}
+	if cfg.MaxQueued <= 0 {
+		cfg.MaxQueued = DefaultMaxQueued
+	}
+	s := &Scheduler{cfg: cfg, log: cfg.Logger.With("component", "scheduler", "node", cfg.Node), inv: cfg.Invoker,
+		wakeCh: make(chan struct{}, 1), specs: map[string]*cronspec.Spec{}}
+	s.nodeKey.Store(newNodeKey())
+	return s
+}
+
+// Node is this node's name, as recorded in the runs it claims.
+func (s *Scheduler) Node() string { return s.cfg.Node }
+
+func defaultNodeName() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(b))
+}
+
+// newNodeKey is a random positive int32: the second key of this node's
+// liveness lock.
+func newNodeKey() int32 {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	k := int32(binary.BigEndian.Uint32(b[:]) & 0x7fffffff)
+	if k == 0 {
+		k = 1
+	}
+	return k
+}
+
+// Start begins ticking (if this node wins the lock) and claiming; it
+// returns at once.
+func (s *Scheduler) Start(ctx context.Context) error {
+	ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	s.loopDone = make(chan struct{})
+	s.lsnDone = make(chan struct{})
+	go s.listen(ctx)
+	go s.loop(ctx)
+	return nil
+}
+
+// Stop stops ticking and claiming, hands the ticker lock to another node,
+// waits for the runs in progress here to end and be recorded, and only then
+// closes the scheduler session, whose liveness lock tells other nodes that
+// this node's unfinished runs are interrupted. Idempotent.
+func (s *Scheduler) Stop() {
+	s.stopOnce.Do(func() {
+		if s.cancel == nil {
+			return
+		}
+		s.cancel()
+		<-s.loopDone
+		<-s.lsnDone
+		s.inflight.Wait()
+		if s.conn != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = s.conn.Close(ctx)
+			cancel()
+		}
+	})
+}
+
+// wake asks the control loop for a pass now.
+func (s *Scheduler) wake() {
+	select {
+	case s.wakeCh <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Scheduler) loop(ctx context.Context) {
+	defer close(s.loopDone)
+	defer s.resign()
+	for {
+		// A pass is not cut short by Stop: a query cancelled half way could
+		// cost the session, and with it the liveness lock of runs in progress.
+		wait := s.step()
+		if ctx.Err() != nil {
+			return
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-s.wakeCh:
+			t.Stop()
+		case <-t.C:
+		}
+	}
+}
+
+// step is one pass of the control loop: (re)connect, try to become the
+// ticker, tick, sweep, claim. It returns how long to sleep unless woken.
+func (s *Scheduler) step() time.Duration {
+	ctx, cancel := context.WithTimeout(context.Background(), stepTimeout)
+	defer cancel()
+	if s.conn == nil || s.conn.IsClosed() {
+		s.leader = false
+		if err := s.connect(ctx); err != nil {
+			s.log.Warn("connecting the scheduler session", "error", err)
+			return time.Second
+		}
+	}
+	wait := s.cfg.LockRetry
+	if !s.leader {
+		var ok bool
+		if err := s.conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, 0)`, lockSpace).Scan(&ok); err != nil {
+			return s.fail(ctx, "trying the ticker lock", err)
+		}
+		if ok {
+			s.leader = true
+			s.log.Info("this node is now the ticker")
+		}
+	}
+	if s.leader {
+		w, err := s.tick(ctx)
+		if err != nil {
+			return s.fail(ctx, "ticking", err)
+		}
+		wait = w
+		if time.Since(s.lastSweep) >= sweepEvery {
+			if err := s.sweep(ctx); err != nil {
+				return s.fail(ctx, "sweeping runs of stopped nodes", err)
+			}
+			s.lastSweep = time.Now()
+		}
+		if time.Since(s.lastPrune) >= pruneEvery {
+			if err := s.prune(ctx); err != nil {
+				return s.fail(ctx, "pruning run history", err)
+			}
+			s.lastPrune = time.Now()
+		}
+	}
+	if until := s.busyUntil.Load(); until == 0 || time.Now().UnixNano() >= until {
+		if err := s.claimAll(ctx); err != nil {
+			return s.fail(ctx, "claiming runs", err)
+		}
+	}
+	return wait
+}
+
+// fail logs a failed pass. A broken session is dropped (and with it the
+// ticker lock: another node takes over); the next pass reconnects.
+func (s *Scheduler) fail(ctx context.Context, doing string, err error) time.Duration {
+	s.log.Warn(doing, "error", err)
+	if s.conn != nil && !s.conn.IsClosed() && ctx.Err() != nil {
+		// A pass that ran out of time may have left the session mid-query.
+		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = s.conn.Close(cctx)
+		cancel()
+	}
+	if s.conn == nil || s.conn.IsClosed() {
+		if s.leader {
+			s.log.Warn("this node is no longer the ticker")
+		}
+		s.leader = false
+	}
+	return time.Second
+}
+
+// connect opens the scheduler session and takes this node's liveness lock.
+func (s *Scheduler) connect(ctx context.Context) error {
+	cc := s.cfg.Pool.Config().ConnConfig.Copy()
+	if cc.RuntimeParams == nil {
+		cc.RuntimeParams = map[string]string{}
+	}
+	cc.RuntimeParams["application_name"] = ApplicationNamePrefix + s.cfg.Node
+	conn, err := pgx.ConnectConfig(ctx, cc)
+	if err != nil {
+		return fmt.Errorf("connecting: %w", err)
+	}
+	// The key is random; on the rare clash with a live node, pick another.
+	for range 8 {
+		var ok bool
+		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, $2)`, lockSpace, s.nodeKey.Load()).Scan(&ok); err != nil {
+			_ = conn.Close(ctx)
+			return fmt.Errorf("taking the node lock: %w", err)
+		}
+		if ok {
+			s.conn = conn
+			return nil
+		}
+		s.nodeKey.Store(newNodeKey())
+	}
+	_ = conn.Close(ctx)
+	return errors.New("taking the node lock: every key tried is held")
+}
+
+// resign releases the ticker lock so that another node takes over at once;
+// the session itself stays open until the runs in progress end.
+func (s *Scheduler) resign() {
+	if !s.leader || s.conn == nil || s.conn.IsClosed() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := s.conn.Exec(ctx, `SELECT pg_advisory_unlock($1, 0)`, lockSpace); err != nil {
+		s.log.Warn("releasing the ticker lock", "error", err)
+		_ = s.conn.Close(ctx)
+	}
+	s.leader = false
+	s.log.Info("this node stopped ticking")
+}
+
+// listen turns notifications on WakeChannel into passes of the loop.
+func (s *Scheduler) listen(ctx context.Context) {
+	defer close(s.lsnDone)
+	for ctx.Err() == nil {
+		if err := s.listenOnce(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("listening for schedule changes", "error", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
+}
+
+func (s *Scheduler) listenOnce(ctx context.Context) error {
+	conn, err := s.cfg.Pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("acquiring a connection: %w", err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{WakeChannel}.Sanitize()); err != nil {
+		return fmt.Errorf("listening: %w", err)
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), "UNLISTEN *") //nolint:errcheck // the connection is reset on release anyway
+	s.wake()                                                  // anything may have happened while not listening
+	for {
+		if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
+			return fmt.Errorf("waiting for notifications: %w", err)
+		}
+		s.wake()
+	}
+}
+
+// spec parses (and caches) a stored schedule.
+func (s *Scheduler) spec(cron, tz string) (*cronspec.Spec, error) {
+	k := cron + "\x00" + tz
+	if sp, ok := s.specs[k]; ok {
+		return sp, nil
+	}
+	sp, err := cronspec.Parse(cron, tz)
+	if err != nil {
+		return nil, err
+	}
+	if len(s.specs) > 10_000 {
+		clear(s.specs)
+	}
+	s.specs[k] = sp
+	return sp, nil
+}

@@ -1,0 +1,283 @@
+// Package server wires aerofn's parts together and owns their start order
+// and graceful stop:
+//
+//	Open:  database pool → migrations → function roles (sqlexec.Setup) →
+//	       engine → records writer → invoker → triggers → HTTP API
+//	Start: records writer, registry listener, triggers, then HTTP (listening
+//	       before Start returns, so Addr is valid)
+//	Stop:  HTTP stops accepting and waits for running calls → triggers stop →
+//	       records flushed → engine closed → pools closed
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/aerodb/aerofn/internal/auth"
+	"github.com/aerodb/aerofn/internal/config"
+	"github.com/aerodb/aerofn/internal/db"
+	"github.com/aerodb/aerofn/internal/engine"
+	"github.com/aerodb/aerofn/internal/hostfn"
+	"github.com/aerodb/aerofn/internal/httpapi"
+	"github.com/aerodb/aerofn/internal/invoker"
+	"github.com/aerodb/aerofn/internal/records"
+	"github.com/aerodb/aerofn/internal/registry"
+	"github.com/aerodb/aerofn/internal/secrets"
+	"github.com/aerodb/aerofn/internal/sqlexec"
+)
+
+// Service is a background part with the start/stop contract: Start returns
+// at once, Stop is idempotent and waits for the work to end.
+type Service interface {
+	Start(ctx context.Context) error
+	Stop()
+}
+
+// Server is one aerofn node.
+type Server struct {
+	cfg      config.Config
+	log      *slog.Logger
+	Pool     *pgxpool.Pool
+	Engine   *engine.Engine
+	Registry *registry.Store
+	Records  *records.Writer
+	Invoker  *invoker.Invoker
+	API      *httpapi.API
+	SQL      *sqlexec.Executor
+
+	services []Service
+	http     *http.Server
+	ln       net.Listener
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	stopOnce sync.Once
+}
+
+// Options are what a caller may add beyond Config.
+type Options struct {
+	Stdout io.Writer // invocation lines; nil: none
+	Logger *slog.Logger
+}
+
+// Open connects, migrates and builds every part; nothing runs yet.
+func Open(ctx context.Context, cfg config.Config, opt Options) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := opt.Logger
+	if log == nil {
+		log = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	}
+	s := &Server{cfg: cfg, log: log}
+	ok := false
+	defer func() {
+		if !ok {
+			s.closeParts()
+		}
+	}()
+	var err error
+	s.Pool, err = db.Open(ctx, cfg.DatabaseURL, 20)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := db.Migrate(ctx, s.Pool); err != nil {
+		return nil, err
+	}
+	sqlCfg := SQLConfig(cfg)
+	if err := sqlexec.Setup(ctx, s.Pool, sqlCfg); err != nil {
+		return nil, fmt.Errorf("setting up function roles: %w", err)
+	}
+	s.SQL, err = sqlexec.New(ctx, sqlCfg)
+	if err != nil {
+		return nil, fmt.Errorf("opening function role pools: %w", err)
+	}
+	s.Engine, err = engine.New(engine.Config{CacheDir: cfg.DataDir + "/modules"})
+	if err != nil {
+		return nil, fmt.Errorf("starting engine: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.Records = records.NewWriter(records.WriterConfig{Pool: s.Pool, Stdout: opt.Stdout, Logger: log, Registry: reg})
+	sec, err := secrets.New(s.Pool, cfg.SecretsKey)
+	if err != nil {
+		return nil, err
+	}
+	verifier, err := auth.NewVerifier(cfg.JWTSecret)
+	if err != nil {
+		return nil, err
+	}
+	s.Registry = registry.New(s.Pool)
+	s.Invoker = invoker.New(invoker.Config{
+		Registry: s.Registry, Engine: s.Engine, Records: s.Records, Secrets: sec, DB: s.SQL,
+		Fetcher:        hostfn.NewFetcher(hostfn.FetcherConfig{AllowPrivate: cfg.FetchAllowPrivate}),
+		MaxConcurrency: cfg.MaxConcurrency, Logger: log,
+	})
+	s.API = httpapi.New(httpapi.Config{
+		Registry: s.Registry, Engine: s.Engine, Invoker: s.Invoker, Records: records.NewReader(s.Pool), Secrets: sec,
+		Verifier: verifier, Gatherer: reg, Logger: log,
+		Ready: func(ctx context.Context) error { return s.Pool.Ping(ctx) },
+	})
+	s.services = append(s.services, &registryListener{pool: s.Pool, inv: s.Invoker, log: log})
+	if err := s.openDBTriggers(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.openSchedules(ctx); err != nil {
+		return nil, err
+	}
+	ok = true
+	return s, nil
+}
+
+// SQLConfig derives the executor's settings from the server's.
+func SQLConfig(cfg config.Config) sqlexec.Config {
+	return sqlexec.Config{AdminURL: cfg.DatabaseURL, PoolSize: int32(cfg.RolePoolSize), SigningSecret: cfg.SecretsKey}
+}
+
+// AddService adds a background part started after the core and stopped
+// before it; call before Start.
+func (s *Server) AddService(svc Service) { s.services = append(s.services, svc) }
+
+// Start listens and begins serving; it returns once the port is open.
+func (s *Server) Start(ctx context.Context) error {
+	ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	s.Records.Start(ctx)
+	for _, svc := range s.services {
+		if err := svc.Start(ctx); err != nil {
+			return err
+		}
+	}
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", s.cfg.Listen, err)
+	}
+	s.ln = ln
+	s.http = &http.Server{Handler: s.API, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
+		IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("serving http", "error", err)
+		}
+	}()
+	s.log.Info("aerofn listening", "addr", ln.Addr().String())
+	return nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() string {
+	if s.ln == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
+}
+
+// Stop stops gracefully: no new requests, running calls finish (bounded by
+// ctx), records are written. Idempotent.
+func (s *Server) Stop(ctx context.Context) error {
+	var err error
+	s.stopOnce.Do(func() {
+		if s.http != nil {
+			if e := s.http.Shutdown(ctx); e != nil {
+				err = fmt.Errorf("stopping http: %w", e)
+				_ = s.http.Close()
+			}
+		}
+		s.wg.Wait()
+		for i := len(s.services) - 1; i >= 0; i-- {
+			s.services[i].Stop()
+		}
+		if s.cancel != nil {
+			s.cancel()
+		}
+		s.closeParts()
+	})
+	return err
+}
+
+func (s *Server) closeParts() {
+	if s.Records != nil {
+		s.Records.Stop()
+	}
+	if s.Engine != nil {
+		s.Engine.Close()
+	}
+	if s.SQL != nil {
+		s.SQL.Close()
+	}
+	if s.Pool != nil {
+		s.Pool.Close()
+	}
+}
+
+// registryListener drops cached functions when any node changes them.
+type registryListener struct {
+	pool *pgxpool.Pool
+	inv  *invoker.Invoker
+	log  *slog.Logger
+
+	cancel context.CancelFunc
+	done   chan struct{}
+	once   sync.Once
+}
+
+func (l *registryListener) Start(ctx context.Context) error {
+	ctx, l.cancel = context.WithCancel(ctx)
+	l.done = make(chan struct{})
+	go func() {
+		defer close(l.done)
+		for ctx.Err() == nil {
+			if err := l.listen(ctx); err != nil && ctx.Err() == nil {
+				l.log.Warn("registry change listener", "error", err)
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Second):
+				}
+			}
+		}
+	}()
+	return nil
+}
+
+func (l *registryListener) listen(ctx context.Context) error {
+	conn, err := l.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{registry.ChangeChannel}.Sanitize()); err != nil {
+		return err
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), "UNLISTEN *") //nolint:errcheck // connection is reset on release anyway
+	// Anything may have changed while we were not listening.
+	l.inv.Invalidate("")
+	for {
+		n, err := conn.Conn().WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		l.inv.Invalidate(n.Payload)
+	}
+}
+
+func (l *registryListener) Stop() {
+	l.once.Do(func() {
+		if l.cancel != nil {
+			l.cancel()
+			<-l.done
+		}
+	})
+}

@@ -1,0 +1,387 @@
+// Package testenv starts real aerofn nodes for end-to-end tests: a fresh
+// database on the test Postgres, the server on a free loopback port (in this
+// process, or as the real binary), and helpers that deploy and invoke over
+// real HTTP.
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/aerodb/aerofn/internal/auth"
+	"github.com/aerodb/aerofn/internal/config"
+	"github.com/aerodb/aerofn/internal/db/dbtest"
+	"github.com/aerodb/aerofn/internal/server"
+)
+
+// Secrets used by every test node.
+const (
+	JWTSecret  = "test-jwt-secret-0123456789abcdef0123456789"
+	SecretsKey = "test-secrets-key-0123456789abcdef0123456789"
+)
+
+// Env is one database with a node (or several) serving it.
+type Env struct {
+	T           testing.TB
+	DatabaseURL string
+	URL         string // base URL of the first node
+	Server      *server.Server
+	ServiceKey  string
+	AnonKey     string
+	Admin       *pgxpool.Pool
+	HTTP        *http.Client
+}
+
+// Options adjust Start.
+type Options struct {
+	Config func(*config.Config) // edit the node's config
+}
+
+// Config is a node config for a database.
+func Config(t testing.TB, databaseURL string) config.Config {
+	return config.Config{
+		DatabaseURL: databaseURL, Listen: "127.0.0.1:0", JWTSecret: JWTSecret, SecretsKey: SecretsKey,
+		DataDir: t.TempDir(), MaxConcurrency: 1000, RolePoolSize: 10, ShutdownTimeout: 30 * time.Second,
+		LogLevel: "info", FetchAllowPrivate: true,
+	}
+}
+
+// Start creates a database and starts one in-process node on it.
+func Start(t testing.TB, opts ...Options) *Env {
+	t.Helper()
+	dbURL := dbtest.NewDatabase(t)
+	return StartOn(t, dbURL, opts...)
+}
+
+// StartOn starts an in-process node on an existing database.
+func StartOn(t testing.TB, dbURL string, opts ...Options) *Env {
+	t.Helper()
+	cfg := Config(t, dbURL)
+	for _, o := range opts {
+		if o.Config != nil {
+			o.Config(&cfg)
+		}
+	}
+	ctx := context.Background()
+	srv, err := server.Open(ctx, cfg, server.Options{})
+	if err != nil {
+		t.Fatalf("opening server: %v", err)
+	}
+	if err := srv.Start(ctx); err != nil {
+		t.Fatalf("starting server: %v", err)
+	}
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = srv.Stop(sctx)
+	})
+	e := newEnv(t, dbURL, "http://"+srv.Addr())
+	e.Server = srv
+	return e
+}
+
+func newEnv(t testing.TB, dbURL, url string) *Env {
+	t.Helper()
+	svc, _ := auth.Sign(JWTSecret, auth.RoleService, "", time.Hour)
+	anon, _ := auth.Sign(JWTSecret, auth.RoleAnon, "", time.Hour)
+	admin, err := pgxpool.New(context.Background(), dbURL)
+	if err != nil {
+		t.Fatalf("opening admin pool: %v", err)
+	}
+	t.Cleanup(admin.Close)
+	return &Env{T: t, DatabaseURL: dbURL, URL: url, ServiceKey: svc, AnonKey: anon, Admin: admin,
+		HTTP: &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 200}}}
+}
+
+// UserKey signs an authenticated token for a user id.
+func UserKey(sub string) string {
+	k, _ := auth.Sign(JWTSecret, auth.RoleAuthenticated, sub, time.Hour)
+	return k
+}
+
+// Response is an HTTP answer.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// JSON decodes the body into a map.
+func (r Response) JSON(t testing.TB) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.Body, &m); err != nil {
+		t.Fatalf("decoding %q: %v", r.Body, err)
+	}
+	return m
+}
+
+// Code is the "code" field of an error body.
+func (r Response) Code() string {
+	var m struct{ Code string }
+	_ = json.Unmarshal(r.Body, &m)
+	return m.Code
+}
+
+// Do sends a request with a bearer token ("" for none).
+func (e *Env) Do(method, path, token, contentType string, body io.Reader) Response {
+	e.T.Helper()
+	req, err := http.NewRequest(method, e.URL+path, body)
+	if err != nil {
+		e.T.Fatalf("building request: %v", err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := e.HTTP.Do(req)
+	if err != nil {
+		e.T.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return Response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+}
+
+// JSONRequest sends v as JSON.
+func (e *Env) JSONRequest(method, path, token string, v any) Response {
+	e.T.Helper()
+	var body io.Reader
+	if v != nil {
+		b, _ := json.Marshal(v)
+		body = bytes.NewReader(b)
+	}
+	return e.Do(method, path, token, "application/json", body)
+}
+
+// DeployForm builds a deploy request body.
+func DeployForm(fields map[string]string, wasm []byte) (string, *bytes.Buffer) {
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	for k, v := range fields {
+		_ = mw.WriteField(k, v)
+	}
+	if wasm != nil {
+		p, _ := mw.CreateFormFile("wasm", "module.wasm")
+		_, _ = p.Write(wasm)
+	}
+	_ = mw.Close()
+	return mw.FormDataContentType(), &buf
+}
+
+// Deploy deploys wasm under name with an optional config (any JSON-able
+// value, or "" for none) and returns the response.
+func (e *Env) Deploy(name string, wasm []byte, cfg any) Response {
+	e.T.Helper()
+	fields := map[string]string{"name": name}
+	if cfg != nil {
+		b, _ := json.Marshal(cfg)
+		fields["config"] = string(b)
+	}
+	ct, body := DeployForm(fields, wasm)
+	return e.Do("POST", "/functions/v1/deploy", e.ServiceKey, ct, body)
+}
+
+// MustDeploy deploys and fails the test unless it answers 201.
+func (e *Env) MustDeploy(name string, wasm []byte, cfg any) map[string]any {
+	e.T.Helper()
+	r := e.Deploy(name, wasm, cfg)
+	if r.Status != http.StatusCreated {
+		e.T.Fatalf("deploying %s: %d %s", name, r.Status, r.Body)
+	}
+	return r.JSON(e.T)
+}
+
+// Invoke POSTs body (JSON) to a function.
+func (e *Env) Invoke(name, token string, body any) Response {
+	e.T.Helper()
+	return e.JSONRequest("POST", "/functions/v1/"+name, token, body)
+}
+
+// Flush waits until every invocation record so far is in the database.
+func (e *Env) Flush() {
+	if e.Server != nil {
+		e.Server.Records.Flush()
+	}
+}
+
+// Example returns the compiled bytes of examples/<name>, built once per test
+// binary (or taken from AEROFN_EXAMPLES_DIR, where `make examples` puts them).
+func Example(t testing.TB, name string) []byte {
+	t.Helper()
+	if dir := os.Getenv("AEROFN_EXAMPLES_DIR"); dir != "" {
+		if b, err := os.ReadFile(filepath.Join(dir, name+".wasm")); err == nil {
+			return b
+		}
+	}
+	exampleMu.Lock()
+	defer exampleMu.Unlock()
+	if b, ok := exampleCache[name]; ok {
+		return b
+	}
+	out := filepath.Join(os.TempDir(), fmt.Sprintf("aerofn-example-%s-%d.wasm", name, os.Getpid()))
+	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "./examples/"+name)
+	cmd.Dir = RepoRoot(t)
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building example %s: %v\n%s", name, err, b)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Remove(out)
+	exampleCache[name] = b
+	return b
+}
+
+var (
+	exampleMu    sync.Mutex
+	exampleCache = map[string][]byte{}
+)
+
+// RepoRoot is the module root.
+func RepoRoot(t testing.TB) string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// Binary builds bin/aerofn once per test binary and returns its path.
+func Binary(t testing.TB) string {
+	t.Helper()
+	binOnce.Do(func() {
+		binPath = filepath.Join(os.TempDir(), fmt.Sprintf("aerofn-test-%d", os.Getpid()))
+		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/aerofn")
+		cmd.Dir = RepoRoot(t)
+		if b, err := cmd.CombinedOutput(); err != nil {
+			binErr = fmt.Errorf("building aerofn: %v\n%s", err, b)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// Process is a node running as the real binary.
+type Process struct {
+	Cmd    *exec.Cmd
+	URL    string
+	Stdout *bytes.Buffer
+	Stderr *bytes.Buffer
+	mu     sync.Mutex
+}
+
+// FreePort returns a free loopback address.
+func FreePort(t testing.TB) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+type lockedBuffer struct {
+	mu *sync.Mutex
+	b  *bytes.Buffer
+}
+
+func (l lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// StartBinary runs `aerofn serve` on dbURL and waits for /healthz.
+func StartBinary(t testing.TB, dbURL string, extraEnv ...string) *Process {
+	t.Helper()
+	addr := FreePort(t)
+	p := &Process{URL: "http://" + addr, Stdout: &bytes.Buffer{}, Stderr: &bytes.Buffer{}}
+	p.Cmd = exec.Command(Binary(t), "serve")
+	p.Cmd.Env = append(os.Environ(), "AEROFN_DATABASE_URL="+dbURL, "AEROFN_LISTEN="+addr, "AEROFN_JWT_SECRET="+JWTSecret,
+		"AEROFN_SECRETS_KEY="+SecretsKey, "AEROFN_DATA_DIR="+t.TempDir(), "AEROFN_FETCH_ALLOW_PRIVATE=true")
+	p.Cmd.Env = append(p.Cmd.Env, extraEnv...)
+	p.Cmd.Stdout = lockedBuffer{&p.mu, p.Stdout}
+	p.Cmd.Stderr = lockedBuffer{&p.mu, p.Stderr}
+	if err := p.Cmd.Start(); err != nil {
+		t.Fatalf("starting aerofn: %v", err)
+	}
+	t.Cleanup(func() { p.Kill() })
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(p.URL + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return p
+			}
+		}
+		if p.Cmd.ProcessState != nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("aerofn did not become healthy; stderr:\n%s", p.Output())
+	return nil
+}
+
+// Output is what the process wrote to stderr so far.
+func (p *Process) Output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.Stderr.String()
+}
+
+// StdoutLines is what the process wrote to stdout so far, by line.
+func (p *Process) StdoutLines() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return strings.Split(strings.TrimSpace(p.Stdout.String()), "\n")
+}
+
+// Kill sends SIGKILL and waits.
+func (p *Process) Kill() {
+	if p.Cmd.Process != nil && p.Cmd.ProcessState == nil {
+		_ = p.Cmd.Process.Kill()
+		_ = p.Cmd.Wait()
+	}
+}
+
+// Stop sends SIGTERM and waits for a graceful exit.
+func (p *Process) Stop() error {
+	if p.Cmd.Process == nil || p.Cmd.ProcessState != nil {
+		return nil
+	}
+	_ = p.Cmd.Process.Signal(os.Interrupt)
+	return p.Cmd.Wait()
+}
+
+// EnvFor returns an Env that talks to a process node.
+func EnvFor(t testing.TB, dbURL string, p *Process) *Env {
+	return newEnv(t, dbURL, p.URL)
+}
