@@ -56,4 +56,3 @@ func newDeploy(stdout io.Writer) *cobra.Command {
 	cmd.Flags().StringVar(&description, "description", "", "description of the function")
 	return cmd
 }
-

@@ -11,17 +11,17 @@ import (
 
 // Limits every function config is checked against.
 const (
-	DefaultTimeout   = 10 * time.Second
-	MinTimeout       = 1 * time.Second
-	MaxTimeout       = 300 * time.Second
-	DefaultMemory    = 128 << 20
-	MinMemory        = 16 << 20
-	MaxMemory        = 512 << 20
-	MaxModuleSize    = 10 << 20
-	maxEnvKeys       = 100
-	maxDescription   = 1000
-	maxTriggers      = 20
-	maxAllowedHosts  = 100
+	DefaultTimeout  = 10 * time.Second
+	MinTimeout      = 1 * time.Second
+	MaxTimeout      = 300 * time.Second
+	DefaultMemory   = 128 << 20
+	MinMemory       = 16 << 20
+	MaxMemory       = 512 << 20
+	MaxModuleSize   = 10 << 20
+	maxEnvKeys      = 100
+	maxDescription  = 1000
+	maxTriggers     = 20
+	maxAllowedHosts = 100
 )
 
 var (
