@@ -1,0 +1,341 @@
+// Command bench runs aerofn's benchmarks and writes BENCHMARKS.md.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/bytecodealliance/wasmtime-go/v39"
+
+	"github.com/aerodb/aerofn/internal/auth"
+	"github.com/aerodb/aerofn/internal/bench"
+	"github.com/aerodb/aerofn/internal/config"
+	"github.com/aerodb/aerofn/internal/engine"
+	"github.com/aerodb/aerofn/internal/hostfn"
+	"github.com/aerodb/aerofn/internal/registry"
+	"github.com/aerodb/aerofn/internal/server"
+)
+
+const (
+	jwtSecret  = "bench-jwt-secret-0123456789abcdef0123456789"
+	secretsKey = "bench-secrets-key-0123456789abcdef0123456789"
+)
+
+func main() {
+	out := flag.String("out", "BENCHMARKS.md", "where to write the report")
+	n := flag.Int("n", 2000, "samples per measurement")
+	admin := flag.String("database-url", envOr("AEROFN_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"), "admin URL of the PostgreSQL to use")
+	flag.Parse()
+	if err := run(*out, *n, *admin); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func run(out string, n int, adminURL string) error {
+	start := time.Now()
+	ctx := context.Background()
+	var sections []bench.Section
+
+	s, err := coldStart(ctx, n)
+	if err != nil {
+		return err
+	}
+	sections = append(sections, s)
+	fmt.Fprintln(os.Stderr, "cold start done")
+
+	dbURL, drop, err := bench.CreateDatabase(ctx, adminURL)
+	if err != nil {
+		return err
+	}
+	defer drop()
+	srv, err := server.Open(ctx, config.Config{DatabaseURL: dbURL, Listen: "127.0.0.1:0", JWTSecret: jwtSecret, SecretsKey: secretsKey,
+		DataDir: filepathTemp(), MaxConcurrency: 1000, RolePoolSize: 10, ShutdownTimeout: 10 * time.Second, LogLevel: "error"}, server.Options{})
+	if err != nil {
+		return err
+	}
+	defer srv.Stop(context.Background()) //nolint:errcheck
+	if err := srv.Start(ctx); err != nil {
+		return err
+	}
+
+	s, err = httpOverhead(ctx, srv, n)
+	if err != nil {
+		return err
+	}
+	sections = append(sections, s)
+	fmt.Fprintln(os.Stderr, "http overhead done")
+
+	s, err = dbQuery(ctx, srv, dbURL, n)
+	if err != nil {
+		return err
+	}
+	sections = append(sections, s)
+	fmt.Fprintln(os.Stderr, "db_query done")
+
+	for _, extra := range extraSections {
+		s, err := extra(ctx, srv, dbURL, n)
+		if err != nil {
+			return err
+		}
+		sections = append(sections, s)
+	}
+
+	report := bench.Render(sections, time.Since(start))
+	if err := os.WriteFile(out, []byte(report), 0o644); err != nil {
+		return err
+	}
+	fmt.Print(report)
+	return nil
+}
+
+// extraSections are added by files for later triggers (events, schedules).
+var extraSections []func(ctx context.Context, srv *server.Server, dbURL string, n int) (bench.Section, error)
+
+func filepathTemp() string {
+	d, _ := os.MkdirTemp("", "aerofn-bench-")
+	return d
+}
+
+// example returns a built example module (bin/examples, or built now).
+func example(name string) ([]byte, error) {
+	dir := envOr("AEROFN_EXAMPLES_DIR", "bin/examples")
+	if b, err := os.ReadFile(filepath.Join(dir, name+".wasm")); err == nil {
+		return b, nil
+	}
+	outPath := filepath.Join(os.TempDir(), "aerofn-bench-"+name+".wasm")
+	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", outPath, "./examples/"+name)
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("building example %s: %v\n%s", name, err, b)
+	}
+	return os.ReadFile(outPath)
+}
+
+const (
+	watNoop = `(module (memory (export "memory") 1) (func (export "handler") (result i32) (i32.const 0)))`
+	watEcho = `(module
+  (import "aerodb" "input_len" (func $len (result i32)))
+  (import "aerodb" "input_read" (func $read (param i32 i32) (result i32)))
+  (import "aerodb" "output" (func $out (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "handler") (result i32)
+    (local $n i32)
+    (local.set $n (call $len))
+    (drop (call $read (i32.const 0) (local.get $n)))
+    (drop (call $out (i32.const 0) (local.get $n)))
+    (i32.const 0)))`
+)
+
+// coldStart: a fresh store and instance per call, whole Run timed
+// (instantiate, _initialize, handler, close): an upper bound of "new
+// instance to handler entry".
+func coldStart(ctx context.Context, n int) (bench.Section, error) {
+	eng, err := engine.New(engine.Config{})
+	if err != nil {
+		return bench.Section{}, err
+	}
+	defer eng.Close()
+	noop, _ := wasmtime.Wat2Wasm(watNoop)
+	echo, _ := wasmtime.Wat2Wasm(watEcho)
+	hello, err := example("hello")
+	if err != nil {
+		return bench.Section{}, err
+	}
+	mods := []struct {
+		name string
+		wasm []byte
+	}{{"noop", noop}, {"echo", echo}, {"hello", hello}}
+	loaded := make([]*engine.Module, len(mods))
+	for i, m := range mods {
+		if loaded[i], err = eng.Load(registry.Hash(m.wasm), func() ([]byte, error) { return m.wasm, nil }); err != nil {
+			return bench.Section{}, err
+		}
+	}
+	input := []byte(`{"trigger":"http","method":"POST","path":"/","headers":{},"query":{},"body":{"name":"World"},"user_id":null,"role":"anon","request_id":"r"}`)
+	samples := make([][]time.Duration, len(mods))
+	lim := engine.Limits{Timeout: 10 * time.Second, MemoryBytes: 128 << 20}
+	for round := 0; round < n/100; round++ {
+		for i, m := range loaded {
+			for j := 0; j < 100; j++ {
+				t0 := time.Now()
+				res := eng.Run(ctx, m, input, lim, nil)
+				d := time.Since(t0)
+				if res.Status != engine.StatusSuccess {
+					return bench.Section{}, fmt.Errorf("%s: %s %v", mods[i].name, res.Status, res.Err)
+				}
+				samples[i] = append(samples[i], d)
+			}
+		}
+	}
+	rows := []bench.Row{
+		{Name: "engine floor: empty handler (WAT, 1 page)", Dist: bench.Summarize(samples[0])},
+		{Name: "small module: echo of the event (WAT, ABI imports)", Dist: bench.Summarize(samples[1])},
+		{Name: "Go SDK module: examples/hello (" + fmt.Sprint(len(hello)>>10) + " KiB, Go runtime init per call)", Dist: bench.Summarize(samples[2])},
+	}
+	bench.Check(&rows[1], 100*time.Microsecond)
+	bench.Check(&rows[2], time.Millisecond)
+	return bench.Section{
+		Title: "Cold start: a fresh instance per call (no server)",
+		About: "`engine.Run` timed whole: new store, instantiate, `_initialize` (Go), `handler`, close. Every call pays this; no instance is reused. The three modules are interleaved in rounds of 100.",
+		Rows:  rows,
+		Ratio: fmt.Sprintf("Go SDK / small module at p50: %.1fx. The seed's target is 100 ms.", ratio(rows[2].Dist.P50, rows[1].Dist.P50)),
+	}, nil
+}
+
+func ratio(a, b time.Duration) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
+// httpOverhead serves the API and a native Go echo handler from one
+// http.Server in this process and calls both over loopback, interleaved.
+func httpOverhead(ctx context.Context, srv *server.Server, n int) (bench.Section, error) {
+	echoGo, err := example("echo")
+	if err != nil {
+		return bench.Section{}, err
+	}
+	echoWAT, _ := wasmtime.Wat2Wasm(watEcho)
+	svc, _ := auth.Sign(jwtSecret, auth.RoleService, "", time.Hour)
+	anon, _ := auth.Sign(jwtSecret, auth.RoleAnon, "", time.Hour)
+
+	mux := http.NewServeMux()
+	mux.Handle("/", srv.API)
+	// The native baseline does what the echo function's path does at the
+	// edges: read the body, build the same event JSON, write it back.
+	mux.HandleFunc("POST /native/echo", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		ev := map[string]any{"trigger": "http", "method": r.Method, "path": "/", "headers": map[string]string{}, "query": map[string]string{},
+			"body": json.RawMessage(body), "user_id": nil, "role": "anon", "request_id": "x"}
+		for k := range r.Header {
+			ev["headers"].(map[string]string)[strings.ToLower(k)] = r.Header.Get(k)
+		}
+		b, _ := json.Marshal(ev)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(b)
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return bench.Section{}, err
+	}
+	hs := &http.Server{Handler: mux}
+	go hs.Serve(ln) //nolint:errcheck
+	defer hs.Close()
+	base := "http://" + ln.Addr().String()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+
+	deploy := func(name string, wasm []byte) error {
+		var buf bytes.Buffer
+		ct, body := form(name, wasm, &buf)
+		req, _ := http.NewRequest("POST", base+"/functions/v1/deploy", body)
+		req.Header.Set("Authorization", "Bearer "+svc)
+		req.Header.Set("Content-Type", ct)
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 201 {
+			b, _ := io.ReadAll(resp.Body)
+			return fmt.Errorf("deploying %s: %d %s", name, resp.StatusCode, b)
+		}
+		return nil
+	}
+	if err := deploy("echo-go", echoGo); err != nil {
+		return bench.Section{}, err
+	}
+	if err := deploy("echo-wat", echoWAT); err != nil {
+		return bench.Section{}, err
+	}
+	call := func(path string) (time.Duration, error) {
+		req, _ := http.NewRequest("POST", base+path, strings.NewReader(`{"name":"World"}`))
+		req.Header.Set("Authorization", "Bearer "+anon)
+		req.Header.Set("Content-Type", "application/json")
+		t0 := time.Now()
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		d := time.Since(t0)
+		if resp.StatusCode != 200 {
+			return 0, fmt.Errorf("%s: HTTP %d", path, resp.StatusCode)
+		}
+		return d, nil
+	}
+	paths := []string{"/native/echo", "/functions/v1/echo-wat", "/functions/v1/echo-go"}
+	samples := make([][]time.Duration, len(paths))
+	for i := 0; i < n+200; i++ {
+		for j, p := range paths {
+			d, err := call(p)
+			if err != nil {
+				return bench.Section{}, err
+			}
+			if i >= 200 { // warm-up
+				samples[j] = append(samples[j], d)
+			}
+		}
+	}
+	native, wat, goSDK := bench.Summarize(samples[0]), bench.Summarize(samples[1]), bench.Summarize(samples[2])
+	overhead := func(d bench.Dist) bench.Dist {
+		return bench.Dist{N: d.N, P50: d.P50 - native.P50, P95: d.P95 - native.P95, P99: d.P99 - native.P99}
+	}
+	rows := []bench.Row{
+		{Name: "native Go handler, same route shape, same process", Dist: native},
+		{Name: "aerofn: POST /functions/v1/echo-wat (WAT echo)", Dist: wat},
+		{Name: "aerofn: POST /functions/v1/echo-go (Go SDK echo)", Dist: goSDK},
+		{Name: "overhead: echo-wat minus native", Dist: overhead(wat)},
+		{Name: "overhead: echo-go minus native", Dist: overhead(goSDK)},
+	}
+	bench.Check(&rows[3], time.Millisecond)
+	bench.Check(&rows[4], time.Millisecond)
+	return bench.Section{
+		Title: "HTTP invocation overhead",
+		About: "Sequential keep-alive requests over loopback to one `http.Server` in one process that serves both the aerofn API and a native Go handler doing the same edge work (read body, build the event JSON, write it). The three routes are interleaved request by request; overhead rows subtract the native percentile from the aerofn one. The aerofn path includes JWT verification, the function lookup, a fresh sandbox, and queueing the invocation record.",
+		Rows:  rows,
+		Ratio: fmt.Sprintf("At p50, echo-wat costs %.1fx the native handler and echo-go %.1fx. The seed's target is 5 ms of overhead.", ratio(wat.P50, native.P50), ratio(goSDK.P50, native.P50)),
+	}, nil
+}
+
+func form(name string, wasm []byte, buf *bytes.Buffer) (string, io.Reader) {
+	mw := newMultipart(buf)
+	_ = mw.WriteField("name", name)
+	p, _ := mw.CreateFormFile("wasm", "m.wasm")
+	_, _ = p.Write(wasm)
+	_ = mw.Close()
+	return mw.FormDataContentType(), buf
+}
+
+// timedDB measures each db_query as the guest sees it at the host boundary.
+type timedDB struct {
+	inner   hostfn.DB
+	samples []time.Duration
+}
+
+func (t *timedDB) Handle(ctx context.Context, p auth.Principal, req []byte) []byte {
+	t0 := time.Now()
+	out := t.inner.Handle(ctx, p, req)
+	t.samples = append(t.samples, time.Since(t0))
+	return out
+}
