@@ -103,3 +103,19 @@ func wat(t testing.TB, src string) []byte {
 	}
 	return b
 }
+
+// watSleep sleeps 600 ms through WASI poll_oneoff, then answers {"slept":true}.
+const watSleep = `(module
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (import "aerodb" "output" (func $out (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 200) "{\"slept\":true}")
+  (func (export "handler") (result i32)
+    ;; subscription at 0: userdata 0, tag 0 (clock), clock id 1 (monotonic) at 16,
+    ;; timeout 600 ms at 24, precision 0, flags 0 (relative)
+    (i32.store8 (i32.const 8) (i32.const 0))
+    (i32.store (i32.const 16) (i32.const 1))
+    (i64.store (i32.const 24) (i64.const 600000000))
+    (drop (call $poll (i32.const 0) (i32.const 64) (i32.const 1) (i32.const 128)))
+    (drop (call $out (i32.const 200) (i32.const 14)))
+    (i32.const 0)))`

@@ -1,0 +1,68 @@
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aerodb/aerofn/internal/testenv"
+)
+
+// A call that is running when its function is disabled or deleted finishes;
+// calls after that answer 404.
+func TestRunningCallsFinishAfterDisableAndDelete(t *testing.T) {
+	e := testenv.Start(t)
+	e.MustDeploy("sleepy", wat(t, watSleep), nil)
+	for _, change := range []struct {
+		name, method string
+		body         any
+	}{
+		{"disable", "PATCH", map[string]any{"enabled": false}},
+		{"delete", "DELETE", nil},
+	} {
+		t.Run(change.name, func(t *testing.T) {
+			done := make(chan testenv.Response, 1)
+			go func() { done <- e.Invoke("sleepy", e.AnonKey, nil) }()
+			time.Sleep(200 * time.Millisecond)
+			if r := e.JSONRequest(change.method, "/functions/v1/sleepy", e.ServiceKey, change.body); r.Status >= 300 {
+				t.Fatalf("%s: %d %s", change.name, r.Status, r.Body)
+			}
+			if r := e.Invoke("sleepy", e.AnonKey, nil); r.Status != 404 {
+				t.Fatalf("call after %s: %d %s", change.name, r.Status, r.Body)
+			}
+			r := <-done
+			if r.Status != 200 || string(r.Body) != `{"slept":true}` {
+				t.Fatalf("running call after %s: %d %s", change.name, r.Status, r.Body)
+			}
+			if change.name == "disable" {
+				e.JSONRequest("PATCH", "/functions/v1/sleepy", e.ServiceKey, map[string]any{"enabled": true})
+			}
+		})
+	}
+}
+
+// Module bytes are verified against their SHA-256 when loaded: a stored
+// module that was tampered with is refused, recorded, and not run.
+func TestTamperedModuleIsRefused(t *testing.T) {
+	e := testenv.Start(t)
+	d := e.MustDeploy("victim", wat(t, watEcho), nil)
+	// A fresh node with an empty compile cache must read the bytes again.
+	other := testenv.StartOn(t, e.DatabaseURL)
+	ctx := context.Background()
+	if _, err := e.Admin.Exec(ctx, `UPDATE aerofn.modules SET bytes = $1 WHERE hash = $2`, wat(t, watUnreachable), d["wasm_hash"]); err != nil {
+		t.Fatal(err)
+	}
+	r := other.Invoke("victim", other.AnonKey, nil)
+	if r.Status != 500 || r.Code() != "function_error" {
+		t.Fatalf("tampered module: %d %s", r.Status, r.Body)
+	}
+	other.Flush()
+	var msg string
+	if err := e.Admin.QueryRow(ctx, `SELECT error FROM aerofn.invocations WHERE function_name = 'victim' ORDER BY created_at DESC LIMIT 1`).Scan(&msg); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(msg, "does not match its hash") {
+		t.Fatalf("record error: %q", msg)
+	}
+}
