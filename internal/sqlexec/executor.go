@@ -20,6 +20,8 @@ import (
 	"github.com/aerodb/aerofn/internal/sqlexec/token"
 )
 
+var resetStatements = []string{"DISCARD ALL"}
+
 // stmtName is the one prepared statement a call makes; DISCARD ALL drops it.
 // A named statement (not the unnamed one) because the SET LOCALs sent in the
 // same pipeline would replace the unnamed one.
@@ -744,7 +746,9 @@ func (c *call) commit(ctx context.Context) error {
 	pl := c.pc.StartPipeline(ctx)
 	pl.SendQueryParams("COMMIT", nil, nil, nil, nil)
 	pl.SendPipelineSync()
-	pl.SendQueryParams("DISCARD ALL", nil, nil, nil, nil)
+	for _, q := range resetStatements {
+		pl.SendQueryParams(q, nil, nil, nil, nil)
+	}
 	if err := pl.Sync(); err != nil {
 		return c.fail(ctx, err)
 	}
@@ -792,7 +796,9 @@ func (c *call) rollback(ctx context.Context) error {
 	pl := c.pc.StartPipeline(ctx)
 	pl.SendQueryParams("ROLLBACK", nil, nil, nil, nil)
 	pl.SendPipelineSync()
-	pl.SendQueryParams("DISCARD ALL", nil, nil, nil, nil)
+	for _, q := range resetStatements {
+		pl.SendQueryParams(q, nil, nil, nil, nil)
+	}
 	if err := pl.Sync(); err != nil {
 		return err
 	}

@@ -23,3 +23,5 @@ func (e *Executor) ResetPools() {
 		p.Reset()
 	}
 }
+
+func SetReset(s []string) { resetStatements = s }

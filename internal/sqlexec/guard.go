@@ -154,7 +154,7 @@ var allowedPgFunctions = map[string]bool{
 // session state the host owns. The database revokes them too (Setup); the
 // guard refuses them first so the message says why.
 var deniedFunctions = map[string]bool{
-	"set_config": true,
+	"set_config":   true,
 	"query_to_xml": true, "query_to_xmlschema": true, "query_to_xml_and_xmlschema": true,
 	"cursor_to_xml": true, "cursor_to_xmlschema": true,
 	"table_to_xml": true, "table_to_xmlschema": true, "table_to_xml_and_xmlschema": true,
@@ -389,8 +389,8 @@ func lex(s string) ([]sqlToken, error) {
 }
 
 // scanQuoted returns the index just past the string constant whose opening
-// quote is at s[q]. backslash marks an E'' string, where \ escapes the next
-// byte. Adjacent '' is a quote in every kind.
+// quote is at s[q]. backslash marks an E” string, where \ escapes the next
+// byte. Adjacent ” is a quote in every kind.
 func scanQuoted(s string, q int, backslash bool) (int, error) {
 	j := q + 1
 	for j < len(s) {

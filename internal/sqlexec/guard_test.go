@@ -80,7 +80,8 @@ func TestCheckStatementRefuses(t *testing.T) {
 		{`SELECT 1; -- x` + "\n" + `DELETE FROM t`, "only one statement"},
 		{`SELECT $$;$$; SET ROLE x`, "only one statement"},
 		{`SELECT 'a'; SET ROLE x`, "only one statement"},
-		{`SELECT E'\''; SET ROLE x; --'`, ""}, // one string: admitted
+		{`SELECT E'\'; SET ROLE x; --'`, ""},               // one string: admitted
+		{`SELECT E'\''; SET ROLE x`, "only one statement"}, // E'\'' is a whole string
 		{`WITH x AS (SELECT 1) SET ROLE postgres`, "must end in"},
 		{`WITH x AS (SELECT 1) VALUES (1)`, "not VALUES"},
 		{`WITH x AS (MERGE INTO t USING s ON true WHEN MATCHED THEN DELETE) SELECT 1`, "may only be"},

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -151,12 +150,10 @@ func appendValue(b []byte, t *typeInfo, src []byte) []byte {
 		return append(b, "null"...)
 	}
 	switch t.kind {
-	case kInt:
-		if isInteger(src) {
-			return append(b, src...)
-		}
-	case kFloat:
-		if f, err := strconv.ParseFloat(string(src), 64); err == nil && !math.IsInf(f, 0) && !math.IsNaN(f) {
+	case kInt, kFloat:
+		// PostgreSQL prints integers and finite floats as JSON numbers
+		// already; anything else (NaN, Infinity) goes out as a string.
+		if isJSONNumber(src) {
 			return append(b, src...)
 		}
 	case kNumeric:
@@ -194,19 +191,43 @@ func appendValue(b []byte, t *typeInfo, src []byte) []byte {
 	return appendJSONString(b, string(src))
 }
 
-func isInteger(s []byte) bool {
-	if len(s) > 0 && s[0] == '-' {
-		s = s[1:]
+// isJSONNumber reports whether s is a number in JSON's grammar:
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func isJSONNumber(s []byte) bool {
+	i := 0
+	digits := func() int {
+		n := 0
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+			n++
+		}
+		return n
 	}
-	if len(s) == 0 {
+	if i < len(s) && s[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(s) && s[i] == '0':
+		i++
+	case digits() == 0:
 		return false
 	}
-	for _, c := range s {
-		if c < '0' || c > '9' {
+	if i < len(s) && s[i] == '.' {
+		i++
+		if digits() == 0 {
 			return false
 		}
 	}
-	return true
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	return i == len(s)
 }
 
 // rfc3339 rewrites PostgreSQL's ISO output ("2024-01-02 03:04:05.123+00") as
