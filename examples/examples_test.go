@@ -1,6 +1,7 @@
 // Package examples holds the example functions, one command per directory,
-// and this test, which builds each one for wasip1 and checks the module
-// against the guest ABI (docs/ABI.md) the way deploy will.
+// and their tests: each is built for wasip1, its module checked against the
+// guest ABI (docs/ABI.md) the way deploy checks it, and (with cgo) run under
+// wasmtime against a fake host (run_test.go).
 package examples
 
 import (

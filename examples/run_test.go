@@ -254,13 +254,28 @@ func TestExamplesRun(t *testing.T) {
 		},
 		{
 			name: "flaky fails on fail=true", example: "flaky",
-			event: `{"trigger":"database","table":"jobs","operation":"INSERT","new":{"fail":true},"event_id":"e-9"}`,
-			want:  callResult{1, `failing on purpose: the event has fail=true`},
+			event: `{"trigger":"database","table":"jobs","operation":"INSERT","new":{"fail":true},"event_id":"e-9","attempt":4}`,
+			want:  callResult{1, `failing on purpose: fail is true (attempt 4)`},
 		},
 		{
-			name: "flaky succeeds otherwise", example: "flaky",
-			event: `{"trigger":"database","table":"jobs","operation":"INSERT","new":{"fail":false},"event_id":"e-9"}`,
-			want:  callResult{0, `{"event_id":"e-9","ok":true}`},
+			name: "flaky fails below fail_until", example: "flaky",
+			event: `{"trigger":"database","table":"jobs","operation":"INSERT","new":{"fail_until":3},"event_id":"e-9","attempt":2}`,
+			want:  callResult{1, `failing on purpose: attempt 2 is below fail_until 3`},
+		},
+		{
+			name: "flaky succeeds at fail_until", example: "flaky",
+			event: `{"trigger":"database","table":"jobs","operation":"INSERT","new":{"fail_until":3},"event_id":"e-9","attempt":3}`,
+			want:  callResult{0, `{"attempt":3,"event_id":"e-9","ok":true}`},
+		},
+		{
+			name: "flaky reads the old row of a delete", example: "flaky",
+			event: `{"trigger":"database","table":"jobs","operation":"DELETE","old":{"fail":true},"new":null,"event_id":"e-9","attempt":1}`,
+			want:  callResult{1, `failing on purpose: fail is true (attempt 1)`},
+		},
+		{
+			name: "flaky over HTTP", example: "flaky",
+			event: `{"trigger":"http","body":{"fail":false}}`,
+			want:  callResult{0, `{"attempt":0,"event_id":"","ok":true}`},
 		},
 		{
 			name: "a malformed event fails the call", example: "echo",

@@ -1,18 +1,19 @@
 // Command flaky fails on demand, for tests of retries, dead letters and
-// failure records. It fails (handler returns 1, output "failing on purpose:
-// ...") when
+// failure records. The row (a database event's new row, or old for DELETE)
+// or the HTTP body decides:
 //
-//   - a database event's new row has "fail": true, or
-//   - an HTTP or webhook body is a JSON object with "fail": true;
+//   - "fail": true fails every attempt, so the event ends dead-lettered;
+//   - "fail_until": N fails while the delivery attempt is below N, so the
+//     event succeeds on attempt N (an HTTP call is attempt 0 and fails
+//     whenever N > 0);
+//   - anything else succeeds with {"ok": true, "event_id": ..., "attempt": ...}.
 //
-// and otherwise succeeds with {"ok": true, "event_id": ...}. A function keeps
-// no state between calls, so the event alone decides: a failing event fails
-// on every redelivery until it is dead-lettered, which is what a retry test
-// wants to count.
+// A failure returns 1 with the output "failing on purpose: ...". A function
+// keeps no state between calls, so the event alone decides.
 package main
 
 import (
-	"errors"
+	"fmt"
 
 	aerofn "github.com/aerodb/aerofn/sdk/go"
 )
@@ -23,22 +24,29 @@ func init() {
 
 func flaky(ev aerofn.Event) (any, error) {
 	var in struct {
-		Fail bool `json:"fail"`
+		Fail      bool `json:"fail"`
+		FailUntil int  `json:"fail_until"`
 	}
 	var err error
-	if ev.Trigger == aerofn.TriggerDatabase {
-		err = ev.DecodeNew(&in)
-	} else {
+	switch {
+	case ev.Trigger != aerofn.TriggerDatabase:
 		err = ev.DecodeBody(&in)
+	case ev.Operation == aerofn.Delete:
+		err = ev.DecodeOld(&in)
+	default:
+		err = ev.DecodeNew(&in)
 	}
 	if err != nil {
-		// Not an object with a boolean fail: nothing asked to fail.
-		in.Fail = false
+		// Not an object with these fields: nothing asked to fail.
+		aerofn.Logf(aerofn.LevelDebug, "flaky: %v", err)
 	}
 	if in.Fail {
-		return nil, errors.New("failing on purpose: the event has fail=true")
+		return nil, fmt.Errorf("failing on purpose: fail is true (attempt %d)", ev.Attempt)
 	}
-	return map[string]any{"ok": true, "event_id": ev.EventID}, nil
+	if ev.Attempt < in.FailUntil {
+		return nil, fmt.Errorf("failing on purpose: attempt %d is below fail_until %d", ev.Attempt, in.FailUntil)
+	}
+	return map[string]any{"ok": true, "event_id": ev.EventID, "attempt": ev.Attempt}, nil
 }
 
 func main() {}

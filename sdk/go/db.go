@@ -55,7 +55,9 @@ func (r *Result) Decode(dst any) error {
 
 // Query runs one SQL statement with $1, $2... placeholders bound to params,
 // under the row-level security of the principal the call acts for. Each call
-// is its own transaction. A refused query returns a *DBError.
+// is its own transaction. Params cross as JSON, encoded by encoding/json
+// (a time.Time as RFC 3339 text, a []byte as base64). A refused query
+// returns a *DBError.
 func Query(sql string, params ...any) (*Result, error) {
 	if params == nil {
 		params = []any{}

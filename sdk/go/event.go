@@ -41,23 +41,29 @@ type Event struct {
 	// HTTP calls (Headers and Body also for webhooks). Header names are
 	// lower-case. Body is the request body as JSON: the parsed document
 	// for a JSON request, a JSON string otherwise, base64 text when the
-	// body was binary (BodyBase64). Use [Event.DecodeBody] or
-	// [Event.BodyBytes] rather than reading it directly.
-	Method     string
-	Path       string
-	Headers    Values
-	Query      Values
-	Body       json.RawMessage
-	BodyBase64 bool
-	UserID     string // the caller's user id (JWT sub); empty when anonymous
-	RequestID  string
+	// body was binary (BodyEncoding "base64"). Use [Event.DecodeBody] or
+	// [Event.BodyBytes] rather than reading it.
+	Method       string
+	Path         string
+	Headers      Values
+	Query        Values
+	Body         json.RawMessage
+	BodyEncoding string
+	RequestID    string
+
+	// Who the call acts for: the user id (JWT sub, empty when anonymous)
+	// and the database role (anon, authenticated, service_role).
+	UserID string
+	Role   string
 
 	// Database triggers. Old is null for INSERT, New for DELETE.
+	Schema    string
 	Table     string
 	Operation Operation
 	Old       json.RawMessage
 	New       json.RawMessage
 	EventID   string // the same on every redelivery: an idempotency key
+	Attempt   int    // 1 on the first delivery, 2 on the first retry...
 
 	// Timestamp is when the row changed (database) or the delivery was
 	// received (webhook).
@@ -82,14 +88,17 @@ type eventWire struct {
 	Headers       Values          `json:"headers,omitempty"`
 	Query         Values          `json:"query,omitempty"`
 	Body          json.RawMessage `json:"body,omitempty"`
-	BodyBase64    bool            `json:"is_base64_encoded,omitempty"`
-	UserID        flexString      `json:"user_id,omitempty"`
+	BodyEncoding  string          `json:"body_encoding,omitempty"`
 	RequestID     flexString      `json:"request_id,omitempty"`
+	UserID        flexString      `json:"user_id,omitempty"`
+	Role          string          `json:"role,omitempty"`
+	Schema        string          `json:"schema,omitempty"`
 	Table         string          `json:"table,omitempty"`
 	Operation     Operation       `json:"operation,omitempty"`
 	Old           json.RawMessage `json:"old,omitempty"`
 	New           json.RawMessage `json:"new,omitempty"`
 	EventID       flexString      `json:"event_id,omitempty"`
+	Attempt       int             `json:"attempt,omitempty"`
 	Timestamp     flexTime        `json:"timestamp,omitzero"`
 	Cron          string          `json:"cron,omitempty"`
 	ScheduledTime flexTime        `json:"scheduled_time,omitzero"`
@@ -120,6 +129,12 @@ func (e *Event) setField(key string, raw []byte) error {
 		err = setString(&e.Method, raw)
 	case "path":
 		err = setString(&e.Path, raw)
+	case "body_encoding":
+		err = setString(&e.BodyEncoding, raw)
+	case "role":
+		err = setString(&e.Role, raw)
+	case "schema":
+		err = setString(&e.Schema, raw)
 	case "table":
 		err = setString(&e.Table, raw)
 	case "operation":
@@ -136,16 +151,8 @@ func (e *Event) setField(key string, raw []byte) error {
 		e.Old = nullToNil(raw)
 	case "new":
 		e.New = nullToNil(raw)
-	case "is_base64_encoded":
-		switch string(raw) {
-		case "true":
-			e.BodyBase64 = true
-		case "false":
-			e.BodyBase64 = false
-		case "null":
-		default:
-			err = fmt.Errorf("want a boolean, got %s", kindOf(raw[0]))
-		}
+	case "attempt":
+		err = setInt(&e.Attempt, raw)
 	case "user_id":
 		e.UserID, err = idText(raw)
 	case "request_id":
@@ -165,6 +172,22 @@ func (e *Event) setField(key string, raw []byte) error {
 		return fmt.Errorf("field %s: %w", key, err)
 	}
 	return nil
+}
+
+// setInt sets *dst from a JSON integer; null leaves it as it is.
+func setInt(dst *int, raw []byte) error {
+	switch c := raw[0]; {
+	case c == 'n':
+		return nil
+	case c == '-' || '0' <= c && c <= '9':
+		n, err := strconv.Atoi(string(raw))
+		if err != nil {
+			return fmt.Errorf("want an integer, got %s", raw)
+		}
+		*dst = n
+		return nil
+	}
+	return fmt.Errorf("want an integer, got %s", kindOf(raw[0]))
 }
 
 // setString sets *dst from a JSON string; null leaves it as it is, as
@@ -195,14 +218,17 @@ func (e Event) MarshalJSON() ([]byte, error) {
 		Headers:       e.Headers,
 		Query:         e.Query,
 		Body:          e.Body,
-		BodyBase64:    e.BodyBase64,
-		UserID:        flexString(e.UserID),
+		BodyEncoding:  e.BodyEncoding,
 		RequestID:     flexString(e.RequestID),
+		UserID:        flexString(e.UserID),
+		Role:          e.Role,
+		Schema:        e.Schema,
 		Table:         e.Table,
 		Operation:     e.Operation,
 		Old:           e.Old,
 		New:           e.New,
 		EventID:       flexString(e.EventID),
+		Attempt:       e.Attempt,
 		Timestamp:     flexTime{e.Timestamp},
 		Cron:          e.Cron,
 		ScheduledTime: flexTime{e.ScheduledTime},
@@ -252,7 +278,7 @@ func (e *Event) DecodeBody(v any) error {
 }
 
 // BodyBytes returns the request body as the client sent it: the text of a
-// string body (base64-decoded when the body was binary), the JSON text of a
+// string body (base64-decoded when BodyEncoding is "base64"), the JSON text of a
 // parsed JSON body, nil when there is none.
 func (e *Event) BodyBytes() ([]byte, error) {
 	if len(e.Body) == 0 {
@@ -265,7 +291,7 @@ func (e *Event) BodyBytes() ([]byte, error) {
 	if err := json.Unmarshal(e.Body, &s); err != nil {
 		return nil, fmt.Errorf("decoding body: %w", err)
 	}
-	if !e.BodyBase64 {
+	if e.BodyEncoding != "base64" {
 		return []byte(s), nil
 	}
 	b, err := base64.StdEncoding.DecodeString(s)

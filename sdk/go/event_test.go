@@ -19,14 +19,14 @@ func TestEventHTTP(t *testing.T) {
 	const in = `{"trigger":"http","method":"POST","path":"/functions/v1/hello",
 		"headers":{"content-type":"application/json","x-multi":["a","b"]},
 		"query":{"page":"2","tag":["x","y"],"n":3},
-		"body":{"name":"Ada"},"user_id":"u-1","request_id":"req-9"}`
+		"body":{"name":"Ada"},"user_id":"u-1","role":"authenticated","request_id":"req-9"}`
 	ev := decodeEvent(t, in)
 
 	if ev.Trigger != TriggerHTTP || ev.Method != "POST" || ev.Path != "/functions/v1/hello" {
 		t.Errorf("trigger, method, path = %q %q %q", ev.Trigger, ev.Method, ev.Path)
 	}
-	if ev.UserID != "u-1" || ev.RequestID != "req-9" {
-		t.Errorf("user, request = %q %q", ev.UserID, ev.RequestID)
+	if ev.UserID != "u-1" || ev.Role != "authenticated" || ev.RequestID != "req-9" {
+		t.Errorf("user, role, request = %q %q %q", ev.UserID, ev.Role, ev.RequestID)
 	}
 	if got := ev.Header("Content-Type"); got != "application/json" {
 		t.Errorf("Header(Content-Type) = %q", got)
@@ -69,7 +69,7 @@ func TestEventTextBody(t *testing.T) {
 }
 
 func TestEventBinaryBody(t *testing.T) {
-	ev := decodeEvent(t, `{"trigger":"http","body":"AAH/","is_base64_encoded":true}`)
+	ev := decodeEvent(t, `{"trigger":"http","body":"AAH/","body_encoding":"base64"}`)
 	b, err := ev.BodyBytes()
 	if err != nil || string(b) != "\x00\x01\xff" {
 		t.Errorf("BodyBytes = %q, %v", b, err)
@@ -90,11 +90,14 @@ func TestEventNoBody(t *testing.T) {
 }
 
 func TestEventDatabase(t *testing.T) {
-	ev := decodeEvent(t, `{"trigger":"database","table":"orders","operation":"INSERT",
+	ev := decodeEvent(t, `{"trigger":"database","schema":"public","table":"orders","operation":"INSERT",
 		"old":null,"new":{"id":9007199254740993,"quantity":2},"event_id":42,
-		"timestamp":"2026-02-06T09:00:00.5Z"}`)
-	if ev.Trigger != TriggerDatabase || ev.Table != "orders" || ev.Operation != Insert {
-		t.Errorf("trigger, table, operation = %q %q %q", ev.Trigger, ev.Table, ev.Operation)
+		"timestamp":"2026-02-06T09:00:00.5Z","attempt":3,"txid":"771","user_id":"u-2","role":"authenticated"}`)
+	if ev.Trigger != TriggerDatabase || ev.Schema != "public" || ev.Table != "orders" || ev.Operation != Insert {
+		t.Errorf("trigger, schema, table, operation = %q %q %q %q", ev.Trigger, ev.Schema, ev.Table, ev.Operation)
+	}
+	if ev.Attempt != 3 || ev.UserID != "u-2" || ev.Role != "authenticated" {
+		t.Errorf("attempt, user, role = %d %q %q", ev.Attempt, ev.UserID, ev.Role)
 	}
 	if ev.Old != nil {
 		t.Errorf("Old = %s, want nil for null", ev.Old)

@@ -11,8 +11,8 @@ import (
 // eventSeeds are events as the host sends them, and some it must not.
 var eventSeeds = []string{
 	`{"trigger":"http","method":"POST","path":"/functions/v1/hello","headers":{"content-type":"application/json","x-multi":["a","b"]},"query":{"page":"2","n":3},"body":{"name":"World"},"user_id":"u-1","request_id":"req-9"}`,
-	`{"trigger":"http","body":"AAH/","is_base64_encoded":true,"user_id":null}`,
-	`{"trigger":"database","table":"orders","operation":"INSERT","old":null,"new":{"id":9007199254740993,"quantity":2},"event_id":42,"timestamp":"2026-02-06T09:00:00.5Z"}`,
+	`{"trigger":"http","method":"POST","path":"/","headers":{},"query":{},"body":"AAH/","body_encoding":"base64","user_id":null,"role":"anon","request_id":"r"}`,
+	`{"trigger":"database","schema":"public","table":"orders","operation":"INSERT","old":null,"new":{"id":9007199254740993,"quantity":2},"event_id":42,"timestamp":"2026-02-06T09:00:00.5Z","attempt":2,"txid":"771","user_id":"u","role":"authenticated"}`,
 	`{"trigger":"schedule","cron":"0 3 * * *","scheduled_time":1770368400,"actual_time":1770368400250.5}`,
 	`{"trigger":"webhook","headers":{"stripe-signature":"t=1"},"body":{"type":"x","data":[1,2.5e-3,-0,true,false,null,{},[]]},"delivery_id":"d-1"}`,
 	` { "method" : "caf\u00e9 \ud83d\ude00 \ud800 \"q\" \\ \/ \b\f\n\r\t" , "path": "\xff\xfe ok" } `,
@@ -21,7 +21,8 @@ var eventSeeds = []string{
 	`null`, `{}`, `[]`, `"x"`, `1`, ``, `{`, `{"a"}`, `{"a":}`, `{"a":1,}`, `{"a":[1,]}`,
 	`{"a":01}`, `{"a":1.}`, `{"a":-}`, `{"a":1e}`, `{"a":tru}`, `{"a":"\x01"}`, `{"a":"\u12"}`,
 	`{"a":"\q"}`, `{"a":1} x`, `{"headers":"x"}`, `{"headers":{"a":{"b":[1]}}}`, `{"query":null}`,
-	`{"user_id":{}}`, `{"timestamp":"yesterday"}`, `{"timestamp":true}`, `{"is_base64_encoded":1}`,
+	`{"user_id":{}}`, `{"timestamp":"yesterday"}`, `{"timestamp":true}`, `{"body_encoding":1}`,
+	`{"attempt":1.5}`, `{"attempt":"1"}`, `{"attempt":99999999999999999999}`, `{"attempt":-0}`, `{"attempt":null}`,
 	`{"trigger":5}`, `{"event_id":-1.5e3}`,
 }
 
@@ -30,17 +31,17 @@ var eventSeeds = []string{
 func eventFromWire(w eventWire, raw []byte) Event {
 	return Event{
 		Raw: raw, Trigger: w.Trigger, Method: w.Method, Path: w.Path,
-		Headers: w.Headers, Query: w.Query, Body: nullToNil(w.Body), BodyBase64: w.BodyBase64,
-		UserID: string(w.UserID), RequestID: string(w.RequestID),
-		Table: w.Table, Operation: w.Operation, Old: nullToNil(w.Old), New: nullToNil(w.New),
-		EventID: string(w.EventID), Timestamp: w.Timestamp.Time, Cron: w.Cron,
+		Headers: w.Headers, Query: w.Query, Body: nullToNil(w.Body), BodyEncoding: w.BodyEncoding,
+		RequestID: string(w.RequestID), UserID: string(w.UserID), Role: w.Role,
+		Schema: w.Schema, Table: w.Table, Operation: w.Operation, Old: nullToNil(w.Old), New: nullToNil(w.New),
+		EventID: string(w.EventID), Attempt: w.Attempt, Timestamp: w.Timestamp.Time, Cron: w.Cron,
 		ScheduledTime: w.ScheduledTime.Time, ActualTime: w.ActualTime.Time,
 		DeliveryID: string(w.DeliveryID),
 	}
 }
 
-var eventKeys = []string{"trigger", "method", "path", "headers", "query", "body", "is_base64_encoded",
-	"user_id", "request_id", "table", "operation", "old", "new", "event_id", "timestamp", "cron",
+var eventKeys = []string{"trigger", "method", "path", "headers", "query", "body", "body_encoding",
+	"request_id", "user_id", "role", "schema", "table", "operation", "old", "new", "event_id", "attempt", "timestamp", "cron",
 	"scheduled_time", "actual_time", "delivery_id"}
 
 // foldsOntoKey reports whether data has a top-level key that encoding/json
