@@ -92,7 +92,7 @@ func (s *Spec) nextCron(after time.Time) time.Time {
 	t := time.Unix(after.Unix()+1, 0).In(s.loc) // first whole second after `after`
 	limit := t.AddDate(horizonYears, 0, 0)
 	for t.Before(limit) {
-		start, end := t.ZoneBounds()
+		start, end := zonePeriod(t)
 		_, off := t.Zone()
 		if t.Equal(start) && s.gapMatches(start, off) {
 			return t
@@ -118,6 +118,27 @@ func (s *Spec) nextCron(after time.Time) time.Time {
 		t = end
 	}
 	return time.Time{}
+}
+
+// zonePeriod is time.Time.ZoneBounds with a guard against a Go bug: past the
+// last transition listed in the zone database (about 2037) Go derives periods from
+// the zone's rule, and in a leap year it ends the year's last period a day early
+// (year start + 365 days, time/zoneinfo.go tzset). On that Dec 31 the period it
+// reports ends before t, and walking to its end would never move forward. The
+// period really runs to the next UTC new year, where Go starts the next year's
+// rule; if the offset there is not the same, fall back to a one-second period,
+// which is slow but cannot be wrong.
+func zonePeriod(t time.Time) (start, end time.Time) {
+	start, end = t.ZoneBounds()
+	if end.IsZero() || end.After(t) {
+		return start, end
+	}
+	_, off := t.Zone()
+	end = time.Date(t.UTC().Year()+1, time.January, 1, 0, 0, 0, 0, time.UTC).In(t.Location())
+	if _, endOff := end.Add(-time.Second).Zone(); endOff != off {
+		end = t.Add(time.Second)
+	}
+	return start, end
 }
 
 // wallClock returns the reading of a clock at UTC offset off seconds at instant t,
