@@ -19,6 +19,7 @@ import (
 	"github.com/aerodb/aerofn/internal/records"
 	"github.com/aerodb/aerofn/internal/registry"
 	"github.com/aerodb/aerofn/internal/secrets"
+	"github.com/aerodb/aerofn/internal/webhook"
 )
 
 // Limits of request sizes.
@@ -43,6 +44,7 @@ type Config struct {
 	Invoker    *invoker.Invoker
 	Records    *records.Reader
 	Secrets    *secrets.Store
+	Deliveries *webhook.Deliveries
 	Verifier   *auth.Verifier
 	Gatherer   prometheus.Gatherer
 	Logger     *slog.Logger
@@ -70,6 +72,7 @@ func New(cfg Config) *API {
 	a.mux.HandleFunc("/functions/v1", a.wrap(a.routeFunctions))
 	a.mux.HandleFunc("/functions/v1/", a.wrap(a.routeFunctions))
 	a.mux.HandleFunc("GET /healthz", a.wrap(a.healthz))
+	a.mux.HandleFunc("POST /webhooks/v1/{name}", a.wrap(a.webhook))
 	if cfg.Gatherer != nil {
 		a.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{}))
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/aerodb/aerofn/internal/auth"
 	"github.com/aerodb/aerofn/internal/engine"
 	"github.com/aerodb/aerofn/internal/invoker"
+	"github.com/aerodb/aerofn/internal/registry"
 )
 
 // httpEvent is what handler receives for an HTTP call (docs/ABI.md).
@@ -97,12 +98,21 @@ func (a *API) invoke(w http.ResponseWriter, r *http.Request, name, subpath strin
 		return fmt.Errorf("encoding event: %w", err)
 	}
 	out, err := a.cfg.Invoker.Invoke(r.Context(), fn, invoker.Call{Trigger: "http", Event: evJSON, Principal: p, RequestID: requestID})
+	if err != nil {
+		return a.invokeError(err)
+	}
+	return a.respond(w, fn, out, requestID)
+}
+
+func (a *API) invokeError(err error) error {
 	if errors.Is(err, invoker.ErrBusy) {
 		return &Error{Status: http.StatusTooManyRequests, Code: "too_many_requests", Message: "this node is running as many calls as it admits; retry shortly", RetryAfter: 1}
 	}
-	if err != nil {
-		return err
-	}
+	return err
+}
+
+// respond maps an outcome to the HTTP answer.
+func (a *API) respond(w http.ResponseWriter, fn registry.Function, out invoker.Outcome, requestID string) error {
 	w.Header().Set("X-Request-Id", requestID)
 	w.Header().Set("X-Aerofn-Invocation-Id", out.ID)
 	switch out.Status {
@@ -110,9 +120,9 @@ func (a *API) invoke(w http.ResponseWriter, r *http.Request, name, subpath strin
 		writeResult(w, out.Output)
 		return nil
 	case engine.StatusTimeout:
-		return apiError(http.StatusGatewayTimeout, "timeout", "function %q did not finish within %s", name, fn.Config.TimeoutDuration())
+		return apiError(http.StatusGatewayTimeout, "timeout", "function %q did not finish within %s", fn.Name, fn.Config.TimeoutDuration())
 	case engine.StatusMemoryExceeded:
-		return apiError(http.StatusInsufficientStorage, "memory_limit_exceeded", "function %q exceeded its memory limit of %d MiB", name, fn.Config.MemoryBytes()>>20)
+		return apiError(http.StatusInsufficientStorage, "memory_limit_exceeded", "function %q exceeded its memory limit of %d MiB", fn.Name, fn.Config.MemoryBytes()>>20)
 	default:
 		msg := out.Error
 		if msg == "" {

@@ -92,6 +92,8 @@ type Trigger struct {
 	Overlap  string `json:"overlap,omitempty"`
 	// retries for queued triggers
 	MaxAttempts int `json:"max_attempts,omitempty"`
+	// webhook: the name of the secret that signs deliveries
+	Secret string `json:"secret,omitempty"`
 }
 
 // TriggerValidator checks triggers of one type; packages owning a trigger

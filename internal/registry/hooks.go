@@ -25,9 +25,21 @@ type Hook interface {
 // AddHook registers h; call before serving.
 func (s *Store) AddHook(h Hook) { s.hooks = append(s.hooks, h) }
 
+// AddTriggerType registers a trigger type that needs no hook, only a static
+// check (webhook); call before serving.
+func (s *Store) AddTriggerType(typ string, v TriggerValidator) {
+	if s.validators == nil {
+		s.validators = map[string]TriggerValidator{}
+	}
+	s.validators[typ] = v
+}
+
 // TriggerTypes lists the trigger types that hooks own, besides http.
 func (s *Store) TriggerTypes() map[string]TriggerValidator {
 	m := map[string]TriggerValidator{}
+	for typ, v := range s.validators {
+		m[typ] = v
+	}
 	for _, h := range s.hooks {
 		m[h.TriggerType()] = func(Trigger, int) error { return nil }
 	}

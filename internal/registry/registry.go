@@ -53,8 +53,9 @@ type Version struct {
 
 // Store is the registry over a pool.
 type Store struct {
-	pool  *pgxpool.Pool
-	hooks []Hook
+	pool       *pgxpool.Pool
+	hooks      []Hook
+	validators map[string]TriggerValidator
 }
 
 // New returns a Store.

@@ -36,6 +36,7 @@ import (
 	"github.com/aerodb/aerofn/internal/registry"
 	"github.com/aerodb/aerofn/internal/secrets"
 	"github.com/aerodb/aerofn/internal/sqlexec"
+	"github.com/aerodb/aerofn/internal/webhook"
 )
 
 // Service is a background part with the start/stop contract: Start returns
@@ -119,6 +120,7 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*Server, error) 
 		return nil, err
 	}
 	s.Registry = registry.New(s.Pool)
+	s.Registry.AddTriggerType("webhook", webhook.Validate)
 	s.Invoker = invoker.New(invoker.Config{
 		Registry: s.Registry, Engine: s.Engine, Records: s.Records, Secrets: sec, DB: s.SQL,
 		Fetcher:        hostfn.NewFetcher(hostfn.FetcherConfig{AllowPrivate: cfg.FetchAllowPrivate}),
@@ -126,7 +128,7 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*Server, error) 
 	})
 	s.API = httpapi.New(httpapi.Config{
 		Registry: s.Registry, Engine: s.Engine, Invoker: s.Invoker, Records: records.NewReader(s.Pool), Secrets: sec,
-		Verifier: verifier, Gatherer: reg, Logger: log,
+		Verifier: verifier, Gatherer: reg, Logger: log, Deliveries: webhook.NewDeliveries(s.Pool),
 		Ready: func(ctx context.Context) error { return s.Pool.Ping(ctx) },
 	})
 	s.services = append(s.services, &registryListener{pool: s.Pool, inv: s.Invoker, log: log})
