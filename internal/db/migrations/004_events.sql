@@ -102,18 +102,22 @@ $fn$;
 -- SECURITY DEFINER (owned by the admin, which alone may write aerofn.events
 -- and call pg_notify) with search_path pinned, so no object a writer creates
 -- can stand in for what they call. The notification only wakes the
--- dispatcher; the rows are the truth, and it polls too.
+-- dispatcher; the rows are the truth, and it polls too. The application's
+-- columns are in scope inside these functions, so their own names are
+-- prefixed, variables win any clash, and rows are taken whole (alias.*).
 CREATE FUNCTION aerofn.capture_inserted() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
+#variable_conflict use_variable
 DECLARE
-	w  jsonb := aerofn.capture_writer();
-	x  xid8 := pg_current_xact_id();
-	at timestamptz := clock_timestamp();
+	aerofn_writer jsonb := aerofn.capture_writer();
+	aerofn_txid   xid8 := pg_current_xact_id();
+	aerofn_at     timestamptz := clock_timestamp();
 BEGIN
 	INSERT INTO aerofn.events (table_oid, schema_name, table_name, op, new, writer, txid, captured_at)
-	SELECT TG_RELID, TG_TABLE_SCHEMA, TG_TABLE_NAME, 'INSERT', to_jsonb(n), w, x, at FROM aerofn_new n;
+	SELECT TG_RELID, TG_TABLE_SCHEMA, TG_TABLE_NAME, 'INSERT', to_jsonb(aerofn_new_row.*), aerofn_writer, aerofn_txid, aerofn_at
+	FROM aerofn_new AS aerofn_new_row;
 	IF FOUND THEN
 		PERFORM pg_notify('aerofn_events', '');
 	END IF;
@@ -125,13 +129,15 @@ CREATE FUNCTION aerofn.capture_deleted() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
+#variable_conflict use_variable
 DECLARE
-	w  jsonb := aerofn.capture_writer();
-	x  xid8 := pg_current_xact_id();
-	at timestamptz := clock_timestamp();
+	aerofn_writer jsonb := aerofn.capture_writer();
+	aerofn_txid   xid8 := pg_current_xact_id();
+	aerofn_at     timestamptz := clock_timestamp();
 BEGIN
 	INSERT INTO aerofn.events (table_oid, schema_name, table_name, op, old, writer, txid, captured_at)
-	SELECT TG_RELID, TG_TABLE_SCHEMA, TG_TABLE_NAME, 'DELETE', to_jsonb(o), w, x, at FROM aerofn_old o;
+	SELECT TG_RELID, TG_TABLE_SCHEMA, TG_TABLE_NAME, 'DELETE', to_jsonb(aerofn_old_row.*), aerofn_writer, aerofn_txid, aerofn_at
+	FROM aerofn_old AS aerofn_old_row;
 	IF FOUND THEN
 		PERFORM pg_notify('aerofn_events', '');
 	END IF;

@@ -1,0 +1,112 @@
+package dbtrigger_test
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/aerodb/aerofn/internal/testenv"
+)
+
+// captureTriggers lists the aerofn capture triggers on a table.
+func captureTriggers(t testing.TB, e *testenv.Env, table string) []string {
+	t.Helper()
+	rows, err := e.Admin.Query(context.Background(), `SELECT tgname::text FROM pg_trigger
+		WHERE tgrelid = $1::regclass AND tgname::text LIKE 'aerofn_capture_%' ORDER BY 1`, table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return names
+}
+
+// TestDeployValidatesAndInstalls covers configuration: what deploy refuses
+// (400 naming the problem, nothing stored or installed), what it installs,
+// how a change of events changes the triggers, and that deleting the last
+// function on a table removes them while another function keeps them.
+func TestDeployValidatesAndInstalls(t *testing.T) {
+	t.Parallel()
+	e := testenv.Start(t)
+	ok := wat(t, watOK)
+	sqlExec(t, e, `CREATE TABLE orders (id bigserial PRIMARY KEY, n int); CREATE VIEW orders_v AS SELECT * FROM orders`)
+
+	for _, c := range []struct {
+		name string
+		trig map[string]any
+		want []string
+	}{
+		{"missing table", dbTrigger("public.nope", "INSERT"), []string{`config.triggers[0].table`, `"public.nope" does not exist`}},
+		{"bad event", dbTrigger("public.orders", "INSERT", "TRUNCATE"), []string{`config.triggers[0].events`, `"TRUNCATE"`}},
+		{"view", dbTrigger("public.orders_v"), []string{`"public.orders_v" is not a table`}},
+		{"no table", map[string]any{"type": "database"}, []string{"needs a table"}},
+		{"cron", map[string]any{"type": "database", "table": "orders", "cron": "* * * * *"}, []string{"schedule triggers"}},
+		{"attempts", map[string]any{"type": "database", "table": "orders", "max_attempts": 1000}, []string{"max_attempts"}},
+	} {
+		r := e.Deploy("bad", ok, map[string]any{"triggers": []any{c.trig}})
+		if r.Status != http.StatusBadRequest || !contains(r.JSON(t)["message"].(string), c.want...) {
+			t.Errorf("%s: %d %s, want 400 naming %q", c.name, r.Status, r.Body, c.want)
+		}
+	}
+	if r := e.JSONRequest("GET", "/functions/v1/bad", e.ServiceKey, nil); r.Status != http.StatusNotFound {
+		t.Fatalf("a refused deploy stored the function: %d %s", r.Status, r.Body)
+	}
+	if got := captureTriggers(t, e, "orders"); len(got) != 0 {
+		t.Fatalf("a refused deploy installed %v", got)
+	}
+
+	// Lower case events are accepted; only what is asked for is installed.
+	deployOn(t, e, "a", ok, map[string]any{"triggers": []any{dbTrigger("orders", "insert")}})
+	if got := captureTriggers(t, e, "orders"); !slices.Equal(got, []string{"aerofn_capture_insert"}) {
+		t.Fatalf("after deploying a: %v", got)
+	}
+	// No events means all three.
+	deployOn(t, e, "b", ok, map[string]any{"triggers": []any{map[string]any{"type": "database", "table": "public.orders"}}})
+	if got := captureTriggers(t, e, "orders"); len(got) != 3 {
+		t.Fatalf("after deploying b: %v", got)
+	}
+	// A patch with a bad config is refused too, and changes nothing.
+	r := e.JSONRequest("PATCH", "/functions/v1/b", e.ServiceKey, map[string]any{"config": map[string]any{
+		"triggers": []any{dbTrigger("public.gone", "DELETE")}}})
+	if r.Status != http.StatusBadRequest || !strings.Contains(string(r.Body), "public.gone") {
+		t.Fatalf("bad patch: %d %s", r.Status, r.Body)
+	}
+	// b narrows to DELETE: UPDATE's trigger goes, a's INSERT stays.
+	r = e.JSONRequest("PATCH", "/functions/v1/b", e.ServiceKey, map[string]any{"config": map[string]any{
+		"triggers": []any{dbTrigger("public.orders", "DELETE")}}})
+	if r.Status != http.StatusOK {
+		t.Fatalf("patch: %d %s", r.Status, r.Body)
+	}
+	if got := captureTriggers(t, e, "orders"); !slices.Equal(got, []string{"aerofn_capture_delete", "aerofn_capture_insert"}) {
+		t.Fatalf("after narrowing b: %v", got)
+	}
+	// Disabling keeps capturing (events accumulate).
+	if r := e.JSONRequest("PATCH", "/functions/v1/a", e.ServiceKey, map[string]any{"enabled": false}); r.Status != http.StatusOK {
+		t.Fatalf("disable: %d %s", r.Status, r.Body)
+	}
+	if got := captureTriggers(t, e, "orders"); len(got) != 2 {
+		t.Fatalf("after disabling a: %v", got)
+	}
+	// Deleting a leaves b's trigger; deleting b leaves none.
+	if r := e.JSONRequest("DELETE", "/functions/v1/a", e.ServiceKey, nil); r.Status != http.StatusOK && r.Status != http.StatusNoContent {
+		t.Fatalf("delete a: %d %s", r.Status, r.Body)
+	}
+	if got := captureTriggers(t, e, "orders"); !slices.Equal(got, []string{"aerofn_capture_delete"}) {
+		t.Fatalf("after deleting a: %v", got)
+	}
+	if r := e.JSONRequest("DELETE", "/functions/v1/b", e.ServiceKey, nil); r.Status != http.StatusOK && r.Status != http.StatusNoContent {
+		t.Fatalf("delete b: %d %s", r.Status, r.Body)
+	}
+	if got := captureTriggers(t, e, "orders"); len(got) != 0 {
+		t.Fatalf("after deleting b: %v", got)
+	}
+	if n := queryInt(t, e, `SELECT count(*) FROM aerofn.event_subscriptions`); n != 0 {
+		t.Fatalf("%d subscriptions left", n)
+	}
+}

@@ -1,0 +1,102 @@
+package dbtrigger_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/aerodb/aerofn/internal/db/dbtest"
+	"github.com/aerodb/aerofn/internal/testenv"
+)
+
+// TestCrashThreeNodes runs three real aerofn processes on one database and
+// a steady stream of inserts, kills one with SIGKILL mid-stream and starts
+// it again: every event is handled, and an event is handled twice only when
+// the kill interrupted its delivery (its job was rescued from the dead
+// node). The counts are reported.
+func TestCrashThreeNodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs three server processes")
+	}
+	t.Parallel()
+	dbURL := dbtest.NewDatabase(t)
+	nodes := make([]*testenv.Process, 3)
+	for i := range nodes {
+		nodes[i] = testenv.StartBinary(t, dbURL)
+	}
+	e := testenv.EnvFor(t, dbURL, nodes[1])
+	handledTable(t, e)
+	sqlExec(t, e, `CREATE TABLE stream (id bigserial PRIMARY KEY, at timestamptz DEFAULT clock_timestamp())`)
+	deployOn(t, e, "rec", recorder(t), map[string]any{"triggers": []any{dbTrigger("stream", "INSERT")}})
+
+	ctx := context.Background()
+	writer, err := pgxpool.New(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer writer.Close()
+	var inserted atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tick := time.NewTicker(10 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+				}
+				if _, err := writer.Exec(ctx, `INSERT INTO stream DEFAULT VALUES`); err != nil {
+					t.Errorf("insert: %v", err)
+					return
+				}
+				inserted.Add(1)
+			}
+		}()
+	}
+	// Kill the node that leads (dispatch and rescue must move), or the first.
+	victim := 0
+	time.Sleep(2 * time.Second)
+	handledBefore := queryInt(t, e, `SELECT count(*) FROM handled`)
+	nodes[victim].Kill()
+	killedAt := time.Now()
+	time.Sleep(2 * time.Second)
+	nodes[victim] = testenv.StartBinary(t, dbURL)
+	time.Sleep(2 * time.Second)
+	close(stop)
+	wg.Wait()
+	total := int(inserted.Load())
+
+	eventually(t, 60*time.Second, "every event handled", func() (bool, string) {
+		n := queryInt(t, e, `SELECT count(*) FROM stream s WHERE NOT EXISTS (
+			SELECT 1 FROM handled h WHERE h.row_id = s.id::text AND h.ok)`)
+		return n == 0, fmt.Sprintf("%d of %d not handled yet", n, total)
+	})
+	handled := queryInt(t, e, `SELECT count(*) FROM handled WHERE ok`)
+	dups := queryInt(t, e, `SELECT count(*) - count(DISTINCT event_id) FROM handled WHERE ok`)
+	rescued := queryInt(t, e, `SELECT count(*) FROM aerofn.river_job WHERE kind = 'aerofn_db_event' AND errors::text LIKE '%stopped while handling%'`)
+	// Every duplicated event is one whose delivery the kill interrupted.
+	stray := queryInt(t, e, `SELECT count(*) FROM (SELECT event_id FROM handled WHERE ok GROUP BY event_id HAVING count(*) > 1) d
+		WHERE d.event_id NOT IN (SELECT args->>'event_id' FROM aerofn.river_job WHERE kind = 'aerofn_db_event' AND errors::text LIKE '%stopped while handling%')`)
+	t.Logf("%d events inserted by 4 writers over %v; node %d killed (SIGKILL) after %d were handled and restarted 2 s later; "+
+		"%d handlings: %d duplicates, %d deliveries interrupted by the kill and rescued (%v after the kill the stream was fully handled)",
+		total, 6*time.Second, victim, handledBefore, handled, dups, rescued, time.Since(killedAt).Round(time.Millisecond))
+	if queryInt(t, e, `SELECT count(*) FROM stream`) != total {
+		t.Fatalf("stream has %d rows, %d inserted", queryInt(t, e, `SELECT count(*) FROM stream`), total)
+	}
+	if stray != 0 {
+		t.Fatalf("%d events were handled twice without their delivery being interrupted", stray)
+	}
+	if dups > rescued {
+		t.Fatalf("%d duplicates but only %d interrupted deliveries", dups, rescued)
+	}
+}

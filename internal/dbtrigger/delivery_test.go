@@ -1,0 +1,284 @@
+package dbtrigger_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/aerodb/aerofn/internal/testenv"
+)
+
+// TestRollbackNeverFiresAndEveryFunctionGetsEveryEvent: several functions on
+// one table each get every committed change (INSERT, UPDATE, DELETE, with
+// old and new rows), and a rolled-back write reaches none of them.
+func TestRollbackNeverFiresAndEveryFunctionGetsEveryEvent(t *testing.T) {
+	t.Parallel()
+	e := testenv.Start(t)
+	handledTable(t, e)
+	sqlExec(t, e, `CREATE TABLE items (id int PRIMARY KEY, name text)`)
+	deployOn(t, e, "rec", recorder(t), map[string]any{"triggers": []any{dbTrigger("items")}})
+	deployOn(t, e, "ok1", wat(t, watOK), map[string]any{"triggers": []any{dbTrigger("items")}})
+	deployOn(t, e, "ok2", wat(t, watOK), map[string]any{"triggers": []any{dbTrigger("items", "INSERT")}})
+
+	ctx := context.Background()
+	tx, err := e.Admin.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO items VALUES (100, 'never'), (101, 'never')`); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sqlExec(t, e, `INSERT INTO items VALUES (1, 'a'), (2, 'b')`)
+	sqlExec(t, e, `UPDATE items SET name = 'b2' WHERE id = 2`)
+	sqlExec(t, e, `DELETE FROM items WHERE id = 1`)
+
+	eventually(t, 10*time.Second, "four changes handled by rec", func() (bool, string) {
+		n := queryInt(t, e, `SELECT count(*) FROM handled`)
+		return n == 4, fmt.Sprintf("%d handled", n)
+	})
+	eventually(t, 5*time.Second, "ok1 4 events, ok2 2 inserts", func() (bool, string) {
+		a, _ := successes(t, e, "ok1")
+		b, _ := successes(t, e, "ok2")
+		return a == 4 && b == 2, fmt.Sprintf("ok1 %d, ok2 %d", a, b)
+	})
+	if n := queryInt(t, e, `SELECT count(*) FROM handled WHERE row_id IN ('100', '101')`); n != 0 {
+		t.Fatalf("a rolled-back insert was delivered %d times", n)
+	}
+	got := queryInt(t, e, `SELECT count(*) FROM handled WHERE (op, row_id) IN (('INSERT', '1'), ('INSERT', '2'), ('UPDATE', '2'), ('DELETE', '1'))
+		AND tbl = 'items' AND attempt = 1 AND ok`)
+	if got != 4 {
+		t.Fatalf("handled rows: %d of the four expected", got)
+	}
+	// The listing shows them as succeeded, with old and new rows.
+	// (River records completions in batches, a moment after the call.)
+	eventually(t, 5*time.Second, "four succeeded deliveries listed", func() (bool, string) {
+		r := e.JSONRequest("GET", "/functions/v1/rec/events?state=succeeded", e.ServiceKey, nil)
+		return r.Status == http.StatusOK && r.JSON(t)["count"].(float64) == 4 &&
+			contains(string(r.Body), `"operation":"UPDATE"`, `"old":{"id":2,"name":"b"}`, `"new":{"id":2,"name":"b2"}`), string(r.Body)
+	})
+	if r := e.JSONRequest("GET", "/functions/v1/rec/events?state=bogus", e.ServiceKey, nil); r.Status != http.StatusBadRequest {
+		t.Fatalf("bad state: %d %s", r.Status, r.Body)
+	}
+	if r := e.JSONRequest("GET", "/functions/v1/rec/events", e.AnonKey, nil); r.Status != http.StatusForbidden {
+		t.Fatalf("listing as anon: %d %s", r.Status, r.Body)
+	}
+	if n := queryInt(t, e, `SELECT count(*) FROM aerofn.events`); n != 0 {
+		t.Fatalf("%d captured changes left undispatched", n)
+	}
+}
+
+// TestTenThousandRowTransaction: one transaction inserting 10,000 rows
+// yields exactly 10,000 successful invocations, one per event.
+func TestTenThousandRowTransaction(t *testing.T) {
+	t.Parallel()
+	e := testenv.Start(t)
+	sqlExec(t, e, `CREATE TABLE bulk (id int PRIMARY KEY, v text, n int, at timestamptz, aerofn_writer text)`)
+	deployOn(t, e, "trivial", wat(t, watOK), map[string]any{"triggers": []any{dbTrigger("public.bulk", "INSERT")}})
+	t0 := time.Now()
+	sqlExec(t, e, `INSERT INTO bulk SELECT g, 'row ' || g, g, now(), 'w' FROM generate_series(1, 10000) g`)
+	commit := time.Since(t0)
+	eventually(t, 90*time.Second, "10,000 successes", func() (bool, string) {
+		total, distinct := successes(t, e, "trivial")
+		return total >= 10000, fmt.Sprintf("%d successes, %d distinct events", total, distinct)
+	})
+	took := time.Since(t0)
+	time.Sleep(500 * time.Millisecond) // a duplicate would show up now
+	total, distinct := successes(t, e, "trivial")
+	if total != 10000 || distinct != 10000 {
+		t.Fatalf("%d successes for %d distinct events, want exactly 10,000 of each", total, distinct)
+	}
+	t.Logf("10,000-row insert committed in %v (capture included); all 10,000 delivered %v after it started (%.0f events/s)",
+		commit, took, 10000/took.Seconds())
+}
+
+// TestRetryDeadLetterReplay: a function that fails twice then succeeds is
+// retried (with backoff) and ends a success; one that fails on every
+// attempt ends in the dead letters, where the API lists it, and a replay
+// runs it again; a module that can never run is dead at once.
+func TestRetryDeadLetterReplay(t *testing.T) {
+	t.Parallel()
+	e := testenv.Start(t)
+	handledTable(t, e)
+	sqlExec(t, e, `CREATE TABLE jobs (id int PRIMARY KEY, fail_until int NOT NULL DEFAULT 0)`)
+	deployOn(t, e, "flaky", recorder(t), map[string]any{"triggers": []any{
+		map[string]any{"type": "database", "table": "jobs", "events": []string{"INSERT"}, "max_attempts": 3}}})
+
+	sqlExec(t, e, `INSERT INTO jobs VALUES (1, 3)`) // fails on attempts 1 and 2, succeeds on 3
+	eventually(t, 20*time.Second, "success on the third attempt", func() (bool, string) {
+		n := queryInt(t, e, `SELECT count(*) FROM handled WHERE row_id = '1' AND ok AND attempt = 3`)
+		return n == 1, fmt.Sprintf("%d", n)
+	})
+	var gaps []float64
+	rows, _ := e.Admin.Query(context.Background(), `SELECT extract(epoch FROM at - lag(at) OVER (ORDER BY attempt)) FROM handled WHERE row_id = '1' ORDER BY attempt`)
+	for rows.Next() {
+		var g *float64
+		_ = rows.Scan(&g)
+		if g != nil {
+			gaps = append(gaps, *g)
+		}
+	}
+	rows.Close()
+	// Backoff 1 s then 4 s, each ±25%.
+	if len(gaps) != 2 || gaps[0] < 0.7 || gaps[1] < 2.9 || gaps[1] < gaps[0] {
+		t.Fatalf("gaps between attempts: %v s, want about 1 s then 4 s", gaps)
+	}
+
+	// Four attempts needed, three allowed: dead.
+	sqlExec(t, e, `INSERT INTO jobs VALUES (2, 4)`)
+	var eventID string
+	eventually(t, 20*time.Second, "a dead letter", func() (bool, string) {
+		r := e.JSONRequest("GET", "/functions/v1/flaky/events?state=dead", e.ServiceKey, nil)
+		m := r.JSON(t)
+		if m["count"].(float64) != 1 {
+			return false, string(r.Body)
+		}
+		d := m["events"].([]any)[0].(map[string]any)
+		eventID = d["id"].(string)
+		return d["attempt"].(float64) == 3 && d["max_attempts"].(float64) == 3 && contains(d["last_error"].(string), "failing on purpose"), string(r.Body)
+	})
+	// Replay: one more attempt (the fourth), which succeeds.
+	r := e.JSONRequest("POST", "/functions/v1/flaky/events/"+eventID+"/replay", e.ServiceKey, nil)
+	if r.Status != http.StatusAccepted {
+		t.Fatalf("replay: %d %s", r.Status, r.Body)
+	}
+	eventually(t, 10*time.Second, "the replay succeeds", func() (bool, string) {
+		n := queryInt(t, e, `SELECT count(*) FROM handled WHERE row_id = '2' AND ok AND attempt = 4`)
+		return n == 1, fmt.Sprintf("%d", n)
+	})
+	eventually(t, 5*time.Second, "no dead letters left", func() (bool, string) {
+		r := e.JSONRequest("GET", "/functions/v1/flaky/events?state=dead", e.ServiceKey, nil)
+		return r.JSON(t)["count"].(float64) == 0, string(r.Body)
+	})
+	for path, want := range map[string]int{
+		"/functions/v1/flaky/events/999999/replay": http.StatusNotFound,
+		"/functions/v1/flaky/events/abc/replay":    http.StatusBadRequest,
+		"/functions/v1/nope/events/1/replay":       http.StatusNotFound,
+	} {
+		if r := e.JSONRequest("POST", path, e.ServiceKey, nil); r.Status != want {
+			t.Errorf("POST %s: %d %s, want %d", path, r.Status, r.Body, want)
+		}
+	}
+
+	// A module that always fails, and one deleted while its events wait.
+	sqlExec(t, e, `CREATE TABLE other (id int PRIMARY KEY)`)
+	deployOn(t, e, "broken", wat(t, watFail), map[string]any{"triggers": []any{
+		map[string]any{"type": "database", "table": "other", "max_attempts": 1}}})
+	sqlExec(t, e, `INSERT INTO other VALUES (1)`)
+	eventually(t, 10*time.Second, "broken's event dead after one attempt", func() (bool, string) {
+		r := e.JSONRequest("GET", "/functions/v1/broken/events?state=dead", e.ServiceKey, nil)
+		return r.JSON(t)["count"].(float64) == 1, string(r.Body)
+	})
+}
+
+// TestDisablePausesEnableResumes: a disabled function's changes are held
+// (and listed as held), and delivered once it is enabled again.
+func TestDisablePausesEnableResumes(t *testing.T) {
+	t.Parallel()
+	e := testenv.Start(t)
+	handledTable(t, e)
+	sqlExec(t, e, `CREATE TABLE notes (id int PRIMARY KEY)`)
+	deployOn(t, e, "rec", recorder(t), map[string]any{"triggers": []any{dbTrigger("notes", "INSERT")}})
+	patch := func(enabled bool) {
+		if r := e.JSONRequest("PATCH", "/functions/v1/rec", e.ServiceKey, map[string]any{"enabled": enabled}); r.Status != http.StatusOK {
+			t.Fatalf("patch enabled=%v: %d %s", enabled, r.Status, r.Body)
+		}
+	}
+	sqlExec(t, e, `INSERT INTO notes VALUES (1)`)
+	eventually(t, 10*time.Second, "first note", func() (bool, string) { return queryInt(t, e, `SELECT count(*) FROM handled`) == 1, "" })
+	patch(false)
+	sqlExec(t, e, `INSERT INTO notes SELECT g FROM generate_series(2, 6) g`)
+	eventually(t, 10*time.Second, "five held", func() (bool, string) {
+		r := e.JSONRequest("GET", "/functions/v1/rec/events?state=held", e.ServiceKey, nil)
+		return r.JSON(t)["count"].(float64) == 5, string(r.Body)
+	})
+	time.Sleep(1500 * time.Millisecond)
+	if n := queryInt(t, e, `SELECT count(*) FROM handled`); n != 1 {
+		t.Fatalf("a disabled function handled %d events", n-1)
+	}
+	patch(true)
+	eventually(t, 10*time.Second, "all six handled once", func() (bool, string) {
+		n := queryInt(t, e, `SELECT count(DISTINCT row_id) FROM handled`)
+		return n == 6, fmt.Sprintf("%d", n)
+	})
+	if n := queryInt(t, e, `SELECT count(*) FROM handled`); n != 6 {
+		t.Fatalf("%d deliveries for 6 events", n)
+	}
+}
+
+// TestOrderedDelivery: an ordered function gets one event at a time, in
+// commit order, and a failing head holds the events after it back until it
+// succeeds.
+func TestOrderedDelivery(t *testing.T) {
+	t.Parallel()
+	e := testenv.Start(t)
+	handledTable(t, e)
+	sqlExec(t, e, `CREATE TABLE seqs (id int PRIMARY KEY, fail_until int NOT NULL DEFAULT 0, v int NOT NULL DEFAULT 0)`)
+	deployOn(t, e, "ordered", recorder(t), map[string]any{"triggers": []any{
+		map[string]any{"type": "database", "table": "seqs", "ordered": true}}})
+	ctx := context.Background()
+	// Row 1's insert fails once; everything after it waits.
+	sqlExec(t, e, `INSERT INTO seqs (id, fail_until) VALUES (1, 2)`)
+	for i := 2; i <= 20; i++ {
+		sqlExec(t, e, `INSERT INTO seqs (id) VALUES ($1)`, i)
+		sqlExec(t, e, `UPDATE seqs SET v = v + 1 WHERE id = $1`, i-1)
+	}
+	// A transaction that starts first and commits last: its change comes
+	// after those committed before it, whatever its id.
+	tx, err := e.Admin.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO seqs (id) VALUES (100)`); err != nil {
+		t.Fatal(err)
+	}
+	sqlExec(t, e, `INSERT INTO seqs (id) VALUES (101)`)
+	time.Sleep(100 * time.Millisecond)
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// 20 inserts and 19 updates, plus one failed attempt each for row 1's
+	// insert and update (fail_until 2), plus rows 100 and 101.
+	const want = 20 + 19 + 2 + 2
+	eventually(t, 30*time.Second, "all delivered", func() (bool, string) {
+		n := queryInt(t, e, `SELECT count(*) FROM handled`)
+		return n == want, fmt.Sprintf("%d of %d", n, want)
+	})
+	rows, err := e.Admin.Query(ctx, `SELECT event_id::bigint, op, row_id, ok FROM handled ORDER BY at`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seq []string
+	var last int64
+	lastOK := false
+	for rows.Next() {
+		var id int64
+		var op, row string
+		var ok bool
+		if err := rows.Scan(&id, &op, &row, &ok); err != nil {
+			t.Fatal(err)
+		}
+		seq = append(seq, fmt.Sprintf("%s %s", op, row))
+		if row == "100" || row == "101" {
+			continue // compared below
+		}
+		if id < last || (id == last && lastOK) {
+			t.Fatalf("event %d handled after event %d: %v", id, last, seq)
+		}
+		last, lastOK = id, ok
+	}
+	rows.Close()
+	if n := len(seq); seq[0] != "INSERT 1" || seq[1] != "INSERT 1" || seq[2] != "INSERT 2" || seq[3] != "UPDATE 1" || seq[4] != "UPDATE 1" || seq[n-2] != "INSERT 101" || seq[n-1] != "INSERT 100" {
+		t.Fatalf("order: %v", seq)
+	}
+	// One at a time: no invocation started before the previous one ended.
+	e.Flush()
+	if n := queryInt(t, e, `SELECT count(*) FROM (SELECT created_at, lag(created_at + duration_ms * interval '1 ms') OVER (ORDER BY created_at) AS prev_end
+		FROM aerofn.invocations WHERE function_name = 'ordered') x WHERE created_at < prev_end`); n != 0 {
+		t.Fatalf("%d invocations overlapped the one before", n)
+	}
+}
