@@ -298,3 +298,31 @@ func TestHandle(t *testing.T) {
 	// After every kind of failure the connection is still good.
 	mustQuery(t, v.exec, auth.Anon(), "SELECT 1 AS ok")
 }
+
+// The contract with change capture (migration 004): a write made through
+// db_query is recorded with the writer's verified identity.
+func TestCaptureMigrationSeesWriter(t *testing.T) {
+	v := newEnv(t, sqlexec.Config{PoolSize: 1})
+	ctx := context.Background()
+	var present bool
+	if err := v.admin.QueryRow(ctx, "SELECT to_regprocedure('aerofn.capture_inserted()') IS NOT NULL AND to_regclass('aerofn.events') IS NOT NULL").Scan(&present); err != nil || !present {
+		t.Skip("no capture migration in this tree")
+	}
+	if _, err := attacks.Setup(ctx, v.admin); err != nil {
+		t.Fatal(err)
+	}
+	v.execAdmin(t, `CREATE TRIGGER capture_ins AFTER INSERT ON public.todos REFERENCING NEW TABLE AS aerofn_new
+		FOR EACH STATEMENT EXECUTE FUNCTION aerofn.capture_inserted()`)
+	p := attacks.Attacker()
+	p.Claims["email"] = "a@example.com"
+	mustQuery(t, v.exec, p, "INSERT INTO todos (owner, title) VALUES (auth.uid(), 'captured')")
+	var sub, role, email, source string
+	err := v.admin.QueryRow(ctx, `SELECT writer ->> 'sub', writer ->> 'role', writer -> 'claims' ->> 'email', writer ->> 'source'
+		FROM aerofn.events WHERE new ->> 'title' = 'captured'`).Scan(&sub, &role, &email, &source)
+	if err != nil {
+		t.Fatalf("reading the captured event: %v", err)
+	}
+	if sub != attacks.AttackerID || role != "authenticated" || email != "a@example.com" || source != "db_query" {
+		t.Errorf("writer recorded as sub=%q role=%q email=%q source=%q", sub, role, email, source)
+	}
+}

@@ -23,5 +23,3 @@ func (e *Executor) ResetPools() {
 		p.Reset()
 	}
 }
-
-func SetReset(s []string) { resetStatements = s }

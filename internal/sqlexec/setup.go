@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"strings"
 	"time"
 
@@ -61,6 +62,33 @@ func Setup(ctx context.Context, admin *pgxpool.Pool, cfg Config) error {
 	if err := ensureKey(ctx, c); err != nil {
 		return err
 	}
+	return verifyHardening(ctx, c, cfg)
+}
+
+// verifyHardening checks the outcome rather than trusting the statements: a
+// REVOKE by an admin without the right to revoke is only a warning in
+// PostgreSQL, and a privilege granted to a role directly survives a REVOKE
+// from PUBLIC.
+func verifyHardening(ctx context.Context, c *pgx.Conn, cfg Config) error {
+	for _, pr := range cfg.principals() {
+		role := pr[1]
+		var leaks []string
+		err := c.QueryRow(ctx, `SELECT coalesce(array_agg(what ORDER BY what), '{}') FROM (
+			SELECT 'EXECUTE on ' || f AS what FROM (`+hardeningFunctions+`) fs(f)
+				WHERE has_function_privilege($1, f, 'EXECUTE')
+			UNION ALL SELECT 'TEMPORARY on the database' WHERE has_database_privilege($1, current_database(), 'TEMPORARY')
+			UNION ALL SELECT 'CREATE on the database' WHERE has_database_privilege($1, current_database(), 'CREATE')
+			UNION ALL SELECT 'CREATE on schema ' || nspname FROM pg_namespace WHERE has_schema_privilege($1, oid, 'CREATE')
+			UNION ALL SELECT 'USAGE on schema aerofn' WHERE has_schema_privilege($1, 'aerofn', 'USAGE')
+			UNION ALL SELECT 'SELECT on pg_stat_activity' WHERE has_table_privilege($1, 'pg_catalog.pg_stat_activity', 'SELECT')
+		) x`, role).Scan(&leaks)
+		if err != nil {
+			return fmt.Errorf("verifying hardening for role %s: %w", role, err)
+		}
+		if len(leaks) > 0 {
+			return fmt.Errorf("verifying hardening: role %s still has %s; the admin running migrate must be a superuser (or revoke these as one)", role, strings.Join(leaks, ", "))
+		}
+	}
 	return nil
 }
 
@@ -70,7 +98,7 @@ func Setup(ctx context.Context, admin *pgxpool.Pool, cfg Config) error {
 // catalog row ("tuple concurrently updated", XX000).
 func retryConcurrent(ctx context.Context, f func() error) error {
 	var err error
-	for attempt := 0; attempt < 8; attempt++ {
+	for attempt := 0; attempt < 15; attempt++ {
 		if err = f(); err == nil {
 			return nil
 		}
@@ -87,7 +115,7 @@ func retryConcurrent(ctx context.Context, f func() error) error {
 		select {
 		case <-ctx.Done():
 			return err
-		case <-time.After(time.Duration(attempt+1) * 20 * time.Millisecond):
+		case <-time.After(time.Duration(attempt+1)*20*time.Millisecond + time.Duration(mrand.Int64N(int64(20*time.Millisecond)))):
 		}
 	}
 	return err
@@ -169,7 +197,8 @@ func applyRoleSettings(ctx context.Context, c *pgx.Conn, cfg Config, role, datab
 // hardeningFunctions are the built-in functions that PUBLIC may execute by
 // default and that a function must not: each either changes identity or
 // session state (set_config), reaches other sessions (pg_notify, advisory
-// locks, signalling backends, reading their activity), reaches files or large
+// locks other than releasing one's own, signalling backends, reading their
+// activity), reaches files or large
 // objects (lo_*), or runs SQL text of its own that the guard never sees
 // (query_to_xml, cursor_to_xml, ts_stat, ts_rewrite). EXECUTE can only be
 // revoked from PUBLIC, not from a single role, so other roles lose them too;
@@ -189,7 +218,7 @@ WHERE p.pronamespace = 'pg_catalog'::regnamespace AND (
 		'pg_stat_get_backend_start', 'pg_stat_get_backend_xact_start',
 		'pg_stat_get_backend_wait_event', 'pg_stat_get_backend_wait_event_type',
 		'pg_stat_get_progress_info', 'pg_blocking_pids', 'pg_safe_snapshot_blocking_pids')
-	OR p.proname LIKE 'pg\_advisory\_%' OR p.proname LIKE 'pg\_try\_advisory\_%'
+	OR (p.proname LIKE 'pg\_advisory\_%' AND p.proname <> 'pg_advisory_unlock_all') OR p.proname LIKE 'pg\_try\_advisory\_%'
 	OR p.proname LIKE 'lo\_%'
 )
 ORDER BY 1`
@@ -243,12 +272,17 @@ func grantAndHarden(ctx context.Context, c *pgx.Conn, cfg Config) error {
 	w("REVOKE ALL ON ALL TABLES IN SCHEMA aerofn FROM PUBLIC")
 	w("REVOKE ALL ON ALL TABLES IN SCHEMA aerofn FROM %s", all)
 	w("REVOKE ALL ON ALL FUNCTIONS IN SCHEMA aerofn FROM PUBLIC")
+	// The helpers run as the caller and call the verifier, which only ever
+	// tells a session its own identity.
+	w("GRANT EXECUTE ON FUNCTION aerofn.current_identity() TO PUBLIC")
 	w("GRANT EXECUTE ON FUNCTION auth.uid(), auth.sub(), auth.role(), auth.jwt() TO PUBLIC")
 	// Built-in functions (see hardeningFunctions).
 	for _, f := range funcs {
-		w("REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC", f)
+		w("REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC, %s", f, all)
 		w("GRANT EXECUTE ON FUNCTION %s TO %s", f, admin)
 	}
+	// The session reset releases the caller's own advisory locks with it.
+	w("GRANT EXECUTE ON FUNCTION pg_catalog.pg_advisory_unlock_all() TO PUBLIC")
 	// Other sessions' queries (which carry their identity tokens) and the
 	// large-object store stay out of reach; monitoring keeps
 	// pg_stat_activity through pg_read_all_stats.

@@ -58,9 +58,17 @@ func TestSetupIdempotentAndConcurrent(t *testing.T) {
 		}
 	}
 	var keys [][]byte
-	for _, url := range urls {
+	for i, url := range urls {
 		admin, err := db.Open(ctx, url, 2)
 		dbtest.Must(t, err, "opening admin pool")
+		if i == 0 {
+			// Privileges granted back by hand are taken away by the next migrate.
+			_, err = admin.Exec(ctx, `GRANT EXECUTE ON FUNCTION set_config(text, text, boolean) TO authenticated;
+				GRANT EXECUTE ON FUNCTION pg_notify(text, text) TO PUBLIC;
+				GRANT CREATE ON SCHEMA public TO anon;
+				DO $$BEGIN EXECUTE format('GRANT TEMPORARY ON DATABASE %I TO PUBLIC', current_database()); END$$`)
+			dbtest.Must(t, err, "granting privileges back by hand")
+		}
 		dbtest.Must(t, sqlexec.Setup(ctx, admin, sqlexec.Config{AdminURL: url}), "Setup again")
 		// Migrate again too: `aerofn migrate` is idempotent as a whole.
 		_, err = db.Migrate(ctx, admin)

@@ -33,7 +33,7 @@ REVOKE ALL ON aerofn.rls_roles FROM PUBLIC;
 
 -- aerofn.current_identity() verifies the token that the host set with
 -- SET LOCAL aerofn.token in this transaction and returns
--- {"sub", "role", "claims"}, or NULL in a session that is not a function
+-- {"sub", "uid", "role", "claims", "jwt"}, or NULL in a session that is not a function
 -- role's. It raises (SQLSTATE 28000) rather than return NULL when a function
 -- session's token is missing, forged, for another backend, for another
 -- transaction or expired, so that a policy can never mistake a bad token for
@@ -41,39 +41,42 @@ REVOKE ALL ON aerofn.rls_roles FROM PUBLIC;
 --
 -- SECURITY DEFINER because only the owner can read the key; search_path is
 -- pinned so that no object a caller could create shadows sha256 or the key
--- table. Not PARALLEL SAFE: pg_backend_pid() must be the leader's.
+-- table. Not PARALLEL SAFE: pg_backend_pid() must be the leader's. It is the
+-- only costly piece (one catalog read, two sha256), so the auth.* helpers
+-- below call it once each and policies should wrap them in (SELECT ...), as
+-- docs/RLS.md says, to call it once per statement.
 CREATE FUNCTION aerofn.current_identity() RETURNS jsonb
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
-	tok      text := current_setting('aerofn.token', true);
-	expected text;
-	parts    text[];
-	k        record;
-	mac      text;
-	sub      text;
+	tok   text := current_setting('aerofn.token', true);
+	parts text[];
+	k     record;
+	sub    text;
+	claims jsonb;
+	ident  jsonb;
 BEGIN
-	SELECT r.principal INTO expected FROM aerofn.rls_roles r WHERE r.rolname = session_user;
 	IF tok IS NULL OR tok = '' THEN
-		IF expected IS NOT NULL THEN
+		IF EXISTS (SELECT 1 FROM aerofn.rls_roles r WHERE r.rolname = session_user) THEN
 			RAISE EXCEPTION 'no identity token in this transaction' USING ERRCODE = '28000';
 		END IF;
 		RETURN NULL;
+	END IF;
+	SELECT r.principal, s.ipad, s.opad INTO k
+	FROM aerofn.rls_signing_key s LEFT JOIN aerofn.rls_roles r ON r.rolname = session_user
+	WHERE s.id = 1;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'no signing key; run aerofn migrate' USING ERRCODE = '28000';
 	END IF;
 	parts := string_to_array(tok, '|');
 	IF coalesce(array_length(parts, 1), 0) <> 8 OR parts[1] <> 'v1' THEN
 		RAISE EXCEPTION 'malformed identity token' USING ERRCODE = '28000';
 	END IF;
-	SELECT s.ipad, s.opad INTO k FROM aerofn.rls_signing_key s WHERE s.id = 1;
-	IF NOT FOUND THEN
-		RAISE EXCEPTION 'no signing key; run aerofn migrate' USING ERRCODE = '28000';
-	END IF;
-	mac := encode(sha256(k.opad || sha256(k.ipad || convert_to(array_to_string(parts[1:7], '|'), 'UTF8'))), 'hex');
-	IF mac IS DISTINCT FROM parts[8] THEN
+	IF encode(sha256(k.opad || sha256(k.ipad || convert_to(array_to_string(parts[1:7], '|'), 'UTF8'))), 'hex') IS DISTINCT FROM parts[8] THEN
 		RAISE EXCEPTION 'identity token signature does not verify' USING ERRCODE = '28000';
 	END IF;
-	IF expected IS DISTINCT FROM parts[3] THEN
+	IF k.principal IS DISTINCT FROM parts[3] THEN
 		RAISE EXCEPTION 'identity token is for role %, not for this session''s role', parts[3] USING ERRCODE = '28000';
 	END IF;
 	IF parts[4] IS DISTINCT FROM pg_backend_pid()::text THEN
@@ -85,61 +88,56 @@ BEGIN
 	IF parts[6]::bigint < (extract(epoch FROM clock_timestamp()) * 1000)::bigint THEN
 		RAISE EXCEPTION 'identity token has expired' USING ERRCODE = '28000';
 	END IF;
-	sub := convert_from(decode(parts[2], 'base64'), 'UTF8');
-	RETURN jsonb_build_object(
-		'sub', nullif(sub, ''),
-		'role', parts[3],
-		'claims', convert_from(decode(parts[7], 'base64'), 'UTF8')::jsonb);
+	sub := nullif(convert_from(decode(parts[2], 'base64'), 'UTF8'), '');
+	claims := convert_from(decode(parts[7], 'base64'), 'UTF8')::jsonb;
+	ident := jsonb_build_object('sub', sub, 'role', parts[3]);
+	RETURN ident || jsonb_build_object(
+		-- uid: the sub as a uuid when it is one; NULL otherwise, which never
+		-- equals an owner column, so a policy fails closed.
+		'uid', CASE WHEN sub ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN sub END,
+		-- claims: as the principal carried them; jwt: the same with role and
+		-- sub always those of the token (what auth.jwt() returns).
+		'claims', claims,
+		'jwt', claims || jsonb_strip_nulls(ident));
 END
 $fn$;
-REVOKE ALL ON FUNCTION aerofn.current_identity() FROM PUBLIC;
 
 -- The helpers for policies, named as Supabase names them so that policies
--- carry over. They are SECURITY DEFINER only to reach aerofn.current_identity;
--- EXECUTE stays with PUBLIC so that the application's own roles can query a
--- table whose policy mentions them (they get NULL: no identity).
+-- carry over. Each is one expression in a SQL-standard body: PostgreSQL
+-- inlines it into the policy, and its references were bound when it was
+-- created, so no search_path can redirect them. They run as the caller;
+-- EXECUTE on aerofn.current_identity() is PUBLIC's (Setup grants it) because
+-- it only ever tells a session its own identity. Outside a function (the
+-- admin, the application's own roles) they return NULL.
 -- They read the verified setting, so a trigger function owned by the admin
 -- that runs inside a function's write sees the writer's identity too.
 CREATE SCHEMA IF NOT EXISTS auth;
 
--- auth.uid() is the caller's sub as a uuid; NULL without a user, or when the
--- sub is not a uuid (use auth.sub() for such subjects): a NULL never equals
--- an owner column, so the policy fails closed.
+-- auth.uid() is the caller's sub as a uuid; NULL without a user or when the
+-- sub is not a uuid (auth.sub() has it then).
 CREATE OR REPLACE FUNCTION auth.uid() RETURNS uuid
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $fn$
-DECLARE
-	s text := aerofn.current_identity() ->> 'sub';
-BEGIN
-	IF s ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN
-		RETURN s::uuid;
-	END IF;
-	RETURN NULL;
-END
-$fn$;
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+	SELECT (aerofn.current_identity() ->> 'uid')::uuid;
+END;
 
 -- auth.sub() is the caller's sub as text, whatever its form.
 CREATE OR REPLACE FUNCTION auth.sub() RETURNS text
-LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $fn$ SELECT aerofn.current_identity() ->> 'sub' $fn$;
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+	SELECT aerofn.current_identity() ->> 'sub';
+END;
 
--- auth.role() is anon, authenticated or service_role; NULL outside a function.
+-- auth.role() is anon, authenticated or service_role.
 CREATE OR REPLACE FUNCTION auth.role() RETURNS text
-LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $fn$ SELECT aerofn.current_identity() ->> 'role' $fn$;
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+	SELECT aerofn.current_identity() ->> 'role';
+END;
 
--- auth.jwt() is the caller's verified claims; role and sub are always present
--- when known, whatever the original token carried.
+-- auth.jwt() is the caller's verified claims.
 CREATE OR REPLACE FUNCTION auth.jwt() RETURNS jsonb
-LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $fn$
-	SELECT CASE WHEN i IS NULL THEN NULL
-		ELSE coalesce(i -> 'claims', '{}'::jsonb)
-			|| jsonb_strip_nulls(jsonb_build_object('role', i -> 'role', 'sub', i -> 'sub'))
-	END
-	FROM (SELECT aerofn.current_identity() AS i) x
-$fn$;
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+	SELECT aerofn.current_identity() -> 'jwt';
+END;
