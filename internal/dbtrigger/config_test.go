@@ -110,3 +110,26 @@ func TestDeployValidatesAndInstalls(t *testing.T) {
 		t.Fatalf("%d subscriptions left", n)
 	}
 }
+
+// TestDroppedTable: a function whose table was dropped can still be
+// disabled and redeployed; its subscription goes, and a new config naming
+// the table is refused.
+func TestDroppedTable(t *testing.T) {
+	t.Parallel()
+	e := testenv.Start(t)
+	sqlExec(t, e, `CREATE TABLE temp_t (id int PRIMARY KEY)`)
+	deployOn(t, e, "f", wat(t, watOK), map[string]any{"triggers": []any{dbTrigger("temp_t", "INSERT")}})
+	sqlExec(t, e, `DROP TABLE temp_t`)
+	if r := e.JSONRequest("PATCH", "/functions/v1/f", e.ServiceKey, map[string]any{"enabled": false}); r.Status != http.StatusOK {
+		t.Fatalf("disabling: %d %s", r.Status, r.Body)
+	}
+	if n := queryInt(t, e, `SELECT count(*) FROM aerofn.event_subscriptions`); n != 0 {
+		t.Fatalf("%d subscriptions to a dropped table", n)
+	}
+	if r := e.Deploy("f", wat(t, watOK), nil); r.Status != http.StatusCreated {
+		t.Fatalf("redeploy without config: %d %s", r.Status, r.Body)
+	}
+	if r := e.Deploy("f", wat(t, watOK), map[string]any{"triggers": []any{dbTrigger("temp_t", "INSERT")}}); r.Status != http.StatusBadRequest {
+		t.Fatalf("redeploy naming the dropped table: %d %s", r.Status, r.Body)
+	}
+}

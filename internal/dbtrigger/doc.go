@@ -103,9 +103,9 @@
 //   - Module cannot run (invalid, missing, corrupt): dead at once
 //     (river.JobCancel), no retries. Node over its concurrency limit:
 //     snoozed briefly, no attempt spent.
-//   - Table dropped: its triggers go with it; the subscription stays until
-//     the function's config changes (a redeploy then fails validation,
-//     naming the table).
+//   - Table dropped: its triggers go with it, and the next change of the
+//     function (a patch, a deploy) drops the subscription; a new config
+//     that names the table is refused (400).
 //   - A change made with session_replication_role = replica (logical
 //     replication apply, some restores) does not fire triggers and is not
 //     captured; TRUNCATE is not captured.

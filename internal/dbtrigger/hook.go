@@ -116,7 +116,10 @@ func normalize(ctx context.Context, tx pgx.Tx, t registry.Trigger, index int) (s
 }
 
 // desired merges fn's database triggers by table: two triggers on one
-// table make one subscription with the union of their events.
+// table make one subscription with the union of their events. A trigger
+// that no longer validates (its table was dropped) is skipped: a new config
+// was validated before Sync, and an old one must not stop a function from
+// being disabled or redeployed.
 func desired(ctx context.Context, tx pgx.Tx, fn registry.Function) (map[uint32]subscription, error) {
 	out := map[uint32]subscription{}
 	for i, t := range fn.Config.Triggers {
@@ -124,6 +127,10 @@ func desired(ctx context.Context, tx pgx.Tx, fn registry.Function) (map[uint32]s
 			continue
 		}
 		s, err := normalize(ctx, tx, t, i)
+		var ve *registry.ValidationError
+		if errors.As(err, &ve) {
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
