@@ -23,7 +23,9 @@ func BenchmarkDelivery(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.StopTimer()
-	at := func(q float64) time.Duration { return res.Latency[min(len(res.Latency)-1, int(q*float64(len(res.Latency))))] }
+	at := func(q float64) time.Duration {
+		return res.Latency[min(len(res.Latency)-1, int(q*float64(len(res.Latency))))]
+	}
 	b.ReportMetric(float64(at(0.50).Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(at(0.95).Microseconds())/1000, "p95-ms")
 	b.ReportMetric(res.PerSecond, "events/s")

@@ -22,34 +22,35 @@
 //
 // # A delivery's life
 //
-//	            writer's transaction commits
-//	                        │ (a rollback leaves nothing: never captured)
-//	                        ▼
-//	                  ┌──────────┐
-//	                  │ captured │  row in aerofn.events
-//	                  └────┬─────┘
-//	                       │ dispatch pass: DELETE … RETURNING + River insert, one transaction
-//	       ┌───────────────┼────────────────────────────────┐
-//	       │ enabled,      │ disabled, or ordered           │
-//	       │ unordered     ▼                                │
-//	       │         ┌──────────┐  enable / head advances   │
-//	       │         │   held   │───────────────────────────┤
-//	       │         └──────────┘  (aerofn.event_backlog)   │
-//	       ▼                                                ▼
-//	 ┌────────────┐ fetched by one node  ┌─────────┐
-//	 │ dispatched │─────────────────────►│ running │◄──────────────┐
-//	 │ (available)│                      └────┬────┘               │
-//	 └────────────┘         ┌─────────────────┼──────────────┐     │ backoff
-//	                        │ success         │ failure      │     │ 1 s·4ⁿ ±25%
-//	                        ▼                 ▼              │     │
-//	                 ┌───────────┐    attempts left? ──yes──►┌──────────┐
-//	                 │ succeeded │          │ no             │ retrying │
-//	                 └───────────┘          ▼                └──────────┘
-//	                       ▲         ┌──────────┐
-//	                       │         │   dead   │◄── can never succeed (function
-//	                       └─replay──┤          │    deleted, module invalid)
-//	                         (one    └──────────┘
-//	                         more attempt)
+//	           writer's transaction commits
+//	                       │ (a rollback leaves nothing: never captured)
+//	                       ▼
+//	                 ┌──────────┐
+//	                 │ captured │  row in aerofn.events
+//	                 └────┬─────┘
+//	                      │ dispatch pass: DELETE … RETURNING + River insert, one transaction
+//	      ┌───────────────┴──────────────┐
+//	      │ enabled, unordered           │ disabled, or ordered
+//	      │                              ▼
+//	      │                        ┌──────────┐
+//	      │                        │   held   │  row in aerofn.event_backlog
+//	      │                        └────┬─────┘
+//	      ▼                             │ enabled / the ordered head's turn
+//	┌────────────┐◄─────────────────────┘
+//	│ dispatched │ fetched by one node  ┌─────────┐
+//	│ (available)│─────────────────────►│ running │◄──────────────┐
+//	└────────────┘         ┌─────────────────┼──────────────┐     │ backoff
+//	                       │ success         │ failure      │     │ 1 s·4ⁿ ±25%
+//	                       ▼                 ▼              │     │
+//	                ┌───────────┐    attempts left? ──yes──►┌──────────┐
+//	                │ succeeded │          │ no             │ retrying │
+//	                └───────────┘          ▼                └──────────┘
+//	                                ┌──────────┐
+//	                                │   dead   │◄── can never succeed (function
+//	                                └──────────┘    deleted, module invalid)
+//
+//	replay (POST …/events/{id}/replay): dead or succeeded ──► dispatched,
+//	as one more attempt of the same job.
 //
 // In River's terms: dispatched = available, running = running, retrying =
 // available/retryable after an error, succeeded = completed, dead =
