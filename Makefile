@@ -29,7 +29,7 @@ lint: ## gofmt and go vet (host and wasip1)
 
 test: lint build examples ## Everything CI checks: lint, build, examples, all tests with -race, one benchmark pass
 	./scripts/ensure-postgres.sh
-	$(GO) test -race -count=1 -timeout 30m ./...
+	$(GO) test -race -count=1 -p 1 -timeout 45m ./...
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./internal/... > /dev/null
 
 test-race: test ## Alias of test (the suite always runs with -race)
