@@ -3,7 +3,9 @@ package engine
 import (
 	"bytes"
 	"fmt"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/bytecodealliance/wasmtime-go/v39"
 )
@@ -112,11 +114,15 @@ var hostSigs = func() map[string]map[string]signature {
 func newLinker(wt *wasmtime.Engine) (*wasmtime.Linker, error) {
 	l := wasmtime.NewLinker(wt)
 	for _, f := range hostFns {
-		fn := f.fn
+		fn, name, duringInit := f.fn, f.module+"."+f.name, availableDuringInit(f)
 		err := l.FuncNew(f.module, f.name, f.sig.funcType(), func(c *wasmtime.Caller, args []wasmtime.Val) ([]wasmtime.Val, *wasmtime.Trap) {
 			st, ok := c.Data().(*callState)
 			if !ok {
 				return nil, wasmtime.NewTrap("host function called outside a call")
+			}
+			if st.preinit && !duringInit {
+				st.refused = name
+				return nil, wasmtime.NewTrap(name + " is not available while pre-initialising")
 			}
 			return fn(st, c, args)
 		})
@@ -125,6 +131,19 @@ func newLinker(wt *wasmtime.Engine) (*wasmtime.Linker, error) {
 		}
 	}
 	return l, nil
+}
+
+// availableDuringInit says whether _initialize may call f while the module is
+// pre-initialised (preinit.go). Only WASI functions whose answers depend on
+// nothing but time and chance, or that fail the same way in every call, are:
+// clocks, random, sleeping, empty args and environment, and the file and
+// socket functions that always fail. The rest would either reach outside
+// the sandbox (env, db_query, http_fetch: initialisation never sees a
+// secret or the database) or have an effect the snapshot would lose (input,
+// output, log lines, stdout and stderr, proc_exit). A call to one of those
+// ends the attempt, and the module runs _initialize on every call instead.
+func availableDuringInit(f hostFn) bool {
+	return f.module == wasiModule && f.name != "fd_write" && f.name != "proc_exit"
 }
 
 // Validate compiles wasm and checks it against docs/ABI.md: it exports memory
@@ -137,7 +156,7 @@ func (e *Engine) Validate(wasm []byte) error {
 		return err
 	}
 	defer m.Close()
-	_, err = checkModule(m)
+	_, err = checkModule(m, false)
 	return err
 }
 
@@ -161,17 +180,44 @@ func (e *Engine) compile(wasm []byte) (*wasmtime.Module, error) {
 type moduleInfo struct {
 	hasInitialize bool
 	minMemory     int64 // bytes the memory needs at instantiation
+
+	// preinit: the module is a snapshot taken after _initialize, which took
+	// initElapsed (see preinit.go). preinitErr: why a module that exports
+	// _initialize is not one, when this engine tried.
+	preinit     bool
+	initElapsed time.Duration
+	preinitErr  error
 }
 
 // checkModule applies the ABI's rules on exports and imports. It reports all
 // the problems it finds, so one failed deploy shows everything to fix.
-func checkModule(m *wasmtime.Module) (moduleInfo, error) {
+//
+// Export names beginning with reservedPrefix mark modules the engine built
+// itself (preinit.go). ours says m is one of those, or an artifact from the
+// cache directory, which only ever holds modules built here: the marks are
+// read. Otherwise m was compiled from a user's bytes, and such a name is
+// refused, so a module cannot pass itself off as pre-initialised.
+func checkModule(m *wasmtime.Module, ours bool) (moduleInfo, error) {
 	var info moduleInfo
 	var problems []string
 
 	var haveMemory, haveHandler bool
 	for _, ex := range m.Exports() {
 		ty := ex.Type()
+		if name := ex.Name(); strings.HasPrefix(name, reservedPrefix) {
+			switch {
+			case !ours:
+				problems = append(problems, fmt.Sprintf("export %q: names beginning with %q are reserved", name, reservedPrefix))
+			case strings.HasPrefix(name, preinitExport):
+				ns, err := strconv.ParseInt(strings.TrimPrefix(name, preinitExport), 10, 64)
+				if err != nil || ns < 0 {
+					problems = append(problems, fmt.Sprintf("export %q: malformed", name))
+					continue
+				}
+				info.preinit, info.initElapsed = true, time.Duration(ns)
+			}
+			continue
+		}
 		switch ex.Name() {
 		case "memory":
 			mt := ty.MemoryType()

@@ -30,7 +30,8 @@ func Summarize(durations []time.Duration) LatencySummary {
 }
 
 // MeasureColdStart runs m n times, one after another, and summarizes how long
-// each whole Run took: new store, instantiate, _initialize, handler, close.
+// each whole Run took: new store, instantiate, _initialize (unless the module
+// is pre-initialised), handler, close.
 // That is the cold start every call pays, since no instance is reused. It is
 // meant for benchmarks and `make bench`; any call that does not succeed is an
 // error.

@@ -10,12 +10,35 @@ import (
 // fixed cost of every invocation.
 func BenchmarkColdStart(b *testing.B) {
 	e := newEngine(b, Config{})
-	m := load(b, e, "hello")
+	benchColdStart(b, e, load(b, e, "hello"), nil)
+}
+
+// BenchmarkColdStartGo is the same for a Go guest, examples/hello (built, or
+// taken from bin/examples), with and without pre-initialisation.
+func BenchmarkColdStartGo(b *testing.B) {
+	wasm := goGuest(b, "hello")
+	input := []byte(`{"trigger":"http","method":"POST","path":"/","headers":{},"query":{},"body":{"name":"World"},"user_id":null,"role":"anon","request_id":"r"}`)
+	for _, c := range []struct {
+		name    string
+		disable bool
+	}{{"preinit", false}, {"init-per-call", true}} {
+		b.Run(c.name, func(b *testing.B) {
+			e := goEngine(b, Config{DisablePreinit: c.disable})
+			m := loadBytes(b, e, "hello", wasm)
+			if ok, _ := m.Preinitialized(); ok == c.disable {
+				b.Fatalf("pre-initialised: %v", ok)
+			}
+			benchColdStart(b, e, m, input)
+		})
+	}
+}
+
+func benchColdStart(b *testing.B, e *Engine, m *Module, input []byte) {
 	ctx := context.Background()
 	durations := make([]time.Duration, 0, 1<<16)
 	for b.Loop() {
 		t0 := time.Now()
-		res := e.Run(ctx, m, nil, Limits{}, nil)
+		res := e.Run(ctx, m, input, Limits{}, nil)
 		durations = append(durations, time.Since(t0))
 		if res.Status != StatusSuccess {
 			b.Fatal(res.Err)

@@ -20,6 +20,15 @@ type Module struct {
 // Hash is the key the module was loaded under.
 func (m *Module) Hash() string { return m.hash }
 
+// Preinitialized reports whether calls start from a snapshot taken after
+// _initialize (see preinit.go) rather than running it. When they do not and
+// this engine tried, err says why; it is nil for a module without
+// _initialize, and for one loaded from the cache directory, which keeps
+// the outcome but not the reason.
+func (m *Module) Preinitialized() (ok bool, err error) {
+	return m.info.preinit, m.info.preinitErr
+}
+
 // loadCall is a Load in progress; later Loads of the same hash wait for it.
 type loadCall struct {
 	done chan struct{}
@@ -98,7 +107,7 @@ func (e *Engine) load(hash string, wasm func() ([]byte, error)) (mod *Module, er
 	path := e.cachePath(hash)
 	if path != "" {
 		if m, ok := e.loadCached(path); ok {
-			info, err := checkModule(m)
+			info, err := checkModule(m, true)
 			if err != nil {
 				return nil, fmt.Errorf("loading module %s: %w", hash, err)
 			}
@@ -111,11 +120,7 @@ func (e *Engine) load(hash string, wasm func() ([]byte, error)) (mod *Module, er
 	if err != nil {
 		return nil, fmt.Errorf("fetching module %s: %w", hash, err)
 	}
-	m, err := e.compile(b)
-	if err != nil {
-		return nil, fmt.Errorf("loading module %s: %w", hash, err)
-	}
-	info, err := checkModule(m)
+	m, info, err := e.compileModule(b)
 	if err != nil {
 		return nil, fmt.Errorf("loading module %s: %w", hash, err)
 	}
@@ -123,16 +128,28 @@ func (e *Engine) load(hash string, wasm func() ([]byte, error)) (mod *Module, er
 	if path != "" {
 		if err := writeCached(path, m); err != nil {
 			e.diskWriteErrors.Add(1)
+		} else if !e.cfg.DisablePreinit {
+			// The artifact an engine without pre-initialisation (an older
+			// aerofn, or DisablePreinit) left is superseded.
+			os.Remove(filepath.Join(e.cfg.CacheDir, hash+".cwasm"))
 		}
 	}
 	return &Module{hash: hash, m: m, info: info}, nil
 }
 
+// cachePath names the artifact for hash. An engine that pre-initialises
+// modules uses its own names: its artifact for a module that exports
+// _initialize differs (a snapshot), and each of its artifacts records
+// that the attempt was made, so a module cached before is pre-initialised
+// once, not loaded as it was.
 func (e *Engine) cachePath(hash string) string {
 	if e.cfg.CacheDir == "" {
 		return ""
 	}
-	return filepath.Join(e.cfg.CacheDir, hash+".cwasm")
+	if e.cfg.DisablePreinit {
+		return filepath.Join(e.cfg.CacheDir, hash+".cwasm")
+	}
+	return filepath.Join(e.cfg.CacheDir, hash+".preinit.cwasm")
 }
 
 // loadCached returns the module in path if the file exists and wasmtime

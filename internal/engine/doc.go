@@ -15,13 +15,37 @@ step.
 	  │
 	  ├─ in-memory LRU hit ───────────────────────────────► *Module
 	  ├─ another Load of hash in flight ── wait for it ────► its *Module / error
-	  ├─ CacheDir/<hash>.cwasm accepted by wasmtime (mmap) ► check ABI ► *Module
-	  └─ else fetch() ► compile ► check ABI ► write <hash>.cwasm ► *Module
-	                                          (temp file, fsync, rename)
+	  ├─ CacheDir/<hash>.preinit.cwasm accepted by wasmtime (mmap)
+	  │                                  ► check ABI ► *Module
+	  └─ else fetch() ► compile ► check ABI ► write <hash>.preinit.cwasm ► *Module
+	        │                                 (temp file, fsync, rename)
+	        └─ module exports _initialize: pre-initialise it (preinit.go)
+	              scan code ► export every mutable global ► compile ► check ABI
+	              ► instantiate in a sandbox, run _initialize once
+	              ► snapshot: memory → data segments, globals → initialisers,
+	                no _initialize export ► compile the snapshot
+	              a step fails: the module runs _initialize per call
+	              (Stats.PreinitFailures; Module.Preinitialized says why)
 
 A cached artifact that wasmtime refuses (another wasmtime version or engine
 configuration, a truncated file) is counted in Stats.DiskLoadFailures and
-recompiled; the new artifact replaces it.
+recompiled; the new artifact replaces it. With Config.DisablePreinit the
+artifact is <hash>.cwasm and never a snapshot.
+
+# Pre-initialisation
+
+A Go guest spends most of its cold start in _initialize: the Go runtime and
+every package's init, about a millisecond. Load runs it once per version,
+in a sandbox with the default limits, and compiles the instance's state
+after it into a new module, which every call instantiates (wasmtime maps
+its memory copy-on-write from the artifact). In the sandbox _initialize may
+use clocks, random and sleep; calling anything that belongs to a call
+(input, output, logs, stdout/stderr, proc_exit) or reaches a Host (env,
+db_query, http_fetch) ends the attempt, so no secret and no database answer
+can end up in a snapshot. In a call, the guest's clocks continue from where
+_initialize left them. What initialisation computes is shared by every call
+of the version, the Go runtime's random state included (docs/ABI.md says
+what that means for guests); preinit.go gives the soundness argument.
 
 # Running (every call, nothing reused between calls)
 
@@ -35,7 +59,7 @@ recompiled; the new artifact replaces it.
 	  │     (flag set by context.AfterFunc)? ── stop the guest : re-arm
 	  ├─ shared Linker.Instantiate (host functions find callState through
 	  │   the store's data, so the linker is built once per Engine)
-	  ├─ _initialize()           if exported
+	  ├─ _initialize()           if exported (a snapshot does not export it)
 	  ├─ handler() → i32
 	  │     host calls: aerodb.* and wasi_snapshot_preview1.*, every pointer
 	  │     bounds-checked; db_query/http_fetch get a ctx with the deadline
@@ -63,7 +87,8 @@ recompiled; the new artifact replaces it.
 	                 Stopped within one EpochTick of the deadline when the guest
 	                 is in wasm; a Host must honour its ctx for the same to hold
 	                 in host calls
-	memory_exceeded  the module's initial memory is already over the limit; or
+	memory_exceeded  the module's initial memory (a snapshot's: its memory after
+	                 _initialize) is already over the limit; or
 	                 the call failed (trap, non-zero return, non-zero exit) and
 	                 either linear memory had no room for one more 64 KiB page
 	                 under the limit, or the guest wrote an error-level line

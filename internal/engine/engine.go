@@ -111,6 +111,10 @@ type Config struct {
 	// MaxModules bounds the in-memory cache of compiled modules (least
 	// recently used ones are dropped; the disk cache keeps them). Default 256.
 	MaxModules int
+	// DisablePreinit turns off pre-initialisation: modules that export
+	// _initialize then run it at the start of every call instead of once
+	// per version at Load (see preinit.go).
+	DisablePreinit bool
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -135,6 +139,8 @@ type Stats struct {
 	DiskWriteErrors  uint64 // artifacts that could not be written (the module still loaded)
 	MemoryHits       uint64 // Loads served from the in-memory cache
 	CachedModules    int    // modules currently in the in-memory cache
+	Preinitialized   uint64 // compiled modules that export _initialize and were pre-initialised
+	PreinitFailures  uint64 // compiled modules that export _initialize and could not be, so run it per call
 }
 
 // Engine compiles and runs modules. It is safe for concurrent use.
@@ -151,6 +157,7 @@ type Engine struct {
 	inflight map[string]*loadCall
 
 	compiles, diskLoads, diskLoadFailures, diskWriteErrors, memoryHits atomic.Uint64
+	preinits, preinitFailures                                          atomic.Uint64
 
 	// Calls in flight. Close waits for them before stopping the ticker,
 	// because a guest still running when the epoch stops would never be
@@ -285,5 +292,7 @@ func (e *Engine) Stats() Stats {
 		DiskWriteErrors:  e.diskWriteErrors.Load(),
 		MemoryHits:       e.memoryHits.Load(),
 		CachedModules:    n,
+		Preinitialized:   e.preinits.Load(),
+		PreinitFailures:  e.preinitFailures.Load(),
 	}
 }

@@ -30,6 +30,18 @@ type callState struct {
 	hctx     context.Context
 	hcancel  context.CancelFunc
 
+	// The guest's monotonic clock reads monoOffset + time since monoOrigin;
+	// its CPU-time clocks read cpuOffset + time since start. For a
+	// pre-initialised module the offsets continue the clocks from where
+	// _initialize left them (preinit.go).
+	monoOrigin            time.Time
+	monoOffset, cpuOffset time.Duration
+
+	// preinit marks the one run of _initialize that builds a snapshot; a
+	// host function it may not call records its name in refused.
+	preinit bool
+	refused string
+
 	mem *wasmtime.Memory
 
 	output []byte

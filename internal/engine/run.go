@@ -35,16 +35,17 @@ func (e *TrapError) Error() string { return e.Message }
 const maxTraceFrames = 32
 
 // Run calls the module once: a fresh store and instance, _initialize if the
-// module exports it, then handler. It never panics; every failure, including
-// a panic in a Host, becomes a Result with a status (see doc.go for the
-// rules).
+// module exports it (a pre-initialised module does not: its instance starts
+// from the snapshot taken after _initialize at Load), then handler. It never
+// panics; every failure, including a panic in a Host, becomes a Result with a
+// status (see doc.go for the rules).
 func (e *Engine) Run(ctx context.Context, m *Module, input []byte, lim Limits, host Host) (res Result) {
 	start := time.Now()
 	if ctx == nil {
 		ctx = context.Background()
 	}
 	lim = lim.WithDefaults()
-	st := &callState{input: input, lim: lim, host: host, start: start, parent: ctx}
+	st := &callState{input: input, lim: lim, host: host, start: start, parent: ctx, monoOrigin: monoBase}
 	defer func() {
 		if r := recover(); r != nil {
 			res = Result{
@@ -61,6 +62,13 @@ func (e *Engine) Run(ctx context.Context, m *Module, input []byte, lim Limits, h
 
 	if m == nil {
 		return Result{Status: StatusError, Err: errors.New("running module: nil module")}
+	}
+	if m.info.preinit {
+		// The guest resumes where _initialize left it: its clocks carry on
+		// from the values it last saw, as if handler were called at once.
+		st.monoOrigin = start
+		st.monoOffset = initClockStart + m.info.initElapsed
+		st.cpuOffset = m.info.initElapsed
 	}
 	if !e.enter() {
 		return Result{Status: StatusError, Err: ErrClosed}

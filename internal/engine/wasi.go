@@ -27,7 +27,8 @@ const (
 )
 
 // monoBase anchors the monotonic clock guests see: it never goes back and
-// says nothing about the host's uptime.
+// says nothing about the host's uptime. Pre-initialised modules use their
+// own origin (callState.monoOrigin).
 var monoBase = time.Now()
 
 func errno(n int32) ([]wasmtime.Val, *wasmtime.Trap) {
@@ -146,11 +147,11 @@ func clockNow(st *callState, id int32) (uint64, bool) {
 	case clockRealtime:
 		return uint64(time.Now().UnixNano()), true
 	case clockMonotonic:
-		return uint64(time.Since(monoBase)), true
+		return uint64(st.monoOffset + time.Since(st.monoOrigin)), true
 	case clockProcessCPUTimeID, clockThreadCPUTimeID:
 		// A fresh instance per call: the call's elapsed time is the closest
 		// honest answer, and it reveals nothing about other tenants.
-		return uint64(time.Since(st.start)), true
+		return uint64(st.cpuOffset + time.Since(st.start)), true
 	}
 	return 0, false
 }

@@ -1,0 +1,253 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/bytecodealliance/wasmtime-go/v39"
+)
+
+// Pre-initialisation (the technique of Wizer): a module that exports
+// _initialize, as every Go guest does, is run once at Load, in a sandbox,
+// up to the end of _initialize; its state then is written into a new module,
+// which is what every call instantiates. A Go guest spends about a
+// millisecond in _initialize (the runtime, then every package's init); the
+// snapshot's instance starts where that left off, its memory mapped
+// copy-on-write from the compiled artifact.
+//
+// Soundness rests on capturing the whole state of the instance, which for a
+// core module is its memory, its globals, its tables and which of its
+// segments have been dropped:
+//
+//   - memory: its size becomes the memory's minimum and its non-zero bytes
+//     active data segments, replacing the module's own;
+//   - globals: every mutable one, exported or not, is read through an export
+//     added for the purpose (wasmModule.instrumented) and its initialiser
+//     replaced by the value;
+//   - tables and segments: not captured, so scanCode refuses modules whose
+//     code could change them (table.set/grow/fill/copy/init, elem.drop,
+//     memory.init, data.drop) or that use instructions it does not know.
+//     Tables are then exactly what the element segments build, as in a
+//     fresh instance. Go's code never changes its table.
+//
+// A start function runs at instantiation, before _initialize; the snapshot
+// has none, its effect being part of the state.
+//
+// The host's side of the instance is covered by what _initialize may call
+// (availableDuringInit): clocks, random and sleeping, nothing that reads the
+// call's input, writes its output or logs, and nothing that reaches a Host,
+// so the snapshot can hold no secret and no database answer. The guest's
+// clocks are continued in every call from where initialisation left them
+// (callState.monoOffset), so to the guest handler runs right after
+// _initialize, as it did before.
+//
+// What does change, and docs/ABI.md says so: anything initialisation
+// computes is computed once per version. That includes the Go runtime's
+// random state (math/rand's top-level functions, hash/maphash seeds, map
+// iteration order start the same way in every call; crypto/rand is read
+// from the host each time and is unaffected) and package variables set
+// from the clock or from random numbers.
+//
+// Any failure (a module the scanner refuses, an _initialize that traps,
+// times out, runs out of memory or calls what it may not) leaves the module
+// running _initialize on every call, as it would without this; Load never
+// fails because of it. Stats counts both outcomes.
+
+// initClockStart is the guest's monotonic clock when pre-initialisation
+// begins: not zero, which Go's runtime refuses as a clock reading.
+const initClockStart = time.Second
+
+// preinitLimits bound the one run of _initialize: the defaults a call gets.
+// An initialisation that needs more runs per call instead, under the
+// function's own limits.
+var preinitLimits = Limits{}.WithDefaults()
+
+// compileModule turns a module's bytes into the module Load caches:
+// pre-initialised when it exports _initialize and that succeeds, else
+// compiled as it is.
+func (e *Engine) compileModule(wasm []byte) (*wasmtime.Module, moduleInfo, error) {
+	if e.cfg.DisablePreinit {
+		return e.compileChecked(wasm)
+	}
+	return e.compilePreinit(wasm)
+}
+
+// compileChecked compiles wasm as it is and applies the ABI's rules.
+func (e *Engine) compileChecked(wasm []byte) (*wasmtime.Module, moduleInfo, error) {
+	m, err := e.compile(wasm)
+	if err != nil {
+		return nil, moduleInfo{}, err
+	}
+	info, err := checkModule(m, false)
+	if err != nil {
+		m.Close()
+		return nil, moduleInfo{}, err
+	}
+	return m, info, nil
+}
+
+func (e *Engine) compilePreinit(wasm []byte) (m *wasmtime.Module, info moduleInfo, err error) {
+	// unchanged falls back to the module as it is.
+	unchanged := func(why error) (*wasmtime.Module, moduleInfo, error) {
+		m, info, err := e.compileChecked(wasm)
+		if err == nil {
+			e.preinitFailures.Add(1)
+			info.preinitErr = why
+		}
+		return m, info, err
+	}
+	// A bug here must not fail the deploy.
+	defer func() {
+		if r := recover(); r != nil {
+			m, info, err = unchanged(fmt.Errorf("pre-initialising: panic: %v", r))
+		}
+	}()
+
+	p, err := parseWasm(wasm)
+	if err != nil || !p.exportsFunc("_initialize") {
+		return e.compileChecked(wasm) // nothing to do, or something wasmtime will explain
+	}
+	for _, ex := range p.exports {
+		if strings.HasPrefix(ex.name, reservedPrefix) {
+			return e.compileChecked(wasm) // which refuses the name
+		}
+	}
+	if err := scanCode(p.section(secCode)); err != nil {
+		return unchanged(fmt.Errorf("pre-initialising: %w", err))
+	}
+	im, err := e.compile(p.instrumented())
+	if err != nil {
+		// Most likely the module itself is invalid, and compiling it as it
+		// is reports why in its own terms.
+		return unchanged(fmt.Errorf("pre-initialising: compiling with globals exported: %w", err))
+	}
+	info, err = checkModule(im, true)
+	if err != nil {
+		im.Close()
+		return nil, moduleInfo{}, err // the module's own ABI problems
+	}
+
+	// From here on, the fallback is the instrumented module, which behaves
+	// as the original (it only exports more) and saves compiling again.
+	fallback := func(why error) (*wasmtime.Module, moduleInfo, error) {
+		e.preinitFailures.Add(1)
+		info.preinitErr = fmt.Errorf("pre-initialising: %w", why)
+		return im, info, nil
+	}
+	snap, err := e.snapshot(im, p)
+	if err != nil {
+		return fallback(err)
+	}
+	sm, err := e.compile(snap)
+	if err != nil {
+		return fallback(fmt.Errorf("compiling the snapshot: %w", err))
+	}
+	sinfo, err := checkModule(sm, true)
+	if err == nil && (!sinfo.preinit || sinfo.hasInitialize) {
+		err = errors.New("not marked as pre-initialised")
+	}
+	if err != nil {
+		sm.Close()
+		return fallback(fmt.Errorf("checking the snapshot: %w", err))
+	}
+	im.Close()
+	e.preinits.Add(1)
+	return sm, sinfo, nil
+}
+
+// snapshot instantiates the instrumented module m in a sandbox, runs
+// _initialize and returns the pre-initialised module's bytes.
+func (e *Engine) snapshot(m *wasmtime.Module, p *wasmModule) (_ []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v", r)
+		}
+	}()
+	// Counted as a call, so Close waits for it and the epoch keeps ticking
+	// while it runs.
+	if !e.enter() {
+		return nil, ErrClosed
+	}
+	defer e.exit()
+
+	lim := preinitLimits
+	start := time.Now()
+	st := &callState{
+		lim: lim, start: start, parent: context.Background(), deadline: start.Add(lim.Timeout),
+		monoOrigin: start, monoOffset: initClockStart, preinit: true,
+	}
+	defer st.release()
+	store := wasmtime.NewStoreWithData(e.wt, st)
+	store.Limiter(lim.MemoryBytes, maxTableElements, maxInstances, maxTables, maxMemories)
+	intr := e.armInterrupt(store, st.parent, lim.Timeout)
+	defer func() {
+		store.Close()
+		intr.release()
+	}()
+
+	inst, err := e.linker.Instantiate(store, m)
+	if err == nil {
+		st.mem = exportedMemory(store, inst, "memory")
+		_, err = exportedFunc(store, inst, "_initialize").Call(store)
+	}
+	elapsed := time.Since(start)
+	switch {
+	case st.refused != "":
+		return nil, fmt.Errorf("_initialize called %s", st.refused)
+	case intr.fired():
+		return nil, fmt.Errorf("_initialize did not finish within %v", lim.Timeout)
+	case err != nil:
+		msg := trapError(err).Message
+		if st.mem != nil && int64(st.mem.DataSize(store))+oomSlack(lim.MemoryBytes) > lim.MemoryBytes {
+			msg += fmt.Sprintf(" (memory at %d bytes, limit %d)", st.mem.DataSize(store), lim.MemoryBytes)
+		}
+		return nil, fmt.Errorf("_initialize failed: %s", msg)
+	}
+
+	globals := make(map[int]snapshotValue)
+	for i, g := range p.globals {
+		if !g.mutable {
+			continue
+		}
+		v, err := globalBits(store, inst, i)
+		if err != nil {
+			return nil, err
+		}
+		globals[i] = v
+	}
+	return p.snapshotModule(st.mem.UnsafeData(store), globals, elapsed.Nanoseconds())
+}
+
+// globalBits reads mutable global i through the export instrumented() added.
+func globalBits(store *wasmtime.Store, inst *wasmtime.Instance, i int) (snapshotValue, error) {
+	ext := inst.GetExport(store, globalExportName(i))
+	if ext == nil {
+		return 0, fmt.Errorf("global %d is not exported", i)
+	}
+	defer ext.Close()
+	g := ext.Global()
+	if g == nil {
+		return 0, fmt.Errorf("export for global %d is not a global", i)
+	}
+	v := g.Get(store)
+	switch v.Kind() {
+	case wasmtime.KindI32:
+		return snapshotValue(uint32(v.I32())), nil
+	case wasmtime.KindI64:
+		return snapshotValue(v.I64()), nil
+	case wasmtime.KindF32:
+		// A NaN's payload may not survive the trip through Go's float32.
+		if f := v.F32(); f == f {
+			return snapshotValue(math.Float32bits(f)), nil
+		}
+	case wasmtime.KindF64:
+		if f := v.F64(); f == f {
+			return snapshotValue(math.Float64bits(f)), nil
+		}
+	}
+	return 0, fmt.Errorf("global %d holds %v, which a snapshot cannot record", i, v.Kind())
+}
