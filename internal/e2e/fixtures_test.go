@@ -3,33 +3,12 @@ package e2e
 import (
 	"testing"
 
-	"github.com/bytecodealliance/wasmtime-go/v39"
+	"github.com/aerodb/aerofn/internal/testenv/wat"
 )
 
 // Hand-written hostile and minimal modules, in WAT, that speak ABI v1.
 const (
-	// watEcho returns its event as its result.
-	watEcho = `(module
-  (import "aerodb" "input_len" (func $len (result i32)))
-  (import "aerodb" "input_read" (func $read (param i32 i32) (result i32)))
-  (import "aerodb" "output" (func $out (param i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (func (export "handler") (result i32)
-    (local $n i32)
-    (local.set $n (call $len))
-    (if (i32.gt_u (local.get $n) (i32.const 65536)) (then (return (i32.const 1))))
-    (drop (call $read (i32.const 0) (local.get $n)))
-    (drop (call $out (i32.const 0) (local.get $n)))
-    (i32.const 0)))`
-
-	// watConst returns a fixed JSON document given as data.
-	watConstTmpl = `(module
-  (import "aerodb" "output" (func $out (param i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (data (i32.const 0) %q)
-  (func (export "handler") (result i32)
-    (drop (call $out (i32.const 0) (i32.const %d)))
-    (i32.const %d)))`
+	watEcho = wat.Echo
 
 	watLoop = `(module
   (memory (export "memory") 1)
@@ -95,13 +74,9 @@ const (
 	watNoHandler = `(module (memory (export "memory") 1))`
 )
 
-func wat(t testing.TB, src string) []byte {
+func compile(t testing.TB, src string) []byte {
 	t.Helper()
-	b, err := wasmtime.Wat2Wasm(src)
-	if err != nil {
-		t.Fatalf("compiling WAT: %v\n%s", err, src)
-	}
-	return b
+	return wat.Compile(src)
 }
 
 // watSleep sleeps 600 ms through WASI poll_oneoff, then answers {"slept":true}.

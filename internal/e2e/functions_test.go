@@ -6,17 +6,17 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aerodb/aerofn/internal/testenv"
+	"github.com/aerodb/aerofn/internal/testenv/wat"
 )
 
 func constModule(t *testing.T, json string, ret int) []byte {
-	return wat(t, fmt.Sprintf(watConstTmpl, json, len(json), ret))
+	return compile(t, wat.Const(json, ret))
 }
 
 func TestDeployInvokeRecordRollbackDelete(t *testing.T) {
@@ -112,7 +112,7 @@ func TestDeployInvokeRecordRollbackDelete(t *testing.T) {
 
 func TestDeployRejectsBadInputAndStoresNothing(t *testing.T) {
 	e := testenv.Start(t)
-	good := wat(t, watEcho)
+	good := compile(t, watEcho)
 	e.MustDeploy("keep", good, nil)
 
 	cases := []struct {
@@ -128,8 +128,8 @@ func TestDeployRejectsBadInputAndStoresNothing(t *testing.T) {
 		{"reserved name", map[string]string{"name": "deploy"}, good, e.ServiceKey, 400, "invalid_name", "reserved"},
 		{"long name", map[string]string{"name": "a" + strings.Repeat("b", 64)}, good, e.ServiceKey, 400, "invalid_name", ""},
 		{"not wasm", map[string]string{"name": "x"}, []byte("hello, I am not wasm"), e.ServiceKey, 400, "invalid_module", ""},
-		{"foreign import", map[string]string{"name": "x"}, wat(t, watBadImport), e.ServiceKey, 400, "invalid_module", "env.socket_open"},
-		{"no handler", map[string]string{"name": "x"}, wat(t, watNoHandler), e.ServiceKey, 400, "invalid_module", "handler"},
+		{"foreign import", map[string]string{"name": "x"}, compile(t, watBadImport), e.ServiceKey, 400, "invalid_module", "env.socket_open"},
+		{"no handler", map[string]string{"name": "x"}, compile(t, watNoHandler), e.ServiceKey, 400, "invalid_module", "handler"},
 		{"no module", map[string]string{"name": "x"}, nil, e.ServiceKey, 400, "missing_module", ""},
 		{"timeout too big", map[string]string{"name": "x", "config": `{"timeout": 301}`}, good, e.ServiceKey, 400, "invalid_config", "timeout"},
 		{"timeout too small", map[string]string{"name": "x", "config": `{"timeout": -1}`}, good, e.ServiceKey, 400, "invalid_config", "timeout"},
@@ -191,7 +191,7 @@ func TestDeployRejectsBadInputAndStoresNothing(t *testing.T) {
 
 func TestInvokeAuthAndResponses(t *testing.T) {
 	e := testenv.Start(t)
-	echo := wat(t, watEcho)
+	echo := compile(t, watEcho)
 	e.MustDeploy("echo", echo, nil)
 	e.MustDeploy("open", echo, map[string]any{"verify_jwt": false})
 	e.MustDeploy("postonly", echo, map[string]any{"methods": []string{"POST"}})
@@ -290,7 +290,7 @@ func TestSecretsReachOnlyWhitelistedFunctionsAndNeverLeak(t *testing.T) {
 	if r := e.JSONRequest("GET", "/functions/v1/secrets", e.ServiceKey, nil); r.Status != 200 || strings.Contains(string(r.Body), secret) || !strings.Contains(string(r.Body), "API_KEY") {
 		t.Fatalf("list secrets: %d %s", r.Status, r.Body)
 	}
-	mod := wat(t, watEnv)
+	mod := compile(t, watEnv)
 	e.MustDeploy("allowed", mod, map[string]any{"env": []string{"API_KEY"}})
 	e.MustDeploy("denied", mod, nil)
 
@@ -332,7 +332,7 @@ func TestHealthAndMetrics(t *testing.T) {
 	if r := e.Do("GET", "/healthz", "", "", nil); r.Status != 200 {
 		t.Fatalf("healthz: %d", r.Status)
 	}
-	e.MustDeploy("echo", wat(t, watEcho), nil)
+	e.MustDeploy("echo", compile(t, watEcho), nil)
 	e.Invoke("echo", e.AnonKey, nil)
 	r := e.Do("GET", "/metrics", "", "", nil)
 	if r.Status != 200 || !strings.Contains(string(r.Body), `aerofn_invocations_total{function="echo",status="success",trigger="http"} 1`) {

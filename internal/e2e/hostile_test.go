@@ -16,13 +16,13 @@ import (
 // status, the record, and that the server keeps serving.
 func TestHostileModules(t *testing.T) {
 	e := testenv.Start(t)
-	e.MustDeploy("echo", wat(t, watEcho), nil)
-	e.MustDeploy("loop", wat(t, watLoop), map[string]any{"timeout": 1})
-	e.MustDeploy("bomb", wat(t, watMemoryBomb), map[string]any{"max_memory": 32 << 20})
-	e.MustDeploy("bomb-default", wat(t, watMemoryBomb), nil)
-	e.MustDeploy("recursion", wat(t, watRecursion), nil)
-	e.MustDeploy("unreachable", wat(t, watUnreachable), nil)
-	e.MustDeploy("huge-output", wat(t, watHugeOutput), nil)
+	e.MustDeploy("echo", compile(t, watEcho), nil)
+	e.MustDeploy("loop", compile(t, watLoop), map[string]any{"timeout": 1})
+	e.MustDeploy("bomb", compile(t, watMemoryBomb), map[string]any{"max_memory": 32 << 20})
+	e.MustDeploy("bomb-default", compile(t, watMemoryBomb), nil)
+	e.MustDeploy("recursion", compile(t, watRecursion), nil)
+	e.MustDeploy("unreachable", compile(t, watUnreachable), nil)
+	e.MustDeploy("huge-output", compile(t, watHugeOutput), nil)
 
 	cases := []struct {
 		fn, code, record string
@@ -82,7 +82,7 @@ func TestHostileModules(t *testing.T) {
 // two cores, where one run can lose its core for a while.
 func TestRunawayLoopTimeoutPrecision(t *testing.T) {
 	e := testenv.Start(t)
-	e.MustDeploy("loop", wat(t, watLoop), map[string]any{"timeout": 1})
+	e.MustDeploy("loop", compile(t, watLoop), map[string]any{"timeout": 1})
 	for i := 0; i < 5; i++ {
 		if r := e.Invoke("loop", e.AnonKey, nil); r.Status != 504 {
 			t.Fatalf("loop: %d %s", r.Status, r.Body)
@@ -103,7 +103,7 @@ func TestRunawayLoopTimeoutPrecision(t *testing.T) {
 func TestConcurrency(t *testing.T) {
 	e := testenv.Start(t)
 	e.MustDeploy("hello", testenv.Example(t, "hello"), map[string]any{"verify_jwt": false})
-	e.MustDeploy("loop", wat(t, watLoop), map[string]any{"timeout": 2, "verify_jwt": false})
+	e.MustDeploy("loop", compile(t, watLoop), map[string]any{"timeout": 2, "verify_jwt": false})
 
 	var wg sync.WaitGroup
 	var bad atomic.Int32

@@ -13,7 +13,7 @@ import (
 // calls after that answer 404.
 func TestRunningCallsFinishAfterDisableAndDelete(t *testing.T) {
 	e := testenv.Start(t)
-	e.MustDeploy("sleepy", wat(t, watSleep), nil)
+	e.MustDeploy("sleepy", compile(t, watSleep), nil)
 	for _, change := range []struct {
 		name, method string
 		body         any
@@ -46,11 +46,11 @@ func TestRunningCallsFinishAfterDisableAndDelete(t *testing.T) {
 // module that was tampered with is refused, recorded, and not run.
 func TestTamperedModuleIsRefused(t *testing.T) {
 	e := testenv.Start(t)
-	d := e.MustDeploy("victim", wat(t, watEcho), nil)
+	d := e.MustDeploy("victim", compile(t, watEcho), nil)
 	// A fresh node with an empty compile cache must read the bytes again.
 	other := testenv.StartOn(t, e.DatabaseURL)
 	ctx := context.Background()
-	if _, err := e.Admin.Exec(ctx, `UPDATE aerofn.modules SET bytes = $1 WHERE hash = $2`, wat(t, watUnreachable), d["wasm_hash"]); err != nil {
+	if _, err := e.Admin.Exec(ctx, `UPDATE aerofn.modules SET bytes = $1 WHERE hash = $2`, compile(t, watUnreachable), d["wasm_hash"]); err != nil {
 		t.Fatal(err)
 	}
 	r := other.Invoke("victim", other.AnonKey, nil)

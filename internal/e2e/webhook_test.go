@@ -20,9 +20,9 @@ func TestSignedWebhooks(t *testing.T) {
 	if r := e.JSONRequest("POST", "/functions/v1/secrets", e.ServiceKey, map[string]string{"HOOK_SECRET": secret}); r.Status != 200 {
 		t.Fatalf("set secret: %d %s", r.Status, r.Body)
 	}
-	e.MustDeploy("hook", wat(t, watEcho), map[string]any{"triggers": []map[string]any{{"type": "webhook", "secret": "HOOK_SECRET"}}})
-	e.MustDeploy("nohook", wat(t, watEcho), nil)
-	if r := e.Deploy("bad", wat(t, watEcho), map[string]any{"triggers": []map[string]any{{"type": "webhook"}}}); r.Status != 400 || !strings.Contains(string(r.Body), "triggers[0].secret") {
+	e.MustDeploy("hook", compile(t, watEcho), map[string]any{"triggers": []map[string]any{{"type": "webhook", "secret": "HOOK_SECRET"}}})
+	e.MustDeploy("nohook", compile(t, watEcho), nil)
+	if r := e.Deploy("bad", compile(t, watEcho), map[string]any{"triggers": []map[string]any{{"type": "webhook"}}}); r.Status != 400 || !strings.Contains(string(r.Body), "triggers[0].secret") {
 		t.Fatalf("webhook without secret: %d %s", r.Status, r.Body)
 	}
 
@@ -109,7 +109,7 @@ func TestWebhookRetryAfterFailureRuns(t *testing.T) {
 	if s := send(); s != 500 {
 		t.Fatalf("failing delivery: %d", s)
 	}
-	e.MustDeploy("hook", wat(t, watEcho), trig)
+	e.MustDeploy("hook", compile(t, watEcho), trig)
 	if s := send(); s != 200 {
 		t.Fatalf("retry after failure: %d", s)
 	}

@@ -65,13 +65,9 @@ func (a *API) invoke(w http.ResponseWriter, r *http.Request, name, subpath strin
 	if requestID == "" || len(requestID) > 128 {
 		requestID = uuid.NewString()
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxInvokeBody))
+	body, err := readInvokeBody(w, r)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return apiError(http.StatusRequestEntityTooLarge, "payload_too_large", "request body exceeds %d bytes", MaxInvokeBody)
-		}
-		return badRequest("bad_body", "reading request body: %v", err)
+		return err
 	}
 	ev := httpEvent{Trigger: "http", Method: r.Method, Path: subpath, Headers: map[string]string{}, Query: map[string]string{},
 		RequestID: requestID}
@@ -130,6 +126,19 @@ func (a *API) respond(w http.ResponseWriter, fn registry.Function, out invoker.O
 		}
 		return apiError(http.StatusInternalServerError, "function_error", "%s", msg)
 	}
+}
+
+// readInvokeBody reads a body that becomes an event, at most MaxInvokeBody.
+func readInvokeBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxInvokeBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, apiError(http.StatusRequestEntityTooLarge, "payload_too_large", "request body exceeds %d bytes", MaxInvokeBody)
+		}
+		return nil, badRequest("bad_body", "reading request body: %v", err)
+	}
+	return body, nil
 }
 
 // eventBody is the request body as JSON when it is JSON, a string when it is

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -43,13 +42,9 @@ func (a *API) webhook(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return notFound("function %q has no webhook trigger", name)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxInvokeBody))
+	body, err := readInvokeBody(w, r)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return apiError(http.StatusRequestEntityTooLarge, "payload_too_large", "request body exceeds %d bytes", MaxInvokeBody)
-		}
-		return badRequest("bad_body", "reading request body: %v", err)
+		return err
 	}
 	secret, _, err := a.cfg.Secrets.Get(r.Context(), trig.Secret)
 	if err != nil {

@@ -132,7 +132,7 @@ func (Hook) Remove(ctx context.Context, tx pgx.Tx, fn registry.Function) error {
 // cancelPending ends the pending runs of fn's triggers (all when indexes is
 // nil): they never started and now never will.
 func cancelPending(ctx context.Context, tx pgx.Tx, functionID string, indexes []int32, why string) error {
-	if _, err := tx.Exec(ctx, `UPDATE aerofn.schedule_runs SET state = 'cancelled', finished_at = clock_timestamp(), error = $3
+	if _, err := tx.Exec(ctx, `UPDATE aerofn.schedule_runs SET state = 'cancelled', finished_at = clock_timestamp(), note = $3
 		WHERE function_id = $1 AND state = 'pending' AND ($2::int[] IS NULL OR trigger_index = ANY($2))`,
 		functionID, indexes, why); err != nil {
 		return fmt.Errorf("cancelling pending runs: %w", err)

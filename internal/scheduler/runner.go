@@ -20,7 +20,7 @@ import (
 
 // ErrNotScheduled: run-now on a function (or trigger index) that has no
 // schedule trigger.
-var ErrNotScheduled = errors.New("no schedule trigger")
+var ErrNotScheduled = errors.New("not scheduled")
 
 // busyBackoff is how long a node at its concurrency limit leaves runs to
 // the other nodes.
@@ -222,10 +222,10 @@ var errCancelled = errors.New("the function was disabled or deleted before the r
 // finish records how a run ended. It is retried for a while: a run that
 // ran must not stay "running" because the database blinked.
 func (s *Scheduler) finish(c claimed, out invoker.Outcome, runErr error) {
-	state, errText := StateSucceeded, ""
+	state, errText, note := StateSucceeded, "", ""
 	switch {
 	case errors.Is(runErr, errCancelled):
-		state, errText = StateCancelled, runErr.Error()
+		state, note = StateCancelled, runErr.Error()
 	case runErr != nil:
 		state, errText = StateFailed, runErr.Error()
 	case out.Status != engine.StatusSuccess:
@@ -243,10 +243,11 @@ func (s *Scheduler) finish(c claimed, out invoker.Outcome, runErr error) {
 			// "interrupted" too: a sweeper that lost sight of this node (its
 			// session dropped and came back) is corrected by the real outcome.
 			if _, err := tx.Exec(ctx, `UPDATE aerofn.schedule_runs SET state = $5, finished_at = clock_timestamp(),
-					invocation_id = $6, role = $7, status = $8, error = nullif($9::text, ''), output = nullif($10::text, '')
+					invocation_id = $6, role = $7, status = $8, error = nullif($9::text, ''), output = nullif($10::text, ''),
+					note = CASE WHEN $11::text <> '' THEN $11 WHEN state = 'interrupted' THEN NULL ELSE note END
 				WHERE function_id = $1 AND trigger_index = $2 AND scheduled_time = $3 AND node = $4
 					AND state IN ('running', 'interrupted')`,
-				c.functionID, c.index, c.scheduledTime, s.cfg.Node, state, invID, role, status, errText, output); err != nil {
+				c.functionID, c.index, c.scheduledTime, s.cfg.Node, state, invID, role, status, errText, output, note); err != nil {
 				return err
 			}
 			_, err := tx.Exec(ctx, `SELECT pg_notify($1, 'done')`, WakeChannel)
@@ -317,9 +318,9 @@ func (s *Scheduler) RunNow(ctx context.Context, fn registry.Function, index int)
 	}
 	if t == nil {
 		if index >= 0 {
-			return Run{}, invoker.Outcome{}, fmt.Errorf("%w at config.triggers[%d] of %s", ErrNotScheduled, index, fn.Name)
+			return Run{}, invoker.Outcome{}, fmt.Errorf("%w: config.triggers[%d] of %s is not a schedule trigger", ErrNotScheduled, index, fn.Name)
 		}
-		return Run{}, invoker.Outcome{}, fmt.Errorf("%w: %s has none", ErrNotScheduled, fn.Name)
+		return Run{}, invoker.Outcome{}, fmt.Errorf("%w: %s has no schedule trigger", ErrNotScheduled, fn.Name)
 	}
 	s.inflight.Add(1)
 	defer s.inflight.Done()

@@ -25,6 +25,7 @@ type Run struct {
 	Role          string     `json:"role,omitempty"`
 	Status        string     `json:"status,omitempty"`
 	Error         string     `json:"error,omitempty"`
+	Note          string     `json:"note,omitempty"`
 	Output        string     `json:"output,omitempty"`
 	CreatedAt     time.Time  `json:"created_at"`
 	StartedAt     *time.Time `json:"started_at,omitempty"`
@@ -35,12 +36,12 @@ type Run struct {
 
 const runColumns = `trigger_index, scheduled_time, kind, state, cron, timezone, missed_count,
 	coalesce(node, ''), coalesce(invocation_id::text, ''), coalesce(role, ''), coalesce(status, ''),
-	coalesce(error, ''), coalesce(output, ''), created_at, started_at, finished_at`
+	coalesce(error, ''), coalesce(note, ''), coalesce(output, ''), created_at, started_at, finished_at`
 
 func scanRun(row pgx.CollectableRow) (Run, error) {
 	var r Run
 	err := row.Scan(&r.TriggerIndex, &r.ScheduledTime, &r.Kind, &r.State, &r.Cron, &r.Timezone, &r.MissedCount,
-		&r.Node, &r.InvocationID, &r.Role, &r.Status, &r.Error, &r.Output, &r.CreatedAt, &r.StartedAt, &r.FinishedAt)
+		&r.Node, &r.InvocationID, &r.Role, &r.Status, &r.Error, &r.Note, &r.Output, &r.CreatedAt, &r.StartedAt, &r.FinishedAt)
 	if err != nil {
 		return r, err
 	}

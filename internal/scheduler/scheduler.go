@@ -28,11 +28,15 @@ const (
 	DefaultMaxQueued = 100
 )
 
-// lockSpace is the first key of every advisory lock the scheduler takes
+// LockSpace is the first key of every advisory lock the scheduler takes
 // ("aesc"); the second is 0 for the ticker and a node's key for its
 // liveness lock. Function roles cannot take advisory locks (sqlexec revokes
-// them), so no function can squat these.
-const lockSpace int32 = 0x61657363
+// them), so no function can squat these. The ticker is the session of
+//
+//	SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+//	WHERE l.locktype = 'advisory' AND l.classid = 1634038627 AND l.objid = 0 AND l.objsubid = 2
+//	  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+const LockSpace int32 = 0x61657363
 
 // ApplicationNamePrefix starts the application_name of every node's
 // scheduler session; the rest is the node name. pg_stat_activity and
@@ -49,6 +53,10 @@ const (
 	// stepTimeout bounds one pass of the control loop, so that a hung
 	// connection is dropped and re-made rather than waited on for ever.
 	stepTimeout = 15 * time.Second
+	// tickerStaleAfter: a ticker whose session has run no statement for
+	// this long (it runs one at least every maxWait) is frozen or cut off,
+	// and another node ends its session to take over.
+	tickerStaleAfter = 5 * time.Second
 )
 
 // Config wires a Scheduler.
@@ -99,6 +107,8 @@ type Scheduler struct {
 	offset    time.Duration // database clock minus ours
 	lastSweep time.Time
 	lastPrune time.Time
+	lastEvict time.Time // last look for a frozen ticker
+	failures  int       // passes failed in a row
 	specs     map[string]*cronspec.Spec
 }
 
@@ -230,12 +240,17 @@ func (s *Scheduler) step() time.Duration {
 	wait := s.cfg.LockRetry
 	if !s.leader {
 		var ok bool
-		if err := s.conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, 0)`, lockSpace).Scan(&ok); err != nil {
+		if err := s.conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, 0)`, LockSpace).Scan(&ok); err != nil {
 			return s.fail(ctx, "trying the ticker lock", err)
 		}
 		if ok {
 			s.leader = true
 			s.log.Info("this node is now the ticker")
+		} else if time.Since(s.lastEvict) >= time.Second {
+			if err := s.evictStaleTicker(ctx); err != nil {
+				return s.fail(ctx, "checking on the ticker", err)
+			}
+			s.lastEvict = time.Now()
 		}
 	}
 	if s.leader {
@@ -262,13 +277,17 @@ func (s *Scheduler) step() time.Duration {
 			return s.fail(ctx, "claiming runs", err)
 		}
 	}
+	s.failures = 0
 	return wait
 }
 
-// fail logs a failed pass. A broken session is dropped (and with it the
-// ticker lock: another node takes over); the next pass reconnects.
+// fail logs a failed pass and returns how long to wait before the next:
+// briefly at first (a ticker that waits a second is a second late), then
+// backing off. A broken session is dropped (and with it the ticker lock:
+// another node takes over); the next pass reconnects.
 func (s *Scheduler) fail(ctx context.Context, doing string, err error) time.Duration {
 	s.log.Warn(doing, "error", err)
+	s.failures++
 	if s.conn != nil && !s.conn.IsClosed() && ctx.Err() != nil {
 		// A pass that ran out of time may have left the session mid-query.
 		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -281,7 +300,7 @@ func (s *Scheduler) fail(ctx context.Context, doing string, err error) time.Dura
 		}
 		s.leader = false
 	}
-	return time.Second
+	return min(50*time.Millisecond<<min(s.failures, 5), time.Second)
 }
 
 // connect opens the scheduler session and takes this node's liveness lock.
@@ -291,6 +310,14 @@ func (s *Scheduler) connect(ctx context.Context) error {
 		cc.RuntimeParams = map[string]string{}
 	}
 	cc.RuntimeParams["application_name"] = ApplicationNamePrefix + s.cfg.Node
+	// The server drops this session (and its locks) within seconds of losing
+	// sight of the node, rather than after the default two hours of TCP
+	// keepalive; idle_in_transaction bounds a node that hangs mid-tick.
+	cc.RuntimeParams["tcp_keepalives_idle"] = "5"
+	cc.RuntimeParams["tcp_keepalives_interval"] = "2"
+	cc.RuntimeParams["tcp_keepalives_count"] = "3"
+	cc.RuntimeParams["tcp_user_timeout"] = "10000"
+	cc.RuntimeParams["idle_in_transaction_session_timeout"] = "30000"
 	conn, err := pgx.ConnectConfig(ctx, cc)
 	if err != nil {
 		return fmt.Errorf("connecting: %w", err)
@@ -298,7 +325,7 @@ func (s *Scheduler) connect(ctx context.Context) error {
 	// The key is random; on the rare clash with a live node, pick another.
 	for range 8 {
 		var ok bool
-		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, $2)`, lockSpace, s.nodeKey.Load()).Scan(&ok); err != nil {
+		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, $2)`, LockSpace, s.nodeKey.Load()).Scan(&ok); err != nil {
 			_ = conn.Close(ctx)
 			return fmt.Errorf("taking the node lock: %w", err)
 		}
@@ -312,6 +339,30 @@ func (s *Scheduler) connect(ctx context.Context) error {
 	return errors.New("taking the node lock: every key tried is held")
 }
 
+// evictStaleTicker ends the session of a ticker that has stopped working
+// while keeping its lock: a process that is frozen (SIGSTOP, a hung
+// machine) or cut off behind a network that still answers TCP keepalives.
+// Its locks free with its session; the next pass takes the ticker lock.
+func (s *Scheduler) evictStaleTicker(ctx context.Context) error {
+	var node string
+	// MATERIALIZED: the stale test must be done before, never after, the
+	// planner decides to call pg_terminate_backend.
+	err := s.conn.QueryRow(ctx, `WITH stale AS MATERIALIZED (
+			SELECT a.pid, a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+			WHERE l.locktype = 'advisory' AND l.granted AND l.classid::int8 = $1 AND l.objid = 0 AND l.objsubid = 2
+				AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+				AND a.state <> 'active' AND a.state_change < clock_timestamp() - $2::interval)
+		SELECT application_name FROM stale WHERE pg_terminate_backend(pid)`, int64(LockSpace), tickerStaleAfter).Scan(&node)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	s.log.Warn("ended the session of a ticker that stopped responding", "ticker", node, "silent_for_more_than", tickerStaleAfter.String())
+	return nil
+}
+
 // resign releases the ticker lock so that another node takes over at once;
 // the session itself stays open until the runs in progress end.
 func (s *Scheduler) resign() {
@@ -320,7 +371,7 @@ func (s *Scheduler) resign() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := s.conn.Exec(ctx, `SELECT pg_advisory_unlock($1, 0)`, lockSpace); err != nil {
+	if _, err := s.conn.Exec(ctx, `SELECT pg_advisory_unlock($1, 0)`, LockSpace); err != nil {
 		s.log.Warn("releasing the ticker lock", "error", err)
 		_ = s.conn.Close(ctx)
 	}

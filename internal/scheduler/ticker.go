@@ -121,7 +121,7 @@ func (s *Scheduler) planSchedule(batch *pgx.Batch, d dueSchedule, now time.Time)
 			}
 		}
 		batch.Queue(`INSERT INTO aerofn.schedule_runs
-			(function_id, trigger_index, scheduled_time, kind, state, cron, timezone, missed_count, error, finished_at)
+			(function_id, trigger_index, scheduled_time, kind, state, cron, timezone, missed_count, note, finished_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, nullif($9::text, ''), CASE WHEN $5 = 'pending' THEN NULL ELSE clock_timestamp() END)
 			ON CONFLICT DO NOTHING`,
 			d.functionID, d.index, r.At, r.Kind, state, d.cron, d.timezone, r.Missed, why)
@@ -152,14 +152,14 @@ func (s *Scheduler) sweep(ctx context.Context) error {
 	err := pgx.BeginFunc(ctx, s.conn, func(tx pgx.Tx) error {
 		if err := tx.QueryRow(ctx, `WITH gone AS (
 				UPDATE aerofn.schedule_runs r SET state = 'interrupted', finished_at = clock_timestamp(),
-					error = format('node %s stopped before the run ended; a tick runs at most once, so it is not run again', coalesce(r.node, 'unknown'))
+					note = format('node %s stopped before the run ended; a tick runs at most once, so it is not run again', coalesce(r.node, 'unknown'))
 				WHERE r.state = 'running' AND NOT EXISTS (
 					SELECT 1 FROM pg_locks l
 					WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
 						AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
 						AND l.classid::int8 = $1 AND l.objid::int8 = r.node_key)
 				RETURNING 1)
-			SELECT count(*) FROM gone`, int64(lockSpace)).Scan(&n); err != nil {
+			SELECT count(*) FROM gone`, int64(LockSpace)).Scan(&n); err != nil {
 			return err
 		}
 		if n > 0 {

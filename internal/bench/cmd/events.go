@@ -6,11 +6,10 @@ import (
 	"os"
 	"time"
 
-	"github.com/bytecodealliance/wasmtime-go/v39"
-
 	"github.com/aerodb/aerofn/internal/bench"
 	"github.com/aerodb/aerofn/internal/dbtrigger"
 	"github.com/aerodb/aerofn/internal/server"
+	"github.com/aerodb/aerofn/internal/testenv/wat"
 )
 
 func init() { extraSections = append(extraSections, dbEvents) }
@@ -18,10 +17,7 @@ func init() { extraSections = append(extraSections, dbEvents) }
 // dbEvents measures database-trigger delivery (internal/dbtrigger): commit
 // to handler start, and sustained events per second, for a trivial function.
 func dbEvents(ctx context.Context, srv *server.Server, _ string, n int) (bench.Section, error) {
-	noop, err := wasmtime.Wat2Wasm(watNoop)
-	if err != nil {
-		return bench.Section{}, err
-	}
+	noop := wat.Compile(wat.Noop)
 	res, err := dbtrigger.BenchEvents(ctx, dbtrigger.BenchConfig{Pool: srv.Pool, Registry: srv.Registry, Wasm: noop,
 		LatencyEvents: n, LatencyRate: 500, Events: max(10*n, 20000)})
 	if err != nil {

@@ -16,8 +16,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bytecodealliance/wasmtime-go/v39"
-
 	"github.com/aerodb/aerofn/internal/auth"
 	"github.com/aerodb/aerofn/internal/bench"
 	"github.com/aerodb/aerofn/internal/config"
@@ -25,6 +23,7 @@ import (
 	"github.com/aerodb/aerofn/internal/hostfn"
 	"github.com/aerodb/aerofn/internal/registry"
 	"github.com/aerodb/aerofn/internal/server"
+	"github.com/aerodb/aerofn/internal/testenv/wat"
 )
 
 const (
@@ -130,21 +129,6 @@ func example(name string) ([]byte, error) {
 	return os.ReadFile(outPath)
 }
 
-const (
-	watNoop = `(module (memory (export "memory") 1) (func (export "handler") (result i32) (i32.const 0)))`
-	watEcho = `(module
-  (import "aerodb" "input_len" (func $len (result i32)))
-  (import "aerodb" "input_read" (func $read (param i32 i32) (result i32)))
-  (import "aerodb" "output" (func $out (param i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (func (export "handler") (result i32)
-    (local $n i32)
-    (local.set $n (call $len))
-    (drop (call $read (i32.const 0) (local.get $n)))
-    (drop (call $out (i32.const 0) (local.get $n)))
-    (i32.const 0)))`
-)
-
 // coldStart: a fresh store and instance per call, whole Run timed
 // (instantiate, _initialize, handler, close): an upper bound of "new
 // instance to handler entry".
@@ -154,8 +138,7 @@ func coldStart(ctx context.Context, n int) (bench.Section, error) {
 		return bench.Section{}, err
 	}
 	defer eng.Close()
-	noop, _ := wasmtime.Wat2Wasm(watNoop)
-	echo, _ := wasmtime.Wat2Wasm(watEcho)
+	noop, echo := wat.Compile(wat.Noop), wat.Compile(wat.Echo)
 	hello, err := example("hello")
 	if err != nil {
 		return bench.Section{}, err
@@ -215,7 +198,7 @@ func httpOverhead(ctx context.Context, srv *server.Server, n int) (bench.Section
 	if err != nil {
 		return bench.Section{}, err
 	}
-	echoWAT, _ := wasmtime.Wat2Wasm(watEcho)
+	echoWAT := wat.Compile(wat.Echo)
 	svc, _ := auth.Sign(jwtSecret, auth.RoleService, "", time.Hour)
 	anon, _ := auth.Sign(jwtSecret, auth.RoleAnon, "", time.Hour)
 
@@ -297,15 +280,15 @@ func httpOverhead(ctx context.Context, srv *server.Server, n int) (bench.Section
 			}
 		}
 	}
-	native, wat, goSDK := bench.Summarize(samples[0]), bench.Summarize(samples[1]), bench.Summarize(samples[2])
+	native, watDist, goSDK := bench.Summarize(samples[0]), bench.Summarize(samples[1]), bench.Summarize(samples[2])
 	overhead := func(d bench.Dist) bench.Dist {
 		return bench.Dist{N: d.N, P50: d.P50 - native.P50, P95: d.P95 - native.P95, P99: d.P99 - native.P99}
 	}
 	rows := []bench.Row{
 		{Name: "native Go handler, same route shape, same process", Dist: native},
-		{Name: "aerofn: POST /functions/v1/echo-wat (WAT echo)", Dist: wat},
+		{Name: "aerofn: POST /functions/v1/echo-wat (WAT echo)", Dist: watDist},
 		{Name: "aerofn: POST /functions/v1/echo-go (Go SDK echo)", Dist: goSDK},
-		{Name: "overhead: echo-wat minus native", Dist: overhead(wat)},
+		{Name: "overhead: echo-wat minus native", Dist: overhead(watDist)},
 		{Name: "overhead: echo-go minus native", Dist: overhead(goSDK)},
 	}
 	bench.Check(&rows[3], time.Millisecond)
@@ -314,7 +297,7 @@ func httpOverhead(ctx context.Context, srv *server.Server, n int) (bench.Section
 		Title: "HTTP invocation overhead",
 		About: "Sequential keep-alive requests over loopback to one `http.Server` in one process that serves both the aerofn API and a native Go handler doing the same edge work (read body, build the event JSON, write it). The three routes are interleaved request by request; overhead rows subtract the native percentile from the aerofn one. The aerofn path includes JWT verification, the function lookup, a fresh sandbox, and queueing the invocation record.",
 		Rows:  rows,
-		Ratio: fmt.Sprintf("At p50, echo-wat costs %.1fx the native handler and echo-go %.1fx. The seed's target is 5 ms of overhead.", ratio(wat.P50, native.P50), ratio(goSDK.P50, native.P50)),
+		Ratio: fmt.Sprintf("At p50, echo-wat costs %.1fx the native handler and echo-go %.1fx. The seed's target is 5 ms of overhead.", ratio(watDist.P50, native.P50), ratio(goSDK.P50, native.P50)),
 	}, nil
 }
 

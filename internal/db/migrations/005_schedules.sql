@@ -48,7 +48,10 @@ CREATE TABLE aerofn.schedule_runs (
 	invocation_id  uuid,
 	role           text,
 	status         text,
+	-- error: why the call failed; note: why the row is in its state (a skip,
+	-- a catch-up, a cancellation, an interruption)
 	error          text,
+	note           text,
 	output         text,
 	created_at     timestamptz NOT NULL DEFAULT now(),
 	started_at     timestamptz,
