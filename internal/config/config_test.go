@@ -1,0 +1,65 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/spf13/pflag"
+)
+
+func TestPrecedenceFlagEnvFileDefault(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "aerofn.conf")
+	if err := os.WriteFile(file, []byte("# comment\nAEROFN_LISTEN=file:1\nAEROFN_LOG_LEVEL=warn\nexport AEROFN_MAX_CONCURRENCY=\"7\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var c Config
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	c.Bind(fs)
+	if err := fs.Parse([]string{"--listen", "flag:1", "--config", file}); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"AEROFN_LISTEN": "env:1", "AEROFN_LOG_LEVEL": "debug"}
+	if err := c.Resolve(fs, func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "flag:1" || c.LogLevel != "debug" || c.MaxConcurrency != 7 || c.RolePoolSize != 10 || c.DataDir != "./.aerofn/data" {
+		t.Fatalf("resolved: %+v", c)
+	}
+}
+
+func TestValidateNamesTheSetting(t *testing.T) {
+	good := Config{DatabaseURL: "postgres://x", JWTSecret: string(make([]byte, 32)), SecretsKey: string(make([]byte, 32)),
+		MaxConcurrency: 1, RolePoolSize: 1, LogLevel: "info"}
+	if err := good.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for setting, mutate := range map[string]func(*Config){
+		"AEROFN_JWT_SECRET":      func(c *Config) { c.JWTSecret = "short" },
+		"AEROFN_SECRETS_KEY":     func(c *Config) { c.SecretsKey = "" },
+		"AEROFN_DATABASE_URL":    func(c *Config) { c.DatabaseURL = "" },
+		"AEROFN_MAX_CONCURRENCY": func(c *Config) { c.MaxConcurrency = 0 },
+		"AEROFN_ROLE_POOL_SIZE":  func(c *Config) { c.RolePoolSize = 5000 },
+		"AEROFN_LOG_LEVEL":       func(c *Config) { c.LogLevel = "loud" },
+	} {
+		c := good
+		mutate(&c)
+		var fe *FieldError
+		if err := c.Validate(); !errors.As(err, &fe) || fe.Setting != setting {
+			t.Errorf("%s: got %v", setting, err)
+		}
+	}
+	var c Config
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	c.Bind(fs)
+	var fe *FieldError
+	if err := c.Resolve(fs, func(k string) string {
+		if k == "AEROFN_MAX_CONCURRENCY" {
+			return "lots"
+		}
+		return ""
+	}); !errors.As(err, &fe) || fe.Setting != "AEROFN_MAX_CONCURRENCY" {
+		t.Fatalf("bad number: %v", err)
+	}
+}
