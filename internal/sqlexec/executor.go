@@ -381,6 +381,21 @@ func (e *Executor) statementBudget(deadline time.Time) (time.Duration, error) {
 	return budget, nil
 }
 
+// background runs f on its own goroutine; Close waits for it.
+func (e *Executor) background(f func()) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed.Load() {
+		f()
+		return
+	}
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		f()
+	}()
+}
+
 // reap terminates the backend of a connection that was given up on while its
 // statement may still run: closing the socket alone stops a backend only when
 // it next writes, and a PL/pgSQL loop can swallow a cancel request, but not
@@ -797,8 +812,6 @@ func (c *call) execute(ctx context.Context, tok string, budget time.Duration, va
 func (c *call) commit(ctx context.Context) error {
 	pl := c.pc.StartPipeline(ctx)
 	pl.SendQueryParams("COMMIT", nil, nil, nil, nil)
-	pl.SendPipelineSync()
-	sendReset(pl)
 	if err := pl.Sync(); err != nil {
 		return c.fail(ctx, err)
 	}
@@ -812,22 +825,36 @@ func (c *call) commit(ctx context.Context) error {
 		tag = t.String()
 		return err
 	})
+	if fatal == nil {
+		fatal = pl.Close()
+	}
 	if fatal != nil {
 		return c.fail(ctx, fatal)
 	}
-	clean, _, fatal := readReset(pl)
-	if fatal != nil {
-		return c.fail(ctx, fatal)
-	}
-	if err := pl.Close(); err != nil {
-		clean = false
-	}
-	if clean && c.pc.TxStatus() == 'I' {
-		c.release()
-	} else {
-		// Whatever happened to the reset, the commit's outcome stands.
-		c.destroy(false)
-	}
+	// The commit's outcome is known. The reset only decides whether the
+	// connection can be reused, so it runs off the caller's path, under its
+	// own deadline (the call's context ends with the call); the connection
+	// goes back to the pool, or is destroyed, only after it, so no one ever
+	// gets it unreset.
+	c.e.background(func() {
+		rctx, cancel := context.WithTimeout(context.Background(), resetTimeout)
+		defer cancel()
+		rpl := c.pc.StartPipeline(rctx)
+		sendReset(rpl)
+		clean := rpl.Sync() == nil
+		if clean {
+			ok, _, fatal := readReset(rpl)
+			clean = ok && fatal == nil
+		}
+		if err := rpl.Close(); err != nil {
+			clean = false
+		}
+		if clean && c.pc.TxStatus() == 'I' {
+			c.release()
+		} else {
+			c.destroy(false)
+		}
+	})
 	if commitErr != nil {
 		return AsError(commitErr)
 	}
@@ -836,6 +863,9 @@ func (c *call) commit(ctx context.Context) error {
 	}
 	return nil
 }
+
+// resetTimeout bounds the background reset of a connection after a commit.
+const resetTimeout = 5 * time.Second
 
 // rollback ends a transaction that an ordinary server error aborted, and
 // resets the session, so that the connection can be reused.
