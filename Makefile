@@ -27,10 +27,11 @@ lint: ## gofmt and go vet (host and wasip1)
 	$(GO) vet ./...
 	GOOS=wasip1 GOARCH=wasm $(GO) vet ./sdk/... ./examples/...
 
-test: lint build examples ## Everything CI checks: lint, build, examples, all tests with -race, one benchmark pass
+test: lint build examples ## Everything CI checks: lint, build, examples, all tests with -race, one small benchmark pass
 	./scripts/ensure-postgres.sh
 	$(GO) test -race -count=1 -p 1 -timeout 45m ./...
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./internal/... > /dev/null
+	$(GO) run ./internal/bench/cmd -n 100 -out $${TMPDIR:-/tmp}/aerofn-bench-smoke.md > /dev/null
 
 test-race: test ## Alias of test (the suite always runs with -race)
 
