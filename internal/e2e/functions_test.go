@@ -345,3 +345,17 @@ func TestHealthAndMetrics(t *testing.T) {
 
 var _ = http.StatusOK
 var _ = time.Second
+
+// A function cannot set the headers that describe the connection or framing.
+func TestFunctionCannotSetHopByHopHeaders(t *testing.T) {
+	e := testenv.Start(t)
+	e.MustDeploy("smuggler", constModule(t, `{"statusCode":200,"headers":{"Transfer-Encoding":"chunked","Content-Length":"1","Connection":"close","X-Ok":"yes"},"body":"hello"}`, 0), nil)
+	r := e.Invoke("smuggler", e.AnonKey, nil)
+	if r.Status != 200 || string(r.Body) != "hello" || r.Header.Get("X-Ok") != "yes" || r.Header.Get("Connection") == "close" {
+		t.Fatalf("got %d %v %q", r.Status, r.Header, r.Body)
+	}
+	// The connection is still usable for the next call.
+	if r := e.Invoke("smuggler", e.AnonKey, nil); r.Status != 200 || string(r.Body) != "hello" {
+		t.Fatalf("second call: %d %q", r.Status, r.Body)
+	}
+}

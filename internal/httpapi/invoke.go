@@ -166,6 +166,12 @@ type handlerResponse struct {
 	IsBase64   bool              `json:"isBase64Encoded"`
 }
 
+// hopByHop are headers a function may not set: they describe the connection
+// or the framing, which belong to the server (and, set wrongly, could
+// desynchronise a proxy in front of aerofn).
+var hopByHop = map[string]bool{"Connection": true, "Keep-Alive": true, "Transfer-Encoding": true, "Upgrade": true,
+	"Trailer": true, "Te": true, "Proxy-Connection": true, "Proxy-Authenticate": true, "Content-Length": true}
+
 // writeResult maps a handler's result to the response: an object with a
 // statusCode is a response description; any other JSON is a 200 body.
 func writeResult(w http.ResponseWriter, output []byte) {
@@ -178,7 +184,7 @@ func writeResult(w http.ResponseWriter, output []byte) {
 		var hr handlerResponse
 		if err := json.Unmarshal(trimmed, &hr); err == nil && hr.StatusCode >= 100 && hr.StatusCode <= 599 {
 			for k, v := range hr.Headers {
-				if !strings.EqualFold(k, "content-length") {
+				if !hopByHop[http.CanonicalHeaderKey(k)] {
 					w.Header().Set(k, v)
 				}
 			}

@@ -7,6 +7,7 @@ package invoker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -210,8 +211,17 @@ const redacted = "[REDACTED]"
 func scrub(o *Outcome, values []string) {
 	var r []string
 	for _, v := range values {
-		if len(v) >= minSecretLen {
-			r = append(r, v, redacted)
+		if len(v) < minSecretLen {
+			continue
+		}
+		r = append(r, v, redacted)
+		// Inside a JSON string the value may appear escaped (quotes,
+		// backslashes, control characters, and <, >, & as encoding/json
+		// writes them); scrub that form too.
+		if b, err := json.Marshal(v); err == nil {
+			if esc := string(b[1 : len(b)-1]); esc != v {
+				r = append(r, esc, redacted)
+			}
 		}
 	}
 	if len(r) == 0 {
