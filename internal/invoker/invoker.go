@@ -54,10 +54,13 @@ type Invoker struct {
 }
 
 type cachedFunction struct {
-	fn  registry.Function
-	err error
-	at  time.Time
+	fn registry.Function
+	at time.Time
 }
+
+// maxCachedFunctions bounds the lookup cache; past it the cache starts over
+// (deployed functions only, so this is far more than a node serves).
+const maxCachedFunctions = 10000
 
 // New returns an Invoker.
 func New(cfg Config) *Invoker {
@@ -82,15 +85,23 @@ func (inv *Invoker) Lookup(ctx context.Context, name string) (registry.Function,
 	inv.mu.Unlock()
 	if !ok || time.Since(c.at) > inv.cfg.CacheTTL {
 		fn, err := inv.cfg.Registry.Get(ctx, name)
-		if err != nil && !errors.Is(err, registry.ErrNotFound) {
+		if errors.Is(err, registry.ErrNotFound) {
+			// Not cached: anyone may ask for any name, and remembering
+			// every miss would let them grow the cache without bound.
+			return registry.Function{}, ErrNotFound
+		}
+		if err != nil {
 			return registry.Function{}, err
 		}
-		c = cachedFunction{fn: fn, err: err, at: time.Now()}
+		c = cachedFunction{fn: fn, at: time.Now()}
 		inv.mu.Lock()
+		if len(inv.cache) >= maxCachedFunctions {
+			clear(inv.cache)
+		}
 		inv.cache[name] = c
 		inv.mu.Unlock()
 	}
-	if c.err != nil || !c.fn.Enabled {
+	if !c.fn.Enabled {
 		return registry.Function{}, ErrNotFound
 	}
 	return c.fn, nil
