@@ -94,7 +94,11 @@ func Render(sections []Section, took time.Duration) string {
 			if r.Note != "" {
 				note = strings.TrimSpace(note + " " + r.Note)
 			}
-			fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s |\n", r.Name, r.Dist.N, ms(r.Dist.P50), ms(r.Dist.P95), ms(r.Dist.P99), r.Target, note)
+			p50, p95, p99 := ms(r.Dist.P50), ms(r.Dist.P95), ms(r.Dist.P99)
+			if r.Dist.P50 == 0 && r.Dist.P95 == 0 && r.Dist.P99 == 0 {
+				p50, p95, p99 = "–", "–", "–" // a rate, not a distribution
+			}
+			fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s |\n", r.Name, r.Dist.N, p50, p95, p99, r.Target, note)
 		}
 		if s.Ratio != "" {
 			fmt.Fprintf(&b, "\n%s\n", s.Ratio)
