@@ -338,6 +338,11 @@ func TestHealthAndMetrics(t *testing.T) {
 	if r.Status != 200 || !strings.Contains(string(r.Body), `aerofn_invocations_total{function="echo",status="success",trigger="http"} 1`) {
 		t.Fatalf("metrics: %d %s", r.Status, r.Body)
 	}
+	for _, series := range []string{"aerofn_db_events_captured 0", "aerofn_db_events_held 0", "aerofn_queue_metrics_up 1", "aerofn_invocation_duration_seconds_bucket"} {
+		if !strings.Contains(string(r.Body), series) {
+			t.Errorf("metrics lack %q", series)
+		}
+	}
 	if r := e.Do("GET", "/nothing/here", "", "", nil); r.Status != 404 || r.Code() != "not_found" {
 		t.Fatalf("unknown route: %d %s", r.Status, r.Body)
 	}
@@ -358,4 +363,38 @@ func TestFunctionCannotSetHopByHopHeaders(t *testing.T) {
 	if r := e.Invoke("smuggler", e.AnonKey, nil); r.Status != 200 || string(r.Body) != "hello" {
 		t.Fatalf("second call: %d %q", r.Status, r.Body)
 	}
+}
+
+// Dead letters show in /metrics, so an operator can alert on them.
+func TestDeadLettersInMetrics(t *testing.T) {
+	e := testenv.Start(t)
+	if _, err := e.Admin.Exec(context.Background(), `CREATE TABLE public.things (id int PRIMARY KEY)`); err != nil {
+		t.Fatal(err)
+	}
+	e.MustDeploy("always-fails", constModule(t, "no", 1), map[string]any{"triggers": []map[string]any{
+		{"type": "database", "table": "public.things", "events": []string{"INSERT"}, "max_attempts": 1}}})
+	if _, err := e.Admin.Exec(context.Background(), `INSERT INTO public.things VALUES (1)`); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r := e.Do("GET", "/metrics", "", "", nil)
+		if strings.Contains(string(r.Body), `aerofn_db_deliveries{state="discarded"} 1`) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no dead letter in metrics:\n%s", grepLines(string(r.Body), "aerofn_db_"))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func grepLines(s, prefix string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
