@@ -11,6 +11,7 @@ help: ## Show this help
 	@grep -hE '^[a-z][a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}'
 
 build: ## Build bin/aerofn
+	@./scripts/check-go.sh
 	$(GO) build -o $(BIN)/aerofn ./cmd/aerofn
 
 examples: ## Build every example function to bin/examples/*.wasm
