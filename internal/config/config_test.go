@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/spf13/pflag"
@@ -61,5 +62,22 @@ func TestValidateNamesTheSetting(t *testing.T) {
 		return ""
 	}); !errors.As(err, &fe) || fe.Setting != "AEROFN_MAX_CONCURRENCY" {
 		t.Fatalf("bad number: %v", err)
+	}
+}
+
+func TestConfigFileErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.conf")
+	if err := os.WriteFile(bad, []byte("AEROFN_LISTEN=x\nlisten = y\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for file, want := range map[string]string{bad: "line 2", filepath.Join(dir, "missing.conf"): "reading config file"} {
+		var c Config
+		fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+		c.Bind(fs)
+		_ = fs.Parse([]string{"--config", file})
+		if err := c.Resolve(fs, func(string) string { return "" }); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: got %v, want %q", file, err, want)
+		}
 	}
 }

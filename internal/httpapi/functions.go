@@ -70,9 +70,10 @@ func (a *API) deploy(w http.ResponseWriter, r *http.Request) error {
 	}
 	// Loading validates against the ABI and leaves the compiled module in the
 	// engine's caches, so the first call does not compile again.
-	if _, err := a.cfg.Engine.Load(registry.Hash(wasm), func() ([]byte, error) { return wasm, nil }); err != nil {
+	hash := registry.Hash(wasm)
+	if _, err := a.cfg.Engine.Load(hash, func() ([]byte, error) { return wasm, nil }); err != nil {
 		if errors.Is(err, engine.ErrInvalidModule) {
-			return badRequest("invalid_module", "%s", strings.TrimPrefix(err.Error(), "loading module "+registry.Hash(wasm)+": "))
+			return badRequest("invalid_module", "%s", strings.TrimPrefix(err.Error(), "loading module "+hash+": "))
 		}
 		return err
 	}

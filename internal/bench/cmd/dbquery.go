@@ -77,6 +77,6 @@ func dbQuery(ctx context.Context, srv *server.Server, dbURL string, n int) (benc
 		Title: "db_query round trip under row-level security",
 		About: "A primary-key lookup on a 10,000-row table with an owner-only policy, as an authenticated user. The function is `examples/sql-proxy` run by the engine with the real executor; each `db_query` is timed where the guest's call enters and leaves the host. Bare pgx runs the same statement on the admin pool, interleaved call by call.",
 		Rows:  rows,
-		Ratio: fmt.Sprintf("db_query / bare pgx at p50: %.1fx; the difference is the extra round trips (BEGIN with the identity and statement_timeout, COMMIT, DISCARD ALL) that make RLS impossible to escape.", ratio(rows[1].Dist.P50, rows[0].Dist.P50)),
+		Ratio: fmt.Sprintf("db_query / bare pgx at p50: %.1fx; the difference is three round trips (BEGIN with the backend and transaction the identity token binds to; the identity, statement_timeout and the statement; COMMIT) that make RLS impossible to escape. The session reset runs after the call returns.", ratio(rows[1].Dist.P50, rows[0].Dist.P50)),
 	}, nil
 }
