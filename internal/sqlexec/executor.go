@@ -81,6 +81,8 @@ type Executor struct {
 	key    []byte
 	dbname string
 	types  typeCache
+	descs  descCache
+	paths  PathCounts
 
 	closed atomic.Bool
 	mu     sync.Mutex     // orders reap's wg.Add before Close's wg.Wait
@@ -348,6 +350,22 @@ func (e *Executor) query(ctx context.Context, p auth.Principal, sql string, para
 	}
 	c := &call{e: e, conn: conn, pc: conn.Conn().PgConn(), role: role}
 	id := token.Identity{Sub: p.UserID, Role: string(p.Role), Expires: deadline, Claims: claims}
+	if d := e.descs.get(role, sql); d != nil {
+		res, err, decided := c.fast(ctx, deadline, id, sql, params, d)
+		if decided {
+			e.paths.Fast.Add(1)
+			return res, err
+		}
+		e.paths.Fallback.Add(1)
+		if c.conn == nil {
+			// The fast path gave up its connection; take another.
+			if conn, err = e.acquire(ctx, e.pools[p.Role]); err != nil {
+				return nil, err
+			}
+			c = &call{e: e, conn: conn, pc: conn.Conn().PgConn(), role: role}
+		}
+	}
+	e.paths.Slow.Add(1)
 	return c.run(ctx, deadline, id, sql, params)
 }
 
@@ -501,14 +519,20 @@ func (c *call) rollbackOrDestroy(ctx context.Context) {
 func (c *call) run(ctx context.Context, deadline time.Time, id token.Identity, sql string, params []any) (*Result, error) {
 	// Round trip 1: BEGIN, learn the backend and transaction the token
 	// binds to, and parse and describe the statement (not run it).
+	sent := time.Now()
 	sd, err := c.begin(ctx, sql, &id)
 	if err != nil {
 		return nil, c.fail(ctx, err)
 	}
+	// transaction_timestamp() was taken between sending and receiving:
+	// that is a reading of the server's clock for the fast path.
+	calibrate(c.pc, id.Xact, sent, time.Now())
+	checkedPID(c.pc, id.PID == int64(c.pc.PID()))
 	fields, err := c.fieldTypes(ctx, sd)
 	if err != nil {
 		return nil, c.fail(ctx, err)
 	}
+	c.e.descs.put(c.role, sql, sd)
 	values, err := c.bindParams(ctx, sd, params)
 	if err != nil {
 		return nil, c.fail(ctx, err)
@@ -752,7 +776,6 @@ func (c *call) execute(ctx context.Context, tok string, budget time.Duration, va
 		return nil, err
 	}
 	res := &Result{Columns: cols}
-	maxRows, maxBytes := c.e.cfg.MaxRows, c.e.cfg.MaxBytes
 	serverErr, fatal := segment(pl, func(i int, r any) error {
 		rr, ok := r.(*pgconn.ResultReader)
 		if !ok {
@@ -762,37 +785,7 @@ func (c *call) execute(ctx context.Context, tok string, budget time.Duration, va
 			_, err := rr.Close()
 			return err
 		}
-		var buf []byte
-		for rr.NextRow() {
-			if len(res.Rows) >= maxRows {
-				return &limitError{&Error{Code: CodeTooManyRows, Message: fmt.Sprintf("the result has more than %d rows; add a LIMIT or page through it", maxRows)}}
-			}
-			buf = buf[:0]
-			buf = append(buf, '{')
-			for j, v := range rr.Values() {
-				if j > 0 {
-					buf = append(buf, ',')
-				}
-				if j < len(names) {
-					buf = append(buf, names[j]...)
-					buf = append(buf, ':')
-					buf = appendValue(buf, types[j], v)
-				}
-			}
-			buf = append(buf, '}')
-			res.bytes += len(buf) + 1
-			if res.bytes > maxBytes {
-				return &limitError{&Error{Code: CodeResultTooLarge, Message: fmt.Sprintf("the result is larger than %d bytes; select fewer rows or columns", maxBytes)}}
-			}
-			res.Rows = append(res.Rows, json.RawMessage(bytes.Clone(buf)))
-		}
-		tag, err := rr.Close()
-		if err != nil {
-			return err
-		}
-		res.Command = commandOf(tag.String())
-		res.RowCount = tag.RowsAffected()
-		return nil
+		return c.readRows(rr, res, names, types)
 	})
 	if fatal != nil {
 		return nil, fatal
@@ -804,6 +797,44 @@ func (c *call) execute(ctx context.Context, tok string, budget time.Duration, va
 		return nil, serverErr
 	}
 	return res, nil
+}
+
+// readRows streams one statement's rows into res as JSON objects, under
+// MaxRows and MaxBytes, and reads its command tag. names are the columns as
+// JSON strings; types say how to write each column.
+func (c *call) readRows(rr *pgconn.ResultReader, res *Result, names [][]byte, types []*typeInfo) error {
+	maxRows, maxBytes := c.e.cfg.MaxRows, c.e.cfg.MaxBytes
+	var buf []byte
+	for rr.NextRow() {
+		if len(res.Rows) >= maxRows {
+			return &limitError{&Error{Code: CodeTooManyRows, Message: fmt.Sprintf("the result has more than %d rows; add a LIMIT or page through it", maxRows)}}
+		}
+		buf = buf[:0]
+		buf = append(buf, '{')
+		for j, v := range rr.Values() {
+			if j > 0 {
+				buf = append(buf, ',')
+			}
+			if j < len(names) {
+				buf = append(buf, names[j]...)
+				buf = append(buf, ':')
+				buf = appendValue(buf, types[j], v)
+			}
+		}
+		buf = append(buf, '}')
+		res.bytes += len(buf) + 1
+		if res.bytes > maxBytes {
+			return &limitError{&Error{Code: CodeResultTooLarge, Message: fmt.Sprintf("the result is larger than %d bytes; select fewer rows or columns", maxBytes)}}
+		}
+		res.Rows = append(res.Rows, json.RawMessage(bytes.Clone(buf)))
+	}
+	tag, err := rr.Close()
+	if err != nil {
+		return err
+	}
+	res.Command = commandOf(tag.String())
+	res.RowCount = tag.RowsAffected()
+	return nil
 }
 
 // commit is round trip 3: COMMIT, and then, in its own implicit
@@ -836,15 +867,51 @@ func (c *call) commit(ctx context.Context) error {
 	// own deadline (the call's context ends with the call); the connection
 	// goes back to the pool, or is destroyed, only after it, so no one ever
 	// gets it unreset.
+	c.resetInBackground(false)
+	if commitErr != nil {
+		return AsError(commitErr)
+	}
+	if tag != "COMMIT" {
+		return &Error{Code: CodeTransactionState, Message: "the transaction did not commit (" + tag + ")"}
+	}
+	return nil
+}
+
+// resetInBackground resets the session (resetSession) on its own goroutine,
+// under its own deadline (the call's context ends with the call), reads the
+// server's clock on the way, and then releases the connection, or destroys it
+// if anything was amiss; no one ever gets it unreset. commitFirst ends the
+// call's transaction first: the fast path does that for a transaction that
+// wrote nothing, whose outcome the caller does not need to wait for.
+func (c *call) resetInBackground(commitFirst bool) {
 	c.e.background(func() {
 		rctx, cancel := context.WithTimeout(context.Background(), resetTimeout)
 		defer cancel()
 		rpl := c.pc.StartPipeline(rctx)
+		if commitFirst {
+			rpl.SendQueryParams("COMMIT", nil, nil, nil, nil)
+			rpl.SendPipelineSync()
+		}
 		sendReset(rpl)
+		rpl.SendQueryParams(clockSQL, nil, nil, nil, nil)
+		sent := time.Now()
 		clean := rpl.Sync() == nil
+		if clean && commitFirst {
+			serverErr, fatal := segment(rpl, func(i int, r any) error { return closeReader(r) })
+			clean = serverErr == nil && fatal == nil
+		}
 		if clean {
-			ok, _, fatal := readReset(rpl)
-			clean = ok && fatal == nil
+			var server int64
+			serverErr, fatal := segment(rpl, func(i int, r any) error {
+				if i == len(resetSession) {
+					server = readClock(r)
+				}
+				return closeReader(r)
+			})
+			clean = serverErr == nil && fatal == nil
+			if clean && server != 0 {
+				calibrate(c.pc, server, sent, time.Now())
+			}
 		}
 		if err := rpl.Close(); err != nil {
 			clean = false
@@ -855,13 +922,6 @@ func (c *call) commit(ctx context.Context) error {
 			c.destroy(false)
 		}
 	})
-	if commitErr != nil {
-		return AsError(commitErr)
-	}
-	if tag != "COMMIT" {
-		return &Error{Code: CodeTransactionState, Message: "the transaction did not commit (" + tag + ")"}
-	}
-	return nil
 }
 
 // resetTimeout bounds the background reset of a connection after a commit.

@@ -2,6 +2,7 @@ package sqlexec
 
 import (
 	"context"
+	"time"
 
 	"github.com/aerodb/aerofn/internal/auth"
 )
@@ -22,4 +23,21 @@ func (e *Executor) ResetPools() {
 	for _, p := range e.pools {
 		p.Reset()
 	}
+}
+
+// SkewClocks moves every idle role connection's reading of the server's
+// clock by d, as a wrong reading would, so that fast-path tokens miss their
+// window.
+func (e *Executor) SkewClocks(ctx context.Context, d time.Duration) int {
+	n := 0
+	for _, p := range e.pools {
+		for _, c := range p.AcquireAllIdle(ctx) {
+			if cl, _ := c.Conn().PgConn().CustomData()[clockKey].(*clock); cl != nil {
+				cl.server += d.Microseconds()
+				n++
+			}
+			c.Release()
+		}
+	}
+	return n
 }

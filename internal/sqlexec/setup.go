@@ -274,7 +274,7 @@ func grantAndHarden(ctx context.Context, c *pgx.Conn, cfg Config) error {
 	w("REVOKE ALL ON ALL FUNCTIONS IN SCHEMA aerofn FROM PUBLIC")
 	// The helpers run as the caller and call the verifier, which only ever
 	// tells a session its own identity.
-	w("GRANT EXECUTE ON FUNCTION aerofn.current_identity() TO PUBLIC")
+	w("GRANT EXECUTE ON FUNCTION aerofn.current_identity(), aerofn.verified_identity() TO PUBLIC")
 	w("GRANT EXECUTE ON FUNCTION auth.uid(), auth.sub(), auth.role(), auth.jwt() TO PUBLIC")
 	// Built-in functions (see hardeningFunctions).
 	for _, f := range funcs {

@@ -35,12 +35,19 @@ func main() {
 	out := flag.String("out", "BENCHMARKS.md", "where to write the report")
 	n := flag.Int("n", 2000, "samples per measurement")
 	admin := flag.String("database-url", envOr("AEROFN_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"), "admin URL of the PostgreSQL to use")
+	only = flag.String("only", "", "run only one section: cold, http, db_query or events (for development; the report then holds only it)")
 	flag.Parse()
 	if err := run(*out, *n, *admin); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
+
+var only *string
+
+// want says whether the section named key (cold, http, db_query, events) is
+// to run.
+func want(key string) bool { return *only == "" || *only == key }
 
 func envOr(k, def string) string {
 	if v := os.Getenv(k); v != "" {
@@ -54,12 +61,14 @@ func run(out string, n int, adminURL string) error {
 	ctx := context.Background()
 	var sections []bench.Section
 
-	s, err := coldStart(ctx, n)
-	if err != nil {
-		return err
+	if want("cold") {
+		s, err := coldStart(ctx, n)
+		if err != nil {
+			return err
+		}
+		sections = append(sections, s)
+		fmt.Fprintln(os.Stderr, "cold start done")
 	}
-	sections = append(sections, s)
-	fmt.Fprintln(os.Stderr, "cold start done")
 
 	dbURL, drop, err := bench.CreateDatabase(ctx, adminURL)
 	if err != nil {
@@ -76,21 +85,28 @@ func run(out string, n int, adminURL string) error {
 		return err
 	}
 
-	s, err = httpOverhead(ctx, srv, n)
-	if err != nil {
-		return err
+	if want("http") {
+		s, err := httpOverhead(ctx, srv, n)
+		if err != nil {
+			return err
+		}
+		sections = append(sections, s)
+		fmt.Fprintln(os.Stderr, "http overhead done")
 	}
-	sections = append(sections, s)
-	fmt.Fprintln(os.Stderr, "http overhead done")
 
-	s, err = dbQuery(ctx, srv, dbURL, n)
-	if err != nil {
-		return err
+	if want("db_query") {
+		s, err := dbQuery(ctx, srv, dbURL, n)
+		if err != nil {
+			return err
+		}
+		sections = append(sections, s)
+		fmt.Fprintln(os.Stderr, "db_query done")
 	}
-	sections = append(sections, s)
-	fmt.Fprintln(os.Stderr, "db_query done")
 
 	for _, extra := range extraSections {
+		if !want("events") {
+			break
+		}
 		s, err := extra(ctx, srv, dbURL, n)
 		if err != nil {
 			return err

@@ -114,7 +114,7 @@ var All = []Attack{
 	{Name: "prepare-transaction", Category: Transactions, SQL: `PREPARE TRANSACTION 'aerofn_evil'`, Guard: true, Database: Contained, Why: "disabled (max_prepared_transactions = 0), or the host sees its transaction gone"},
 	{Name: "commit-and-chain", Category: Transactions, SQL: `COMMIT AND CHAIN`, Guard: true, Database: Contained, Why: "the chained transaction has no identity and is committed empty"},
 	{Name: "end", Category: Transactions, SQL: `END`, Guard: true, Database: Contained, Why: "the host sees its transaction gone and destroys the connection"},
-	{Name: "set-transaction-isolation", Category: Transactions, SQL: `SET TRANSACTION ISOLATION LEVEL SERIALIZABLE`, Guard: true, Database: Refused, Code: "25001", Why: "too late: the transaction has run a query"},
+	{Name: "set-transaction-isolation", Category: Transactions, SQL: `SET TRANSACTION ISOLATION LEVEL SERIALIZABLE`, Guard: true, Database: Contained, Why: "it can only change its own transaction (the slow path has run a query first, so there it is refused with 25001; the fast path has not); every later transaction starts from default_transaction_isolation, which is pinned"},
 
 	// --- DO blocks: PL/pgSQL runs with the role's own privileges ---
 	{Name: "do-set-role", Category: DOBlocks, SQL: `DO $$BEGIN EXECUTE 'SET ROLE {{service_role}}'; END$$`, Guard: true, Database: Refused, Code: "42501", Why: "not a member"},

@@ -1,14 +1,22 @@
 // Package token defines the identity token that the host signs and Postgres
-// verifies: who one db_query call acts for, bound to one backend and one
-// transaction. It is its own package so that both the executor (which signs
-// real tokens) and the attack suite (which forges and replays them) use the
-// one definition of the format.
+// verifies: who one db_query call acts for, bound to one backend and to the
+// start of one transaction. It is its own package so that both the executor
+// (which signs real tokens) and the attack suite (which forges and replays
+// them) use the one definition of the format.
 //
-// Format (every field free of '|'):
+// Two formats (every field free of '|'):
 //
-//	v1|base64(sub)|role|backend_pid|xact_start_us|expires_ms|base64(claims)|hex(hmac_sha256(key, all before))
+//	v1|base64(sub)|role|backend_pid|xact_start_us|expires_ms|base64(claims)|hex(hmac)
+//	v2|base64(sub)|role|backend_pid|not_before_us|not_after_us|expires_ms|base64(claims)|hex(hmac)
 //
-// The verifying side is aerofn.current_identity() in migration 002_rls.sql,
+// where hmac is HMAC-SHA256 with the signing key over every field before it.
+// A v1 token names its transaction exactly: the host reads
+// transaction_timestamp() after BEGIN and signs it. A v2 token names a short
+// window that the transaction must have started in; the host signs it before
+// BEGIN from its estimate of the server's clock, which saves the round trip
+// that reads it. Both are bound to one backend and expire with the call.
+//
+// The verifying side is aerofn.verified_identity() in migration 007_rls_window.sql,
 // which computes the same HMAC with the built-in sha256() and the ipad/opad
 // blocks that Pads returns, so the database needs no extension for it.
 package token
@@ -23,20 +31,28 @@ import (
 	"time"
 )
 
-// Version is the first field of every token this package signs.
-const Version = "v1"
+// Version is the first field of a token bound to one exact transaction
+// start; VersionWindow that of one bound to a window.
+const (
+	Version       = "v1"
+	VersionWindow = "v2"
+)
 
 // KeySize is the length of a signing key in bytes.
 const KeySize = 32
 
 // Identity is what a token asserts.
 type Identity struct {
-	Sub     string    // the principal's user id; "" for anon and service_role without one
-	Role    string    // anon, authenticated or service_role (the principal's role, not the database role)
-	PID     int64     // pg_backend_pid() of the only backend the token is valid on
-	Xact    int64     // transaction_timestamp() in microseconds since the Unix epoch
-	Expires time.Time // after this the token is refused even in its own transaction
-	Claims  []byte    // JSON object handed to auth.jwt(); nil means {}
+	Sub  string // the principal's user id; "" for anon and service_role without one
+	Role string // anon, authenticated or service_role (the principal's role, not the database role)
+	PID  int64  // pg_backend_pid() of the only backend the token is valid on
+	Xact int64  // v1: transaction_timestamp() in microseconds since the Unix epoch
+	// NotBefore and NotAfter (microseconds since the Unix epoch), when
+	// NotAfter is not zero, make a v2 token: the transaction must have started
+	// within [NotBefore, NotAfter]; Xact is then ignored.
+	NotBefore, NotAfter int64
+	Expires             time.Time // after this the token is refused even in its own transaction
+	Claims              []byte    // JSON object handed to auth.jwt(); nil means {}
 }
 
 // Sign returns the token for id signed with key.
@@ -47,7 +63,11 @@ func Sign(key []byte, id Identity) string {
 	}
 	var b strings.Builder
 	b.Grow(128 + len(id.Sub)*4/3 + len(claims)*4/3)
-	b.WriteString(Version)
+	if id.NotAfter != 0 {
+		b.WriteString(VersionWindow)
+	} else {
+		b.WriteString(Version)
+	}
 	b.WriteByte('|')
 	b.WriteString(base64.StdEncoding.EncodeToString([]byte(id.Sub)))
 	b.WriteByte('|')
@@ -55,7 +75,13 @@ func Sign(key []byte, id Identity) string {
 	b.WriteByte('|')
 	b.WriteString(strconv.FormatInt(id.PID, 10))
 	b.WriteByte('|')
-	b.WriteString(strconv.FormatInt(id.Xact, 10))
+	if id.NotAfter != 0 {
+		b.WriteString(strconv.FormatInt(id.NotBefore, 10))
+		b.WriteByte('|')
+		b.WriteString(strconv.FormatInt(id.NotAfter, 10))
+	} else {
+		b.WriteString(strconv.FormatInt(id.Xact, 10))
+	}
 	b.WriteByte('|')
 	b.WriteString(strconv.FormatInt(id.Expires.UnixMilli(), 10))
 	b.WriteByte('|')

@@ -43,3 +43,20 @@ func TestSignFormat(t *testing.T) {
 		t.Error("SafeLiteral admitted a quote")
 	}
 }
+
+func TestSignWindowFormat(t *testing.T) {
+	key := []byte("0123456789abcdef0123456789abcdef")
+	tok := Sign(key, Identity{Sub: "u", Role: "anon", PID: 42, Xact: 5, NotBefore: 7, NotAfter: 8, Expires: time.UnixMilli(99)})
+	parts := strings.Split(tok, "|")
+	if len(parts) != 9 || parts[0] != VersionWindow || parts[3] != "42" || parts[4] != "7" || parts[5] != "8" || parts[6] != "99" {
+		t.Fatalf("token %q", tok)
+	}
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(strings.Join(parts[:8], "|")))
+	if hex.EncodeToString(m.Sum(nil)) != parts[8] {
+		t.Error("signature is not over the first eight fields")
+	}
+	if !SafeLiteral(tok) {
+		t.Errorf("a signed token must be a safe SQL literal: %q", tok)
+	}
+}

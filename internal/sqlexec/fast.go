@@ -1,0 +1,345 @@
+package sqlexec
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/aerodb/aerofn/internal/sqlexec/token"
+)
+
+// The fast path runs a call in two round trips instead of three:
+//
+//	round trip 1   BEGIN
+//	               SET LOCAL aerofn.token = '<v2 token: this backend, a window of transaction start>'
+//	               SET LOCAL statement_timeout = <deadline − reserve>
+//	               Parse (with the parameter types described before) + Bind + Describe + Execute
+//	round trip 2   COMMIT (then the reset, off the caller's path, as on the slow path)
+//
+// It needs two things the slow path learns: the statement's description
+// (parameter types, to bind the JSON values as the slow path would), kept
+// per role and statement text in descCache; and the server's clock, read on
+// every slow-path BEGIN and every reset and kept per connection, so that the
+// host can sign a token for the transaction it is about to begin. Anything
+// that does not fit (no description, no fresh clock reading, a parameter the
+// old description cannot bind, a result type not yet known, a description
+// gone stale, a token that missed its window) falls back to the slow path,
+// which is always right; nothing is sent twice unless the first attempt
+// failed as a whole and was rolled back.
+
+// Fast-path limits.
+const (
+	// maxDescs bounds the description cache; a full cache forgets an
+	// arbitrary entry. maxDescSQL keeps a statement text longer than this
+	// out of it, so that hostile statement churn costs memory in proportion
+	// to nothing.
+	maxDescs   = 4096
+	maxDescSQL = 16 << 10
+
+	// A clock reading is trusted for maxClockAge, when it was taken within
+	// maxClockError of the truth.
+	maxClockAge   = 60 * time.Second
+	maxClockError = 2 * time.Millisecond
+
+	// windowAfter is how long after the host signs a v2 token the server
+	// may begin its transaction (time in the socket and in the server's
+	// queue). A token that misses it is refused and the call falls back.
+	windowAfter = 100 * time.Millisecond
+	// windowBefore covers the clock reading's own uncertainty.
+	windowBefore = time.Millisecond
+)
+
+// PathCounts counts calls by the path they took: Fast (two round trips),
+// Slow (three) and, of the slow ones, Fallback: those that tried the fast
+// path first and could not use it.
+type PathCounts struct {
+	Fast, Slow, Fallback atomic.Int64
+}
+
+// Paths returns the executor's path counters.
+func (e *Executor) Paths() *PathCounts { return &e.paths }
+
+// wroteNothingSQL, run after the statement in its transaction, says whether
+// the transaction has written nothing: no transaction id is assigned before
+// the first write of any kind (a row, a row lock, a catalog change, in a
+// subtransaction or not), and once assigned it stays. Such a transaction has
+// nothing that COMMIT could make durable or that could fail at COMMIT
+// (deferred constraints fire only on writes), so the caller need not wait for
+// it.
+const wroteNothingSQL = "SELECT pg_catalog.pg_current_xact_id_if_assigned() IS NULL"
+
+// clockSQL reads the server's clock in microseconds since the Unix epoch.
+const clockSQL = "SELECT (extract(epoch FROM pg_catalog.clock_timestamp()) * 1000000)::bigint"
+
+// descKey names one statement as one role sees it.
+type descKey struct {
+	role, sql string
+}
+
+// stmtDesc is what the fast path needs of a statement's description.
+type stmtDesc struct {
+	params []uint32 // parameter type OIDs, all in the type cache
+}
+
+// descCache remembers statement descriptions across calls and connections.
+// A description may go stale when the schema changes; the fast path then
+// fails in a way it recognises and the slow path describes again.
+type descCache struct {
+	mu sync.Mutex
+	m  map[descKey]*stmtDesc
+}
+
+func (c *descCache) get(role, sql string) *stmtDesc {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[descKey{role, sql}]
+}
+
+func (c *descCache) put(role, sql string, sd *pgconn.StatementDescription) {
+	if len(sql) > maxDescSQL {
+		return
+	}
+	d := &stmtDesc{params: slices.Clone(sd.ParamOIDs)}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[descKey]*stmtDesc{}
+	}
+	if _, ok := c.m[descKey{role, sql}]; !ok && len(c.m) >= maxDescs {
+		for k := range c.m {
+			delete(c.m, k)
+			break
+		}
+	}
+	c.m[descKey{role, sql}] = d
+}
+
+func (c *descCache) forget(role, sql string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, descKey{role, sql})
+}
+
+// clock is one connection's reading of its server's clock.
+type clock struct {
+	server int64     // server time, microseconds since the Unix epoch...
+	at     time.Time // ...at this host instant (monotonic)
+	err    time.Duration
+	// pidOK: the slow path saw pg_backend_pid() equal the pid of the
+	// connection's BackendKeyData (false behind a pooler that hides it).
+	pidChecked, pidOK bool
+}
+
+const clockKey = "aerofn.sqlexec.clock"
+
+// calibrate records a server clock reading taken between sent and received.
+func calibrate(pc *pgconn.PgConn, server int64, sent, received time.Time) {
+	rtt := received.Sub(sent)
+	if rtt > 2*maxClockError || rtt < 0 {
+		return // too uncertain; keep what there was
+	}
+	cl := clockOf(pc)
+	cl.server, cl.at, cl.err = server, sent.Add(rtt/2), rtt/2
+}
+
+// checkedPID records whether pg_backend_pid() matched the connection's pid.
+func checkedPID(pc *pgconn.PgConn, ok bool) {
+	cl := clockOf(pc)
+	cl.pidChecked, cl.pidOK = true, ok
+}
+
+func clockOf(pc *pgconn.PgConn) *clock {
+	cl, _ := pc.CustomData()[clockKey].(*clock)
+	if cl == nil {
+		cl = &clock{}
+		pc.CustomData()[clockKey] = cl
+	}
+	return cl
+}
+
+// window returns the v2 token window for a transaction about to begin on pc,
+// or ok false when pc has no clock reading fresh and sure enough.
+func window(pc *pgconn.PgConn, now time.Time) (notBefore, notAfter int64, ok bool) {
+	cl, _ := pc.CustomData()[clockKey].(*clock)
+	if cl == nil || !cl.pidChecked || !cl.pidOK || cl.at.IsZero() {
+		return 0, 0, false
+	}
+	age := now.Sub(cl.at)
+	if age < 0 || age > maxClockAge || cl.err > maxClockError {
+		return 0, 0, false
+	}
+	est := cl.server + age.Microseconds()
+	// Clocks drift apart: allow 1,000 ppm of the reading's age either way.
+	slack := cl.err + age/1000
+	return est - (windowBefore + slack).Microseconds(), est + (windowAfter + slack).Microseconds(), true
+}
+
+func readClock(r any) int64 {
+	rr, ok := r.(*pgconn.ResultReader)
+	if !ok {
+		return 0
+	}
+	var v int64
+	for rr.NextRow() {
+		if vals := rr.Values(); len(vals) == 1 {
+			v, _ = strconv.ParseInt(string(vals[0]), 10, 64)
+		}
+	}
+	return v
+}
+
+// errStaleTypes ends a fast call whose result has a column type the type
+// cache does not know yet (the schema changed since the description).
+var errStaleTypes = errors.New("result column type not yet known")
+
+// fast tries the call in two round trips. decided false means the slow path
+// must run the call: nothing was sent, or what was sent was rolled back. If
+// c.conn is nil then, the connection was given up and the caller needs
+// another.
+func (c *call) fast(ctx context.Context, deadline time.Time, id token.Identity, sql string, params []any, d *stmtDesc) (res *Result, err error, decided bool) {
+	if len(params) != len(d.params) {
+		return nil, nil, false
+	}
+	values := make([][]byte, len(params))
+	for i, p := range params {
+		t, ok := c.e.types.get(d.params[i])
+		if !ok {
+			return nil, nil, false
+		}
+		v, err := encodeParam(t, p)
+		if err != nil {
+			return nil, nil, false // the slow path says why, with a fresh description
+		}
+		values[i] = v
+	}
+	budget, err := c.e.statementBudget(deadline)
+	if err != nil {
+		c.release()
+		return nil, err, true
+	}
+	nb, na, ok := window(c.pc, time.Now())
+	if !ok {
+		return nil, nil, false
+	}
+	id.PID, id.NotBefore, id.NotAfter = int64(c.pc.PID()), nb, na
+	tok := token.Sign(c.e.key, id)
+	if !token.SafeLiteral(tok) {
+		return nil, nil, false
+	}
+
+	pl := c.pc.StartPipeline(ctx)
+	pl.SendQueryParams("BEGIN", nil, nil, nil, nil)
+	pl.SendQueryParams("SET LOCAL aerofn.token = '"+tok+"'", nil, nil, nil, nil)
+	pl.SendQueryParams("SET LOCAL statement_timeout = "+strconv.FormatInt(max(budget.Milliseconds(), 1), 10), nil, nil, nil, nil)
+	pl.SendQueryParams(sql, values, d.params, nil, nil)
+	pl.SendQueryParams(wroteNothingSQL, nil, nil, nil, nil)
+	if err := pl.Sync(); err != nil {
+		return nil, c.fail(ctx, err), true
+	}
+	res = &Result{}
+	wroteNothing := false
+	serverErr, fatal := segment(pl, func(i int, r any) error {
+		rr, ok := r.(*pgconn.ResultReader)
+		if !ok {
+			return errors.New("unexpected pipeline result")
+		}
+		if i != 3 {
+			if i == 4 {
+				for rr.NextRow() {
+					wroteNothing = string(rr.Values()[0]) == "t"
+				}
+			}
+			_, err := rr.Close()
+			return err
+		}
+		fds := rr.FieldDescriptions()
+		names := make([][]byte, len(fds))
+		types := make([]*typeInfo, len(fds))
+		res.Columns = make([]string, len(fds))
+		for j, f := range fds {
+			t, ok := c.e.types.get(f.DataTypeOID)
+			if !ok {
+				return errStaleTypes
+			}
+			types[j] = t
+			res.Columns[j] = f.Name
+			names[j] = appendJSONString(nil, f.Name)
+		}
+		return c.readRows(rr, res, names, types)
+	})
+	if errors.Is(fatal, errStaleTypes) {
+		// Mid-result: the connection cannot be rolled back in order. The
+		// transaction never commits (no COMMIT was sent); dropping the
+		// connection ends it.
+		c.e.descs.forget(c.role, sql)
+		c.destroy(true)
+		c.conn = nil
+		return nil, nil, false
+	}
+	if fatal == nil {
+		if err := pl.Close(); err != nil && serverErr == nil {
+			fatal = err
+		}
+	}
+	if fatal != nil {
+		return nil, c.fail(ctx, fatal), true
+	}
+	if serverErr != nil {
+		if retry := c.fastRetryable(serverErr, sql); retry && time.Until(deadline) > 2*minStatementBudget {
+			// The statement failed as a whole; roll it back and let the
+			// slow path run it once more.
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			defer cancel()
+			if err := c.rollback(cctx); err != nil {
+				c.destroy(true)
+				c.conn = nil
+			}
+			return nil, nil, false
+		}
+		return nil, c.fail(ctx, serverErr), true
+	}
+	if st := c.pc.TxStatus(); st != 'T' {
+		c.destroy(false)
+		return nil, &Error{Code: CodeTransactionState, Message: "the statement left the transaction in state " + strconv.QuoteRune(rune(st)) + "; the connection was discarded"}, true
+	}
+	if wroteNothing {
+		// Nothing to commit: the result is the whole outcome. COMMIT and the
+		// reset follow off the caller's path.
+		c.resetInBackground(true)
+		return res, nil, true
+	}
+	if err := c.commit(ctx); err != nil {
+		return nil, err, true
+	}
+	return res, nil, true
+}
+
+// fastRetryable says whether a server error on the fast path may be the fast
+// path's own doing, so that the slow path should run the call again: a token
+// refused for its connection or window (the clock reading was off, or the
+// server was slow to begin), or an error of analysis (class 42: the
+// description the parameters were typed by may be stale).
+func (c *call) fastRetryable(err error, sql string) bool {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return false
+	}
+	switch {
+	case pe.Code == "28000" && (strings.Contains(pe.Message, "another transaction") || strings.Contains(pe.Message, "another connection")):
+		if cl, _ := c.pc.CustomData()[clockKey].(*clock); cl != nil {
+			cl.at = time.Time{} // read the clock again before trusting it
+		}
+		return true
+	case strings.HasPrefix(pe.Code, "42"):
+		c.e.descs.forget(c.role, sql)
+		return true
+	}
+	return false
+}

@@ -1,0 +1,236 @@
+package sqlexec_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aerodb/aerofn/internal/sqlexec"
+	"github.com/aerodb/aerofn/internal/sqlexec/token"
+)
+
+const fastUser = "5b0c7a52-2f0e-4a8e-9c61-0d9a1c2b3e4f"
+
+// fastEnv is a table of the user's rows under an owner-only policy.
+func fastEnv(t *testing.T, cfg sqlexec.Config) *env {
+	t.Helper()
+	v := newEnv(t, cfg)
+	v.execAdmin(t, `CREATE TABLE notes (id int PRIMARY KEY, owner uuid NOT NULL, body text NOT NULL, k int NOT NULL DEFAULT 0);
+		ALTER TABLE notes ENABLE ROW LEVEL SECURITY;
+		ALTER TABLE notes FORCE ROW LEVEL SECURITY;
+		CREATE POLICY own ON notes USING (owner = (SELECT auth.uid())) WITH CHECK (owner = (SELECT auth.uid()));
+		GRANT SELECT, INSERT, UPDATE, DELETE ON notes TO authenticated;
+		INSERT INTO notes SELECT g, CASE WHEN g % 2 = 0 THEN '`+fastUser+`'::uuid ELSE gen_random_uuid() END, 'note ' || g, g FROM generate_series(1, 20) g;
+		CREATE FUNCTION add_note(n int) RETURNS int LANGUAGE sql VOLATILE
+			BEGIN ATOMIC INSERT INTO notes (id, owner, body) VALUES (n, auth.uid(), 'from a function') RETURNING id; END;
+		GRANT EXECUTE ON FUNCTION add_note(int) TO authenticated;`)
+	return v
+}
+
+func counts(e *sqlexec.Executor) (fast, slow, fallback int64) {
+	p := e.Paths()
+	return p.Fast.Load(), p.Slow.Load(), p.Fallback.Load()
+}
+
+// The second call of a statement takes the fast path, and answers as the
+// first did.
+func TestFastPathTaken(t *testing.T) {
+	v := fastEnv(t, sqlexec.Config{PoolSize: 1})
+	p := user(fastUser)
+	const q = "SELECT id, body, owner = auth.uid() AS mine FROM notes WHERE id <= $1 ORDER BY id"
+	first := mustQuery(t, v.exec, p, q, 6)
+	f0, s0, _ := counts(v.exec)
+	if f0 != 0 || s0 != 1 {
+		t.Fatalf("first call: fast %d slow %d; want the slow path", f0, s0)
+	}
+	for range 5 {
+		again := mustQuery(t, v.exec, p, q, 6)
+		if fmt.Sprint(again) != fmt.Sprint(first) {
+			t.Fatalf("fast path answered %v, slow path %v", again, first)
+		}
+	}
+	if f, s, fb := counts(v.exec); f != 5 || s != 1 || fb != 0 {
+		t.Fatalf("after five more calls: fast %d slow %d fallback %d; want 5, 1, 0", f, s, fb)
+	}
+	if len(first) != 3 || first[0]["mine"] != true {
+		t.Fatalf("rows %v", first)
+	}
+	// Another user's identity on the same connection, same statement.
+	other := mustQuery(t, v.exec, user("00000000-0000-4000-8000-000000000000"), q, 6)
+	if len(other) != 0 {
+		t.Fatalf("another user sees %v", other)
+	}
+}
+
+// A v2 token is refused outside its window, on another backend, or forged;
+// inside its window on its own backend it is the caller's identity.
+func TestWindowTokenVerified(t *testing.T) {
+	v := fastEnv(t, sqlexec.Config{PoolSize: 1})
+	ctx := context.Background()
+	p := user(fastUser)
+	res, err := v.exec.QueryUnguarded(ctx, p, "SELECT pg_backend_pid() AS pid", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pid int64
+	fmt.Sscan(strings.Trim(strings.Split(string(res.Rows[0]), ":")[1], "}"), &pid)
+	if pid == 0 {
+		t.Fatalf("no pid in %s", res.Rows[0])
+	}
+	now := time.Now().UnixMicro()
+	sign := func(key []byte, pid, from, to int64) string {
+		return token.Sign(key, token.Identity{Sub: "a1a1a1a1-0000-4000-8000-000000000001", Role: "authenticated", PID: pid,
+			NotBefore: from, NotAfter: to, Expires: time.Now().Add(time.Minute)})
+	}
+	cases := []struct {
+		name, tok, want string
+	}{
+		{"inside its window", sign(v.exec.Key(), pid, now-int64(time.Minute/time.Microsecond), now+int64(time.Minute/time.Microsecond)), "uid=a1a1a1a1-0000-4000-8000-000000000001"},
+		{"window passed", sign(v.exec.Key(), pid, now-20_000_000, now-10_000_000), "outside its window"},
+		{"window to come", sign(v.exec.Key(), pid, now+10_000_000, now+20_000_000), "outside its window"},
+		{"another backend", sign(v.exec.Key(), pid+1, now-60_000_000, now+60_000_000), "another connection"},
+		{"forged", sign([]byte("not the key, but 32 bytes long!!"), pid, now-60_000_000, now+60_000_000), "does not verify"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			sql := `DO $$BEGIN EXECUTE 'SET LOCAL aerofn.token = ''` + c.tok + `'''; RAISE EXCEPTION 'uid=%', auth.uid(); END$$`
+			_, err := v.exec.QueryUnguarded(ctx, p, sql, nil)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v; want an error saying %q", err, c.want)
+			}
+			// The call after runs on the same (one) connection, as itself.
+			rows := mustQuery(t, v.exec, p, "SELECT auth.uid()::text AS uid")
+			if rows[0]["uid"] != fastUser {
+				t.Fatalf("next call sees %v", rows)
+			}
+		})
+	}
+}
+
+// A wrong clock reading makes the fast path's token miss its window: the
+// database refuses it, the call falls back to the slow path and succeeds,
+// and the slow path reads the clock again.
+func TestFastPathFallsBackOnBadClock(t *testing.T) {
+	v := fastEnv(t, sqlexec.Config{PoolSize: 1})
+	ctx := context.Background()
+	p := user(fastUser)
+	const q = "SELECT count(*) AS n FROM notes"
+	for range 3 {
+		mustQuery(t, v.exec, p, q)
+	}
+	time.Sleep(50 * time.Millisecond) // let the background resets release
+	for _, skew := range []time.Duration{-10 * time.Second, 10 * time.Second} {
+		time.Sleep(50 * time.Millisecond) // let the background reset release the connection
+		if n := v.exec.SkewClocks(ctx, skew); n == 0 {
+			t.Fatal("no connection had a clock reading")
+		}
+		_, _, fb0 := counts(v.exec)
+		if rows := mustQuery(t, v.exec, p, q); fmt.Sprint(rows[0]["n"]) != "10" {
+			t.Fatalf("skew %v: rows %v", skew, rows)
+		}
+		if _, _, fb := counts(v.exec); fb != fb0+1 {
+			t.Fatalf("skew %v: fallbacks %d -> %d; want one", skew, fb0, fb)
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	f0, _, fb0 := counts(v.exec)
+	for range 4 {
+		mustQuery(t, v.exec, p, q)
+	}
+	if f, _, fb := counts(v.exec); f-f0 < 3 || fb != fb0 {
+		t.Fatalf("after recalibrating: %d fast calls of 4, %d new fallbacks", f-f0, fb-fb0)
+	}
+}
+
+// A description cached before a schema change: a parameter it can no longer
+// bind, and a result column of a type the executor has not seen.
+func TestFastPathStaleDescription(t *testing.T) {
+	v := fastEnv(t, sqlexec.Config{PoolSize: 1})
+	p := user(fastUser)
+	const q = "SELECT id, k FROM notes WHERE k = $1"
+	for range 2 {
+		if rows := mustQuery(t, v.exec, p, q, 4); len(rows) != 1 || fmt.Sprint(rows[0]["k"]) != "4" {
+			t.Fatalf("rows %v", rows)
+		}
+	}
+	v.execAdmin(t, "ALTER TABLE notes ALTER COLUMN k TYPE text USING 'k' || k")
+	if rows := mustQuery(t, v.exec, p, q, "k4"); len(rows) != 1 || rows[0]["k"] != "k4" {
+		t.Fatalf("after k became text: rows %v", rows)
+	}
+	// Cache the description while k is text, then make it a type the
+	// executor has never seen.
+	const byID = "SELECT id, k FROM notes WHERE id = $1"
+	for range 2 {
+		mustQuery(t, v.exec, p, byID, 4)
+	}
+	// (A domain would not do: the protocol describes a domain column by
+	// its base type.)
+	v.execAdmin(t, `CREATE TYPE boxed AS (v text); ALTER TABLE notes ALTER COLUMN k DROP DEFAULT, ALTER COLUMN k TYPE boxed USING ROW(k)::boxed`)
+	f0, s0, fb0 := counts(v.exec)
+	rows := mustQuery(t, v.exec, p, byID, 4)
+	if f, s, fb := counts(v.exec); fb != fb0+1 {
+		t.Fatalf("fallbacks %d -> %d; want the fast path to give up once (fast %d->%d slow %d->%d) %v", fb0, fb, f0, f, s0, s, rows)
+	}
+	if rows[0]["k"] != "(k4)" {
+		t.Fatalf("a column of a new composite type came back as %#v", rows[0]["k"])
+	}
+}
+
+// Writes on the fast path commit before the call returns: a plain INSERT,
+// and a SELECT whose function writes. A write whose result breaks a limit
+// commits nothing.
+func TestFastPathWrites(t *testing.T) {
+	v := fastEnv(t, sqlexec.Config{PoolSize: 1, MaxRows: 5})
+	ctx := context.Background()
+	p := user(fastUser)
+	visible := func(id int) bool {
+		var n int
+		if err := v.admin.QueryRow(ctx, "SELECT count(*) FROM notes WHERE id = $1", id).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n == 1
+	}
+	for id := 100; id < 104; id++ {
+		mustQuery(t, v.exec, p, "INSERT INTO notes (id, owner, body) VALUES ($1, auth.uid(), 'x')", id)
+		if !visible(id) {
+			t.Fatalf("INSERT %d returned before it committed", id)
+		}
+	}
+	for id := 200; id < 204; id++ {
+		mustQuery(t, v.exec, p, "SELECT add_note($1) AS id", id)
+		if !visible(id) {
+			t.Fatalf("SELECT add_note(%d) returned before its write committed", id)
+		}
+	}
+	if f, _, _ := counts(v.exec); f < 6 {
+		t.Fatalf("only %d calls took the fast path", f)
+	}
+	// A write that fails only at COMMIT (a deferred foreign key) reports
+	// the failure, on the fast path as on the slow.
+	v.execAdmin(t, "ALTER TABLE notes ADD COLUMN parent int REFERENCES notes (id) DEFERRABLE INITIALLY DEFERRED")
+	for i := range 3 {
+		f0, _, _ := counts(v.exec)
+		_, err := v.exec.Query(ctx, p, "INSERT INTO notes (id, owner, body, parent) VALUES ($1, auth.uid(), 'orphan', 9999)", []any{500 + i})
+		if errCode(err) != "23503" {
+			t.Fatalf("call %d: an INSERT failing at COMMIT answered %v", i, err)
+		}
+		if f, _, _ := counts(v.exec); i > 0 && f != f0+1 {
+			t.Fatalf("call %d did not take the fast path", i)
+		}
+	}
+	const bulk = "INSERT INTO notes (id, owner, body) SELECT g, auth.uid(), 'bulk' FROM generate_series($1::int, $1::int + $2::int - 1) g RETURNING id"
+	mustQuery(t, v.exec, p, bulk, 300, 2)
+	f0, _, _ := counts(v.exec)
+	_, err := v.exec.Query(ctx, p, bulk, []any{400, 6})
+	if errCode(err) != sqlexec.CodeTooManyRows {
+		t.Fatalf("6 rows returned with MaxRows 5: %v", err)
+	}
+	if f, _, _ := counts(v.exec); f != f0+1 {
+		t.Fatal("the over-limit INSERT did not take the fast path")
+	}
+	if visible(400) {
+		t.Fatal("an INSERT whose result broke MaxRows committed")
+	}
+}
