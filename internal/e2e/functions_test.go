@@ -338,7 +338,8 @@ func TestHealthAndMetrics(t *testing.T) {
 	if r.Status != 200 || !strings.Contains(string(r.Body), `aerofn_invocations_total{function="echo",status="success",trigger="http"} 1`) {
 		t.Fatalf("metrics: %d %s", r.Status, r.Body)
 	}
-	for _, series := range []string{"aerofn_db_events_captured 0", "aerofn_db_events_held 0", "aerofn_queue_metrics_up 1", "aerofn_invocation_duration_seconds_bucket"} {
+	for _, series := range []string{"aerofn_db_events_captured 0", "aerofn_db_events_held 0", "aerofn_queue_metrics_up 1", "aerofn_invocation_duration_seconds_bucket",
+		`aerofn_db_query_calls_total{path="fast"}`, "aerofn_db_query_fallbacks_total"} {
 		if !strings.Contains(string(r.Body), series) {
 			t.Errorf("metrics lack %q", series)
 		}

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -182,5 +183,26 @@ func TestUserLookupExample(t *testing.T) {
 	}
 	if r := e.Invoke("user-lookup", e.AnonKey, nil); r.Status != 401 {
 		t.Fatalf("anon: %d %s", r.Status, r.Body)
+	}
+	// Repeated lookups take the fast path (one round trip), for each user
+	// their own row; /metrics counts them.
+	for i := range 6 {
+		who, email := alice, "alice@example.com"
+		if i%2 == 1 {
+			who, email = bob, "bob@example.com"
+		}
+		if r := e.Invoke("user-lookup", testenv.UserKey(who), nil); r.Status != 200 || r.JSON(t)["email"] != email {
+			t.Fatalf("lookup %d: %d %s", i, r.Status, r.Body)
+		}
+	}
+	m := e.Do("GET", "/metrics", "", "", nil)
+	var fast float64
+	for _, line := range strings.Split(string(m.Body), "\n") {
+		if strings.HasPrefix(line, `aerofn_db_query_calls_total{path="fast"} `) {
+			fmt.Sscan(strings.Fields(line)[1], &fast)
+		}
+	}
+	if fast < 4 {
+		t.Fatalf("%v db_query calls took the fast path; want most of the repeated lookups", fast)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/aerodb/aerofn/internal/dbtrigger"
+	"github.com/aerodb/aerofn/internal/sqlexec"
 )
 
 // queueCollector reports the durable work waiting in Postgres at scrape
@@ -71,4 +72,34 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	byState(c.delivery, `SELECT state::text, count(*) FROM aerofn.river_job WHERE queue = $1 AND state <> 'completed' GROUP BY state`, dbtrigger.QueueName)
 	byState(c.schedules, `SELECT state, count(*) FROM aerofn.schedule_runs WHERE state IN ('pending', 'running') GROUP BY state`)
 	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, up)
+}
+
+// dbQueryCollector reports how db_query calls ran: the fast path (one round
+// trip for a read, two for a write), the slow path (three), and how many
+// slow ones tried the fast path first. A fallback count that keeps rising
+// means the clock readings or the cached descriptions keep failing.
+type dbQueryCollector struct {
+	exec  *sqlexec.Executor
+	calls *prometheus.Desc
+	fall  *prometheus.Desc
+}
+
+func newDBQueryCollector(e *sqlexec.Executor) *dbQueryCollector {
+	return &dbQueryCollector{
+		exec:  e,
+		calls: prometheus.NewDesc("aerofn_db_query_calls_total", "db_query calls by the path they took (fast or slow).", []string{"path"}, nil),
+		fall:  prometheus.NewDesc("aerofn_db_query_fallbacks_total", "db_query calls that tried the fast path and ran on the slow path.", nil, nil),
+	}
+}
+
+func (c *dbQueryCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.calls
+	ch <- c.fall
+}
+
+func (c *dbQueryCollector) Collect(ch chan<- prometheus.Metric) {
+	p := c.exec.Paths()
+	ch <- prometheus.MustNewConstMetric(c.calls, prometheus.CounterValue, float64(p.Fast.Load()), "fast")
+	ch <- prometheus.MustNewConstMetric(c.calls, prometheus.CounterValue, float64(p.Slow.Load()), "slow")
+	ch <- prometheus.MustNewConstMetric(c.fall, prometheus.CounterValue, float64(p.Fallback.Load()))
 }

@@ -138,7 +138,7 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*Server, error) 
 	if err := s.openSchedules(ctx); err != nil {
 		return nil, err
 	}
-	reg.MustRegister(newQueueCollector(s.Pool))
+	reg.MustRegister(newQueueCollector(s.Pool), newDBQueryCollector(s.SQL))
 	ok = true
 	return s, nil
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -887,34 +888,26 @@ func (c *call) resetInBackground(commitFirst bool) {
 	c.e.background(func() {
 		rctx, cancel := context.WithTimeout(context.Background(), resetTimeout)
 		defer cancel()
-		rpl := c.pc.StartPipeline(rctx)
+		// One simple-protocol message: the server parses it once and runs
+		// the statements in order, stopping at the first error.
+		sql := resetScript
 		if commitFirst {
-			rpl.SendQueryParams("COMMIT", nil, nil, nil, nil)
-			rpl.SendPipelineSync()
+			sql = "COMMIT;" + sql
 		}
-		sendReset(rpl)
-		rpl.SendQueryParams(clockSQL, nil, nil, nil, nil)
 		sent := time.Now()
-		clean := rpl.Sync() == nil
-		if clean && commitFirst {
-			serverErr, fatal := segment(rpl, func(i int, r any) error { return closeReader(r) })
-			clean = serverErr == nil && fatal == nil
+		results, err := c.pc.Exec(rctx, sql).ReadAll()
+		received := time.Now()
+		clean := err == nil && len(results) == len(resetSession)+1+btoi(commitFirst)
+		if clean && commitFirst && results[0].CommandTag.String() != "COMMIT" {
+			clean = false
 		}
 		if clean {
-			var server int64
-			serverErr, fatal := segment(rpl, func(i int, r any) error {
-				if i == len(resetSession) {
-					server = readClock(r)
+			last := results[len(results)-1]
+			if len(last.Rows) == 1 && len(last.Rows[0]) == 1 {
+				if server, err := strconv.ParseInt(string(last.Rows[0][0]), 10, 64); err == nil {
+					calibrate(c.pc, server, sent, received)
 				}
-				return closeReader(r)
-			})
-			clean = serverErr == nil && fatal == nil
-			if clean && server != 0 {
-				calibrate(c.pc, server, sent, time.Now())
 			}
-		}
-		if err := rpl.Close(); err != nil {
-			clean = false
 		}
 		if clean && c.pc.TxStatus() == 'I' {
 			c.release()
@@ -922,6 +915,17 @@ func (c *call) resetInBackground(commitFirst bool) {
 			c.destroy(false)
 		}
 	})
+}
+
+// resetScript is resetSession and a reading of the server's clock, as one
+// simple-protocol query.
+var resetScript = strings.Join(resetSession, ";") + ";" + clockSQL
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // resetTimeout bounds the background reset of a connection after a commit.
