@@ -63,6 +63,9 @@ type Fixture struct {
 	// have after reading it from another session's query text or from a
 	// function that leaked its own.
 	StolenToken string
+	// StolenWindowToken is the same victim in the fast path's format (v2),
+	// its window covering the whole test.
+	StolenWindowToken string
 	// ForgedToken claims the victim with a signature made with the wrong key.
 	ForgedToken string
 
@@ -139,6 +142,10 @@ func Setup(ctx context.Context, admin Admin) (*Fixture, error) {
 		Expires: time.Now().Add(time.Hour), Claims: []byte(`{"sub":"` + VictimID + `","role":"authenticated"}`)}
 	f.StolenToken = token.Sign(key, victim)
 	f.ForgedToken = token.Sign([]byte("not the key, but 32 bytes long!!"), victim)
+	// The fast path's kind of token, its window wide open around now.
+	windowed := victim
+	windowed.NotBefore, windowed.NotAfter = time.Now().Add(-time.Hour).UnixMicro(), time.Now().Add(time.Hour).UnixMicro()
+	f.StolenWindowToken = token.Sign(key, windowed)
 	if f.snapshot, err = snapshot(ctx, admin); err != nil {
 		return nil, err
 	}
@@ -146,14 +153,14 @@ func Setup(ctx context.Context, admin Admin) (*Fixture, error) {
 }
 
 // Expand fills an attack's placeholders: {{victim}}, {{attacker}},
-// {{victim_todo}}, {{victim_post}}, {{stolen_token}}, {{forged_token}},
+// {{victim_todo}}, {{victim_post}}, {{stolen_token}}, {{stolen_window_token}}, {{forged_token}},
 // {{anon}}, {{authenticated}}, {{service_role}} (database role names) and
 // {{database}}.
 func (f *Fixture) Expand(a Attack) (string, []any) {
 	r := strings.NewReplacer(
 		"{{victim}}", VictimID, "{{attacker}}", AttackerID,
 		"{{victim_todo}}", VictimTodoID, "{{victim_post}}", VictimPostID,
-		"{{stolen_token}}", f.StolenToken, "{{forged_token}}", f.ForgedToken,
+		"{{stolen_token}}", f.StolenToken, "{{forged_token}}", f.ForgedToken, "{{stolen_window_token}}", f.StolenWindowToken,
 		"{{anon}}", f.Roles["anon"], "{{authenticated}}", f.Roles["authenticated"],
 		"{{service_role}}", f.Roles["service_role"], "{{database}}", f.Database,
 	)
