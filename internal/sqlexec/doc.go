@@ -13,9 +13,11 @@
 //  2. Identity. The host signs a token sub|role|backend pid|transaction
 //     start|expiry|claims with a per-database key that no function role can
 //     read (package token), sets it with SET LOCAL in the call's own
-//     transaction, and aerofn.current_identity() verifies it for auth.uid(),
-//     auth.role(), auth.jwt() and auth.sub(). A copied or forged token is
-//     refused (SQLSTATE 28000) anywhere but its own backend and transaction.
+//     transaction, and aerofn.verified_identity() verifies it for auth.uid(),
+//     auth.role(), auth.sub() and (through aerofn.current_identity())
+//     auth.jwt(). A copied or forged token is refused (SQLSTATE 28000)
+//     anywhere but its own backend and transaction (v1: its exact start; v2,
+//     the fast path: a window of about 0.1 s around it).
 //  3. Hardening (Setup). No TEMPORARY on the database (nothing can shadow a
 //     real table), no CREATE anywhere, EXECUTE revoked on set_config,
 //     pg_notify, advisory locks, backend signalling, lo_*, the functions that
@@ -36,30 +38,48 @@
 //
 // # One call
 //
+// The slow path, for the first call of a statement text (and whenever the
+// fast path cannot be used):
+//
 //	            acquire (pool of the principal's role; waits at most until ctx's deadline)
 //	               │  new connection? ── check role, attributes, memberships, own settings
 //	               ▼
 //	round trip 1   BEGIN
-//	               SELECT pg_backend_pid(), transaction start      ── what the token binds to
-//	               Parse + Describe the statement as "aerofn_q"    ── types of params and columns
+//	               SELECT pg_backend_pid(), transaction start      ── what the v1 token binds to; a clock reading
+//	               Parse + Describe the statement as "aerofn_q"    ── types of params and columns (cached after)
 //	               │  unknown type OIDs? ── one pg_type lookup, cached
 //	               │  params → text binds for the described types
 //	               ▼
-//	round trip 2   SET LOCAL aerofn.token = '<signed token>'
+//	round trip 2   SET LOCAL aerofn.token = '<signed v1 token>'
 //	               SET LOCAL statement_timeout = <deadline − reserve>
 //	               Bind + Execute "aerofn_q"                       ── rows stream into JSON under MaxRows/MaxBytes
 //	               │  transaction still open ('T')? else destroy
 //	               ▼
-//	round trip 3   COMMIT                       ── sync ──
-//	               CLOSE ALL, RESET ALL, RESET ROLE, DEALLOCATE ALL, UNLISTEN *,
-//	               DISCARD SEQUENCES, DISCARD TEMP, pg_advisory_unlock_all()
-//	               │  all ok and idle ('I')? release : destroy
+//	round trip 3   COMMIT
 //	               ▼
 //	            result (or *Error)
+//	   background  CLOSE ALL; RESET ALL; RESET ROLE; DEALLOCATE ALL; UNLISTEN *;
+//	               DISCARD SEQUENCES; DISCARD TEMP; pg_advisory_unlock_all(); clock reading
+//	               │  all ok and idle ('I')? release : destroy
 //
-// Each round trip is one pgconn pipeline ending in a Sync. The reset is DISCARD
-// ALL without DISCARD PLANS: plans carry nothing of a caller, and keeping them
-// saves the verifier a re-plan on every call.
+// The fast path (fast.go), once the statement's description is cached and
+// the connection has a fresh reading of the server's clock:
+//
+//	round trip 1   BEGIN
+//	               SET LOCAL aerofn.token = '<signed v2 token: this backend, a window of transaction start>'
+//	               SET LOCAL statement_timeout = <deadline − reserve>
+//	               Parse (described param types) + Bind + Describe + Execute
+//	               SELECT pg_current_xact_id_if_assigned() IS NULL ── did it write anything?
+//	               │  token refused for its window or backend, class-42 error,
+//	               │  unknown column type? ── roll back (or drop), run the slow path
+//	               ▼
+//	wrote nothing: result; COMMIT joins the background reset
+//	wrote:         round trip 2  COMMIT, then the result; the reset in the background
+//
+// Each round trip is one pgconn pipeline ending in a Sync; the reset is one
+// simple-protocol message. The reset is DISCARD ALL without DISCARD PLANS:
+// plans carry nothing of a caller, and keeping them saves the verifier a
+// re-plan on every call.
 //
 // # Failure modes
 //

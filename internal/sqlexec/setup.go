@@ -45,11 +45,11 @@ func Setup(ctx context.Context, admin *pgxpool.Pool, cfg Config) error {
 	c := conn.Conn()
 
 	var ok bool
-	if err := c.QueryRow(ctx, "SELECT to_regclass('aerofn.rls_signing_key') IS NOT NULL AND to_regprocedure('aerofn.current_identity()') IS NOT NULL").Scan(&ok); err != nil {
+	if err := c.QueryRow(ctx, "SELECT to_regclass('aerofn.rls_signing_key') IS NOT NULL AND to_regprocedure('aerofn.current_identity()') IS NOT NULL AND to_regprocedure('aerofn.verified_identity()') IS NOT NULL").Scan(&ok); err != nil {
 		return fmt.Errorf("checking rls migration: %w", err)
 	}
 	if !ok {
-		return errors.New("checking rls migration: migration 002_rls is not applied; run db.Migrate first")
+		return errors.New("checking rls migration: migrations 002_rls and 007_rls_window are not applied; run db.Migrate first")
 	}
 	for _, pr := range cfg.principals() {
 		if err := retryConcurrent(ctx, func() error { return ensureRole(ctx, c, cfg, pr[0], pr[1]) }); err != nil {
