@@ -16,10 +16,11 @@ import (
 
 // connStateSQL describes everything a call could leave behind on its
 // connection for the next caller. Run unguarded (it reads catalogs). The
-// statement the host itself prepared to run it (on the slow path) is not
-// counted; the portal running it is (one cursor, on either path).
+// statements the host itself prepared with the protocol (kept across calls,
+// see connStmts) are not counted: only those made with SQL PREPARE, which is
+// all a function could make; the portal running this is (one cursor).
 const connStateSQL = `SELECT current_user::text AS cu, session_user::text AS su,
-	(SELECT count(*) FROM pg_prepared_statements WHERE name <> 'aerofn_q') AS prepared,
+	(SELECT count(*) FROM pg_prepared_statements WHERE from_sql) AS prepared,
 	(SELECT count(*) FROM pg_cursors) AS cursors,
 	(SELECT count(*) FROM pg_listening_channels()) AS listening,
 	(SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory') AS advisory,

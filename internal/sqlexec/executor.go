@@ -36,12 +36,19 @@ var resetSession = []string{
 	"CLOSE ALL",
 	"RESET ALL",
 	"RESET ROLE",
-	"DEALLOCATE ALL",
 	"UNLISTEN *",
 	"DISCARD SEQUENCES",
 	"DISCARD TEMP",
 	"SELECT pg_catalog.pg_advisory_unlock_all()",
+	sqlPreparedSQL,
 }
+
+// sqlPreparedSQL, the last statement of the reset, counts the prepared
+// statements made with SQL PREPARE (which only a statement the guard refuses
+// can make). The host's own statements, made with the protocol's Parse, are
+// kept across calls so that their plans are (see connStmts); any other makes
+// the connection unfit for reuse, and it is destroyed.
+const sqlPreparedSQL = "SELECT count(*) FROM pg_catalog.pg_prepared_statements WHERE from_sql"
 
 // sendReset queues resetSession; readReset reads its results and reports
 // whether the connection may be reused.
@@ -52,14 +59,36 @@ func sendReset(pl *pgconn.Pipeline) {
 }
 
 func readReset(pl *pgconn.Pipeline) (clean bool, serverErr, fatal error) {
-	serverErr, fatal = segment(pl, func(i int, r any) error { return closeReader(r) })
-	return serverErr == nil && fatal == nil, serverErr, fatal
+	none := false
+	serverErr, fatal = segment(pl, func(i int, r any) error {
+		if i == len(resetSession)-1 {
+			none = readInt(r) == 0
+			return nil
+		}
+		return closeReader(r)
+	})
+	return none && serverErr == nil && fatal == nil, serverErr, fatal
 }
 
-// stmtName is the one prepared statement a call makes; the reset drops it.
-// A named statement (not the unnamed one) because the SET LOCALs sent in the
-// same pipeline would replace the unnamed one.
-const stmtName = "aerofn_q"
+// readInt reads the single integer a one-row, one-column result holds, or -1.
+func readInt(r any) int64 {
+	rr, ok := r.(*pgconn.ResultReader)
+	if !ok {
+		return -1
+	}
+	v := int64(-1)
+	for rr.NextRow() {
+		if vals := rr.Values(); len(vals) == 1 {
+			if n, err := strconv.ParseInt(string(vals[0]), 10, 64); err == nil {
+				v = n
+			}
+		}
+	}
+	if _, err := rr.Close(); err != nil {
+		return -1
+	}
+	return v
+}
 
 // Timing of a call's deadline (see statementBudget).
 const (
@@ -445,6 +474,7 @@ type call struct {
 	conn *pgxpool.Conn
 	pc   *pgconn.PgConn
 	role string
+	stmt string // the slow path's prepared statement
 }
 
 // release hands a clean connection back to the pool.
@@ -616,7 +646,11 @@ func (c *call) begin(ctx context.Context, sql string, id *token.Identity) (*pgco
 	pl := c.pc.StartPipeline(ctx)
 	pl.SendQueryParams("BEGIN", nil, nil, nil, nil)
 	pl.SendQueryParams("SELECT pg_catalog.pg_backend_pid(), (extract(epoch FROM pg_catalog.transaction_timestamp()) * 1000000)::bigint", nil, nil, nil, nil)
-	pl.SendPrepare(stmtName, sql, nil)
+	st := stmtsOf(c.pc)
+	c.stmt = st.name(sql)
+	st.forget(sql) // prepared again below, whatever was there
+	pl.SendDeallocate(c.stmt)
+	pl.SendPrepare(c.stmt, sql, nil)
 	if err := pl.Sync(); err != nil {
 		return nil, err
 	}
@@ -640,8 +674,10 @@ func (c *call) begin(ctx context.Context, sql string, id *token.Identity) (*pgco
 			}
 			_, err := rr.Close()
 			return err
-		case 2:
-			sd, _ = r.(*pgconn.StatementDescription)
+		case 3:
+			if sd, _ = r.(*pgconn.StatementDescription); sd != nil {
+				st.prepared(sql, sd.ParamOIDs)
+			}
 			return nil
 		}
 		return closeReader(r)
@@ -772,7 +808,7 @@ func (c *call) execute(ctx context.Context, tok string, budget time.Duration, va
 	pl := c.pc.StartPipeline(ctx)
 	pl.SendQueryParams("SET LOCAL aerofn.token = '"+tok+"'", nil, nil, nil, nil)
 	pl.SendQueryParams("SET LOCAL statement_timeout = "+strconv.FormatInt(max(budget.Milliseconds(), 1), 10), nil, nil, nil, nil)
-	pl.SendQueryPrepared(stmtName, values, nil, nil)
+	pl.SendQueryPrepared(c.stmt, values, nil, nil)
 	if err := pl.Sync(); err != nil {
 		return nil, err
 	}
@@ -891,18 +927,28 @@ func (c *call) resetInBackground(commitFirst bool) {
 		// One simple-protocol message: the server parses it once and runs
 		// the statements in order, stopping at the first error.
 		sql := resetScript
+		if st := stmtsOf(c.pc); st.full() {
+			sql = "DEALLOCATE ALL;" + sql
+			st.clear()
+		}
 		if commitFirst {
 			sql = "COMMIT;" + sql
 		}
 		sent := time.Now()
 		results, err := c.pc.Exec(rctx, sql).ReadAll()
 		received := time.Now()
-		clean := err == nil && len(results) == len(resetSession)+1+btoi(commitFirst)
+		n := len(results)
+		clean := err == nil && n >= len(resetSession)+1
 		if clean && commitFirst && results[0].CommandTag.String() != "COMMIT" {
 			clean = false
 		}
 		if clean {
-			last := results[len(results)-1]
+			if sqlPrepared := results[n-2]; len(sqlPrepared.Rows) != 1 || string(sqlPrepared.Rows[0][0]) != "0" {
+				clean = false
+			}
+		}
+		if clean {
+			last := results[n-1]
 			if len(last.Rows) == 1 && len(last.Rows[0]) == 1 {
 				if server, err := strconv.ParseInt(string(last.Rows[0][0]), 10, 64); err == nil {
 					calibrate(c.pc, server, sent, received)
@@ -920,13 +966,6 @@ func (c *call) resetInBackground(commitFirst bool) {
 // resetScript is resetSession and a reading of the server's clock, as one
 // simple-protocol query.
 var resetScript = strings.Join(resetSession, ";") + ";" + clockSQL
-
-func btoi(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
 
 // resetTimeout bounds the background reset of a connection after a commit.
 const resetTimeout = 5 * time.Second

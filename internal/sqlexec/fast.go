@@ -73,7 +73,7 @@ func (e *Executor) Paths() *PathCounts { return &e.paths }
 // nothing that COMMIT could make durable or that could fail at COMMIT
 // (deferred constraints fire only on writes), so the caller need not wait for
 // it.
-const wroteNothingSQL = "SELECT pg_catalog.pg_current_xact_id_if_assigned() IS NULL"
+const wroteNothingSQL = "SELECT (pg_catalog.pg_current_xact_id_if_assigned() IS NULL)::int"
 
 // clockSQL reads the server's clock in microseconds since the Unix epoch.
 const clockSQL = "SELECT (extract(epoch FROM pg_catalog.clock_timestamp()) * 1000000)::bigint"
@@ -125,6 +125,60 @@ func (c *descCache) forget(role, sql string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.m, descKey{role, sql})
+}
+
+// connStmts is one connection's prepared statements, by statement text: the
+// host's own, made with the protocol's Parse and kept across calls (the reset
+// keeps them and destroys a connection that has any other), so that the
+// server keeps their plans and each call binds and executes only. A plan
+// holds nothing of a caller: the identity is read at execution. The server
+// replans when the schema changes; a statement whose result type changed
+// fails with 0A000 and the call falls back to the slow path, which prepares
+// it again.
+type connStmts struct {
+	names  map[string]string   // statement text → name
+	params map[string][]uint32 // statement text → parameter types, when prepared
+	next   int
+}
+
+const (
+	stmtsKey = "aerofn.sqlexec.stmts"
+	// maxConnStmts bounds the statements kept on one connection; past it the
+	// next reset deallocates them all and the count starts again.
+	maxConnStmts = 256
+)
+
+func stmtsOf(pc *pgconn.PgConn) *connStmts {
+	st, _ := pc.CustomData()[stmtsKey].(*connStmts)
+	if st == nil {
+		st = &connStmts{names: map[string]string{}, params: map[string][]uint32{}}
+		pc.CustomData()[stmtsKey] = st
+	}
+	return st
+}
+
+// name returns the name sql has, or will have, on this connection.
+func (s *connStmts) name(sql string) string {
+	if n, ok := s.names[sql]; ok {
+		return n
+	}
+	s.next++
+	n := "aerofn_" + strconv.Itoa(s.next)
+	s.names[sql] = n
+	return n
+}
+
+// ready reports whether sql is prepared with exactly these parameter types.
+func (s *connStmts) ready(sql string, params []uint32) bool {
+	p, ok := s.params[sql]
+	return ok && slices.Equal(p, params)
+}
+
+func (s *connStmts) prepared(sql string, params []uint32) { s.params[sql] = slices.Clone(params) }
+func (s *connStmts) forget(sql string)                    { delete(s.params, sql) }
+func (s *connStmts) full() bool                           { return len(s.names) > maxConnStmts }
+func (s *connStmts) clear() {
+	s.names, s.params = map[string]string{}, map[string][]uint32{}
 }
 
 // clock is one connection's reading of its server's clock.
@@ -234,30 +288,64 @@ func (c *call) fast(ctx context.Context, deadline time.Time, id token.Identity, 
 		return nil, nil, false
 	}
 
+	// What each result of the pipeline is.
+	const (
+		skip = iota
+		prepStmt
+		stmt
+		prepCheck
+		check
+	)
+	kinds := []int{skip, skip, skip}
+	st := stmtsOf(c.pc)
+	name, checkName := st.name(sql), st.name(wroteNothingSQL)
 	pl := c.pc.StartPipeline(ctx)
 	pl.SendQueryParams("BEGIN", nil, nil, nil, nil)
 	pl.SendQueryParams("SET LOCAL aerofn.token = '"+tok+"'", nil, nil, nil, nil)
 	pl.SendQueryParams("SET LOCAL statement_timeout = "+strconv.FormatInt(max(budget.Milliseconds(), 1), 10), nil, nil, nil, nil)
-	pl.SendQueryParams(sql, values, d.params, nil, nil)
-	pl.SendQueryParams(wroteNothingSQL, nil, nil, nil, nil)
+	if !st.ready(sql, d.params) {
+		st.forget(sql)
+		pl.SendDeallocate(name)
+		pl.SendPrepare(name, sql, d.params)
+		kinds = append(kinds, skip, prepStmt)
+	}
+	pl.SendQueryPrepared(name, values, nil, nil)
+	kinds = append(kinds, stmt)
+	if !st.ready(wroteNothingSQL, nil) {
+		pl.SendPrepare(checkName, wroteNothingSQL, nil)
+		kinds = append(kinds, prepCheck)
+	}
+	pl.SendQueryPrepared(checkName, nil, nil, nil)
+	kinds = append(kinds, check)
 	if err := pl.Sync(); err != nil {
 		return nil, c.fail(ctx, err), true
 	}
 	res = &Result{}
 	wroteNothing := false
 	serverErr, fatal := segment(pl, func(i int, r any) error {
+		if i >= len(kinds) {
+			return errors.New("unexpected pipeline result")
+		}
+		switch kinds[i] {
+		case prepStmt:
+			if _, ok := r.(*pgconn.StatementDescription); ok {
+				st.prepared(sql, d.params)
+			}
+			return nil
+		case prepCheck:
+			if _, ok := r.(*pgconn.StatementDescription); ok {
+				st.prepared(wroteNothingSQL, nil)
+			}
+			return nil
+		case skip:
+			return closeReader(r)
+		case check:
+			wroteNothing = readInt(r) == 1
+			return nil
+		}
 		rr, ok := r.(*pgconn.ResultReader)
 		if !ok {
 			return errors.New("unexpected pipeline result")
-		}
-		if i != 3 {
-			if i == 4 {
-				for rr.NextRow() {
-					wroteNothing = string(rr.Values()[0]) == "t"
-				}
-			}
-			_, err := rr.Close()
-			return err
 		}
 		fds := rr.FieldDescriptions()
 		names := make([][]byte, len(fds))
@@ -324,8 +412,8 @@ func (c *call) fast(ctx context.Context, deadline time.Time, id token.Identity, 
 // fastRetryable says whether a server error on the fast path may be the fast
 // path's own doing, so that the slow path should run the call again: a token
 // refused for its connection or window (the clock reading was off, or the
-// server was slow to begin), or an error of analysis (class 42: the
-// description the parameters were typed by may be stale).
+// server was slow to begin), or an error that a stale description or plan
+// can cause. The statement failed as a whole, so running it again is safe.
 func (c *call) fastRetryable(err error, sql string) bool {
 	var pe *pgconn.PgError
 	if !errors.As(err, &pe) {
@@ -337,8 +425,18 @@ func (c *call) fastRetryable(err error, sql string) bool {
 			cl.at = time.Time{} // read the clock again before trusting it
 		}
 		return true
-	case strings.HasPrefix(pe.Code, "42"):
+	case strings.HasPrefix(pe.Code, "42"), pe.Code == "22P02", pe.Code == "22003":
+		// Analysis errors, and a value that does not convert to the
+		// parameter's type: the types the parameters were prepared with may
+		// be stale. The slow path describes the statement again (and if the
+		// error is the function's own, answers with it).
 		c.e.descs.forget(c.role, sql)
+		stmtsOf(c.pc).forget(sql)
+		return true
+	case pe.Code == "0A000" && strings.Contains(pe.Message, "cached plan"):
+		// "cached plan must not change result type": the schema changed
+		// under this connection's prepared statement.
+		stmtsOf(c.pc).forget(sql)
 		return true
 	}
 	return false

@@ -84,6 +84,6 @@ func dbQuery(ctx context.Context, srv *server.Server, dbURL string, n int) (benc
 		Title: "db_query round trip under row-level security",
 		About: "A primary-key lookup on a 10,000-row table with an owner-only policy, as an authenticated user. The function is `examples/sql-proxy` run by the engine with the real executor; each `db_query` is timed where the guest's call enters and leaves the host. Bare pgx runs the same statement on the admin pool, interleaved call by call.",
 		Rows:  rows,
-		Ratio: fmt.Sprintf("db_query / bare pgx at p50: %.1fx. %d of the %d measured calls took the fast path (two round trips: BEGIN, the identity token for this backend and a window of transaction start, statement_timeout and the statement in one; then COMMIT), %d the slow path (three: BEGIN and the exact transaction start first). The session reset runs after the call returns.", ratio(rows[1].Dist.P50, rows[0].Dist.P50), fast, fast+slow, slow),
+		Ratio: fmt.Sprintf("db_query / bare pgx: %.1fx at p50, %.1fx at p95. %d of the %d measured calls took the fast path: a read is one round trip (BEGIN, the identity token for this backend and a window of transaction start, statement_timeout, the statement and a check that it wrote nothing, together; COMMIT and the session reset follow after the call returns); %d the slow path (three round trips). The policy is written as docs/RLS.md advises, owner = (SELECT auth.uid()).", ratio(rows[1].Dist.P50, rows[0].Dist.P50), ratio(rows[1].Dist.P95, rows[0].Dist.P95), fast, fast+slow, slow),
 	}, nil
 }
