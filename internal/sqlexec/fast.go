@@ -143,9 +143,14 @@ type connStmts struct {
 
 const (
 	stmtsKey = "aerofn.sqlexec.stmts"
-	// maxConnStmts bounds the statements kept on one connection; past it the
-	// next reset deallocates them all and the count starts again.
-	maxConnStmts = 256
+	// maxConnStmts bounds the statements kept on one connection (each holds
+	// a plan in the backend's memory); past it the next reset deallocates
+	// them all and the count starts again. Statement texts longer than
+	// maxDescSQL are not kept at all (see scratchStmt).
+	maxConnStmts = 64
+	// scratchStmt is the name the slow path prepares a statement too long
+	// to keep under; it is prepared again on every use.
+	scratchStmt = "aerofn_scratch"
 )
 
 func stmtsOf(pc *pgconn.PgConn) *connStmts {
@@ -159,6 +164,9 @@ func stmtsOf(pc *pgconn.PgConn) *connStmts {
 
 // name returns the name sql has, or will have, on this connection.
 func (s *connStmts) name(sql string) string {
+	if len(sql) > maxDescSQL {
+		return scratchStmt
+	}
 	if n, ok := s.names[sql]; ok {
 		return n
 	}
@@ -174,9 +182,13 @@ func (s *connStmts) ready(sql string, params []uint32) bool {
 	return ok && slices.Equal(p, params)
 }
 
-func (s *connStmts) prepared(sql string, params []uint32) { s.params[sql] = slices.Clone(params) }
-func (s *connStmts) forget(sql string)                    { delete(s.params, sql) }
-func (s *connStmts) full() bool                           { return len(s.names) > maxConnStmts }
+func (s *connStmts) prepared(sql string, params []uint32) {
+	if len(sql) <= maxDescSQL {
+		s.params[sql] = slices.Clone(params)
+	}
+}
+func (s *connStmts) forget(sql string) { delete(s.params, sql) }
+func (s *connStmts) full() bool        { return len(s.names) > maxConnStmts }
 func (s *connStmts) clear() {
 	s.names, s.params = map[string]string{}, map[string][]uint32{}
 }
@@ -437,6 +449,11 @@ func (c *call) fastRetryable(err error, sql string) bool {
 		// "cached plan must not change result type": the schema changed
 		// under this connection's prepared statement.
 		stmtsOf(c.pc).forget(sql)
+		return true
+	case pe.Code == "26000":
+		// A prepared statement is gone: only a statement the guard refuses
+		// (DEALLOCATE) can do that, and it may have taken them all.
+		stmtsOf(c.pc).clear()
 		return true
 	}
 	return false

@@ -234,3 +234,48 @@ func TestFastPathWrites(t *testing.T) {
 		t.Fatal("an INSERT whose result broke MaxRows committed")
 	}
 }
+
+// The host's statements stay prepared on the connection across calls (their
+// plans with them), one per statement text; one deallocated behind the
+// host's back is prepared again.
+func TestFastPathKeepsStatements(t *testing.T) {
+	v := fastEnv(t, sqlexec.Config{PoolSize: 1})
+	ctx := context.Background()
+	p := user(fastUser)
+	const q = "SELECT id FROM notes WHERE id = $1"
+	kept := func() string {
+		res, err := v.exec.QueryUnguarded(ctx, p, `SELECT (SELECT prepare_time::text FROM pg_prepared_statements WHERE statement = $1 AND NOT from_sql) AS q_prepared,
+			(SELECT count(*) FROM pg_prepared_statements WHERE from_sql) AS sql`, []any{q})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(res.Rows[0])
+	}
+	for i := range 5 {
+		mustQuery(t, v.exec, p, q, 2*i+2)
+	}
+	kept() // prepares itself on this connection
+	before := kept()
+	for i := range 5 {
+		mustQuery(t, v.exec, p, q, 2*i+2)
+	}
+	if after := kept(); after != before || !strings.Contains(after, `"sql":0`) || strings.Contains(after, `"q_prepared":null`) {
+		t.Fatalf("prepared statements went from %s to %s; want the statement kept (prepared once), none made with SQL", before, after)
+	}
+	// Deallocated behind the host's back (only an unguarded statement can).
+	if _, err := v.exec.QueryUnguarded(ctx, p, "DEALLOCATE ALL", nil); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if rows := mustQuery(t, v.exec, p, q, 2); len(rows) != 1 {
+			t.Fatalf("call %d after DEALLOCATE ALL: rows %v", i, rows)
+		}
+	}
+	f0, _, fb0 := counts(v.exec)
+	for range 3 {
+		mustQuery(t, v.exec, p, q, 2)
+	}
+	if f, _, fb := counts(v.exec); f != f0+3 || fb != fb0 {
+		t.Fatalf("after recovering: fast %d of 3, fallbacks %d", f-f0, fb-fb0)
+	}
+}
