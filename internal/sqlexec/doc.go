@@ -46,21 +46,23 @@
 //	               ▼
 //	round trip 1   BEGIN
 //	               SELECT pg_backend_pid(), transaction start      ── what the v1 token binds to; a clock reading
-//	               Parse + Describe the statement as "aerofn_q"    ── types of params and columns (cached after)
+//	               Close + Parse + Describe the statement          ── under its name on this connection (connStmts);
+//	                                                                  types of params and columns (cached after)
 //	               │  unknown type OIDs? ── one pg_type lookup, cached
 //	               │  params → text binds for the described types
 //	               ▼
 //	round trip 2   SET LOCAL aerofn.token = '<signed v1 token>'
 //	               SET LOCAL statement_timeout = <deadline − reserve>
-//	               Bind + Execute "aerofn_q"                       ── rows stream into JSON under MaxRows/MaxBytes
+//	               Bind + Execute the prepared statement           ── rows stream into JSON under MaxRows/MaxBytes
 //	               │  transaction still open ('T')? else destroy
 //	               ▼
 //	round trip 3   COMMIT
 //	               ▼
 //	            result (or *Error)
-//	   background  CLOSE ALL; RESET ALL; RESET ROLE; DEALLOCATE ALL; UNLISTEN *;
-//	               DISCARD SEQUENCES; DISCARD TEMP; pg_advisory_unlock_all(); clock reading
-//	               │  all ok and idle ('I')? release : destroy
+//	   background  CLOSE ALL; RESET ALL; RESET ROLE; UNLISTEN *; DISCARD SEQUENCES;
+//	               DISCARD TEMP; pg_advisory_unlock_all(); count of SQL-PREPAREd statements;
+//	               clock reading
+//	               │  all ok, none PREPAREd, idle ('I')? release : destroy
 //
 // The fast path (fast.go), once the statement's description is cached and
 // the connection has a fresh reading of the server's clock:
@@ -68,8 +70,8 @@
 //	round trip 1   BEGIN
 //	               SET LOCAL aerofn.token = '<signed v2 token: this backend, a window of transaction start>'
 //	               SET LOCAL statement_timeout = <deadline − reserve>
-//	               Parse (described param types) + Bind + Describe + Execute
-//	               SELECT pg_current_xact_id_if_assigned() IS NULL ── did it write anything?
+//	               [Parse, if not yet on this connection] Bind + Describe + Execute
+//	               SELECT pg_current_xact_id_if_assigned() IS NULL ── did it write anything? (prepared too)
 //	               │  token refused for its window or backend, class-42 error,
 //	               │  unknown column type? ── roll back (or drop), run the slow path
 //	               ▼
@@ -77,9 +79,10 @@
 //	wrote:         round trip 2  COMMIT, then the result; the reset in the background
 //
 // Each round trip is one pgconn pipeline ending in a Sync; the reset is one
-// simple-protocol message. The reset is DISCARD ALL without DISCARD PLANS:
-// plans carry nothing of a caller, and keeping them saves the verifier a
-// re-plan on every call.
+// simple-protocol message. The reset is DISCARD ALL without DISCARD PLANS and
+// DEALLOCATE ALL: plans carry nothing of a caller, and keeping them (the
+// verifier's, and the host's prepared statements) saves a re-plan on every
+// call.
 //
 // # Failure modes
 //

@@ -15,13 +15,16 @@ import (
 	"github.com/aerodb/aerofn/internal/sqlexec/token"
 )
 
-// The fast path runs a call in two round trips instead of three:
+// The fast path runs a read in one round trip and a write in two, where the
+// slow path takes three:
 //
 //	round trip 1   BEGIN
 //	               SET LOCAL aerofn.token = '<v2 token: this backend, a window of transaction start>'
 //	               SET LOCAL statement_timeout = <deadline − reserve>
-//	               Parse (with the parameter types described before) + Bind + Describe + Execute
-//	round trip 2   COMMIT (then the reset, off the caller's path, as on the slow path)
+//	               the statement, prepared on this connection (connStmts): Bind + Describe + Execute
+//	               did the transaction write anything? (wroteNothingSQL)
+//	round trip 2   only if it wrote: COMMIT
+//	background     (COMMIT, if it wrote nothing, and) the reset, as on the slow path
 //
 // It needs two things the slow path learns: the statement's description
 // (parameter types, to bind the JSON values as the slow path would), kept
