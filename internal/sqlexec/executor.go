@@ -379,7 +379,7 @@ func (e *Executor) query(ctx context.Context, p auth.Principal, sql string, para
 		return nil, err
 	}
 	c := &call{e: e, conn: conn, pc: conn.Conn().PgConn(), role: role}
-	id := token.Identity{Sub: p.UserID, Role: string(p.Role), Expires: deadline, Claims: claims}
+	id := token.Identity{Sub: p.UserID, Role: string(p.Role), DBRole: role, Expires: deadline, Claims: claims}
 	if d := e.descs.get(role, sql); d != nil {
 		res, err, decided := c.fast(ctx, deadline, id, sql, params, d)
 		if decided {
@@ -557,7 +557,7 @@ func (c *call) run(ctx context.Context, deadline time.Time, id token.Identity, s
 	}
 	// transaction_timestamp() was taken between sending and receiving:
 	// that is a reading of the server's clock for the fast path.
-	calibrate(c.pc, id.Xact, sent, time.Now())
+	calibrate(c.pc, id.NotBefore, sent, time.Now())
 	checkedPID(c.pc, id.PID == int64(c.pc.PID()))
 	fields, err := c.fieldTypes(ctx, sd)
 	if err != nil {
@@ -670,7 +670,8 @@ func (c *call) begin(ctx context.Context, sql string, id *token.Identity) (*pgco
 				if err1 != nil || err2 != nil {
 					where = fmt.Errorf("reading backend pid and transaction start %q %q", v[0], v[1])
 				}
-				id.PID, id.Xact = pid, xact
+				// The slow path's token names this exact instant.
+				id.PID, id.NotBefore, id.NotAfter = pid, xact, xact
 			}
 			_, err := rr.Close()
 			return err

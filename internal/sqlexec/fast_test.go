@@ -81,7 +81,7 @@ func TestWindowTokenVerified(t *testing.T) {
 	}
 	now := time.Now().UnixMicro()
 	sign := func(key []byte, pid, from, to int64) string {
-		return token.Sign(key, token.Identity{Sub: "a1a1a1a1-0000-4000-8000-000000000001", Role: "authenticated", PID: pid,
+		return token.Sign(key, token.Identity{Sub: "a1a1a1a1-0000-4000-8000-000000000001", Role: "authenticated", DBRole: "authenticated", PID: pid,
 			NotBefore: from, NotAfter: to, Expires: time.Now().Add(time.Minute)})
 	}
 	cases := []struct {

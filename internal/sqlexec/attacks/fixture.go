@@ -138,11 +138,14 @@ func Setup(ctx context.Context, admin Admin) (*Fixture, error) {
 	if err := admin.QueryRow(ctx, "SELECT key, pg_backend_pid() FROM aerofn.rls_signing_key WHERE id = 1").Scan(&key, &pid); err != nil {
 		return nil, fmt.Errorf("reading signing key: %w", err)
 	}
-	victim := token.Identity{Sub: VictimID, Role: "authenticated", PID: pid, Xact: time.Now().UnixMicro(),
+	now := time.Now().UnixMicro()
+	victim := token.Identity{Sub: VictimID, Role: "authenticated", DBRole: authd, PID: pid, NotBefore: now, NotAfter: now,
 		Expires: time.Now().Add(time.Hour), Claims: []byte(`{"sub":"` + VictimID + `","role":"authenticated"}`)}
-	f.StolenToken = token.Sign(key, victim)
+	// The format aerofn signed before migration 007 (the database still
+	// takes it), for one exact transaction start.
+	f.StolenToken = token.SignLegacy(key, victim, now)
 	f.ForgedToken = token.Sign([]byte("not the key, but 32 bytes long!!"), victim)
-	// The fast path's kind of token, its window wide open around now.
+	// The current format, its window wide open around now.
 	windowed := victim
 	windowed.NotBefore, windowed.NotAfter = time.Now().Add(-time.Hour).UnixMicro(), time.Now().Add(time.Hour).UnixMicro()
 	f.StolenWindowToken = token.Sign(key, windowed)

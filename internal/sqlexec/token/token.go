@@ -4,21 +4,26 @@
 // (which signs real tokens) and the attack suite (which forges and replays
 // them) use the one definition of the format.
 //
-// Two formats (every field free of '|'):
+// The format the host signs (every field free of '|'):
+//
+//	v2|base64(sub)|uid|role|db_role|backend_pid|not_before_us|not_after_us|expires_ms|base64(claims)|hex(hmac)
+//
+// where hmac is HMAC-SHA256 with the signing key over every field before it;
+// uid is the sub in canonical form when it is a UUID, else empty; role is the
+// principal (anon, authenticated, service_role) and db_role the database role
+// the token is for. The transaction must have started within
+// [not_before, not_after]: the slow path, which has read the transaction's
+// start, signs exactly that instant; the fast path, which signs before
+// BEGIN, a window of about a tenth of a second from its estimate of the
+// server's clock. The database still accepts the format that aerofn signed
+// before migration 007:
 //
 //	v1|base64(sub)|role|backend_pid|xact_start_us|expires_ms|base64(claims)|hex(hmac)
-//	v2|base64(sub)|role|backend_pid|not_before_us|not_after_us|expires_ms|base64(claims)|hex(hmac)
 //
-// where hmac is HMAC-SHA256 with the signing key over every field before it.
-// A v1 token names its transaction exactly: the host reads
-// transaction_timestamp() after BEGIN and signs it. A v2 token names a short
-// window that the transaction must have started in; the host signs it before
-// BEGIN from its estimate of the server's clock, which saves the round trip
-// that reads it. Both are bound to one backend and expire with the call.
-//
-// The verifying side is aerofn.verified_identity() in migration 007_rls_window.sql,
-// which computes the same HMAC with the built-in sha256() and the ipad/opad
-// blocks that Pads returns, so the database needs no extension for it.
+// The verifying side is aerofn.verified_identity() in migration
+// 007_rls_window.sql, which computes the same HMAC with the built-in sha256()
+// and the ipad/opad blocks that Pads returns, so the database needs no
+// extension for it.
 package token
 
 import (
@@ -26,16 +31,17 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// Version is the first field of a token bound to one exact transaction
-// start; VersionWindow that of one bound to a window.
+// Version is the first field of every token Sign makes; VersionLegacy that
+// of the format before it, which SignLegacy makes for tests.
 const (
-	Version       = "v1"
-	VersionWindow = "v2"
+	Version       = "v2"
+	VersionLegacy = "v1"
 )
 
 // KeySize is the length of a signing key in bytes.
@@ -43,16 +49,27 @@ const KeySize = 32
 
 // Identity is what a token asserts.
 type Identity struct {
-	Sub  string // the principal's user id; "" for anon and service_role without one
-	Role string // anon, authenticated or service_role (the principal's role, not the database role)
-	PID  int64  // pg_backend_pid() of the only backend the token is valid on
-	Xact int64  // v1: transaction_timestamp() in microseconds since the Unix epoch
-	// NotBefore and NotAfter (microseconds since the Unix epoch), when
-	// NotAfter is not zero, make a v2 token: the transaction must have started
-	// within [NotBefore, NotAfter]; Xact is then ignored.
+	Sub    string // the principal's user id; "" for anon and service_role without one
+	Role   string // anon, authenticated or service_role (the principal's role)
+	DBRole string // the database role of the connection the token is for
+	PID    int64  // pg_backend_pid() of the only backend the token is valid on
+	// The transaction must have started within [NotBefore, NotAfter]
+	// (microseconds since the Unix epoch); equal for one exact instant.
 	NotBefore, NotAfter int64
 	Expires             time.Time // after this the token is refused even in its own transaction
 	Claims              []byte    // JSON object handed to auth.jwt(); nil means {}
+}
+
+var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+// UID is sub as auth.uid() returns it: lower-case when sub is a UUID in its
+// canonical form, "" (NULL) otherwise, which never equals an owner column, so
+// a policy fails closed.
+func UID(sub string) string {
+	if uuidRE.MatchString(sub) {
+		return strings.ToLower(sub)
+	}
+	return ""
 }
 
 // Sign returns the token for id signed with key.
@@ -62,35 +79,39 @@ func Sign(key []byte, id Identity) string {
 		claims = []byte("{}")
 	}
 	var b strings.Builder
-	b.Grow(128 + len(id.Sub)*4/3 + len(claims)*4/3)
-	if id.NotAfter != 0 {
-		b.WriteString(VersionWindow)
-	} else {
-		b.WriteString(Version)
-	}
-	b.WriteByte('|')
-	b.WriteString(base64.StdEncoding.EncodeToString([]byte(id.Sub)))
-	b.WriteByte('|')
-	b.WriteString(id.Role)
-	b.WriteByte('|')
-	b.WriteString(strconv.FormatInt(id.PID, 10))
-	b.WriteByte('|')
-	if id.NotAfter != 0 {
-		b.WriteString(strconv.FormatInt(id.NotBefore, 10))
-		b.WriteByte('|')
-		b.WriteString(strconv.FormatInt(id.NotAfter, 10))
-	} else {
-		b.WriteString(strconv.FormatInt(id.Xact, 10))
-	}
-	b.WriteByte('|')
-	b.WriteString(strconv.FormatInt(id.Expires.UnixMilli(), 10))
-	b.WriteByte('|')
+	b.Grow(160 + len(id.Sub)*4/3 + len(claims)*4/3)
+	field := func(s string) { b.WriteString(s); b.WriteByte('|') }
+	field(Version)
+	field(base64.StdEncoding.EncodeToString([]byte(id.Sub)))
+	field(UID(id.Sub))
+	field(id.Role)
+	field(id.DBRole)
+	field(strconv.FormatInt(id.PID, 10))
+	field(strconv.FormatInt(id.NotBefore, 10))
+	field(strconv.FormatInt(id.NotAfter, 10))
+	field(strconv.FormatInt(id.Expires.UnixMilli(), 10))
 	b.WriteString(base64.StdEncoding.EncodeToString(claims))
+	return seal(key, b.String())
+}
+
+// SignLegacy returns the token aerofn signed before migration 007 (v1),
+// bound to the exact transaction start xact: the database still accepts it,
+// and the attack suite forges and replays it.
+func SignLegacy(key []byte, id Identity, xact int64) string {
+	claims := id.Claims
+	if len(claims) == 0 {
+		claims = []byte("{}")
+	}
+	msg := strings.Join([]string{VersionLegacy, base64.StdEncoding.EncodeToString([]byte(id.Sub)), id.Role,
+		strconv.FormatInt(id.PID, 10), strconv.FormatInt(xact, 10), strconv.FormatInt(id.Expires.UnixMilli(), 10),
+		base64.StdEncoding.EncodeToString(claims)}, "|")
+	return seal(key, msg)
+}
+
+func seal(key []byte, msg string) string {
 	mac := hmac.New(sha256.New, key)
-	mac.Write([]byte(b.String()))
-	b.WriteByte('|')
-	b.WriteString(hex.EncodeToString(mac.Sum(nil)))
-	return b.String()
+	mac.Write([]byte(msg))
+	return msg + "|" + hex.EncodeToString(mac.Sum(nil))
 }
 
 // Pads returns the HMAC-SHA256 inner and outer key blocks for key (at most 64

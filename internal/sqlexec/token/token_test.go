@@ -26,15 +26,17 @@ func TestPadsAreHMAC(t *testing.T) {
 
 func TestSignFormat(t *testing.T) {
 	key := []byte("0123456789abcdef0123456789abcdef")
-	tok := Sign(key, Identity{Sub: "a|b'c", Role: "authenticated", PID: 42, Xact: 7, Expires: time.UnixMilli(99), Claims: []byte(`{"x":"'"}`)})
+	tok := Sign(key, Identity{Sub: "A1A1A1A1-0000-4000-8000-000000000001", Role: "authenticated", DBRole: "fn_auth", PID: 42,
+		NotBefore: 7, NotAfter: 8, Expires: time.UnixMilli(99), Claims: []byte(`{"x":"'"}`)})
 	parts := strings.Split(tok, "|")
-	if len(parts) != 8 || parts[0] != Version || parts[2] != "authenticated" || parts[3] != "42" || parts[4] != "7" || parts[5] != "99" {
+	if len(parts) != 11 || parts[0] != Version || parts[2] != "a1a1a1a1-0000-4000-8000-000000000001" || parts[3] != "authenticated" ||
+		parts[4] != "fn_auth" || parts[5] != "42" || parts[6] != "7" || parts[7] != "8" || parts[8] != "99" {
 		t.Fatalf("token %q", tok)
 	}
 	m := hmac.New(sha256.New, key)
-	m.Write([]byte(strings.Join(parts[:7], "|")))
-	if hex.EncodeToString(m.Sum(nil)) != parts[7] {
-		t.Error("signature is not over the first seven fields")
+	m.Write([]byte(strings.Join(parts[:10], "|")))
+	if hex.EncodeToString(m.Sum(nil)) != parts[10] {
+		t.Error("signature is not over the fields before it")
 	}
 	if !SafeLiteral(tok) {
 		t.Errorf("a signed token must be a safe SQL literal: %q", tok)
@@ -42,21 +44,35 @@ func TestSignFormat(t *testing.T) {
 	if SafeLiteral("x'; SET ROLE postgres; --") {
 		t.Error("SafeLiteral admitted a quote")
 	}
+	// A sub with a '|' or a quote cannot break the format: it is base64.
+	odd := Sign(key, Identity{Sub: "a|b'c", Role: "authenticated", DBRole: "r", Expires: time.UnixMilli(1)})
+	if p := strings.Split(odd, "|"); len(p) != 11 || p[2] != "" || !SafeLiteral(odd) {
+		t.Fatalf("token %q", odd)
+	}
 }
 
-func TestSignWindowFormat(t *testing.T) {
+func TestSignLegacyFormat(t *testing.T) {
 	key := []byte("0123456789abcdef0123456789abcdef")
-	tok := Sign(key, Identity{Sub: "u", Role: "anon", PID: 42, Xact: 5, NotBefore: 7, NotAfter: 8, Expires: time.UnixMilli(99)})
+	tok := SignLegacy(key, Identity{Sub: "u", Role: "anon", PID: 42, Expires: time.UnixMilli(99)}, 5)
 	parts := strings.Split(tok, "|")
-	if len(parts) != 9 || parts[0] != VersionWindow || parts[3] != "42" || parts[4] != "7" || parts[5] != "8" || parts[6] != "99" {
+	if len(parts) != 8 || parts[0] != VersionLegacy || parts[3] != "42" || parts[4] != "5" || parts[5] != "99" {
 		t.Fatalf("token %q", tok)
 	}
 	m := hmac.New(sha256.New, key)
-	m.Write([]byte(strings.Join(parts[:8], "|")))
-	if hex.EncodeToString(m.Sum(nil)) != parts[8] {
-		t.Error("signature is not over the first eight fields")
+	m.Write([]byte(strings.Join(parts[:7], "|")))
+	if hex.EncodeToString(m.Sum(nil)) != parts[7] {
+		t.Error("signature is not over the first seven fields")
 	}
-	if !SafeLiteral(tok) {
-		t.Errorf("a signed token must be a safe SQL literal: %q", tok)
+}
+
+func TestUID(t *testing.T) {
+	for sub, want := range map[string]string{
+		"A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11":   "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+		"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11":   "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+		"{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}": "", "a0eebc999c0b4ef8bb6d6bb9bd380a11": "", "user-42": "", "": "",
+	} {
+		if got := UID(sub); got != want {
+			t.Errorf("UID(%q) = %q, want %q", sub, got, want)
+		}
 	}
 }
