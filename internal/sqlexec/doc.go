@@ -10,14 +10,15 @@
 //     LOGIN roles that are members of no role, one pgx pool each. No SET
 //     ROLE can climb from them; only service_role has BYPASSRLS. Setup makes
 //     them so on every migrate, and every new connection checks it again.
-//  2. Identity. The host signs a token sub|role|backend pid|transaction
-//     start|expiry|claims with a per-database key that no function role can
-//     read (package token), sets it with SET LOCAL in the call's own
-//     transaction, and aerofn.verified_identity() verifies it for auth.uid(),
-//     auth.role(), auth.sub() and (through aerofn.current_identity())
-//     auth.jwt(). A copied or forged token is refused (SQLSTATE 28000)
-//     anywhere but its own backend and transaction (v1: its exact start; v2,
-//     the fast path: a window of about 0.1 s around it).
+//  2. Identity. The host signs a token sub|uid|role|database role|backend
+//     pid|transaction start window|expiry|claims with a per-database key that
+//     no function role can read (package token), sets it with SET LOCAL in
+//     the call's own transaction, and aerofn.verified_identity() verifies it
+//     for auth.uid(), auth.role(), auth.sub() and (through
+//     aerofn.current_identity()) auth.jwt(). A copied or forged token is
+//     refused (SQLSTATE 28000) anywhere but its own backend and transaction
+//     (the slow path: its exact start; the fast path: a window of about 0.1 s
+//     around it).
 //  3. Hardening (Setup). No TEMPORARY on the database (nothing can shadow a
 //     real table), no CREATE anywhere, EXECUTE revoked on set_config,
 //     pg_notify, advisory locks, backend signalling, lo_*, the functions that
@@ -45,13 +46,13 @@
 //	               │  new connection? ── check role, attributes, memberships, own settings
 //	               ▼
 //	round trip 1   BEGIN
-//	               SELECT pg_backend_pid(), transaction start      ── what the v1 token binds to; a clock reading
+//	               SELECT pg_backend_pid(), transaction start      ── what the token binds to; a clock reading
 //	               Close + Parse + Describe the statement          ── under its name on this connection (connStmts);
 //	                                                                  types of params and columns (cached after)
 //	               │  unknown type OIDs? ── one pg_type lookup, cached
 //	               │  params → text binds for the described types
 //	               ▼
-//	round trip 2   SET LOCAL aerofn.token = '<signed v1 token>'
+//	round trip 2   SET LOCAL aerofn.token = '<signed token: this backend, this exact start>'
 //	               SET LOCAL statement_timeout = <deadline − reserve>
 //	               Bind + Execute the prepared statement           ── rows stream into JSON under MaxRows/MaxBytes
 //	               │  transaction still open ('T')? else destroy
@@ -68,7 +69,7 @@
 // the connection has a fresh reading of the server's clock:
 //
 //	round trip 1   BEGIN
-//	               SET LOCAL aerofn.token = '<signed v2 token: this backend, a window of transaction start>'
+//	               SET LOCAL aerofn.token = '<signed token: this backend, a window of transaction start>'
 //	               SET LOCAL statement_timeout = <deadline − reserve>
 //	               [Parse, if not yet on this connection] Bind + Describe + Execute
 //	               SELECT pg_current_xact_id_if_assigned() IS NULL ── did it write anything? (prepared too)

@@ -19,7 +19,7 @@ import (
 // slow path takes three:
 //
 //	round trip 1   BEGIN
-//	               SET LOCAL aerofn.token = '<v2 token: this backend, a window of transaction start>'
+//	               SET LOCAL aerofn.token = '<token: this backend, a window of transaction start>'
 //	               SET LOCAL statement_timeout = <deadline − reserve>
 //	               the statement, prepared on this connection (connStmts): Bind + Describe + Execute
 //	               did the transaction write anything? (wroteNothingSQL)
@@ -51,7 +51,7 @@ const (
 	maxClockAge   = 60 * time.Second
 	maxClockError = 2 * time.Millisecond
 
-	// windowAfter is how long after the host signs a v2 token the server
+	// windowAfter is how long after the host signs a fast-path token the server
 	// may begin its transaction (time in the socket and in the server's
 	// queue). A token that misses it is refused and the call falls back.
 	windowAfter = 100 * time.Millisecond
@@ -233,7 +233,7 @@ func clockOf(pc *pgconn.PgConn) *clock {
 	return cl
 }
 
-// window returns the v2 token window for a transaction about to begin on pc,
+// window returns the token window for a transaction about to begin on pc,
 // or ok false when pc has no clock reading fresh and sure enough.
 func window(pc *pgconn.PgConn, now time.Time) (notBefore, notAfter int64, ok bool) {
 	cl, _ := pc.CustomData()[clockKey].(*clock)

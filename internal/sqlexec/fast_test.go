@@ -64,7 +64,8 @@ func TestFastPathTaken(t *testing.T) {
 	}
 }
 
-// A v2 token is refused outside its window, on another backend, or forged;
+// A token is refused outside its window, on another backend or database role,
+// or forged;
 // inside its window on its own backend it is the caller's identity.
 func TestWindowTokenVerified(t *testing.T) {
 	v := fastEnv(t, sqlexec.Config{PoolSize: 1})
@@ -80,10 +81,11 @@ func TestWindowTokenVerified(t *testing.T) {
 		t.Fatalf("no pid in %s", res.Rows[0])
 	}
 	now := time.Now().UnixMicro()
-	sign := func(key []byte, pid, from, to int64) string {
-		return token.Sign(key, token.Identity{Sub: "a1a1a1a1-0000-4000-8000-000000000001", Role: "authenticated", DBRole: "authenticated", PID: pid,
+	signAs := func(key []byte, dbRole string, pid, from, to int64) string {
+		return token.Sign(key, token.Identity{Sub: "a1a1a1a1-0000-4000-8000-000000000001", Role: "authenticated", DBRole: dbRole, PID: pid,
 			NotBefore: from, NotAfter: to, Expires: time.Now().Add(time.Minute)})
 	}
+	sign := func(key []byte, pid, from, to int64) string { return signAs(key, "authenticated", pid, from, to) }
 	cases := []struct {
 		name, tok, want string
 	}{
@@ -91,6 +93,7 @@ func TestWindowTokenVerified(t *testing.T) {
 		{"window passed", sign(v.exec.Key(), pid, now-20_000_000, now-10_000_000), "outside its window"},
 		{"window to come", sign(v.exec.Key(), pid, now+10_000_000, now+20_000_000), "outside its window"},
 		{"another backend", sign(v.exec.Key(), pid+1, now-60_000_000, now+60_000_000), "another connection"},
+		{"another database role", signAs(v.exec.Key(), "service_role", pid, now-60_000_000, now+60_000_000), "not for this session's role"},
 		{"forged", sign([]byte("not the key, but 32 bytes long!!"), pid, now-60_000_000, now+60_000_000), "does not verify"},
 	}
 	for _, c := range cases {
