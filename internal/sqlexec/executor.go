@@ -109,6 +109,7 @@ type Executor struct {
 	admin  *pgxpool.Pool
 	pools  map[auth.Role]*pgxpool.Pool
 	key    []byte
+	signer *token.Signer
 	dbname string
 	types  typeCache
 	descs  descCache
@@ -170,6 +171,7 @@ func (e *Executor) load(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reading signing key: %w", err)
 	}
+	e.signer = token.NewSigner(e.key)
 	rows, err := e.admin.Query(ctx, "SELECT rolname::text, principal FROM aerofn.rls_roles")
 	if err != nil {
 		return fmt.Errorf("reading function roles: %w", err)
@@ -572,7 +574,7 @@ func (c *call) run(ctx context.Context, deadline time.Time, id token.Identity, s
 	if err != nil {
 		return nil, c.fail(ctx, err)
 	}
-	tok := token.Sign(c.e.key, id)
+	tok := c.e.signer.Sign(id)
 	if !token.SafeLiteral(tok) {
 		return nil, c.fail(ctx, &Error{Code: CodeInternal, Message: "identity token is not a safe literal"})
 	}

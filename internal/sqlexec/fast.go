@@ -299,7 +299,7 @@ func (c *call) fast(ctx context.Context, deadline time.Time, id token.Identity, 
 		return nil, nil, false
 	}
 	id.PID, id.NotBefore, id.NotAfter = int64(c.pc.PID()), nb, na
-	tok := token.Sign(c.e.key, id)
+	tok := c.e.signer.Sign(id)
 	if !token.SafeLiteral(tok) {
 		return nil, nil, false
 	}

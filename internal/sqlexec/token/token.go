@@ -27,13 +27,15 @@
 package token
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"regexp"
+	"hash"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -60,20 +62,45 @@ type Identity struct {
 	Claims              []byte    // JSON object handed to auth.jwt(); nil means {}
 }
 
-var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
-
 // UID is sub as auth.uid() returns it: lower-case when sub is a UUID in its
-// canonical form, "" (NULL) otherwise, which never equals an owner column, so
-// a policy fails closed.
+// canonical 8-4-4-4-12 form, "" (NULL) otherwise, which never equals an owner
+// column, so a policy fails closed.
 func UID(sub string) string {
-	if uuidRE.MatchString(sub) {
-		return strings.ToLower(sub)
+	if len(sub) != 36 {
+		return ""
 	}
-	return ""
+	for i := 0; i < 36; i++ {
+		c := sub[i]
+		switch {
+		case i == 8 || i == 13 || i == 18 || i == 23:
+			if c != '-' {
+				return ""
+			}
+		case c >= '0' && c <= '9', c >= 'a' && c <= 'f', c >= 'A' && c <= 'F':
+		default:
+			return ""
+		}
+	}
+	return strings.ToLower(sub)
+}
+
+// Signer signs tokens with one key. It is safe for concurrent use and keeps
+// its HMAC states for reuse, since one is needed on every db_query call.
+type Signer struct {
+	macs sync.Pool
+}
+
+// NewSigner returns a Signer for key.
+func NewSigner(key []byte) *Signer {
+	k := bytes.Clone(key)
+	return &Signer{macs: sync.Pool{New: func() any { return hmac.New(sha256.New, k) }}}
 }
 
 // Sign returns the token for id signed with key.
-func Sign(key []byte, id Identity) string {
+func Sign(key []byte, id Identity) string { return NewSigner(key).Sign(id) }
+
+// Sign returns the token for id.
+func (s *Signer) Sign(id Identity) string {
 	claims := id.Claims
 	if len(claims) == 0 {
 		claims = []byte("{}")
@@ -91,7 +118,10 @@ func Sign(key []byte, id Identity) string {
 	field(strconv.FormatInt(id.NotAfter, 10))
 	field(strconv.FormatInt(id.Expires.UnixMilli(), 10))
 	b.WriteString(base64.StdEncoding.EncodeToString(claims))
-	return seal(key, b.String())
+	mac := s.macs.Get().(hash.Hash)
+	defer s.macs.Put(mac)
+	mac.Reset()
+	return seal(mac, b.String())
 }
 
 // SignLegacy returns the token aerofn signed before migration 007 (v1),
@@ -105,11 +135,10 @@ func SignLegacy(key []byte, id Identity, xact int64) string {
 	msg := strings.Join([]string{VersionLegacy, base64.StdEncoding.EncodeToString([]byte(id.Sub)), id.Role,
 		strconv.FormatInt(id.PID, 10), strconv.FormatInt(xact, 10), strconv.FormatInt(id.Expires.UnixMilli(), 10),
 		base64.StdEncoding.EncodeToString(claims)}, "|")
-	return seal(key, msg)
+	return seal(hmac.New(sha256.New, key), msg)
 }
 
-func seal(key []byte, msg string) string {
-	mac := hmac.New(sha256.New, key)
+func seal(mac hash.Hash, msg string) string {
 	mac.Write([]byte(msg))
 	return msg + "|" + hex.EncodeToString(mac.Sum(nil))
 }
