@@ -307,18 +307,24 @@ func (c *call) fast(ctx context.Context, deadline time.Time, id token.Identity, 
 	// What each result of the pipeline is.
 	const (
 		skip = iota
+		prepBegin
 		prepStmt
 		stmt
 		prepCheck
 		check
 	)
-	kinds := []int{skip, skip, skip}
+	var kinds []int
 	st := stmtsOf(c.pc)
-	name, checkName := st.name(sql), st.name(wroteNothingSQL)
+	name, checkName, beginName := st.name(sql), st.name(wroteNothingSQL), st.name("BEGIN")
 	pl := c.pc.StartPipeline(ctx)
-	pl.SendQueryParams("BEGIN", nil, nil, nil, nil)
+	if !st.ready("BEGIN", nil) {
+		pl.SendPrepare(beginName, "BEGIN", nil)
+		kinds = append(kinds, prepBegin)
+	}
+	pl.SendQueryPrepared(beginName, nil, nil, nil)
 	pl.SendQueryParams("SET LOCAL aerofn.token = '"+tok+"'", nil, nil, nil, nil)
 	pl.SendQueryParams("SET LOCAL statement_timeout = "+strconv.FormatInt(max(budget.Milliseconds(), 1), 10), nil, nil, nil, nil)
+	kinds = append(kinds, skip, skip, skip)
 	if !st.ready(sql, d.params) {
 		st.forget(sql)
 		pl.SendDeallocate(name)
@@ -351,6 +357,11 @@ func (c *call) fast(ctx context.Context, deadline time.Time, id token.Identity, 
 		case prepCheck:
 			if _, ok := r.(*pgconn.StatementDescription); ok {
 				st.prepared(wroteNothingSQL, nil)
+			}
+			return nil
+		case prepBegin:
+			if _, ok := r.(*pgconn.StatementDescription); ok {
+				st.prepared("BEGIN", nil)
 			}
 			return nil
 		case skip:
