@@ -251,28 +251,14 @@ func window(pc *pgconn.PgConn, now time.Time) (notBefore, notAfter int64, ok boo
 	return est - (windowBefore + slack).Microseconds(), est + (windowAfter + slack).Microseconds(), true
 }
 
-func readClock(r any) int64 {
-	rr, ok := r.(*pgconn.ResultReader)
-	if !ok {
-		return 0
-	}
-	var v int64
-	for rr.NextRow() {
-		if vals := rr.Values(); len(vals) == 1 {
-			v, _ = strconv.ParseInt(string(vals[0]), 10, 64)
-		}
-	}
-	return v
-}
-
 // errStaleTypes ends a fast call whose result has a column type the type
 // cache does not know yet (the schema changed since the description).
 var errStaleTypes = errors.New("result column type not yet known")
 
-// fast tries the call in two round trips. decided false means the slow path
-// must run the call: nothing was sent, or what was sent was rolled back. If
-// c.conn is nil then, the connection was given up and the caller needs
-// another.
+// fast tries the call in one round trip (a read) or two (a write). decided
+// false means the slow path must run the call: nothing was sent, or what was
+// sent was rolled back. If c.conn is nil then, the connection was given up
+// and the caller needs another.
 func (c *call) fast(ctx context.Context, deadline time.Time, id token.Identity, sql string, params []any, d *stmtDesc) (res *Result, err error, decided bool) {
 	if len(params) != len(d.params) {
 		return nil, nil, false

@@ -142,6 +142,21 @@ func TestFastPathFallsBackOnBadClock(t *testing.T) {
 			t.Fatalf("skew %v: fallbacks %d -> %d; want one", skew, fb0, fb)
 		}
 	}
+	// A reading older than the fast path trusts is not used: the call runs
+	// on the slow path without trying its luck with a token.
+	aged := 0
+	for deadline := time.Now().Add(5 * time.Second); aged == 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		aged = v.exec.AgeClocks(ctx, sqlexec.MaxClockAge+time.Second)
+	}
+	if aged == 0 {
+		t.Fatal("no connection had a clock reading to age")
+	}
+	f1, s1, fb1 := counts(v.exec)
+	mustQuery(t, v.exec, p, q)
+	if f, s, fb := counts(v.exec); f != f1 || s != s1+1 || fb != fb1+1 {
+		t.Fatalf("with a stale reading: fast %d, slow %d, fallbacks %d; want the slow path", f-f1, s-s1, fb-fb1)
+	}
 	// The slow path read the clock again: calls go fast again.
 	f0, _, _ := counts(v.exec)
 	for range 6 {
@@ -295,5 +310,76 @@ func TestFastPathKeepsStatements(t *testing.T) {
 	}
 	if f, _, fb := counts(v.exec); f < f0+2 || fb > fb0+1 {
 		t.Fatalf("after recovering: fast %d of 3, fallbacks %d", f-f0, fb-fb0)
+	}
+}
+
+// The caches' limits, crossed: more distinct statements than a connection
+// keeps, a statement text too long to keep, and more descriptions than the
+// executor keeps. Every call still answers right; nothing grows past its
+// bound.
+func TestFastPathCacheLimits(t *testing.T) {
+	v := fastEnv(t, sqlexec.Config{PoolSize: 1})
+	ctx := context.Background()
+	p := user(fastUser)
+	kept := func() (host, long int) {
+		t.Helper()
+		res, err := v.exec.QueryUnguarded(ctx, p, `SELECT count(*) FILTER (WHERE NOT from_sql) AS host,
+			count(*) FILTER (WHERE length(statement) > $1) AS long FROM pg_prepared_statements`, []any{sqlexec.MaxDescSQL})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows := decodeRows(t, res)
+		fmt.Sscan(fmt.Sprint(rows[0]["host"]), &host)
+		fmt.Sscan(fmt.Sprint(rows[0]["long"]), &long)
+		return host, long
+	}
+
+	// More distinct statements than one connection keeps: the reset after
+	// the one that passes the bound deallocates them all.
+	most := 0
+	for i := range sqlexec.MaxConnStmts + 10 {
+		q := fmt.Sprintf("SELECT $1::int + %d AS n", i)
+		for range 2 {
+			rows := mustQuery(t, v.exec, p, q, 1)
+			if fmt.Sprint(rows[0]["n"]) != fmt.Sprint(1+i) {
+				t.Fatalf("statement %d answered %v", i, rows)
+			}
+		}
+		if host, _ := kept(); host > most {
+			most = host
+		}
+	}
+	if most > sqlexec.MaxConnStmts+4 { // the bound, plus this check's own, BEGIN and the write check
+		t.Fatalf("the connection held %d prepared statements; the bound is %d", most, sqlexec.MaxConnStmts)
+	}
+	if host, _ := kept(); host >= most {
+		t.Fatalf("%d statements held after passing the bound (at most %d before): they were not deallocated", host, most)
+	}
+
+	// A statement text too long to keep runs every time on the slow path,
+	// under one scratch name, and answers right.
+	long := "SELECT $1::int AS n /* " + strings.Repeat("x", sqlexec.MaxDescSQL) + " */"
+	f0, s0, _ := counts(v.exec)
+	for i := range 3 {
+		if rows := mustQuery(t, v.exec, p, long, i); fmt.Sprint(rows[0]["n"]) != fmt.Sprint(i) {
+			t.Fatalf("long statement answered %v", rows)
+		}
+	}
+	if f, s, _ := counts(v.exec); f != f0 || s != s0+3 {
+		t.Fatalf("long statement: %d fast, %d slow calls of 3; want all slow", f-f0, s-s0)
+	}
+	if _, n := kept(); n > 1 {
+		t.Fatalf("%d long statement texts held on the connection; want at most the one scratch statement", n)
+	}
+
+	// More descriptions than the executor keeps.
+	v.exec.FillDescCache(sqlexec.MaxDescs + 100)
+	if n := v.exec.DescCacheLen(); n > sqlexec.MaxDescs {
+		t.Fatalf("%d descriptions cached; the bound is %d", n, sqlexec.MaxDescs)
+	}
+	mustQuery(t, v.exec, p, "SELECT 1 AS one")
+	mustQuery(t, v.exec, p, "SELECT 1 AS one")
+	if n := v.exec.DescCacheLen(); n > sqlexec.MaxDescs {
+		t.Fatalf("%d descriptions cached after more statements; the bound is %d", n, sqlexec.MaxDescs)
 	}
 }
