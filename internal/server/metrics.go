@@ -77,24 +77,29 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 // dbQueryCollector reports how db_query calls ran: the fast path (one round
 // trip for a read, two for a write), the slow path (three), and how many
 // slow ones tried the fast path first. A fallback count that keeps rising
-// means the clock readings or the cached descriptions keep failing.
+// means the clock readings or the cached descriptions keep failing. A call
+// run again after its connection was lost counts once more, and in
+// reconnects.
 type dbQueryCollector struct {
-	exec  *sqlexec.Executor
-	calls *prometheus.Desc
-	fall  *prometheus.Desc
+	exec      *sqlexec.Executor
+	calls     *prometheus.Desc
+	fall      *prometheus.Desc
+	reconnect *prometheus.Desc
 }
 
 func newDBQueryCollector(e *sqlexec.Executor) *dbQueryCollector {
 	return &dbQueryCollector{
-		exec:  e,
-		calls: prometheus.NewDesc("aerofn_db_query_calls_total", "db_query calls by the path they took (fast or slow).", []string{"path"}, nil),
-		fall:  prometheus.NewDesc("aerofn_db_query_fallbacks_total", "db_query calls that tried the fast path and ran on the slow path.", nil, nil),
+		exec:      e,
+		calls:     prometheus.NewDesc("aerofn_db_query_calls_total", "db_query calls by the path they took (fast or slow).", []string{"path"}, nil),
+		fall:      prometheus.NewDesc("aerofn_db_query_fallbacks_total", "db_query calls that tried the fast path and ran on the slow path.", nil, nil),
+		reconnect: prometheus.NewDesc("aerofn_db_query_reconnects_total", "db_query calls run again on another connection because theirs was lost before COMMIT.", nil, nil),
 	}
 }
 
 func (c *dbQueryCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.calls
 	ch <- c.fall
+	ch <- c.reconnect
 }
 
 func (c *dbQueryCollector) Collect(ch chan<- prometheus.Metric) {
@@ -102,4 +107,5 @@ func (c *dbQueryCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.calls, prometheus.CounterValue, float64(p.Fast.Load()), "fast")
 	ch <- prometheus.MustNewConstMetric(c.calls, prometheus.CounterValue, float64(p.Slow.Load()), "slow")
 	ch <- prometheus.MustNewConstMetric(c.fall, prometheus.CounterValue, float64(p.Fallback.Load()))
+	ch <- prometheus.MustNewConstMetric(c.reconnect, prometheus.CounterValue, float64(p.Reconnect.Load()))
 }

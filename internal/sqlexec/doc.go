@@ -102,6 +102,16 @@
 //	COMMIT fails (deferred constraint)        SQLSTATE and message        reset, reused
 //	reset fails                               the call's own result       destroyed
 //	I/O error, FATAL, unexpected message      unavailable                 destroyed, backend terminated
+//	  before COMMIT was sent, and the         (or the second run's        destroyed; the call runs once
+//	  connection was lost (I/O error,          result)                    more on a connection that
+//	  class 08, 57P01-57P03)                                              answers a ping
+//
+// Pooled connections are not pinged when acquired: each was reset, so seen
+// alive, when it was released. A connection that died in the pool (a server
+// restart, pg_terminate_backend) shows up as a lost connection in the call's
+// first round trip, and nothing is committed before COMMIT, so the call runs
+// once more. A connection lost during COMMIT leaves the outcome unknown: the
+// call fails and is not run again.
 //
 // "Backend terminated": the host asks the admin connection to
 // pg_terminate_backend the pid, because closing the socket stops a backend

@@ -233,6 +233,12 @@ func (e *Executor) newRolePool(ctx context.Context, role string) (*pgxpool.Pool,
 	cc.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
 		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: 250 * time.Millisecond}
 	}
+	// A pooled connection was reset, and so seen alive, when it was last
+	// released; pgxpool would also ping one that sat idle for a second, a
+	// round trip in front of every call under light traffic. Instead a
+	// connection found dead during a call is replaced and the call run again
+	// when that is safe (Query).
+	pc.ShouldPing = func(context.Context, pgxpool.ShouldPingParams) bool { return false }
 	pc.MaxConns = e.cfg.PoolSize
 	pc.MinConns = 0
 	pc.MaxConnIdleTime = 5 * time.Minute
@@ -376,29 +382,53 @@ func (e *Executor) query(ctx context.Context, p auth.Principal, sql string, para
 	if _, err := e.statementBudget(deadline); err != nil {
 		return nil, err
 	}
-	conn, err := e.acquire(ctx, e.pools[p.Role])
+	id := token.Identity{Sub: p.UserID, Role: string(p.Role), DBRole: role, Expires: deadline, Claims: claims}
+	pool := e.pools[p.Role]
+	res, err, c := e.attempt(ctx, pool, role, deadline, id, sql, params, false)
+	if c != nil && c.lost && !c.committing && ctx.Err() == nil {
+		// The connection was gone (the server restarted, or the backend was
+		// terminated) before COMMIT was sent, so nothing of the call was
+		// committed: run it once more, on a connection seen alive. Pooled
+		// connections are not pinged when acquired (see newRolePool), so this is
+		// how a dead one is noticed.
+		e.paths.Reconnect.Add(1)
+		res, err, _ = e.attempt(ctx, pool, role, deadline, id, sql, params, true)
+	}
+	return res, err
+}
+
+// attempt runs the call once on a connection of pool: the fast path when the
+// statement's description is known, else (or when the fast path cannot
+// decide) the slow path. live asks for a connection that answered a ping.
+// It returns the call that ran last, or nil if no connection was had.
+func (e *Executor) attempt(ctx context.Context, pool *pgxpool.Pool, role string, deadline time.Time, id token.Identity, sql string, params []any, live bool) (*Result, error, *call) {
+	acquire := e.acquire
+	if live {
+		acquire = e.acquireLive
+	}
+	conn, err := acquire(ctx, pool)
 	if err != nil {
-		return nil, err
+		return nil, err, nil
 	}
 	c := &call{e: e, conn: conn, pc: conn.Conn().PgConn(), role: role}
-	id := token.Identity{Sub: p.UserID, Role: string(p.Role), DBRole: role, Expires: deadline, Claims: claims}
 	if d := e.descs.get(role, sql); d != nil {
 		res, err, decided := c.fast(ctx, deadline, id, sql, params, d)
 		if decided {
 			e.paths.Fast.Add(1)
-			return res, err
+			return res, err, c
 		}
 		e.paths.Fallback.Add(1)
 		if c.conn == nil {
 			// The fast path gave up its connection; take another.
-			if conn, err = e.acquire(ctx, e.pools[p.Role]); err != nil {
-				return nil, err
+			if conn, err = acquire(ctx, pool); err != nil {
+				return nil, err, nil
 			}
 			c = &call{e: e, conn: conn, pc: conn.Conn().PgConn(), role: role}
 		}
 	}
 	e.paths.Slow.Add(1)
-	return c.run(ctx, deadline, id, sql, params)
+	res, err := c.run(ctx, deadline, id, sql, params)
+	return res, err, c
 }
 
 // acquire waits for a connection of pool no longer than ctx allows.
@@ -415,6 +445,29 @@ func (e *Executor) acquire(ctx context.Context, pool *pgxpool.Pool) (*pgxpool.Co
 			return nil, &Error{Code: CodeTimeout, Message: "the deadline passed while waiting for a database connection", err: err}
 		}
 		return nil, &Error{Code: CodeUnavailable, Message: "connecting to the database: " + err.Error(), err: err}
+	}
+}
+
+// acquireLive is acquire for a retry after a lost connection: the others in
+// the pool may be gone too (a restarted server ends them all), so each is
+// pinged, and a dead one destroyed, until one answers or ctx ends.
+func (e *Executor) acquireLive(ctx context.Context, pool *pgxpool.Pool) (*pgxpool.Conn, error) {
+	for {
+		conn, err := e.acquire(ctx, pool)
+		if err != nil {
+			return nil, err
+		}
+		err = conn.Ping(ctx)
+		if err == nil {
+			return conn, nil
+		}
+		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = conn.Conn().Close(cctx)
+		cancel()
+		conn.Release()
+		if ctx.Err() != nil {
+			return nil, &Error{Code: CodeTimeout, Message: "the deadline passed while waiting for a database connection", err: err}
+		}
 	}
 }
 
@@ -477,6 +530,10 @@ type call struct {
 	pc   *pgconn.PgConn
 	role string
 	stmt string // the slow path's prepared statement
+	// lost: the connection failed under the call (not the server reporting
+	// an error, not a deadline). committing: COMMIT was sent, so the outcome
+	// of a lost call is unknown and it must not run again.
+	lost, committing bool
 }
 
 // release hands a clean connection back to the pool.
@@ -528,10 +585,20 @@ func (c *call) fail(ctx context.Context, err error) error {
 	if ctx.Err() != nil || pgconn.Timeout(err) {
 		return &Error{Code: CodeTimeout, Message: "the deadline passed during the query", err: err}
 	}
+	c.lost = pe == nil || connectionGone(pe.Code)
 	if pe != nil {
 		return AsError(err)
 	}
 	return &Error{Code: CodeUnavailable, Message: "the database connection failed: " + err.Error(), err: err}
+}
+
+// connectionGone says whether a fatal server error means the backend went
+// away for a reason of the server's (a shutdown, a restart, an operator's
+// pg_terminate_backend), not because of the statement: class 08 (connection
+// exception) and 57P01-57P03 (admin shutdown, crash shutdown, cannot connect
+// now).
+func connectionGone(code string) bool {
+	return strings.HasPrefix(code, "08") || code == "57P01" || code == "57P02" || code == "57P03"
 }
 
 // rollbackOrDestroy cleans up after an ordinary error. The cleanup is the
@@ -881,6 +948,7 @@ func (c *call) readRows(rr *pgconn.ResultReader, res *Result, names [][]byte, ty
 // transaction, the session reset (resetSession). On any doubt the
 // connection is destroyed.
 func (c *call) commit(ctx context.Context) error {
+	c.committing = true
 	pl := c.pc.StartPipeline(ctx)
 	pl.SendQueryParams("COMMIT", nil, nil, nil, nil)
 	if err := pl.Sync(); err != nil {

@@ -77,3 +77,18 @@ func (e *Executor) FillDescCache(n int) {
 		e.descs.put("filler", "SELECT "+strconv.Itoa(i), &pgconn.StatementDescription{})
 	}
 }
+
+// Settle waits until no role connection is in use (the background resets
+// have released them all), or d passes.
+func (e *Executor) Settle(d time.Duration) bool {
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		busy := int32(0)
+		for _, p := range e.pools {
+			busy += p.Stat().AcquiredConns()
+		}
+		if busy == 0 {
+			return true
+		}
+	}
+	return false
+}

@@ -60,11 +60,12 @@ const (
 	windowBefore = time.Millisecond
 )
 
-// PathCounts counts calls by the path they took: Fast (two round trips),
-// Slow (three) and, of the slow ones, Fallback: those that tried the fast
-// path first and could not use it.
+// PathCounts counts calls by the path they took: Fast (one round trip, two
+// for a write), Slow (three) and, of the slow ones, Fallback: those that
+// tried the fast path first and could not use it. Reconnect counts calls run
+// again because their connection was lost before COMMIT.
 type PathCounts struct {
-	Fast, Slow, Fallback atomic.Int64
+	Fast, Slow, Fallback, Reconnect atomic.Int64
 }
 
 // Paths returns the executor's path counters.

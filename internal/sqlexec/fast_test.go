@@ -383,3 +383,118 @@ func TestFastPathCacheLimits(t *testing.T) {
 		t.Fatalf("%d descriptions cached after more statements; the bound is %d", n, sqlexec.MaxDescs)
 	}
 }
+
+// terminateRole ends every backend of role in v's database, as a server
+// restart or an operator would, and waits until they are gone.
+func terminateRole(t *testing.T, v *env, role string) {
+	t.Helper()
+	ctx := context.Background()
+	if !v.exec.Settle(5 * time.Second) {
+		t.Fatal("role connections still in use")
+	}
+	v.execAdmin(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND usename = $1", role)
+	for range 200 {
+		var n int
+		if err := v.admin.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND usename = $1", role).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("backends of %s still there", role)
+}
+
+// Pooled connections are not pinged when acquired; a call whose connection
+// turns out to be dead (here: every backend terminated, as a restart would)
+// runs once more on a live one, read or write, and a write lands once.
+func TestLostConnectionRunsAgain(t *testing.T) {
+	v := fastEnv(t, sqlexec.Config{PoolSize: 2})
+	ctx := context.Background()
+	p := user(fastUser)
+	const read = "SELECT id FROM notes WHERE id <= $1 ORDER BY id"
+	const write = "UPDATE notes SET k = k + 1 WHERE id = $1 RETURNING k"
+	for range 3 {
+		mustQuery(t, v.exec, p, read, 4)
+		mustQuery(t, v.exec, p, write, 2)
+	}
+	var k0 int
+	if err := v.admin.QueryRow(ctx, "SELECT k FROM notes WHERE id = 2").Scan(&k0); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, sql string
+		param     int
+	}{{"read", read, 4}, {"write", write, 2}} {
+		// Two idle connections, both of which will be dead.
+		mustQuery(t, v.exec, p, tc.sql, tc.param)
+		mustQuery(t, v.exec, p, tc.sql, tc.param)
+		terminateRole(t, v, "authenticated")
+		r0 := v.exec.Paths().Reconnect.Load()
+		rows := mustQuery(t, v.exec, p, tc.sql, tc.param)
+		if len(rows) == 0 {
+			t.Fatalf("%s after the backends were terminated: no rows", tc.name)
+		}
+		if r := v.exec.Paths().Reconnect.Load() - r0; r != 1 {
+			t.Fatalf("%s after the backends were terminated: %d reconnects; want 1", tc.name, r)
+		}
+	}
+	var k int
+	if err := v.admin.QueryRow(ctx, "SELECT k FROM notes WHERE id = 2").Scan(&k); err != nil {
+		t.Fatal(err)
+	}
+	if k != k0+3 {
+		t.Fatalf("k went from %d to %d after three writes; the one run again must land once", k0, k)
+	}
+}
+
+// A call is run again only when nothing of it can have been committed: a
+// backend that dies during COMMIT (a deferred trigger terminates it) leaves
+// the outcome unknown, and the call fails without a second run; one that
+// dies before COMMIT runs once more, and only once.
+func TestLostConnectionRetryLimits(t *testing.T) {
+	v := fastEnv(t, sqlexec.Config{PoolSize: 2})
+	ctx := context.Background()
+	v.execAdmin(t, `CREATE SEQUENCE attempts;
+		CREATE FUNCTION die() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+		BEGIN PERFORM nextval('public.attempts'); PERFORM pg_terminate_backend(pg_backend_pid()); PERFORM pg_sleep(1); RETURN NULL; END $$;
+		CREATE CONSTRAINT TRIGGER die_at_commit AFTER INSERT ON notes DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NEW.body = 'die at commit') EXECUTE FUNCTION die();
+		CREATE TRIGGER die_now AFTER INSERT ON notes FOR EACH ROW WHEN (NEW.body = 'die now') EXECUTE FUNCTION die();`)
+	p := user(fastUser)
+	const ins = "INSERT INTO notes (id, owner, body) VALUES ($1, auth.uid(), $2) RETURNING id"
+	mustQuery(t, v.exec, p, ins, 100, "warm")
+	mustQuery(t, v.exec, p, ins, 101, "warm")
+	attempts := func() int64 {
+		var n int64
+		if err := v.admin.QueryRow(ctx, "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM attempts").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for _, tc := range []struct {
+		body string
+		id   int
+		runs int64
+	}{{"die at commit", 102, 1}, {"die now", 103, 2}} {
+		a0, r0 := attempts(), v.exec.Paths().Reconnect.Load()
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := v.exec.Query(cctx, p, ins, []any{tc.id, tc.body})
+		cancel()
+		if err == nil {
+			t.Fatalf("%q: the call succeeded", tc.body)
+		}
+		if got := attempts() - a0; got != tc.runs {
+			t.Fatalf("%q: ran %d times (%v); want %d", tc.body, got, err, tc.runs)
+		}
+		if got := v.exec.Paths().Reconnect.Load() - r0; got != tc.runs-1 {
+			t.Fatalf("%q: %d reconnects; want %d", tc.body, got, tc.runs-1)
+		}
+		var n int
+		if err := v.admin.QueryRow(ctx, "SELECT count(*) FROM notes WHERE id = $1", tc.id).Scan(&n); err != nil || n != 0 {
+			t.Fatalf("%q: %d rows landed (%v)", tc.body, n, err)
+		}
+	}
+	// The executor carries on.
+	mustQuery(t, v.exec, p, ins, 104, "after")
+}
