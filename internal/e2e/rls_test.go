@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aerodb/aerofn/internal/sqlexec/attacks"
 	"github.com/aerodb/aerofn/internal/testenv"
@@ -204,5 +205,29 @@ func TestUserLookupExample(t *testing.T) {
 	}
 	if fast < 4 {
 		t.Fatalf("%v db_query calls took the fast path; want most of the repeated lookups", fast)
+	}
+
+	// Every backend of the role is terminated while the pool holds its
+	// connections (as a database restart would): the next lookup still
+	// answers, run once more on a live connection, and /metrics counts it.
+	reconnects := func() (n float64) {
+		for _, line := range strings.Split(string(e.Do("GET", "/metrics", "", "", nil).Body), "\n") {
+			if strings.HasPrefix(line, "aerofn_db_query_reconnects_total ") {
+				fmt.Sscan(strings.Fields(line)[1], &n)
+			}
+		}
+		return n
+	}
+	for try := 0; reconnects() == 0; try++ {
+		if try == 5 {
+			t.Fatal("no db_query call was run again after its connection was terminated")
+		}
+		time.Sleep(100 * time.Millisecond) // let the background resets finish
+		if _, err := e.Admin.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND usename = 'authenticated'"); err != nil {
+			t.Fatal(err)
+		}
+		if r := e.Invoke("user-lookup", testenv.UserKey(alice), nil); r.Status != 200 || r.JSON(t)["email"] != "alice@example.com" {
+			t.Fatalf("lookup after the backends were terminated: %d %s", r.Status, r.Body)
+		}
 	}
 }
