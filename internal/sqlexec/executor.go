@@ -450,9 +450,11 @@ func (e *Executor) acquire(ctx context.Context, pool *pgxpool.Pool) (*pgxpool.Co
 
 // acquireLive is acquire for a retry after a lost connection: the others in
 // the pool may be gone too (a restarted server ends them all), so each is
-// pinged, and a dead one destroyed, until one answers or ctx ends.
+// pinged, and a dead one destroyed, until one answers; after as many as the
+// pool holds and one more (a new one among them), the database is not
+// answering and the call fails.
 func (e *Executor) acquireLive(ctx context.Context, pool *pgxpool.Pool) (*pgxpool.Conn, error) {
-	for {
+	for try := int32(0); ; try++ {
 		conn, err := e.acquire(ctx, pool)
 		if err != nil {
 			return nil, err
@@ -467,6 +469,9 @@ func (e *Executor) acquireLive(ctx context.Context, pool *pgxpool.Pool) (*pgxpoo
 		conn.Release()
 		if ctx.Err() != nil {
 			return nil, &Error{Code: CodeTimeout, Message: "the deadline passed while waiting for a database connection", err: err}
+		}
+		if try >= e.cfg.PoolSize {
+			return nil, &Error{Code: CodeUnavailable, Message: "the database connection failed: " + err.Error(), err: err}
 		}
 	}
 }
