@@ -489,7 +489,8 @@ func (e *Executor) statementBudget(deadline time.Time) (time.Duration, error) {
 	return budget, nil
 }
 
-// background runs f on its own goroutine; Close waits for it.
+// background runs f on its own goroutine; Close waits for it. Once the
+// executor is closing, f runs at once instead (Close may already be waiting).
 func (e *Executor) background(f func()) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -509,23 +510,11 @@ func (e *Executor) background(f func()) {
 // it next writes, and a PL/pgSQL loop can swallow a cancel request, but not
 // pg_terminate_backend. The user name check keeps a reused pid safe.
 func (e *Executor) reap(pid uint32, role string) {
-	terminate := func() {
+	e.background(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_, _ = e.admin.Exec(ctx, "SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity WHERE pid = $1 AND usename = $2", int64(pid), role)
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.closed.Load() {
-		// Closing: Close may already be waiting, so do it here.
-		terminate()
-		return
-	}
-	e.wg.Add(1)
-	go func() {
-		defer e.wg.Done()
-		terminate()
-	}()
+	})
 }
 
 // call is one db_query on one connection; see doc.go for its states.
