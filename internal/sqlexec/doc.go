@@ -102,9 +102,8 @@
 //	COMMIT fails (deferred constraint)        SQLSTATE and message        reset, reused
 //	reset fails                               the call's own result       destroyed
 //	I/O error, FATAL, unexpected message      unavailable                 destroyed, backend terminated
-//	  before COMMIT was sent, and the         (or the second run's        destroyed; the call runs once
-//	  connection was lost (I/O error,          result)                    more on a connection that
-//	  class 08, 57P01-57P03)                                              answers a ping
+//	connection lost before COMMIT was sent    the second run's reply      destroyed; the call runs once more
+//	  (I/O error, class 08, 57P01-57P03)                                  (idle ones pinged, dead ones dropped)
 //
 // Pooled connections are not pinged when acquired: each was reset, so seen
 // alive, when it was released. A connection that died in the pool (a server

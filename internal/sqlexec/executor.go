@@ -399,7 +399,7 @@ func (e *Executor) query(ctx context.Context, p auth.Principal, sql string, para
 
 // attempt runs the call once on a connection of pool: the fast path when the
 // statement's description is known, else (or when the fast path cannot
-// decide) the slow path. live asks for a connection that answered a ping.
+// decide) the slow path. live: take a connection with acquireLive.
 // It returns the call that ran last, or nil if no connection was had.
 func (e *Executor) attempt(ctx context.Context, pool *pgxpool.Pool, role string, deadline time.Time, id token.Identity, sql string, params []any, live bool) (*Result, error, *call) {
 	acquire := e.acquire
@@ -448,32 +448,19 @@ func (e *Executor) acquire(ctx context.Context, pool *pgxpool.Pool) (*pgxpool.Co
 	}
 }
 
-// acquireLive is acquire for a retry after a lost connection: the others in
-// the pool may be gone too (a restarted server ends them all), so each is
-// pinged, and a dead one destroyed, until one answers; after as many as the
-// pool holds and one more (a new one among them), the database is not
-// answering and the call fails.
+// acquireLive is acquire for a retry after a lost connection. The others in
+// the pool may be gone too (a restarted server ends them all), so first each
+// idle one is pinged, once, and a dead one dropped.
 func (e *Executor) acquireLive(ctx context.Context, pool *pgxpool.Pool) (*pgxpool.Conn, error) {
-	for try := int32(0); ; try++ {
-		conn, err := e.acquire(ctx, pool)
-		if err != nil {
-			return nil, err
+	for _, conn := range pool.AcquireAllIdle(ctx) {
+		if err := conn.Ping(ctx); err != nil {
+			cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_ = conn.Conn().Close(cctx)
+			cancel()
 		}
-		err = conn.Ping(ctx)
-		if err == nil {
-			return conn, nil
-		}
-		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_ = conn.Conn().Close(cctx)
-		cancel()
 		conn.Release()
-		if ctx.Err() != nil {
-			return nil, &Error{Code: CodeTimeout, Message: "the deadline passed while waiting for a database connection", err: err}
-		}
-		if try >= e.cfg.PoolSize {
-			return nil, &Error{Code: CodeUnavailable, Message: "the database connection failed: " + err.Error(), err: err}
-		}
 	}
+	return e.acquire(ctx, pool)
 }
 
 // statementBudget is the statement_timeout for a call ending at deadline:
