@@ -196,29 +196,14 @@ func TestUserLookupExample(t *testing.T) {
 			t.Fatalf("lookup %d: %d %s", i, r.Status, r.Body)
 		}
 	}
-	m := e.Do("GET", "/metrics", "", "", nil)
-	var fast float64
-	for _, line := range strings.Split(string(m.Body), "\n") {
-		if strings.HasPrefix(line, `aerofn_db_query_calls_total{path="fast"} `) {
-			fmt.Sscan(strings.Fields(line)[1], &fast)
-		}
-	}
-	if fast < 4 {
+	if fast := metricValue(e, `aerofn_db_query_calls_total{path="fast"}`); fast < 4 {
 		t.Fatalf("%v db_query calls took the fast path; want most of the repeated lookups", fast)
 	}
 
 	// Every backend of the role is terminated while the pool holds its
 	// connections (as a database restart would): the next lookup still
 	// answers, run once more on a live connection, and /metrics counts it.
-	reconnects := func() (n float64) {
-		for _, line := range strings.Split(string(e.Do("GET", "/metrics", "", "", nil).Body), "\n") {
-			if strings.HasPrefix(line, "aerofn_db_query_reconnects_total ") {
-				fmt.Sscan(strings.Fields(line)[1], &n)
-			}
-		}
-		return n
-	}
-	for try := 0; reconnects() == 0; try++ {
+	for try := 0; metricValue(e, "aerofn_db_query_reconnects_total") == 0; try++ {
 		if try == 5 {
 			t.Fatal("no db_query call was run again after its connection was terminated")
 		}
@@ -230,4 +215,14 @@ func TestUserLookupExample(t *testing.T) {
 			t.Fatalf("lookup after the backends were terminated: %d %s", r.Status, r.Body)
 		}
 	}
+}
+
+// metricValue reads one series' value from /metrics (0 when absent).
+func metricValue(e *testenv.Env, series string) (v float64) {
+	for _, line := range strings.Split(string(e.Do("GET", "/metrics", "", "", nil).Body), "\n") {
+		if strings.HasPrefix(line, series+" ") {
+			fmt.Sscan(strings.Fields(line)[1], &v)
+		}
+	}
+	return v
 }
