@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -220,23 +221,31 @@ const redacted = "[REDACTED]"
 
 // scrub removes every secret value the guest read from what leaves the call.
 func scrub(o *Outcome, values []string) {
-	var r []string
+	var forms []string
 	for _, v := range values {
 		if len(v) < minSecretLen {
 			continue
 		}
-		r = append(r, v, redacted)
+		forms = append(forms, v)
 		// Inside a JSON string the value may appear escaped (quotes,
 		// backslashes, control characters, and <, >, & as encoding/json
 		// writes them); scrub that form too.
 		if b, err := json.Marshal(v); err == nil {
 			if esc := string(b[1 : len(b)-1]); esc != v {
-				r = append(r, esc, redacted)
+				forms = append(forms, esc)
 			}
 		}
 	}
-	if len(r) == 0 {
+	if len(forms) == 0 {
 		return
+	}
+	// strings.Replacer prefers the earlier of two patterns matching at the
+	// same place; longest first, so a secret that starts with another
+	// secret's value is replaced whole instead of leaking its tail.
+	sort.SliceStable(forms, func(i, j int) bool { return len(forms[i]) > len(forms[j]) })
+	r := make([]string, 0, 2*len(forms))
+	for _, f := range forms {
+		r = append(r, f, redacted)
 	}
 	rep := strings.NewReplacer(r...)
 	o.Output = []byte(rep.Replace(string(o.Output)))

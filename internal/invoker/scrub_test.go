@@ -29,3 +29,21 @@ func TestScrubRemovesPlainAndJSONEscapedSecrets(t *testing.T) {
 		t.Fatalf("short value scrubbed: %q", o.Output)
 	}
 }
+
+// A secret whose value starts with another secret's value is scrubbed whole,
+// in plain and JSON-escaped form, whatever order the guest read them in.
+func TestScrubLongestSecretFirst(t *testing.T) {
+	short, long := "SECR", `SECR3T<&>"q`
+	for _, order := range [][]string{{short, long}, {long, short}} {
+		o := Outcome{
+			Output: []byte(`{"v":"SECR3T\u003c\u0026\u003e\"q"}`),
+			Error:  "e " + long,
+			Logs:   []engine.LogLine{{Message: long + " and " + short}},
+		}
+		scrub(&o, order)
+		all := string(o.Output) + "|" + o.Error + "|" + o.Logs[0].Message
+		if want := `{"v":"[REDACTED]"}|e [REDACTED]|[REDACTED] and [REDACTED]`; all != want {
+			t.Errorf("order %q: got %q, want %q", order, all, want)
+		}
+	}
+}
