@@ -27,6 +27,9 @@ const (
 var (
 	nameRE   = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,63}$`)
 	envKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
+	// hostRE: a DNS name (or IPv4 literal) of 1-63 byte labels, as
+	// http_fetch compares it; no wildcard, no trailing dot.
+	hostRE = regexp.MustCompile(`^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*$`)
 )
 
 // reservedNames are path segments of the management API under /functions/v1/.
@@ -151,8 +154,10 @@ func (c Config) Validate(validators map[string]TriggerValidator) error {
 		return invalid("config.allowed_hosts", "at most %d hosts", maxAllowedHosts)
 	}
 	for _, h := range c.AllowedHosts {
-		if h == "" || strings.ContainsAny(h, "/: ") {
-			return invalid("config.allowed_hosts", "%q is not a host name", h)
+		// An entry that can never match (such as "*" or "*.") would allow
+		// nothing while looking like it allows everything: refuse it.
+		if name := strings.TrimPrefix(h, "*."); len(h) > 253 || !hostRE.MatchString(name) {
+			return invalid("config.allowed_hosts", "%q is not a host name or *.suffix (labels of letters, digits, - and _, no trailing dot, no other wildcards)", h)
 		}
 	}
 	if len(c.Triggers) > maxTriggers {
