@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"syscall"
@@ -24,10 +25,10 @@ type Fetcher struct {
 
 // FetcherConfig configures a Fetcher.
 type FetcherConfig struct {
-	// AllowPrivate lets functions reach loopback and private addresses (for
-	// tests and single-machine set-ups). Off, an allow-listed name that
-	// resolves to such an address is refused at connect time, which also
-	// defeats DNS rebinding.
+	// AllowPrivate lets functions reach loopback, private and every other
+	// special-purpose address (for tests and single-machine set-ups). Off, an
+	// allow-listed name that resolves into any block of specialPurpose is
+	// refused at connect time, which also defeats DNS rebinding.
 	AllowPrivate bool
 	MaxBody      int64         // response bytes; default 5 MiB
 	MaxDuration  time.Duration // per request; default 30 s
@@ -48,11 +49,11 @@ func NewFetcher(cfg FetcherConfig) *Fetcher {
 			if err != nil {
 				return err
 			}
-			ip := net.ParseIP(host)
-			if ip == nil || ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsUnspecified() || ip.IsMulticast() {
-				return fmt.Errorf("address %s is not public", host)
+			ip, err := netip.ParseAddr(host)
+			if err != nil {
+				return fmt.Errorf("address %s is not public: %w", host, err)
 			}
-			return nil
+			return checkPublic(ip)
 		}
 	}
 	tr := &http.Transport{DialContext: dialer.DialContext, MaxIdleConnsPerHost: 8, IdleConnTimeout: 30 * time.Second,
