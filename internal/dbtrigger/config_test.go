@@ -35,7 +35,8 @@ func TestDeployValidatesAndInstalls(t *testing.T) {
 	t.Parallel()
 	e := testenv.Start(t)
 	ok := wat(t, watOK)
-	sqlExec(t, e, `CREATE TABLE orders (id bigserial PRIMARY KEY, n int); CREATE VIEW orders_v AS SELECT * FROM orders`)
+	sqlExec(t, e, `CREATE TABLE orders (id bigserial PRIMARY KEY, n int); CREATE VIEW orders_v AS SELECT * FROM orders;
+		CREATE TABLE auth.users (id uuid PRIMARY KEY)`)
 
 	for _, c := range []struct {
 		name string
@@ -48,6 +49,19 @@ func TestDeployValidatesAndInstalls(t *testing.T) {
 		{"no table", map[string]any{"type": "database"}, []string{"needs a table"}},
 		{"cron", map[string]any{"type": "database", "table": "orders", "cron": "* * * * *"}, []string{"schedule triggers"}},
 		{"attempts", map[string]any{"type": "database", "table": "orders", "max_attempts": 1000}, []string{"max_attempts"}},
+		// aerofn's own tables: a capture on aerofn.events recurses until
+		// every captured write fails; on aerofn.invocations a function's
+		// own record would invoke it forever.
+		{"aerofn.events", dbTrigger("aerofn.events"), []string{`config.triggers[0].table`, `schema "aerofn"`}},
+		{"aerofn.invocations", dbTrigger("aerofn.invocations"), []string{`config.triggers[0].table`, `schema "aerofn"`}},
+		{"river", dbTrigger("aerofn.river_job"), []string{`config.triggers[0].table`, `schema "aerofn"`}},
+		{"auth", dbTrigger("auth.users"), []string{`config.triggers[0].table`, `schema "auth"`}},
+		{"pg_catalog", dbTrigger("pg_catalog.pg_class"), []string{`config.triggers[0].table`, `schema "pg_catalog"`}},
+		{"unqualified catalog", dbTrigger("pg_proc"), []string{`config.triggers[0].table`, `schema "pg_catalog"`}},
+		{"information_schema", dbTrigger("information_schema.sql_features"), []string{`config.triggers[0].table`, `schema "information_schema"`}},
+		{"injection", dbTrigger("public.x; drop table y"), []string{`config.triggers[0].table`, `"public.x; drop table y" is not a valid table name`}},
+		{"too many dots", dbTrigger("a.b.c.d"), []string{`config.triggers[0].table`, `"a.b.c.d" is not a valid table name`}},
+		{"unknown schema", dbTrigger("nope.orders"), []string{`config.triggers[0].table`, `does not exist`}},
 	} {
 		r := e.Deploy("bad", ok, map[string]any{"triggers": []any{c.trig}})
 		if r.Status != http.StatusBadRequest || !contains(r.JSON(t)["message"].(string), c.want...) {

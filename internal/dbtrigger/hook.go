@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/aerodb/aerofn/internal/registry"
 )
@@ -48,7 +49,7 @@ func invalid(index int, field, format string, args ...any) error {
 }
 
 // Validate implements registry.Hook: the table must exist (an ordinary or
-// partitioned table), the events must be INSERT, UPDATE or DELETE, and the
+// partitioned table) outside aerofn's and PostgreSQL's schemas, the events must be INSERT, UPDATE or DELETE, and the
 // fields of other trigger types must be absent.
 func (Hook) Validate(ctx context.Context, tx pgx.Tx, t registry.Trigger, index int) error {
 	_, err := normalize(ctx, tx, t, index)
@@ -97,22 +98,54 @@ func normalize(ctx context.Context, tx pgx.Tx, t registry.Trigger, index int) (s
 	slices.SortFunc(s.Ops, func(a, b string) int { return slices.Index(Ops, a) - slices.Index(Ops, b) })
 
 	var oid *uint32
-	var kind string
+	var kind, schema string
 	// to_regclass resolves the name as the admin's search_path does and
-	// returns NULL (not an error) for a table that does not exist or a name
-	// that does not parse.
-	err := tx.QueryRow(ctx, `SELECT c.oid, c.relkind::text FROM pg_class c WHERE c.oid = to_regclass($1)`, t.Table).Scan(&oid, &kind)
+	// returns NULL (not an error) for a table that does not exist, but
+	// raises on a name that does not parse ("public.x; drop table y",
+	// "a.b.c.d"): a savepoint keeps the deploy's transaction usable and the
+	// refusal a 400.
+	sp, err := tx.Begin(ctx)
+	if err != nil {
+		return s, fmt.Errorf("looking up table %q: %w", t.Table, err)
+	}
+	err = sp.QueryRow(ctx, `SELECT c.oid, c.relkind::text, n.nspname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.oid = to_regclass($1)`, t.Table).Scan(&oid, &kind, &schema)
+	if rerr := sp.Rollback(ctx); rerr != nil && err == nil {
+		err = rerr
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return s, invalid(index, "table", "%q is not a valid table name (schema.table, quoted as SQL quotes identifiers): %s", t.Table, pgErr.Message)
+	}
 	if errors.Is(err, pgx.ErrNoRows) || (err == nil && oid == nil) {
 		return s, invalid(index, "table", "table %q does not exist", t.Table)
 	}
 	if err != nil {
 		return s, fmt.Errorf("looking up table %q: %w", t.Table, err)
 	}
+	if reservedSchema(schema) {
+		return s, invalid(index, "table", "%q is in schema %q, which belongs to aerofn or to PostgreSQL; capture triggers go on the application's own tables", t.Table, schema)
+	}
 	if kind != "r" && kind != "p" {
 		return s, invalid(index, "table", "%q is not a table (views, foreign tables and others cannot carry capture triggers)", t.Table)
 	}
 	s.TableOID, s.TableName = *oid, t.Table
 	return s, nil
+}
+
+// reservedSchema reports whether a schema's tables must never be captured:
+// aerofn's own (its registry, records, the events queue and River's tables
+// live in aerofn; auth holds its RLS helpers), where a capture would recurse
+// (a write to aerofn.events captured into aerofn.events until the stack
+// overflows) or feed on itself (a function's record in aerofn.invocations
+// invoking it again), and PostgreSQL's catalogs, temporary and TOAST schemas,
+// which cannot carry user triggers or vanish with a session.
+func reservedSchema(schema string) bool {
+	switch schema {
+	case Schema, "auth", "information_schema":
+		return true
+	}
+	return strings.HasPrefix(schema, "pg_")
 }
 
 // desired merges fn's database triggers by table: two triggers on one
