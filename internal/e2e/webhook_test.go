@@ -43,13 +43,14 @@ func TestSignedWebhooks(t *testing.T) {
 		return testenv.Response{Status: resp.StatusCode, Header: resp.Header, Body: buf.Bytes()}
 	}
 
-	r := post("hook", map[string]string{"X-Aerofn-Signature": webhook.Sign(secret, time.Now(), body), "X-Aerofn-Delivery": "d-1"}, body)
+	sig := webhook.Sign(secret, time.Now(), body)
+	r := post("hook", map[string]string{"X-Aerofn-Signature": sig, "X-Aerofn-Delivery": "d-1"}, body)
 	ev := r.JSON(t)
 	if r.Status != 200 || ev["trigger"] != "webhook" || ev["delivery_id"] != "d-1" || ev["body"].(map[string]any)["id"] != "evt_1" || ev["timestamp"] == "" {
 		t.Fatalf("signed delivery: %d %s", r.Status, r.Body)
 	}
 	// The same delivery again is not run twice.
-	r = post("hook", map[string]string{"X-Aerofn-Signature": webhook.Sign(secret, time.Now(), body), "X-Aerofn-Delivery": "d-1"}, body)
+	r = post("hook", map[string]string{"X-Aerofn-Signature": sig, "X-Aerofn-Delivery": "d-1"}, body)
 	if r.Status != 200 || !strings.Contains(string(r.Body), `"duplicate":true`) {
 		t.Fatalf("duplicate delivery: %d %s", r.Status, r.Body)
 	}

@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/aerodb/aerofn/internal/auth"
-	"github.com/aerodb/aerofn/internal/engine"
 	"github.com/aerodb/aerofn/internal/invoker"
 	"github.com/aerodb/aerofn/internal/webhook"
 )
@@ -26,9 +26,40 @@ type webhookEvent struct {
 	DeliveryID   string            `json:"delivery_id"`
 }
 
+// webhookHiddenHeaders never reach a webhook function: a sender signs its
+// deliveries and has no business sending credentials, and whatever a proxy
+// or a confused client adds (a service key, a session cookie) must not be
+// handed to the function's code.
+var webhookHiddenHeaders = map[string]bool{"authorization": true, "proxy-authorization": true, "apikey": true, "cookie": true}
+
+// statusRecorder remembers the status a response was written with.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
 // webhook serves POST /webhooks/v1/{name}: a delivery from an external
 // service, verified against the function's signing secret, run as anon (or
 // the function's run_as). No JWT: the signature is the credential.
+//
+// A delivery runs under a lease (see package webhook): a retry while an
+// attempt holds the lease is answered 409 delivery_in_progress with
+// Retry-After, so the sender tries again later; once an attempt's response
+// was 2xx, every later copy is answered {"duplicate": true}.
 func (a *API) webhook(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
 	fn, err := a.cfg.Invoker.Lookup(r.Context(), name)
@@ -50,43 +81,60 @@ func (a *API) webhook(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("reading webhook secret: %w", err)
 	}
-	if err := webhook.Verify(r.Header, body, secret, time.Now()); err != nil {
+	d, err := webhook.Verify(r.Header, body, secret, time.Now())
+	if err != nil {
 		return apiError(http.StatusUnauthorized, "invalid_signature", "%v", err)
 	}
-	delivery := webhook.DeliveryID(r.Header)
-	remembered := delivery != ""
-	if remembered {
-		first, err := a.cfg.Deliveries.First(r.Context(), fn.ID, delivery)
-		if err != nil {
-			return err
-		}
-		if !first {
-			// Done already, or running right now on some node.
-			writeJSON(w, http.StatusOK, map[string]any{"duplicate": true, "delivery_id": delivery})
-			return nil
-		}
-	} else {
+	claim, err := a.cfg.Deliveries.Claim(r.Context(), fn.ID, d.Key, fn.Config.TimeoutDuration()+webhook.LeaseGrace)
+	if err != nil {
+		return err
+	}
+	switch claim.State {
+	case webhook.Done:
+		writeJSON(w, http.StatusOK, map[string]any{"duplicate": true, "delivery_id": d.ID})
+		return nil
+	case webhook.InProgress:
+		secs := int((claim.RetryAfter + time.Second - 1) / time.Second)
+		w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+		return apiError(http.StatusConflict, "delivery_in_progress", "this delivery is being run by another attempt; retry after %d s", max(secs, 1))
+	}
+	delivery := d.ID
+	if delivery == "" {
 		delivery = uuid.NewString()
 	}
 	ev := webhookEvent{Trigger: "webhook", Headers: map[string]string{}, Timestamp: time.Now().UTC().Format(time.RFC3339Nano), DeliveryID: delivery}
 	for k := range r.Header {
-		ev.Headers[strings.ToLower(k)] = r.Header.Get(k)
+		if lk := strings.ToLower(k); !webhookHiddenHeaders[lk] {
+			ev.Headers[lk] = r.Header.Get(k)
+		}
 	}
 	ev.Body, ev.BodyEncoding = eventBody(r.Header.Get("Content-Type"), body)
 	evJSON, err := json.Marshal(ev)
 	if err != nil {
+		a.finishDelivery(r.Context(), fn.Name, fn.ID, d.Key, claim.Attempt, false)
 		return fmt.Errorf("encoding event: %w", err)
 	}
 	out, err := a.cfg.Invoker.Invoke(r.Context(), fn, invoker.Call{Trigger: "webhook", Event: evJSON, Principal: auth.Anon(), RequestID: delivery})
-	if remembered && (err != nil || out.Status != engine.StatusSuccess) {
-		// Only a delivery that succeeded counts as done; the sender's retry
-		// of a failed one must run.
-		if ferr := a.cfg.Deliveries.Forget(context.WithoutCancel(r.Context()), fn.ID, delivery); ferr != nil {
-			a.log.Error("forgetting failed webhook delivery", "function", fn.Name, "delivery", delivery, "error", ferr)
-		}
-	}
 	if err != nil {
+		a.finishDelivery(r.Context(), fn.Name, fn.ID, d.Key, claim.Attempt, false)
 		return a.invokeError(err)
 	}
-	return a.respond(w, fn, out, delivery)
+	rec := &statusRecorder{ResponseWriter: w}
+	err = a.respond(rec, fn, out, delivery)
+	// Only a delivery answered 2xx counts as done (the sender retries
+	// anything else, and that retry must run); whatever the function
+	// answered, the response is written before the claim is settled.
+	status := rec.status
+	if err != nil {
+		status = http.StatusInternalServerError
+	}
+	a.finishDelivery(r.Context(), fn.Name, fn.ID, d.Key, claim.Attempt, status >= 200 && status < 300)
+	return err
+}
+
+func (a *API) finishDelivery(ctx context.Context, name, functionID, key, attempt string, ok bool) {
+	if err := a.cfg.Deliveries.Finish(context.WithoutCancel(ctx), functionID, key, attempt, ok); err != nil {
+		// The claim's lease runs out by itself: a retry then runs.
+		a.log.Error("settling webhook delivery", "function", name, "key", key, "done", ok, "error", err)
+	}
 }
