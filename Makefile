@@ -32,13 +32,15 @@ test: lint build examples ## Everything CI checks: lint, build, examples, all te
 	./scripts/ensure-postgres.sh
 	$(GO) test -race -count=1 -p 1 -timeout 45m ./...
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./internal/... > /dev/null
-	$(GO) run ./internal/bench/cmd -n 100 -out $${TMPDIR:-/tmp}/aerofn-bench-smoke.md > /dev/null
+	./scripts/ensure-wrk.sh
+	$(GO) run ./internal/bench/cmd -n 100 -aerofn $(BIN)/aerofn -out $${TMPDIR:-/tmp}/aerofn-bench-smoke.md > /dev/null
 
 test-race: test ## Alias of test (the suite always runs with -race)
 
-bench: build examples ## Run the benchmarks and write BENCHMARKS.md
+bench: build examples ## Run the benchmarks (installs wrk, workerd and Deno if missing) and write BENCHMARKS.md
 	./scripts/ensure-postgres.sh
-	$(GO) run ./internal/bench/cmd -out BENCHMARKS.md
+	./scripts/ensure-wrk.sh
+	$(GO) run ./internal/bench/cmd -aerofn $(BIN)/aerofn -out BENCHMARKS.md
 
 fuzz: ## Fuzz the cron parser for 60 s
 	$(GO) test ./internal/scheduler/cronspec -run '^$$' -fuzz FuzzParse -fuzztime 60s

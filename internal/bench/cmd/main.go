@@ -12,8 +12,10 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/aerodb/aerofn/internal/auth"
@@ -35,9 +37,23 @@ func main() {
 	out := flag.String("out", "BENCHMARKS.md", "where to write the report")
 	n := flag.Int("n", 2000, "samples per measurement")
 	admin := flag.String("database-url", envOr("AEROFN_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"), "admin URL of the PostgreSQL to use")
-	only = flag.String("only", "", "run only one section: cold, http, db_query or events (for development; the report then holds only it)")
+	only = flag.String("only", "", "run only one section: cold, http, db_query, events or serve (for development; the report then holds only it)")
+	aerofnBin := flag.String("aerofn", "", "the aerofn binary the serve section runs (default: build ./cmd/aerofn)")
+	loadDuration := flag.Duration("load-duration", 0, "serve section: length of one load run (default 3s, 1s when n < 1000; whole seconds)")
+	loadRounds := flag.Int("load-rounds", 0, "serve section: rounds over every target and level (default 3, 1 when n < 1000)")
+	peers := flag.String("peers", "auto", "serve section: workerd and Deno from npm: auto (skipped when CI=true or n < 1000), all, or none")
 	flag.Parse()
-	if err := run(*out, *n, *admin); err != nil {
+	lc, err := newLoadConfig(*n, *aerofnBin, *loadDuration, *loadRounds, *peers)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	// An interrupt ends the run through its deferred clean-ups: the
+	// processes it started are killed and its databases dropped.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err = run(ctx, *out, *n, *admin, lc)
+	stop()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -45,8 +61,8 @@ func main() {
 
 var only *string
 
-// want says whether the section named key (cold, http, db_query, events) is
-// to run.
+// want says whether the section named key (cold, http, db_query, events,
+// serve) is to run.
 func want(key string) bool { return *only == "" || *only == key }
 
 func envOr(k, def string) string {
@@ -56,18 +72,35 @@ func envOr(k, def string) string {
 	return def
 }
 
-func run(out string, n int, adminURL string) error {
+func run(ctx context.Context, out string, n int, adminURL string, lc loadConfig) error {
 	start := time.Now()
-	ctx := context.Background()
 	var sections []bench.Section
 
-	if want("cold") {
+	// The serve section compares what aerofn records for hello with the
+	// engine's own cold start of it, measured in this run.
+	var coldHello time.Duration
+	if want("cold") || want("serve") {
 		s, err := coldStart(ctx, n)
 		if err != nil {
 			return err
 		}
-		sections = append(sections, s)
+		coldHello = s.Rows[2].Dist.P50
+		if want("cold") {
+			sections = append(sections, s)
+		}
 		fmt.Fprintln(os.Stderr, "cold start done")
+	}
+
+	if want("serve") {
+		s, err := serverUnderLoad(ctx, adminURL, coldHello, lc)
+		if err != nil {
+			return fmt.Errorf("server under load: %w", err)
+		}
+		sections = append(sections, s)
+		fmt.Fprintln(os.Stderr, "server under load done")
+	}
+	if *only == "serve" {
+		return write(out, sections, start)
 	}
 
 	dbURL, drop, err := bench.CreateDatabase(ctx, adminURL)
@@ -114,6 +147,10 @@ func run(out string, n int, adminURL string) error {
 		sections = append(sections, s)
 	}
 
+	return write(out, sections, start)
+}
+
+func write(out string, sections []bench.Section, start time.Time) error {
 	report := bench.Render(sections, time.Since(start))
 	if err := os.WriteFile(out, []byte(report), 0o644); err != nil {
 		return err

@@ -1,0 +1,620 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/aerodb/aerofn/internal/auth"
+	"github.com/aerodb/aerofn/internal/bench"
+	"github.com/aerodb/aerofn/internal/testenv/wat"
+)
+
+// loadConfig says how much the server-under-load section measures.
+type loadConfig struct {
+	aerofnBin  string // "" builds ./cmd/aerofn
+	levels     []int  // connections
+	rounds     int
+	duration   time.Duration // of one cell: one target at one level
+	warmup     time.Duration
+	firstCalls int    // repetitions of each first-call measurement
+	npm        bool   // workerd and Deno
+	npmWhy     string // why not, when !npm
+	quick      bool
+}
+
+// newLoadConfig fills the defaults: a full run measures every level three
+// times for 3 s; a small n (CI's smoke run, -n 100) one round of 1 s at two
+// levels without the npm peers, which still drives the real binary through
+// every step so the code path cannot rot.
+func newLoadConfig(n int, aerofnBin string, duration time.Duration, rounds int, peers string) (loadConfig, error) {
+	c := loadConfig{aerofnBin: aerofnBin, quick: n < 1000}
+	if c.quick {
+		c.levels, c.rounds, c.duration, c.warmup, c.firstCalls = []int{1, 64}, 1, time.Second, time.Second, 1
+	} else {
+		c.levels, c.rounds, c.duration, c.warmup, c.firstCalls = []int{1, 2, 64, 512}, 3, 3*time.Second, time.Second, 3
+	}
+	if duration > 0 {
+		c.duration = duration
+	}
+	if rounds > 0 {
+		c.rounds = rounds
+	}
+	switch {
+	case peers == "all":
+		c.npm = true
+	case peers == "none":
+		c.npmWhy = "skipped by -peers none"
+	case peers != "auto":
+		return c, fmt.Errorf("-peers: want auto, all or none, got %q", peers)
+	case os.Getenv("CI") == "true":
+		c.npmWhy = "skipped because CI=true (run `make bench` for them)"
+	case c.quick:
+		c.npmWhy = fmt.Sprintf("skipped in a quick run (-n %d < 1000; run `make bench` for them)", n)
+	default:
+		c.npm = true
+	}
+	return c, nil
+}
+
+// cell is one load-generator run against one target at one level.
+type cell struct {
+	res bench.LoadResult
+	cpu bench.ProcStat
+}
+
+// target is one row group of the table: a handler behind a server process.
+type target struct {
+	name, version string
+	proc          *process
+	url           string
+	headers       map[string]string
+	requestID     string // aerofn only: prefix of X-Request-Id, to find the calls' records
+	check         func(status int, body []byte) error
+	cells         map[int][]cell
+	rss, hwm      int64 // bytes: most VmRSS seen at the top level; VmHWM after it
+	dead          string
+}
+
+func (t *target) request(conns, round int) bench.Request {
+	h := maps.Clone(t.headers)
+	if t.requestID != "" {
+		h["X-Request-Id"] = fmt.Sprintf("%s-c%d-r%d", t.requestID, conns, round)
+	}
+	return bench.Request{URL: t.url, Body: helloRequest, Headers: h}
+}
+
+// summary is a target's cells at one level, across rounds.
+type summary struct {
+	n              int // cells
+	rps            float64
+	p50, p99       time.Duration
+	requests, errs int64
+	cpu            bench.ProcStat // summed over the cells
+}
+
+// at summarises the cells at conns: medians of the rounds' req/s and
+// percentiles; CPU time and faults summed over all rounds and divided by
+// all their requests, so the 10 ms tick of /proc is small beside it.
+func (t *target) at(conns int) (summary, bool) {
+	cs := t.cells[conns]
+	if len(cs) == 0 {
+		return summary{}, false
+	}
+	var rps []float64
+	var p50, p99 []time.Duration
+	s := summary{n: len(cs)}
+	for _, c := range cs {
+		rps = append(rps, c.res.RPS())
+		p50 = append(p50, c.res.P50)
+		p99 = append(p99, c.res.P99)
+		s.requests += c.res.Requests
+		s.errs += c.res.Errors()
+		s.cpu = s.cpu.Add(c.cpu)
+	}
+	s.rps, s.p50, s.p99 = median(rps), median(p50), median(p99)
+	return s, true
+}
+
+func median[T int64 | float64 | time.Duration](xs []T) T {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// aerofnNode is an aerofn serve process with its own data directory.
+type aerofnNode struct {
+	*process
+	base, dataDir string
+}
+
+// serveBench is the state of one run of the section.
+type serveBench struct {
+	cfg       loadConfig
+	tmp       string
+	bin       string
+	dbURL     string
+	svc, anon string
+	gen       bench.LoadGen
+	procs     []*process
+	notes     []string
+}
+
+func (s *serveBench) killAll() {
+	for i := len(s.procs) - 1; i >= 0; i-- {
+		s.procs[i].kill()
+	}
+}
+
+// serverUnderLoad measures aerofn serve as a process of its own under load,
+// beside the same handler in other runtimes, interleaved.
+func serverUnderLoad(ctx context.Context, adminURL string, coldHello time.Duration, cfg loadConfig) (bench.Section, error) {
+	tmp, err := os.MkdirTemp("", "aerofn-bench-serve-")
+	if err != nil {
+		return bench.Section{}, err
+	}
+	defer os.RemoveAll(tmp)
+	s := &serveBench{cfg: cfg, tmp: tmp}
+	defer s.killAll()
+
+	if w := bench.FindWrk(tmp); w != nil {
+		s.gen = w
+	} else {
+		s.gen = bench.GoLoad{}
+		s.notes = append(s.notes, "wrk is not installed (scripts/ensure-wrk.sh installs it), so a Go load generator ran instead: it takes several times wrk's CPU from the servers it measures, and every figure here is lower than it should be.")
+	}
+	if s.bin = cfg.aerofnBin; s.bin == "" {
+		s.bin = filepath.Join(tmp, "aerofn")
+		fmt.Fprintln(os.Stderr, "building aerofn...")
+		if out, err := exec.CommandContext(ctx, "go", "build", "-o", s.bin, "./cmd/aerofn").CombinedOutput(); err != nil {
+			return bench.Section{}, fmt.Errorf("building aerofn: %v\n%s", err, out)
+		}
+	}
+	hello, err := example("hello")
+	if err != nil {
+		return bench.Section{}, err
+	}
+	dbURL, drop, err := bench.CreateDatabase(ctx, adminURL)
+	if err != nil {
+		return bench.Section{}, err
+	}
+	defer drop()
+	s.dbURL = dbURL
+	s.svc, _ = auth.Sign(jwtSecret, auth.RoleService, "", time.Hour)
+	s.anon, _ = auth.Sign(jwtSecret, auth.RoleAnon, "", time.Hour)
+
+	a, err := s.startNode(ctx, "aerofn-A")
+	if err != nil {
+		return bench.Section{}, err
+	}
+	fc, err := s.firstCalls(ctx, a, hello)
+	if err != nil {
+		return bench.Section{}, err
+	}
+	fmt.Fprintln(os.Stderr, "first calls done")
+
+	targets, err := s.targets(ctx, a)
+	if err != nil {
+		return bench.Section{}, err
+	}
+	if err := s.load(ctx, targets); err != nil {
+		return bench.Section{}, err
+	}
+	recorded, err := s.recordedDuration(ctx, targets[1])
+	if err != nil {
+		return bench.Section{}, err
+	}
+	return s.section(targets, fc, recorded, coldHello), nil
+}
+
+func (s *serveBench) aerofnEnv(addr, dataDir string) []string {
+	return peerEnv("AEROFN_DATABASE_URL="+s.dbURL, "AEROFN_LISTEN="+addr, "AEROFN_JWT_SECRET="+jwtSecret,
+		"AEROFN_SECRETS_KEY="+secretsKey, "AEROFN_DATA_DIR="+dataDir, "AEROFN_SHUTDOWN_TIMEOUT=5s")
+}
+
+// startNode starts aerofn serve with an empty data directory and waits for
+// /healthz. Its stdout, one JSON line per call, is discarded.
+func (s *serveBench) startNode(ctx context.Context, name string) (*aerofnNode, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	dataDir, err := os.MkdirTemp(s.tmp, name+"-data-")
+	if err != nil {
+		return nil, err
+	}
+	p, err := startProcess(name, s.tmp, s.aerofnEnv(addr, dataDir), true, s.bin, "serve")
+	if err != nil {
+		return nil, err
+	}
+	s.procs = append(s.procs, p)
+	p.addr = addr
+	n := &aerofnNode{process: p, base: "http://" + addr, dataDir: dataDir}
+	if err := p.waitReady(ctx, 2*time.Minute, healthy(n.base)); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// deploy uploads wasm as function name and returns its version.
+func (s *serveBench) deploy(ctx context.Context, n *aerofnNode, name string, wasm []byte) (int, time.Duration, error) {
+	var buf bytes.Buffer
+	ct, body := form(name, wasm, &buf)
+	req, err := http.NewRequestWithContext(ctx, "POST", n.base+"/functions/v1/deploy", body)
+	if err != nil {
+		return 0, 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+s.svc)
+	req.Header.Set("Content-Type", ct)
+	t0 := time.Now()
+	resp, err := oneShot.Do(req)
+	if err != nil {
+		return 0, 0, fmt.Errorf("deploying %s on %s: %w", name, n.name, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	d := time.Since(t0)
+	var out struct{ Version int }
+	if resp.StatusCode != 201 || json.Unmarshal(b, &out) != nil || out.Version == 0 {
+		return 0, 0, fmt.Errorf("deploying %s on %s: %d %.300s", name, n.name, resp.StatusCode, b)
+	}
+	return out.Version, d, nil
+}
+
+// firstCallResults are the cold paths: deploy, first calls elsewhere.
+type firstCallResults struct {
+	deploy, onA, onB, restartHealthy, restarted []time.Duration
+	problems                                    []string
+}
+
+// withCustomSection appends a custom section named name to a module: the
+// same code under a new hash, so no node can have it compiled already.
+func withCustomSection(wasm []byte, name string) []byte {
+	uleb := func(b []byte, v int) []byte {
+		for {
+			c := byte(v & 0x7f)
+			v >>= 7
+			if v == 0 {
+				return append(b, c)
+			}
+			b = append(b, c|0x80)
+		}
+	}
+	content := append(uleb(nil, len(name)), name...)
+	out := append(slices.Clone(wasm), 0)
+	out = uleb(out, len(content))
+	return append(out, content...)
+}
+
+// firstCalls deploys hello on node A while node B runs, times B's first
+// call, and then restarts B with an empty data directory and times its
+// first call again. Each repetition deploys the module under a new hash.
+func (s *serveBench) firstCalls(ctx context.Context, a *aerofnNode, hello []byte) (firstCallResults, error) {
+	var r firstCallResults
+	b, err := s.startNode(ctx, "aerofn-B")
+	if err != nil {
+		return r, err
+	}
+	call := func(n *aerofnNode, reqID string) (time.Duration, error) {
+		status, body, d, err := post(ctx, n.base+"/functions/v1/hello", helloRequest,
+			map[string]string{"Authorization": "Bearer " + s.anon, "X-Request-Id": reqID})
+		if err != nil {
+			return 0, fmt.Errorf("calling hello on %s: %w", n.name, err)
+		}
+		if err := checkHello(status, body); err != nil {
+			return 0, fmt.Errorf("calling hello on %s: %w", n.name, err)
+		}
+		return d, nil
+	}
+	want := map[string]int{} // request id → version deployed just before
+	for i := range s.cfg.firstCalls {
+		wasm := hello
+		if i > 0 {
+			wasm = withCustomSection(hello, fmt.Sprintf("aerofn-bench-%d-%d", time.Now().UnixNano(), i))
+		}
+		v, d, err := s.deploy(ctx, a, "hello", wasm)
+		if err != nil {
+			return r, err
+		}
+		r.deploy = append(r.deploy, d)
+		id := fmt.Sprintf("bench-first-b-%d", i)
+		if d, err := call(b, id); err != nil {
+			r.problems = append(r.problems, err.Error())
+		} else {
+			r.onB = append(r.onB, d)
+			want[id] = v
+		}
+		if d, err := call(a, fmt.Sprintf("bench-first-a-%d", i)); err != nil {
+			r.problems = append(r.problems, err.Error())
+		} else {
+			r.onA = append(r.onA, d)
+		}
+	}
+	for i := range s.cfg.firstCalls {
+		b.stop(15 * time.Second)
+		if err := os.RemoveAll(b.dataDir); err != nil {
+			return r, err
+		}
+		t0 := time.Now()
+		if b, err = s.startNode(ctx, fmt.Sprintf("aerofn-B-restart-%d", i)); err != nil {
+			return r, err
+		}
+		r.restartHealthy = append(r.restartHealthy, time.Since(t0))
+		if d, err := call(b, fmt.Sprintf("bench-restart-b-%d", i)); err != nil {
+			r.problems = append(r.problems, err.Error())
+		} else {
+			r.restarted = append(r.restarted, d)
+		}
+	}
+	b.stop(15 * time.Second)
+	// A node that answered from a cached older version did not pay the
+	// first call; say so.
+	got, err := s.versions(ctx, slices.Collect(maps.Keys(want)))
+	if err != nil {
+		return r, err
+	}
+	for id, v := range want {
+		if got[id] != v {
+			r.problems = append(r.problems, fmt.Sprintf("node B's first call after deploying version %d ran version %d", v, got[id]))
+		}
+	}
+	return r, nil
+}
+
+// versions reads which version served each request id, waiting for the
+// records (written in the background) to arrive.
+func (s *serveBench) versions(ctx context.Context, ids []string) (map[string]int, error) {
+	conn, err := pgx.Connect(ctx, s.dbURL)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	got := map[string]int{}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		rows, _ := conn.Query(ctx, `SELECT request_id, version FROM aerofn.invocations WHERE request_id = ANY($1)`, ids)
+		var id string
+		var v int
+		if _, err := pgx.ForEachRow(rows, []any{&id, &v}, func() error { got[id] = v; return nil }); err != nil {
+			return nil, fmt.Errorf("reading invocation records: %w", err)
+		}
+		if len(got) == len(ids) || time.Now().After(deadline) {
+			return got, nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// targets deploys the WAT echo on node A and starts the peers, each
+// checked once with a real request before any load.
+func (s *serveBench) targets(ctx context.Context, a *aerofnNode) ([]*target, error) {
+	if _, _, err := s.deploy(ctx, a, "echo-wat", wat.Compile(wat.Echo)); err != nil {
+		return nil, err
+	}
+	auth := map[string]string{"Authorization": "Bearer " + s.anon}
+	checkEcho := func(status int, body []byte) error {
+		if status != 200 || !bytes.Contains(body, []byte(`"name":"World"`)) {
+			return fmt.Errorf("want 200 and the event back, got %d %.200s", status, body)
+		}
+		return nil
+	}
+	ts := []*target{
+		{name: "aerofn: echo (WAT)", proc: a.process, url: a.base + "/functions/v1/echo-wat", headers: auth, requestID: "bench-echo-wat", check: checkEcho},
+		{name: "aerofn: hello (Go SDK)", proc: a.process, url: a.base + "/functions/v1/hello", headers: auth, requestID: "bench-hello", check: checkHello},
+	}
+	peers := []peer{}
+	native, err := nativePeer(ctx, s.tmp)
+	if err != nil {
+		return nil, err
+	}
+	peers = append(peers, native)
+	if s.cfg.npm {
+		ps, notes := npmPeers(ctx)
+		peers = append(peers, ps...)
+		s.notes = append(s.notes, notes...)
+	} else {
+		s.notes = append(s.notes, "workerd and Deno "+s.cfg.npmWhy+".")
+	}
+	if node, ok := nodePeer(ctx); ok {
+		peers = append(peers, node)
+	} else {
+		s.notes = append(s.notes, "Node.js is not installed; its row is missing.")
+	}
+	for _, p := range peers {
+		addr, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		proc, err := p.start(addr, s.tmp)
+		if err != nil {
+			return nil, err
+		}
+		proc.addr = addr
+		s.procs = append(s.procs, proc)
+		ts = append(ts, &target{name: p.name, version: p.version, proc: proc, url: "http://" + addr + "/", headers: map[string]string{}, check: checkHello})
+	}
+	var ready []*target
+	for _, t := range ts {
+		err := t.proc.waitReady(ctx, time.Minute, func(ctx context.Context) error {
+			status, body, _, err := post(ctx, t.url, helloRequest, t.headers)
+			if err != nil {
+				return err
+			}
+			return t.check(status, body)
+		})
+		if err != nil {
+			if t.proc == a.process || t.name == native.name {
+				return nil, err
+			}
+			s.notes = append(s.notes, fmt.Sprintf("%s did not start: %v", t.name, firstLine(err.Error())))
+			t.proc.kill()
+			continue
+		}
+		t.cells = map[int][]cell{}
+		ready = append(ready, t)
+	}
+	return ready, nil
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
+
+// load runs the rounds: in each, every level, and at each level every
+// target in an order that rotates from round to round.
+func (s *serveBench) load(ctx context.Context, ts []*target) error {
+	top := s.cfg.levels[len(s.cfg.levels)-1]
+	for _, t := range ts {
+		if _, err := s.gen.Run(ctx, t.request(64, -1), min(64, top), s.cfg.warmup); err != nil {
+			return fmt.Errorf("warming up %s: %w", t.name, err)
+		}
+	}
+	for round := range s.cfg.rounds {
+		for li, conns := range s.cfg.levels {
+			for i := range ts {
+				t := ts[(i+round+li)%len(ts)]
+				if t.dead != "" {
+					continue
+				}
+				c, err := s.measure(ctx, t, conns, round, conns == top)
+				if err == nil && t.proc.exited() {
+					err = fmt.Errorf("%s exited under load (%v); %s", t.name, t.proc.err, t.proc.logTail())
+				}
+				if err != nil {
+					if t.requestID != "" || ctx.Err() != nil {
+						return err
+					}
+					t.dead = firstLine(err.Error())
+					s.notes = append(s.notes, fmt.Sprintf("%s failed and its remaining cells were skipped: %s", t.name, t.dead))
+					continue
+				}
+				t.cells[conns] = append(t.cells[conns], c)
+			}
+			fmt.Fprintf(os.Stderr, "server under load: round %d/%d, %d connections done\n", round+1, s.cfg.rounds, conns)
+		}
+	}
+	for _, t := range ts {
+		if m, err := bench.ReadStatus(t.proc.pid()); err == nil {
+			t.hwm = m.HWM
+		}
+	}
+	return nil
+}
+
+// measure runs one cell and reads the server's CPU time and page faults
+// around it. The end reading waits for the process to go idle, so work a
+// server does after answering (aerofn writes its invocation records in the
+// background) is charged to the calls that caused it.
+func (s *serveBench) measure(ctx context.Context, t *target, conns, round int, sampleRSS bool) (cell, error) {
+	pid := t.proc.pid()
+	before, err := bench.ReadStat(pid)
+	if err != nil {
+		return cell{}, err
+	}
+	stop, sampled := make(chan struct{}), make(chan int64)
+	go func(sample bool) {
+		var most int64
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for sample {
+			if m, err := bench.ReadStatus(pid); err == nil {
+				most = max(most, m.RSS)
+			}
+			select {
+			case <-stop:
+				sample = false
+			case <-tick.C:
+			}
+		}
+		sampled <- most
+	}(sampleRSS)
+	res, err := s.gen.Run(ctx, t.request(conns, round), conns, s.cfg.duration)
+	close(stop)
+	t.rss = max(t.rss, <-sampled)
+	if err != nil {
+		return cell{}, fmt.Errorf("%s at %d connections: %w", t.name, conns, err)
+	}
+	after, err := settle(ctx, pid)
+	if err != nil {
+		return cell{}, err
+	}
+	return cell{res: res, cpu: after.Sub(before)}, nil
+}
+
+// settle waits until pid has used no CPU for 100 ms (at most 2 s) and
+// returns its reading then.
+func settle(ctx context.Context, pid int) (bench.ProcStat, error) {
+	prev, err := bench.ReadStat(pid)
+	if err != nil {
+		return prev, err
+	}
+	still := 0
+	deadline := time.Now().Add(2 * time.Second)
+	for still < 2 && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(50 * time.Millisecond)
+		cur, err := bench.ReadStat(pid)
+		if err != nil {
+			return cur, err
+		}
+		if cur.User+cur.System == prev.User+prev.System {
+			still++
+		} else {
+			still = 0
+		}
+		prev = cur
+	}
+	return prev, nil
+}
+
+// recorded is what aerofn itself recorded for hello's one-connection cells.
+type recorded struct {
+	n, want int64
+	p50     time.Duration
+}
+
+func (s *serveBench) recordedDuration(ctx context.Context, hello *target) (recorded, error) {
+	var r recorded
+	for _, c := range hello.cells[1] {
+		r.want += c.res.Requests
+	}
+	if r.want == 0 {
+		return r, nil
+	}
+	conn, err := pgx.Connect(ctx, s.dbURL)
+	if err != nil {
+		return r, err
+	}
+	defer conn.Close(context.Background())
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var p50 *float64
+		if err := conn.QueryRow(ctx, `SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms)
+			FROM aerofn.invocations WHERE function_name = 'hello' AND request_id LIKE $1`, hello.requestID+"-c1-%").Scan(&r.n, &p50); err != nil {
+			return r, fmt.Errorf("reading hello's recorded durations: %w", err)
+		}
+		if p50 != nil {
+			r.p50 = time.Duration(*p50 * float64(time.Millisecond))
+		}
+		// The server may have finished a few calls wrk stopped waiting for.
+		if r.n >= r.want || time.Now().After(deadline) {
+			return r, nil
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
