@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/bytecodealliance/wasmtime-go/v39"
+
+	"github.com/aerodb/aerofn/internal/registry"
+	"github.com/aerodb/aerofn/internal/testenv/wat"
+)
+
+func TestWithCustomSection(t *testing.T) {
+	orig := wat.Compile(wat.Echo)
+	long := strings.Repeat("x", 200) // a size that needs two LEB128 bytes
+	for _, name := range []string{"a", long} {
+		b := withCustomSection(orig, name)
+		if err := wasmtime.ModuleValidate(wasmtime.NewEngine(), b); err != nil {
+			t.Fatalf("%d-byte name: %v", len(name), err)
+		}
+		if registry.Hash(b) == registry.Hash(orig) {
+			t.Fatal("same hash")
+		}
+	}
+	if len(orig) != len(wat.Compile(wat.Echo)) {
+		t.Fatal("the original was changed")
+	}
+}
+
+func TestMedianAndFormat(t *testing.T) {
+	if m := median([]float64{3, 1, 2}); m != 2 {
+		t.Fatal(m)
+	}
+	if m := median([]time.Duration{4, 1, 3, 2}); m != 2 {
+		t.Fatal(m) // (2+3)/2 in integer nanoseconds
+	}
+	for f, want := range map[float64]string{0: "0", 999.6: "1,000", 38838: "38,838", 1234567: "1,234,567"} {
+		if got := thousands(f); got != want {
+			t.Errorf("thousands(%v) = %s, want %s", f, got, want)
+		}
+	}
+	for d, want := range map[time.Duration]string{700 * time.Microsecond: "0.70", 19200 * time.Microsecond: "19.2", 327 * time.Millisecond: "327"} {
+		if got := msf(d); got != want {
+			t.Errorf("msf(%v) = %s, want %s", d, got, want)
+		}
+	}
+}
+
+func TestNewLoadConfig(t *testing.T) {
+	t.Setenv("CI", "")
+	c, err := newLoadConfig(2000, "", 0, 0, "auto")
+	if err != nil || !c.npm || c.quick || len(c.levels) != 4 || c.rounds != 3 {
+		t.Fatalf("full run: %+v %v", c, err)
+	}
+	c, _ = newLoadConfig(100, "", 0, 0, "auto")
+	if c.npm || !c.quick || c.duration != time.Second || c.rounds != 1 || !strings.Contains(c.npmWhy, "quick") {
+		t.Fatalf("smoke run: %+v", c)
+	}
+	if c, _ = newLoadConfig(100, "", 2*time.Second, 2, "all"); !c.npm || c.duration != 2*time.Second || c.rounds != 2 {
+		t.Fatalf("flags: %+v", c)
+	}
+	t.Setenv("CI", "true")
+	if c, _ = newLoadConfig(2000, "", 0, 0, "auto"); c.npm || !strings.Contains(c.npmWhy, "CI=true") {
+		t.Fatalf("CI: %+v", c)
+	}
+	if _, err := newLoadConfig(2000, "", 0, 0, "some"); err == nil {
+		t.Fatal("accepted -peers some")
+	}
+}
+
+func TestCheckHello(t *testing.T) {
+	if err := checkHello(200, []byte(`{"message":"Hello, World!"}`)); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []struct {
+		status int
+		body   string
+	}{{500, `{"message":"Hello, World!"}`}, {200, `{"message":"Hello, Nobody!"}`}, {200, `not json`}} {
+		if checkHello(bad.status, []byte(bad.body)) == nil {
+			t.Errorf("accepted %d %s", bad.status, bad.body)
+		}
+	}
+}
+
+// TestProcess: a process that exits early is reported with its output, one
+// that never gets ready is given up on after the timeout, and kill ends it.
+func TestProcess(t *testing.T) {
+	dir := t.TempDir()
+	never := func(context.Context) error { return errors.New("not yet") }
+
+	p, err := startProcess("quitter", dir, os.Environ(), false, "/bin/sh", "-c", "echo going away >&2; exit 3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = p.waitReady(context.Background(), time.Minute, never)
+	if err == nil || !strings.Contains(err.Error(), "exited before it was ready") || !strings.Contains(err.Error(), "going away") {
+		t.Fatalf("early exit: %v", err)
+	}
+
+	p, err = startProcess("sleeper", dir, os.Environ(), true, "/bin/sleep", "600")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	if err := p.waitReady(context.Background(), 200*time.Millisecond, never); err == nil || !strings.Contains(err.Error(), "not ready after") {
+		t.Fatalf("timeout: %v", err)
+	}
+	if time.Since(t0) > 10*time.Second {
+		t.Fatalf("waited %s", time.Since(t0))
+	}
+	p.kill()
+	if !p.exited() {
+		t.Fatal("still running after kill")
+	}
+	if err := syscall.Kill(p.pid(), 0); err == nil {
+		t.Fatal("the process still exists")
+	}
+
+	p, err = startProcess("stoppable", dir, os.Environ(), true, "/bin/sleep", "600")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.stop(10 * time.Second)
+	if !p.exited() {
+		t.Fatal("still running after stop")
+	}
+}
