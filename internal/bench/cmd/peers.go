@@ -152,11 +152,24 @@ func npmInstall(ctx context.Context, dir string) []string {
 	if err == nil {
 		return nil
 	}
-	msg := strings.TrimSpace(string(out))
-	if i := strings.LastIndexByte(msg, '\n'); i >= 0 {
-		msg = msg[i+1:]
+	return []string{fmt.Sprintf("npm could not install workerd and deno into %s (%v: %.300s); the rows without them follow.", dir, err, npmReason(string(out)))}
+}
+
+// npmReason picks the line of npm's error output that says what went
+// wrong, such as "FetchError: request to … failed, reason: connect
+// ECONNREFUSED" or "404 Not Found - GET …".
+func npmReason(out string) string {
+	for _, line := range strings.Split(out, "\n") {
+		l := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "npm error"))
+		if l == "" || strings.HasPrefix(l, "A complete log") {
+			continue
+		}
+		if f := strings.Fields(l); f[0] == "code" || f[0] == "syscall" || f[0] == "errno" || f[0] == "at" {
+			continue
+		}
+		return l
 	}
-	return []string{fmt.Sprintf("npm could not install workerd and deno into %s (%v: %.300s); the rows without them follow.", dir, err, msg)}
+	return strings.TrimSpace(out)
 }
 
 func collectNPMPeers(ctx context.Context, dir, workerd, deno string) []peer {

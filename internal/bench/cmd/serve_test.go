@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -128,5 +130,42 @@ func TestProcess(t *testing.T) {
 	p.stop(10 * time.Second)
 	if !p.exited() {
 		t.Fatal("still running after stop")
+	}
+}
+
+// TestNPMPeersUnreachable: without npm, or with a registry that cannot be
+// reached, the bench says why and goes on with no npm peers.
+func TestNPMPeersUnreachable(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	npm, npmErr := exec.LookPath("npm")
+
+	t.Setenv("PATH", t.TempDir())
+	ps, notes := npmPeers(context.Background())
+	if len(ps) != 0 || len(notes) != 1 || !strings.Contains(notes[0], "npm is not installed") {
+		t.Fatalf("without npm: %d peers, notes %q", len(ps), notes)
+	}
+
+	if npmErr != nil {
+		return // the case above is this machine's case
+	}
+	t.Setenv("PATH", filepath.Dir(npm)+":/usr/bin:/bin")
+	t.Setenv("npm_config_registry", "http://127.0.0.1:1/")
+	t.Setenv("npm_config_fetch_retries", "0")
+	t.Setenv("npm_config_offline", "false")
+	t.Setenv("npm_config_cache", t.TempDir()) // nothing cached to install from
+	ps, notes = npmPeers(context.Background())
+	if len(ps) != 0 || len(notes) != 1 || !strings.Contains(notes[0], "npm could not install workerd and deno") ||
+		!strings.Contains(notes[0], "ECONNREFUSED") {
+		t.Fatalf("unreachable registry: %d peers, notes %q", len(ps), notes)
+	}
+}
+
+func TestNPMReason(t *testing.T) {
+	const out = "npm error code E404\nnpm error 404 Not Found - GET https://registry.npmjs.org/workerd - Not found\nnpm error A complete log of this run can be found in: /x.log\n"
+	if got := npmReason(out); got != "404 Not Found - GET https://registry.npmjs.org/workerd - Not found" {
+		t.Fatal(got)
+	}
+	if got := npmReason("something odd\n"); got != "something odd" {
+		t.Fatal(got)
 	}
 }
