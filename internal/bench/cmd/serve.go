@@ -369,7 +369,9 @@ func (s *serveBench) firstCalls(ctx context.Context, a *aerofnNode, hello []byte
 		return r, err
 	}
 	for id, v := range want {
-		if got[id] != v {
+		if _, ok := got[id]; !ok {
+			r.problems = append(r.problems, fmt.Sprintf("no invocation record of node B's first call (request id %s) arrived within 30 s", id))
+		} else if got[id] != v {
 			r.problems = append(r.problems, fmt.Sprintf("node B's first call after deploying version %d ran version %d", v, got[id]))
 		}
 	}
