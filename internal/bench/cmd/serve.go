@@ -198,6 +198,7 @@ func serverUnderLoad(ctx context.Context, adminURL string, coldHello time.Durati
 	s.svc, _ = auth.Sign(jwtSecret, auth.RoleService, "", time.Hour)
 	s.anon, _ = auth.Sign(jwtSecret, auth.RoleAnon, "", time.Hour)
 
+	t0 := time.Now()
 	a, err := s.startNode(ctx, "aerofn-A")
 	if err != nil {
 		return bench.Section{}, err
@@ -206,7 +207,7 @@ func serverUnderLoad(ctx context.Context, adminURL string, coldHello time.Durati
 	if err != nil {
 		return bench.Section{}, err
 	}
-	fmt.Fprintln(os.Stderr, "first calls done")
+	fmt.Fprintf(os.Stderr, "server under load: cold paths done (%s)\n", time.Since(t0).Round(time.Second))
 
 	targets, err := s.targets(ctx, a)
 	if err != nil {
@@ -485,6 +486,7 @@ func firstLine(s string) string {
 // load runs the rounds: in each, every level, and at each level every
 // target in an order that rotates from round to round.
 func (s *serveBench) load(ctx context.Context, ts []*target) error {
+	t0 := time.Now()
 	top := s.cfg.levels[len(s.cfg.levels)-1]
 	for _, t := range ts {
 		if _, err := s.gen.Run(ctx, t.request(64, -1), min(64, top), s.cfg.warmup); err != nil {
@@ -512,7 +514,7 @@ func (s *serveBench) load(ctx context.Context, ts []*target) error {
 				}
 				t.cells[conns] = append(t.cells[conns], c)
 			}
-			fmt.Fprintf(os.Stderr, "server under load: round %d/%d, %d connections done\n", round+1, s.cfg.rounds, conns)
+			fmt.Fprintf(os.Stderr, "server under load: round %d/%d, %d connections done (%s)\n", round+1, s.cfg.rounds, conns, time.Since(t0).Round(time.Second))
 		}
 	}
 	for _, t := range ts {

@@ -29,6 +29,29 @@ func (s *serveBench) section(ts []*target, fc firstCallResults, rec recorded, co
 	var b strings.Builder
 	top := s.cfg.levels[len(s.cfg.levels)-1]
 
+	// At a glance: req/s by level, and latency at the targets' level.
+	b.WriteString("| target |")
+	for _, c := range s.cfg.levels {
+		fmt.Fprintf(&b, " req/s at %d |", c)
+	}
+	fmt.Fprintf(&b, " p50 / p99 at %d |\n|---|", targetConns)
+	b.WriteString(strings.Repeat("---|", len(s.cfg.levels)+1) + "\n")
+	for _, t := range ts {
+		fmt.Fprintf(&b, "| %s |", t.name)
+		for _, c := range s.cfg.levels {
+			if m, ok := t.at(c); ok {
+				fmt.Fprintf(&b, " %s |", thousands(m.rps))
+			} else {
+				b.WriteString(" – |")
+			}
+		}
+		if m, ok := t.at(targetConns); ok {
+			fmt.Fprintf(&b, " %s / %s ms |\n", msf(m.p50), msf(m.p99))
+		} else {
+			b.WriteString(" – |\n")
+		}
+	}
+	b.WriteString("\nEvery cell in detail:\n\n")
 	b.WriteString("| target | conns | req/s | p50 | p99 | CPU user µs/call | CPU sys µs/call | page faults/call | errors |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, t := range ts {
 		for _, c := range s.cfg.levels {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/bytecodealliance/wasmtime-go/v39"
 
+	"github.com/aerodb/aerofn/internal/bench"
 	"github.com/aerodb/aerofn/internal/registry"
 	"github.com/aerodb/aerofn/internal/testenv/wat"
 )
@@ -167,5 +168,68 @@ func TestNPMReason(t *testing.T) {
 	}
 	if got := npmReason("something odd\n"); got != "something odd" {
 		t.Fatal(got)
+	}
+}
+
+// fakeTarget has one cell per level with the given req/s and p99.
+func fakeTarget(name string, rps map[int]float64, p99 time.Duration) *target {
+	t := &target{name: name, cells: map[int][]cell{}}
+	for c, r := range rps {
+		t.cells[c] = []cell{{res: bench.LoadResult{Requests: int64(r), Duration: time.Second, P50: p99 / 2, P99: p99},
+			cpu: bench.ProcStat{User: time.Duration(r) * time.Microsecond}}}
+	}
+	return t
+}
+
+func TestTargetRows(t *testing.T) {
+	s := &serveBench{cfg: loadConfig{levels: []int{1, 64}}, gen: bench.GoLoad{}}
+	ts := []*target{
+		fakeTarget("aerofn: echo (WAT)", map[int]float64{1: 5000, 64: 9000}, 10*time.Millisecond),
+		fakeTarget("aerofn: hello (Go SDK)", map[int]float64{1: 4000, 64: 5000}, 30*time.Millisecond),
+		fakeTarget("native Go net/http", map[int]float64{1: 20000, 64: 20000}, time.Millisecond),
+	}
+	rows := s.targetRows(ts, recorded{n: 100, want: 100, p50: 600 * time.Microsecond}, 500*time.Microsecond)
+	verdicts := map[string]string{}
+	for _, r := range rows {
+		verdicts[r[0]] = r[2]
+	}
+	for name, want := range map[string]string{
+		"echo (WAT) at 64 connections ≥ workerd's req/s":                                                                             "NOT met: not measured, workerd did not run",
+		"echo (WAT) at 64 connections ≥ 40% of the native handler's req/s":                                                           "met",
+		"aerofn: echo (WAT): req/s at 64 connections ≥ 1.7x at 1":                                                                    "met",
+		"aerofn: hello (Go SDK): req/s at 64 connections ≥ 1.7x at 1":                                                                "NOT met: throughput does not grow",
+		"aerofn: echo (WAT): p99 at 64 connections ≤ 20.0 ms":                                                                        "met",
+		"aerofn: hello (Go SDK): p99 at 64 connections ≤ 20.0 ms":                                                                    "NOT met: 1.5x the bound",
+		"hello's server-recorded duration_ms p50 (its 1-connection calls, aerofn.invocations) ≤ 1.25x the in-process cold start p50": "met",
+	} {
+		if got, ok := verdicts[name]; !ok || !strings.HasPrefix(got, want) {
+			t.Errorf("%s: got %q, want %q…", name, got, want)
+		}
+	}
+	ts = append(ts, fakeTarget("workerd", map[int]float64{1: 8000, 64: 12000}, time.Millisecond))
+	rows = s.targetRows(ts, recorded{n: 90, want: 100, p50: time.Millisecond}, 500*time.Microsecond)
+	for _, r := range rows {
+		switch {
+		case strings.HasPrefix(r[0], "echo (WAT) at 64 connections ≥ workerd"):
+			if r[2] != "NOT met: 75% of the target ratio" || !strings.Contains(r[1], "0.75x") {
+				t.Errorf("echo vs workerd: %q", r)
+			}
+		case strings.HasPrefix(r[0], "hello (Go SDK) at 64 connections ≥ half"):
+			if r[2] != "NOT met: 83% of the target ratio" { // 5,000 / 12,000 = 0.42 of 0.5
+				t.Errorf("hello vs workerd: %q", r)
+			}
+		case strings.HasPrefix(r[0], "hello's server-recorded"):
+			if !strings.HasPrefix(r[2], "NOT met") || !strings.Contains(r[1], "90 records of 100 calls") {
+				t.Errorf("recorded: %q", r)
+			}
+		}
+	}
+	// The report renders every row and the figures per call.
+	sec := s.section(ts, firstCallResults{deploy: []time.Duration{time.Second}, onB: []time.Duration{60 * time.Millisecond}}, recorded{}, 0)
+	for _, want := range []string{"| aerofn: echo (WAT) | 1 | 5,000 | 5.00 | 10.0 | 1 | 0 | 0.0 | 0 |", "| workerd | 8,000 | 12,000 | 0.50 / 1.00 ms |",
+		"≤ 2000 ms each | met |", "≤ 50.0 ms each | NOT met: the slowest took 1.2x the target |", "NOT met: no successful call"} {
+		if !strings.Contains(sec.Table, want) {
+			t.Errorf("report lacks %q:\n%s", want, sec.Table)
+		}
 	}
 }
