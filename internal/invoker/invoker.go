@@ -23,6 +23,7 @@ import (
 	"github.com/aerodb/aerofn/internal/hostfn"
 	"github.com/aerodb/aerofn/internal/records"
 	"github.com/aerodb/aerofn/internal/registry"
+	"github.com/aerodb/aerofn/internal/sqlexec"
 )
 
 var (
@@ -168,6 +169,8 @@ func (inv *Invoker) Invoke(ctx context.Context, fn registry.Function, c Call) (O
 	// A caller that goes away does not cut a call short: its database writes
 	// would be left half done. The function's own timeout bounds it.
 	ctx = context.WithoutCancel(ctx)
+	// db_query bounds what one function holds of its role's pool.
+	ctx = sqlexec.WithFunction(ctx, fn.Name)
 	start := time.Now()
 	out := Outcome{ID: uuid.NewString(), Principal: EffectivePrincipal(fn, c.Principal), Version: fn.Version}
 	if c.RequestID == "" {

@@ -35,6 +35,19 @@ type Config struct {
 	// PoolSize bounds the connections per role (default 10).
 	PoolSize int32
 
+	// FunctionShare bounds the connections of one role's pool that the
+	// calls of one function may hold at once (default: half the pool,
+	// rounded up); PrincipalShare bounds those of one user, whatever the
+	// function (default: a quarter of the pool, rounded up). Callers
+	// without a user id (anon, service_role) are bounded by FunctionShare
+	// only. A query over a share waits for it at most ShareWait (default
+	// 5 s, and never past its deadline), then fails with
+	// connection_share_exceeded. With a pool of 1 the shares cannot
+	// protect anyone: give the pool at least 2 connections.
+	FunctionShare  int32
+	PrincipalShare int32
+	ShareWait      time.Duration
+
 	// MaxRows and MaxBytes bound one result (defaults 10,000 rows and 10 MiB
 	// of reply JSON); beyond them the call fails with too_many_rows or
 	// result_too_large and nothing it wrote is committed.
@@ -69,6 +82,7 @@ type Config struct {
 // Defaults for Config.
 const (
 	DefaultPoolSize                 = 10
+	DefaultShareWait                = 5 * time.Second
 	DefaultMaxRows                  = 10_000
 	DefaultMaxBytes                 = 10 << 20
 	DefaultTimeout                  = 10 * time.Second
@@ -90,6 +104,15 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.PoolSize <= 0 {
 		c.PoolSize = DefaultPoolSize
+	}
+	if c.FunctionShare <= 0 {
+		c.FunctionShare = (c.PoolSize + 1) / 2
+	}
+	if c.PrincipalShare <= 0 {
+		c.PrincipalShare = (c.PoolSize + 3) / 4
+	}
+	if c.ShareWait <= 0 {
+		c.ShareWait = DefaultShareWait
 	}
 	if c.MaxRows <= 0 {
 		c.MaxRows = DefaultMaxRows

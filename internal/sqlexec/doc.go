@@ -42,6 +42,10 @@
 // The slow path, for the first call of a statement text (and whenever the
 // fast path cannot be used):
 //
+//	            share  (the function's and the user's count in the role's pool; share.go)
+//	               │  at its limit? ── wait for one of its own to end, at most ShareWait
+//	               │                   and never past the deadline: connection_share_exceeded
+//	               ▼
 //	            acquire (pool of the principal's role; waits at most until ctx's deadline)
 //	               │  new connection? ── check role, attributes, memberships, own settings
 //	               ▼
@@ -89,6 +93,8 @@
 //
 //	what happens                              reply                       connection
 //	guard refuses                             statement_rejected          not touched
+//	function or user at its share of the      connection_share_exceeded   not touched
+//	  pool for ShareWait
 //	deadline too close to start               timeout                     not touched
 //	no connection before the deadline         timeout                     -
 //	server error (syntax, 42501, 28000, ...)  SQLSTATE and message        ROLLBACK + reset, reused

@@ -114,6 +114,7 @@ type Executor struct {
 	types  typeCache
 	descs  descCache
 	paths  PathCounts
+	shares shares
 
 	closed atomic.Bool
 	mu     sync.Mutex     // orders reap's wg.Add before Close's wg.Wait
@@ -383,6 +384,20 @@ func (e *Executor) query(ctx context.Context, p auth.Principal, sql string, para
 		return nil, err
 	}
 	id := token.Identity{Sub: p.UserID, Role: string(p.Role), DBRole: role, Expires: deadline, Claims: claims}
+	var ss []share
+	if fn := functionOf(ctx); fn != "" {
+		ss = append(ss, share{key: role + "\x00f\x00" + fn, limit: e.cfg.FunctionShare, what: "function " + fn})
+	}
+	if p.UserID != "" {
+		ss = append(ss, share{key: role + "\x00u\x00" + p.UserID, limit: e.cfg.PrincipalShare, what: "user " + p.UserID})
+	}
+	if len(ss) > 0 {
+		release, err := e.shares.take(ctx, e.cfg.ShareWait, role, e.cfg.PoolSize, ss)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+	}
 	pool := e.pools[p.Role]
 	res, err, c := e.attempt(ctx, pool, role, deadline, id, sql, params, false)
 	if c != nil && c.lost && !c.committing && ctx.Err() == nil {

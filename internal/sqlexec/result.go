@@ -12,15 +12,16 @@ import (
 // Codes of the errors that are aerofn's own; a database error carries its
 // SQLSTATE instead (docs/ABI.md).
 const (
-	CodeStatementRejected = "statement_rejected" // the guard refused the statement
-	CodeTooManyRows       = "too_many_rows"      // more rows than Config.MaxRows
-	CodeResultTooLarge    = "result_too_large"   // more reply bytes than Config.MaxBytes
-	CodeTimeout           = "timeout"            // the call's deadline, or statement_timeout, passed
-	CodeInvalidRequest    = "invalid_request"    // the request JSON is not {"sql": ..., "params": [...]}
-	CodeInvalidParams     = "invalid_params"     // wrong number of parameters, or one that cannot be bound
-	CodeInvalidPrincipal  = "invalid_principal"  // the invocation's principal cannot query (unknown role, authenticated without sub)
-	CodeUnavailable       = "unavailable"        // no connection to the database, or it was lost
-	CodeTransactionState  = "transaction_state"  // the statement ended the host's transaction; nothing after it ran
+	CodeStatementRejected = "statement_rejected"        // the guard refused the statement
+	CodeTooManyRows       = "too_many_rows"             // more rows than Config.MaxRows
+	CodeResultTooLarge    = "result_too_large"          // more reply bytes than Config.MaxBytes
+	CodeTimeout           = "timeout"                   // the call's deadline, or statement_timeout, passed
+	CodeInvalidRequest    = "invalid_request"           // the request JSON is not {"sql": ..., "params": [...]}
+	CodeInvalidParams     = "invalid_params"            // wrong number of parameters, or one that cannot be bound
+	CodeInvalidPrincipal  = "invalid_principal"         // the invocation's principal cannot query (unknown role, authenticated without sub)
+	CodeUnavailable       = "unavailable"               // no connection to the database, or it was lost
+	CodeShareExceeded     = "connection_share_exceeded" // the function or user already holds its share of the role's pool
+	CodeTransactionState  = "transaction_state"         // the statement ended the host's transaction; nothing after it ran
 	CodeInternal          = "internal"
 )
 
