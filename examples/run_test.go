@@ -278,6 +278,18 @@ func TestExamplesRun(t *testing.T) {
 			want:  callResult{0, `{"attempt":0,"event_id":"","ok":true}`},
 		},
 		{
+			name: "stripe-webhook activates the subscription", example: "stripe-webhook",
+			event:  `{"trigger":"webhook","headers":{"stripe-signature":"t=1,v1=00"},"body":{"id":"evt_1","type":"payment_intent.succeeded","data":{"object":{"id":"pi_1","metadata":{"user_id":"u-1"}}}},"delivery_id":"d-1"}`,
+			host:   fakeHost{dbReply: `{"rows":[],"rowCount":1,"command":"UPDATE"}`},
+			want:   callResult{0, `{"activated":1,"received":true}`},
+			wantDB: []string{`{"sql":"UPDATE subscriptions SET status = 'active' WHERE user_id = $1","params":["u-1"]}`},
+		},
+		{
+			name: "stripe-webhook acknowledges other events", example: "stripe-webhook",
+			event: `{"trigger":"webhook","body":{"id":"evt_2","type":"customer.created","data":{"object":{"id":"cus_1"}}}}`,
+			want:  callResult{0, `{"ignored":"customer.created","received":true}`},
+		},
+		{
 			name: "a malformed event fails the call", example: "echo",
 			event: `{"trigger":`,
 			want:  callResult{1, `decoding event: unexpected end of JSON input`},
