@@ -126,3 +126,22 @@ func TestShareQueuesShortCalls(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// The victim's wait side by side, with the shares and with shares as large
+// as the pool (today's behaviour without them), in one run. Reported with -v.
+func TestShareVictimWaitMeasured(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		share int32
+	}{{"pool-sized shares (unbounded)", 4}, {"default shares", 0}} {
+		v := newEnv(t, sqlexec.Config{PoolSize: 4, FunctionShare: c.share, PrincipalShare: c.share, ShareWait: 300 * time.Millisecond})
+		quick(t, v, "warm", user("alice")) // connect once, outside the measurement
+		wait := sleepers(t, v, "attack", user("mallory"), 4, 1, "1.5")
+		d := quick(t, v, "victim", user("alice"))
+		wait()
+		t.Logf("%s: alice's SELECT 1 took %v while mallory slept in 4 calls", c.name, d.Round(time.Millisecond))
+		if c.share == 0 && d > 500*time.Millisecond {
+			t.Errorf("with the default shares alice waited %v", d)
+		}
+	}
+}
