@@ -43,7 +43,7 @@ func newDeploy(stdout io.Writer) *cobra.Command {
 			if err := mw.Close(); err != nil {
 				return err
 			}
-			b, _, err := c.do("POST", "/functions/v1/deploy", mw.FormDataContentType(), &buf)
+			b, _, err := c.do("POST", "/admin/v1/functions", mw.FormDataContentType(), &buf)
 			if err != nil {
 				return err
 			}

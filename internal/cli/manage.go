@@ -20,7 +20,7 @@ func newList(stdout io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			path := "/functions/v1"
+			path := "/admin/v1/functions"
 			if len(args) == 1 {
 				path += "/" + url.PathEscape(args[0])
 			}
@@ -53,7 +53,7 @@ func newRemove(stdout io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if _, err := c.json("DELETE", "/functions/v1/"+url.PathEscape(args[0]), nil); err != nil {
+			if _, err := c.json("DELETE", "/admin/v1/functions/"+url.PathEscape(args[0]), nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "deleted %s\n", args[0])
@@ -81,7 +81,7 @@ func newRollback(stdout io.Writer) *cobra.Command {
 			} else {
 				body["wasm_hash"] = args[1]
 			}
-			b, err := c.json("POST", "/functions/v1/"+url.PathEscape(args[0])+"/rollback", body)
+			b, err := c.json("POST", "/admin/v1/functions/"+url.PathEscape(args[0])+"/rollback", body)
 			if err != nil {
 				return err
 			}
@@ -111,7 +111,7 @@ func newLogs(stdout io.Writer) *cobra.Command {
 			if since != "" {
 				q.Set("since", since)
 			}
-			path := "/functions/v1/" + url.PathEscape(args[0])
+			path := "/admin/v1/functions/" + url.PathEscape(args[0])
 			if stats {
 				path += "/stats"
 			} else {

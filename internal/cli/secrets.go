@@ -29,7 +29,7 @@ func newSecrets(stdout io.Writer) *cobra.Command {
 				}
 				values[k] = v
 			}
-			if _, err := c.json("POST", "/functions/v1/secrets", values); err != nil {
+			if _, err := c.json("POST", "/admin/v1/secrets", values); err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "set %d secret(s)\n", len(values))
@@ -45,7 +45,7 @@ func newSecrets(stdout io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			b, err := c.json("GET", "/functions/v1/secrets", nil)
+			b, err := c.json("GET", "/admin/v1/secrets", nil)
 			if err != nil {
 				return err
 			}
@@ -62,7 +62,7 @@ func newSecrets(stdout io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			_, err = c.json("DELETE", "/functions/v1/secrets/"+url.PathEscape(args[0]), nil)
+			_, err = c.json("DELETE", "/admin/v1/secrets/"+url.PathEscape(args[0]), nil)
 			return err
 		},
 	}

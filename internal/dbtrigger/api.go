@@ -53,7 +53,7 @@ func stateOf(j *rivertype.JobRow) string {
 	return StatePending
 }
 
-// Delivery is one entry of GET /functions/v1/{name}/events.
+// Delivery is one entry of GET /admin/v1/functions/{name}/events.
 type Delivery struct {
 	EventID     string                   `json:"id"`
 	JobID       int64                    `json:"job_id,omitempty"`
@@ -112,7 +112,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	return nil
 }
 
-// listHandler serves GET /functions/v1/{name}/events?state=dead&limit=100:
+// listHandler serves GET /admin/v1/functions/{name}/events?state=dead&limit=100:
 // the function's deliveries, newest first. state is one of held, pending,
 // running, retrying, succeeded, dead; without it, all but held.
 func (s *Service) listHandler(w http.ResponseWriter, r *http.Request, fn registry.Function, _ []string) error {
@@ -202,7 +202,7 @@ func (s *Service) listHeld(ctx context.Context, fn registry.Function, limit int)
 	})
 }
 
-// replayHandler serves POST /functions/v1/{name}/events/{id}/replay: a dead
+// replayHandler serves POST /admin/v1/functions/{name}/events/{id}/replay: a dead
 // (or succeeded) delivery of event id to this function runs again, as one
 // more attempt of the same job, so it leaves the dead letters when it
 // succeeds and returns to them when it fails. An ordered function's replay

@@ -68,7 +68,7 @@ func TestDeployValidatesAndInstalls(t *testing.T) {
 			t.Errorf("%s: %d %s, want 400 naming %q", c.name, r.Status, r.Body, c.want)
 		}
 	}
-	if r := e.JSONRequest("GET", "/functions/v1/bad", e.ServiceKey, nil); r.Status != http.StatusNotFound {
+	if r := e.JSONRequest("GET", "/admin/v1/functions/bad", e.ServiceKey, nil); r.Status != http.StatusNotFound {
 		t.Fatalf("a refused deploy stored the function: %d %s", r.Status, r.Body)
 	}
 	if got := captureTriggers(t, e, "orders"); len(got) != 0 {
@@ -86,13 +86,13 @@ func TestDeployValidatesAndInstalls(t *testing.T) {
 		t.Fatalf("after deploying b: %v", got)
 	}
 	// A patch with a bad config is refused too, and changes nothing.
-	r := e.JSONRequest("PATCH", "/functions/v1/b", e.ServiceKey, map[string]any{"config": map[string]any{
+	r := e.JSONRequest("PATCH", "/admin/v1/functions/b", e.ServiceKey, map[string]any{"config": map[string]any{
 		"triggers": []any{dbTrigger("public.gone", "DELETE")}}})
 	if r.Status != http.StatusBadRequest || !strings.Contains(string(r.Body), "public.gone") {
 		t.Fatalf("bad patch: %d %s", r.Status, r.Body)
 	}
 	// b narrows to DELETE: UPDATE's trigger goes, a's INSERT stays.
-	r = e.JSONRequest("PATCH", "/functions/v1/b", e.ServiceKey, map[string]any{"config": map[string]any{
+	r = e.JSONRequest("PATCH", "/admin/v1/functions/b", e.ServiceKey, map[string]any{"config": map[string]any{
 		"triggers": []any{dbTrigger("public.orders", "DELETE")}}})
 	if r.Status != http.StatusOK {
 		t.Fatalf("patch: %d %s", r.Status, r.Body)
@@ -101,20 +101,20 @@ func TestDeployValidatesAndInstalls(t *testing.T) {
 		t.Fatalf("after narrowing b: %v", got)
 	}
 	// Disabling keeps capturing (events accumulate).
-	if r := e.JSONRequest("PATCH", "/functions/v1/a", e.ServiceKey, map[string]any{"enabled": false}); r.Status != http.StatusOK {
+	if r := e.JSONRequest("PATCH", "/admin/v1/functions/a", e.ServiceKey, map[string]any{"enabled": false}); r.Status != http.StatusOK {
 		t.Fatalf("disable: %d %s", r.Status, r.Body)
 	}
 	if got := captureTriggers(t, e, "orders"); len(got) != 2 {
 		t.Fatalf("after disabling a: %v", got)
 	}
 	// Deleting a leaves b's trigger; deleting b leaves none.
-	if r := e.JSONRequest("DELETE", "/functions/v1/a", e.ServiceKey, nil); r.Status != http.StatusOK && r.Status != http.StatusNoContent {
+	if r := e.JSONRequest("DELETE", "/admin/v1/functions/a", e.ServiceKey, nil); r.Status != http.StatusOK && r.Status != http.StatusNoContent {
 		t.Fatalf("delete a: %d %s", r.Status, r.Body)
 	}
 	if got := captureTriggers(t, e, "orders"); !slices.Equal(got, []string{"aerofn_capture_delete"}) {
 		t.Fatalf("after deleting a: %v", got)
 	}
-	if r := e.JSONRequest("DELETE", "/functions/v1/b", e.ServiceKey, nil); r.Status != http.StatusOK && r.Status != http.StatusNoContent {
+	if r := e.JSONRequest("DELETE", "/admin/v1/functions/b", e.ServiceKey, nil); r.Status != http.StatusOK && r.Status != http.StatusNoContent {
 		t.Fatalf("delete b: %d %s", r.Status, r.Body)
 	}
 	if got := captureTriggers(t, e, "orders"); len(got) != 0 {
@@ -134,7 +134,7 @@ func TestDroppedTable(t *testing.T) {
 	sqlExec(t, e, `CREATE TABLE temp_t (id int PRIMARY KEY)`)
 	deployOn(t, e, "f", wat(t, watOK), map[string]any{"triggers": []any{dbTrigger("temp_t", "INSERT")}})
 	sqlExec(t, e, `DROP TABLE temp_t`)
-	if r := e.JSONRequest("PATCH", "/functions/v1/f", e.ServiceKey, map[string]any{"enabled": false}); r.Status != http.StatusOK {
+	if r := e.JSONRequest("PATCH", "/admin/v1/functions/f", e.ServiceKey, map[string]any{"enabled": false}); r.Status != http.StatusOK {
 		t.Fatalf("disabling: %d %s", r.Status, r.Body)
 	}
 	if n := queryInt(t, e, `SELECT count(*) FROM aerofn.event_subscriptions`); n != 0 {

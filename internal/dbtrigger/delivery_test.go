@@ -57,14 +57,14 @@ func TestRollbackNeverFiresAndEveryFunctionGetsEveryEvent(t *testing.T) {
 	// The listing shows them as succeeded, with old and new rows.
 	// (River records completions in batches, a moment after the call.)
 	eventually(t, 5*time.Second, "four succeeded deliveries listed", func() (bool, string) {
-		r := e.JSONRequest("GET", "/functions/v1/rec/events?state=succeeded", e.ServiceKey, nil)
+		r := e.JSONRequest("GET", "/admin/v1/functions/rec/events?state=succeeded", e.ServiceKey, nil)
 		return r.Status == http.StatusOK && r.JSON(t)["count"].(float64) == 4 &&
 			contains(string(r.Body), `"operation":"UPDATE"`, `"old":{"id":2,"name":"b"}`, `"new":{"id":2,"name":"b2"}`), string(r.Body)
 	})
-	if r := e.JSONRequest("GET", "/functions/v1/rec/events?state=bogus", e.ServiceKey, nil); r.Status != http.StatusBadRequest {
+	if r := e.JSONRequest("GET", "/admin/v1/functions/rec/events?state=bogus", e.ServiceKey, nil); r.Status != http.StatusBadRequest {
 		t.Fatalf("bad state: %d %s", r.Status, r.Body)
 	}
-	if r := e.JSONRequest("GET", "/functions/v1/rec/events", e.AnonKey, nil); r.Status != http.StatusForbidden {
+	if r := e.JSONRequest("GET", "/admin/v1/functions/rec/events", e.AnonKey, nil); r.Status != http.StatusForbidden {
 		t.Fatalf("listing as anon: %d %s", r.Status, r.Body)
 	}
 	if n := queryInt(t, e, `SELECT count(*) FROM aerofn.events`); n != 0 {
@@ -132,7 +132,7 @@ func TestRetryDeadLetterReplay(t *testing.T) {
 	sqlExec(t, e, `INSERT INTO jobs VALUES (2, 4)`)
 	var eventID string
 	eventually(t, 20*time.Second, "a dead letter", func() (bool, string) {
-		r := e.JSONRequest("GET", "/functions/v1/flaky/events?state=dead", e.ServiceKey, nil)
+		r := e.JSONRequest("GET", "/admin/v1/functions/flaky/events?state=dead", e.ServiceKey, nil)
 		m := r.JSON(t)
 		if m["count"].(float64) != 1 {
 			return false, string(r.Body)
@@ -142,7 +142,7 @@ func TestRetryDeadLetterReplay(t *testing.T) {
 		return d["attempt"].(float64) == 3 && d["max_attempts"].(float64) == 3 && contains(d["last_error"].(string), "failing on purpose"), string(r.Body)
 	})
 	// Replay: one more attempt (the fourth), which succeeds.
-	r := e.JSONRequest("POST", "/functions/v1/flaky/events/"+eventID+"/replay", e.ServiceKey, nil)
+	r := e.JSONRequest("POST", "/admin/v1/functions/flaky/events/"+eventID+"/replay", e.ServiceKey, nil)
 	if r.Status != http.StatusAccepted {
 		t.Fatalf("replay: %d %s", r.Status, r.Body)
 	}
@@ -151,13 +151,13 @@ func TestRetryDeadLetterReplay(t *testing.T) {
 		return n == 1, fmt.Sprintf("%d", n)
 	})
 	eventually(t, 5*time.Second, "no dead letters left", func() (bool, string) {
-		r := e.JSONRequest("GET", "/functions/v1/flaky/events?state=dead", e.ServiceKey, nil)
+		r := e.JSONRequest("GET", "/admin/v1/functions/flaky/events?state=dead", e.ServiceKey, nil)
 		return r.JSON(t)["count"].(float64) == 0, string(r.Body)
 	})
 	for path, want := range map[string]int{
-		"/functions/v1/flaky/events/999999/replay": http.StatusNotFound,
-		"/functions/v1/flaky/events/abc/replay":    http.StatusBadRequest,
-		"/functions/v1/nope/events/1/replay":       http.StatusNotFound,
+		"/admin/v1/functions/flaky/events/999999/replay": http.StatusNotFound,
+		"/admin/v1/functions/flaky/events/abc/replay":    http.StatusBadRequest,
+		"/admin/v1/functions/nope/events/1/replay":       http.StatusNotFound,
 	} {
 		if r := e.JSONRequest("POST", path, e.ServiceKey, nil); r.Status != want {
 			t.Errorf("POST %s: %d %s, want %d", path, r.Status, r.Body, want)
@@ -170,7 +170,7 @@ func TestRetryDeadLetterReplay(t *testing.T) {
 		map[string]any{"type": "database", "table": "other", "max_attempts": 1}}})
 	sqlExec(t, e, `INSERT INTO other VALUES (1)`)
 	eventually(t, 10*time.Second, "broken's event dead after one attempt", func() (bool, string) {
-		r := e.JSONRequest("GET", "/functions/v1/broken/events?state=dead", e.ServiceKey, nil)
+		r := e.JSONRequest("GET", "/admin/v1/functions/broken/events?state=dead", e.ServiceKey, nil)
 		return r.JSON(t)["count"].(float64) == 1, string(r.Body)
 	})
 }
@@ -184,7 +184,7 @@ func TestDisablePausesEnableResumes(t *testing.T) {
 	sqlExec(t, e, `CREATE TABLE notes (id int PRIMARY KEY)`)
 	deployOn(t, e, "rec", recorder(t), map[string]any{"triggers": []any{dbTrigger("notes", "INSERT")}})
 	patch := func(enabled bool) {
-		if r := e.JSONRequest("PATCH", "/functions/v1/rec", e.ServiceKey, map[string]any{"enabled": enabled}); r.Status != http.StatusOK {
+		if r := e.JSONRequest("PATCH", "/admin/v1/functions/rec", e.ServiceKey, map[string]any{"enabled": enabled}); r.Status != http.StatusOK {
 			t.Fatalf("patch enabled=%v: %d %s", enabled, r.Status, r.Body)
 		}
 	}
@@ -193,7 +193,7 @@ func TestDisablePausesEnableResumes(t *testing.T) {
 	patch(false)
 	sqlExec(t, e, `INSERT INTO notes SELECT g FROM generate_series(2, 6) g`)
 	eventually(t, 10*time.Second, "five held", func() (bool, string) {
-		r := e.JSONRequest("GET", "/functions/v1/rec/events?state=held", e.ServiceKey, nil)
+		r := e.JSONRequest("GET", "/admin/v1/functions/rec/events?state=held", e.ServiceKey, nil)
 		return r.JSON(t)["count"].(float64) == 5, string(r.Body)
 	})
 	time.Sleep(1500 * time.Millisecond)

@@ -46,47 +46,47 @@ func TestDeployInvokeRecordRollbackDelete(t *testing.T) {
 	if r := e.Invoke("hello", e.AnonKey, nil); !strings.Contains(string(r.Body), "v2") {
 		t.Fatalf("v2 not current: %s", r.Body)
 	}
-	vs := e.JSONRequest("GET", "/functions/v1/hello/versions", e.ServiceKey, nil)
+	vs := e.JSONRequest("GET", "/admin/v1/functions/hello/versions", e.ServiceKey, nil)
 	if vs.Status != 200 || strings.Count(string(vs.Body), `"version"`) != 2 {
 		t.Fatalf("versions: %d %s", vs.Status, vs.Body)
 	}
 
 	// Roll back by version, then forward again by hash.
-	rb := e.JSONRequest("POST", "/functions/v1/hello/rollback", e.ServiceKey, map[string]int{"version": 1})
+	rb := e.JSONRequest("POST", "/admin/v1/functions/hello/rollback", e.ServiceKey, map[string]int{"version": 1})
 	if rb.Status != 200 || rb.JSON(t)["version"].(float64) != 1 {
 		t.Fatalf("rollback: %d %s", rb.Status, rb.Body)
 	}
 	if r := e.Invoke("hello", e.AnonKey, map[string]string{"name": "World"}); !strings.Contains(string(r.Body), "Hello, World!") {
 		t.Fatalf("after rollback: %s", r.Body)
 	}
-	rb = e.JSONRequest("POST", "/functions/v1/hello/rollback", e.ServiceKey, map[string]string{"wasm_hash": d2["wasm_hash"].(string)})
+	rb = e.JSONRequest("POST", "/admin/v1/functions/hello/rollback", e.ServiceKey, map[string]string{"wasm_hash": d2["wasm_hash"].(string)})
 	if rb.Status != 200 || rb.JSON(t)["version"].(float64) != 2 {
 		t.Fatalf("rollback by hash: %d %s", rb.Status, rb.Body)
 	}
-	if rb := e.JSONRequest("POST", "/functions/v1/hello/rollback", e.ServiceKey, map[string]int{"version": 9}); rb.Status != 404 {
+	if rb := e.JSONRequest("POST", "/admin/v1/functions/hello/rollback", e.ServiceKey, map[string]int{"version": 9}); rb.Status != 404 {
 		t.Fatalf("rollback to missing version: %d %s", rb.Status, rb.Body)
 	}
 
 	// Records: every call so far, with the principal it ran as.
 	e.Flush()
-	logs := e.JSONRequest("GET", "/functions/v1/hello/logs", e.ServiceKey, nil)
+	logs := e.JSONRequest("GET", "/admin/v1/functions/hello/logs", e.ServiceKey, nil)
 	if logs.Status != 200 || strings.Count(string(logs.Body), `"trigger":"http"`) != 4 || !strings.Contains(string(logs.Body), `"role":"anon"`) {
 		t.Fatalf("logs: %d %s", logs.Status, logs.Body)
 	}
-	st := e.JSONRequest("GET", "/functions/v1/hello/stats", e.ServiceKey, nil).JSON(t)
+	st := e.JSONRequest("GET", "/admin/v1/functions/hello/stats", e.ServiceKey, nil).JSON(t)
 	if st["count"].(float64) != 4 || st["success_rate"].(float64) != 1 {
 		t.Fatalf("stats: %v", st)
 	}
 
 	// Disable: 404 on invoke, still listed; enable again.
-	p := e.JSONRequest("PATCH", "/functions/v1/hello", e.ServiceKey, map[string]any{"enabled": false, "description": "off"})
+	p := e.JSONRequest("PATCH", "/admin/v1/functions/hello", e.ServiceKey, map[string]any{"enabled": false, "description": "off"})
 	if p.Status != 200 || p.JSON(t)["enabled"] != false {
 		t.Fatalf("patch: %d %s", p.Status, p.Body)
 	}
 	if r := e.Invoke("hello", e.AnonKey, nil); r.Status != 404 || r.Code() != "not_found" {
 		t.Fatalf("disabled invoke: %d %s", r.Status, r.Body)
 	}
-	e.JSONRequest("PATCH", "/functions/v1/hello", e.ServiceKey, map[string]any{"enabled": true})
+	e.JSONRequest("PATCH", "/admin/v1/functions/hello", e.ServiceKey, map[string]any{"enabled": true})
 	if r := e.Invoke("hello", e.AnonKey, nil); r.Status != 200 {
 		t.Fatalf("re-enabled invoke: %d %s", r.Status, r.Body)
 	}
@@ -96,16 +96,16 @@ func TestDeployInvokeRecordRollbackDelete(t *testing.T) {
 	}
 
 	// Delete: gone for invoke and inspect; records stay.
-	if r := e.JSONRequest("DELETE", "/functions/v1/hello", e.ServiceKey, nil); r.Status != 204 {
+	if r := e.JSONRequest("DELETE", "/admin/v1/functions/hello", e.ServiceKey, nil); r.Status != 204 {
 		t.Fatalf("delete: %d %s", r.Status, r.Body)
 	}
 	if r := e.Invoke("hello", e.AnonKey, nil); r.Status != 404 {
 		t.Fatalf("deleted invoke: %d", r.Status)
 	}
-	if r := e.JSONRequest("GET", "/functions/v1/hello", e.ServiceKey, nil); r.Status != 404 {
+	if r := e.JSONRequest("GET", "/admin/v1/functions/hello", e.ServiceKey, nil); r.Status != 404 {
 		t.Fatalf("deleted get: %d", r.Status)
 	}
-	if r := e.JSONRequest("DELETE", "/functions/v1/hello", e.ServiceKey, nil); r.Status != 404 {
+	if r := e.JSONRequest("DELETE", "/admin/v1/functions/hello", e.ServiceKey, nil); r.Status != 404 {
 		t.Fatalf("second delete: %d", r.Status)
 	}
 }
@@ -270,13 +270,13 @@ func TestInvokeAuthAndResponses(t *testing.T) {
 	if r := e.JSONRequest("GET", "/functions/v1", "", nil); r.Status != 401 {
 		t.Fatalf("list without token: %d", r.Status)
 	}
-	if r := e.JSONRequest("PATCH", "/functions/v1/echo", e.ServiceKey, map[string]any{"config": map[string]any{"timeout": 1000}}); r.Status != 400 {
+	if r := e.JSONRequest("PATCH", "/admin/v1/functions/echo", e.ServiceKey, map[string]any{"config": map[string]any{"timeout": 1000}}); r.Status != 400 {
 		t.Fatalf("bad patch: %d %s", r.Status, r.Body)
 	}
-	if r := e.JSONRequest("PATCH", "/functions/v1/missing", e.ServiceKey, map[string]any{"enabled": false}); r.Status != 404 {
+	if r := e.JSONRequest("PATCH", "/admin/v1/functions/missing", e.ServiceKey, map[string]any{"enabled": false}); r.Status != 404 {
 		t.Fatalf("patch missing: %d %s", r.Status, r.Body)
 	}
-	if r := e.JSONRequest("POST", "/functions/v1/echo/rollback", e.ServiceKey, map[string]any{}); r.Status != 400 {
+	if r := e.JSONRequest("POST", "/admin/v1/functions/echo/rollback", e.ServiceKey, map[string]any{}); r.Status != 400 {
 		t.Fatalf("empty rollback: %d %s", r.Status, r.Body)
 	}
 }
@@ -284,10 +284,10 @@ func TestInvokeAuthAndResponses(t *testing.T) {
 func TestSecretsReachOnlyWhitelistedFunctionsAndNeverLeak(t *testing.T) {
 	e := testenv.Start(t)
 	const secret = "sk_live_very_secret_value_123"
-	if r := e.JSONRequest("POST", "/functions/v1/secrets", e.ServiceKey, map[string]string{"API_KEY": secret}); r.Status != 200 {
+	if r := e.JSONRequest("POST", "/admin/v1/secrets", e.ServiceKey, map[string]string{"API_KEY": secret}); r.Status != 200 {
 		t.Fatalf("set secret: %d %s", r.Status, r.Body)
 	}
-	if r := e.JSONRequest("GET", "/functions/v1/secrets", e.ServiceKey, nil); r.Status != 200 || strings.Contains(string(r.Body), secret) || !strings.Contains(string(r.Body), "API_KEY") {
+	if r := e.JSONRequest("GET", "/admin/v1/functions/secrets", e.ServiceKey, nil); r.Status != 200 || strings.Contains(string(r.Body), secret) || !strings.Contains(string(r.Body), "API_KEY") {
 		t.Fatalf("list secrets: %d %s", r.Status, r.Body)
 	}
 	mod := compile(t, watEnv)
@@ -312,17 +312,17 @@ func TestSecretsReachOnlyWhitelistedFunctionsAndNeverLeak(t *testing.T) {
 	if stored != 0 {
 		t.Fatal("secret stored in clear")
 	}
-	logs := e.JSONRequest("GET", "/functions/v1/allowed/logs", e.ServiceKey, nil)
+	logs := e.JSONRequest("GET", "/admin/v1/functions/allowed/logs", e.ServiceKey, nil)
 	if strings.Contains(string(logs.Body), secret) || !strings.Contains(string(logs.Body), "[REDACTED]") {
 		t.Fatalf("logs: %s", logs.Body)
 	}
-	if r := e.JSONRequest("POST", "/functions/v1/secrets", e.ServiceKey, map[string]string{"bad name": "xxxxxxx"}); r.Status != 400 {
+	if r := e.JSONRequest("POST", "/admin/v1/secrets", e.ServiceKey, map[string]string{"bad name": "xxxxxxx"}); r.Status != 400 {
 		t.Fatalf("bad secret name: %d", r.Status)
 	}
-	if r := e.JSONRequest("DELETE", "/functions/v1/secrets/API_KEY", e.ServiceKey, nil); r.Status != 204 {
+	if r := e.JSONRequest("DELETE", "/admin/v1/functions/secrets/API_KEY", e.ServiceKey, nil); r.Status != 204 {
 		t.Fatalf("delete secret: %d %s", r.Status, r.Body)
 	}
-	if r := e.JSONRequest("DELETE", "/functions/v1/secrets/API_KEY", e.ServiceKey, nil); r.Status != 404 {
+	if r := e.JSONRequest("DELETE", "/admin/v1/functions/secrets/API_KEY", e.ServiceKey, nil); r.Status != 404 {
 		t.Fatalf("delete missing secret: %d", r.Status)
 	}
 }

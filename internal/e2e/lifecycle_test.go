@@ -25,7 +25,7 @@ func TestRunningCallsFinishAfterDisableAndDelete(t *testing.T) {
 			done := make(chan testenv.Response, 1)
 			go func() { done <- e.Invoke("sleepy", e.AnonKey, nil) }()
 			time.Sleep(200 * time.Millisecond)
-			if r := e.JSONRequest(change.method, "/functions/v1/sleepy", e.ServiceKey, change.body); r.Status >= 300 {
+			if r := e.JSONRequest(change.method, "/admin/v1/functions/sleepy", e.ServiceKey, change.body); r.Status >= 300 {
 				t.Fatalf("%s: %d %s", change.name, r.Status, r.Body)
 			}
 			if r := e.Invoke("sleepy", e.AnonKey, nil); r.Status != 404 {
@@ -36,7 +36,7 @@ func TestRunningCallsFinishAfterDisableAndDelete(t *testing.T) {
 				t.Fatalf("running call after %s: %d %s", change.name, r.Status, r.Body)
 			}
 			if change.name == "disable" {
-				e.JSONRequest("PATCH", "/functions/v1/sleepy", e.ServiceKey, map[string]any{"enabled": true})
+				e.JSONRequest("PATCH", "/admin/v1/functions/sleepy", e.ServiceKey, map[string]any{"enabled": true})
 			}
 		})
 	}

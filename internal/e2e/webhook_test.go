@@ -17,7 +17,7 @@ import (
 func TestSignedWebhooks(t *testing.T) {
 	e := testenv.Start(t)
 	const secret = "whsec_0123456789abcdef"
-	if r := e.JSONRequest("POST", "/functions/v1/secrets", e.ServiceKey, map[string]string{"HOOK_SECRET": secret}); r.Status != 200 {
+	if r := e.JSONRequest("POST", "/admin/v1/secrets", e.ServiceKey, map[string]string{"HOOK_SECRET": secret}); r.Status != 200 {
 		t.Fatalf("set secret: %d %s", r.Status, r.Body)
 	}
 	e.MustDeploy("hook", compile(t, watEcho), map[string]any{"triggers": []map[string]any{{"type": "webhook", "secret": "HOOK_SECRET"}}})
@@ -82,7 +82,7 @@ func TestSignedWebhooks(t *testing.T) {
 		t.Fatalf("unknown function: %d", r.Status)
 	}
 	e.Flush()
-	recs := e.JSONRequest("GET", "/functions/v1/hook/logs?trigger=webhook", e.ServiceKey, nil)
+	recs := e.JSONRequest("GET", "/admin/v1/functions/hook/logs?trigger=webhook", e.ServiceKey, nil)
 	if strings.Count(string(recs.Body), `"trigger":"webhook"`) != 2 {
 		t.Fatalf("webhook records: %s", recs.Body)
 	}
@@ -92,7 +92,7 @@ func TestSignedWebhooks(t *testing.T) {
 func TestWebhookRetryAfterFailureRuns(t *testing.T) {
 	e := testenv.Start(t)
 	const secret = "whsec_retry_0123456789"
-	e.JSONRequest("POST", "/functions/v1/secrets", e.ServiceKey, map[string]string{"HOOK_SECRET": secret})
+	e.JSONRequest("POST", "/admin/v1/secrets", e.ServiceKey, map[string]string{"HOOK_SECRET": secret})
 	trig := map[string]any{"triggers": []map[string]any{{"type": "webhook", "secret": "HOOK_SECRET"}}}
 	e.MustDeploy("hook", constModule(t, `broken`, 1), trig)
 	body := []byte(`{}`)

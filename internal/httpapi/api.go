@@ -29,7 +29,7 @@ const (
 	maxJSONBody   = 1 << 20
 )
 
-// Route is an extra route under /functions/v1/{name}/..., added by the
+// Route is an extra route under /admin/v1/functions/{name}/..., added by the
 // packages of later triggers (events, run).
 type Route struct {
 	Method  string
@@ -50,7 +50,7 @@ type Config struct {
 	Logger     *slog.Logger
 	Ready      func(ctx context.Context) error // for /healthz
 	Routes     []Route
-	Describers []Describer // extra fields shown by GET /functions/v1/{name}
+	Describers []Describer // extra fields shown by GET /admin/v1/functions/{name}
 }
 
 // Describer adds a field to a function's description (e.g. next run times).
@@ -71,6 +71,7 @@ func New(cfg Config) *API {
 	a := &API{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
 	a.mux.HandleFunc("/functions/v1", a.wrap(a.routeFunctions))
 	a.mux.HandleFunc("/functions/v1/", a.wrap(a.routeFunctions))
+	a.mux.HandleFunc("/admin/v1/", a.wrap(a.routeAdmin))
 	a.mux.HandleFunc("GET /healthz", a.wrap(a.healthz))
 	a.mux.HandleFunc("POST /webhooks/v1/{name}", a.wrap(a.webhook))
 	if cfg.Gatherer != nil {
@@ -100,15 +101,15 @@ func (a *API) healthz(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// routeFunctions dispatches /functions/v1/... by hand: the API mixes literal
-// segments (deploy, invoke, secrets) with function names and any-method
-// invocation, which net/http patterns cannot express without conflicts.
+// routeFunctions dispatches /functions/v1/...: invocation owns this prefix.
+// Every method on /functions/v1/{name}[/sub/path] invokes the function, as
+// Supabase routes it; management lives under /admin/v1 (routeAdmin). Two
+// literals stay for the clients that use them: GET /functions/v1 (the AeroDB
+// JS SDK's list()) and POST /functions/v1/deploy (the seed's curl), plus the
+// older /functions/v1/invoke/{name}[/path]. Those literals are reserved
+// function names (registry.ValidateName), so no function can be shadowed.
 func (a *API) routeFunctions(w http.ResponseWriter, r *http.Request) error {
-	rest := strings.Trim(strings.TrimPrefix(r.URL.Path, "/functions/v1"), "/")
-	var parts []string
-	if rest != "" {
-		parts = strings.Split(rest, "/")
-	}
+	parts := splitPath(r.URL.Path, "/functions/v1")
 	m := r.Method
 	switch {
 	case len(parts) == 0:
@@ -121,13 +122,40 @@ func (a *API) routeFunctions(w http.ResponseWriter, r *http.Request) error {
 			return methodNotAllowed(m, "POST")
 		}
 		return a.admin(w, r, a.deploy)
-	case parts[0] == "secrets":
-		return a.admin(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.secrets(w, r, parts[1:]) })
 	case parts[0] == "invoke":
 		if len(parts) < 2 {
 			return notFound("no function named in %s", r.URL.Path)
 		}
-		return a.invoke(w, r, parts[1], "/"+strings.Join(parts[2:], "/"))
+		return a.invoke(w, r, parts[1], subPath(parts[2:]))
+	}
+	return a.invoke(w, r, parts[0], subPath(parts[1:]))
+}
+
+// routeAdmin dispatches /admin/v1/...: deploy and manage functions, secrets.
+// Every route needs the service role.
+func (a *API) routeAdmin(w http.ResponseWriter, r *http.Request) error {
+	parts := splitPath(r.URL.Path, "/admin/v1")
+	m := r.Method
+	if len(parts) == 0 {
+		return notFound("no route for %s %s", m, r.URL.Path)
+	}
+	switch parts[0] {
+	case "secrets":
+		return a.admin(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.secrets(w, r, parts[1:]) })
+	case "functions":
+	default:
+		return notFound("no route for %s %s", m, r.URL.Path)
+	}
+	parts = parts[1:]
+	if len(parts) == 0 {
+		switch m {
+		case http.MethodGet:
+			return a.admin(w, r, a.list)
+		case http.MethodPost:
+			return a.admin(w, r, a.deploy)
+		default:
+			return methodNotAllowed(m, "GET, POST")
+		}
 	}
 	name := parts[0]
 	if len(parts) == 1 {
@@ -139,7 +167,7 @@ func (a *API) routeFunctions(w http.ResponseWriter, r *http.Request) error {
 		case http.MethodDelete:
 			return a.admin(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.remove(w, r, name) })
 		default:
-			return a.invoke(w, r, name, "/")
+			return methodNotAllowed(m, "GET, PATCH, DELETE")
 		}
 	}
 	sub := strings.Join(parts[1:], "/")
@@ -169,6 +197,19 @@ func (a *API) routeFunctions(w http.ResponseWriter, r *http.Request) error {
 	}
 	return notFound("no route for %s %s", m, r.URL.Path)
 }
+
+// splitPath is the path's segments after prefix, without empty ones.
+func splitPath(path, prefix string) []string {
+	rest := strings.Trim(strings.TrimPrefix(path, prefix), "/")
+	if rest == "" {
+		return nil
+	}
+	return strings.Split(rest, "/")
+}
+
+// subPath is what a function sees as its path: "/" plus the segments after
+// its name.
+func subPath(parts []string) string { return "/" + strings.Join(parts, "/") }
 
 func matchSuffix(pattern string, parts []string) bool {
 	p := strings.Split(pattern, "/")

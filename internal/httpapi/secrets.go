@@ -10,7 +10,7 @@ import (
 // minSecretValue keeps values long enough to be scrubbed from output safely.
 const minSecretValue = 4
 
-// secrets serves GET/POST /functions/v1/secrets and DELETE .../secrets/{name}.
+// secrets serves GET/POST /admin/v1/secrets and DELETE .../secrets/{name}.
 // Values go in and never come out: the list shows names only.
 func (a *API) secrets(w http.ResponseWriter, r *http.Request, parts []string) error {
 	switch {

@@ -32,7 +32,10 @@ var (
 	hostRE = regexp.MustCompile(`^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*$`)
 )
 
-// reservedNames are path segments of the management API under /functions/v1/.
+// reservedNames are the literal segments under /functions/v1/ (deploy,
+// invoke) and "secrets", which was one until management moved to /admin/v1:
+// a client still posting to /functions/v1/secrets must get a 404, not hand
+// secret values to a function of that name.
 var reservedNames = map[string]bool{"deploy": true, "invoke": true, "secrets": true}
 
 // ValidationError names the field that is wrong and why.

@@ -62,7 +62,7 @@
 // Each row says why it is in its state in note (a skip, a catch-up, a
 // cancellation, an interruption) and why the call failed in error.
 //
-// POST /functions/v1/{name}/run inserts a "manual" run directly as running on
+// POST /admin/v1/functions/{name}/run inserts a "manual" run directly as running on
 // the node that serves the request. A catch-up run (catch_up "once") is a
 // pending run of kind catch_up at the latest missed tick, with missed_count.
 //

@@ -18,7 +18,7 @@ func TestDisableStopsAtOnce(t *testing.T) {
 	e := startNode(t)
 	e.MustDeploy("tick", echoModule(t), schedule("* * * * * *"))
 	waitFor(t, 10*time.Second, "two runs", func() bool { return count(runs(t, e, "tick"), "succeeded") >= 2 })
-	if r := e.JSONRequest("PATCH", "/functions/v1/tick", e.ServiceKey, map[string]any{"enabled": false}); r.Status != 200 {
+	if r := e.JSONRequest("PATCH", "/admin/v1/functions/tick", e.ServiceKey, map[string]any{"enabled": false}); r.Status != 200 {
 		t.Fatalf("disable: %d %s", r.Status, r.Body)
 	}
 	off := dbNow(t, e)
@@ -31,7 +31,7 @@ func TestDisableStopsAtOnce(t *testing.T) {
 			t.Fatalf("run left open after the disable: %+v", r)
 		}
 	}
-	if r := e.JSONRequest("PATCH", "/functions/v1/tick", e.ServiceKey, map[string]any{"enabled": true}); r.Status != 200 {
+	if r := e.JSONRequest("PATCH", "/admin/v1/functions/tick", e.ServiceKey, map[string]any{"enabled": true}); r.Status != 200 {
 		t.Fatalf("enable: %d %s", r.Status, r.Body)
 	}
 	on := dbNow(t, e)
@@ -53,7 +53,7 @@ func TestDeleteStops(t *testing.T) {
 	d := e.MustDeploy("tick", echoModule(t), schedule("* * * * * *"))
 	id := d["id"].(string)
 	waitFor(t, 10*time.Second, "two runs", func() bool { return count(runs(t, e, "tick"), "succeeded") >= 2 })
-	if r := e.JSONRequest("DELETE", "/functions/v1/tick", e.ServiceKey, nil); r.Status != http.StatusNoContent {
+	if r := e.JSONRequest("DELETE", "/admin/v1/functions/tick", e.ServiceKey, nil); r.Status != http.StatusNoContent {
 		t.Fatalf("delete: %d %s", r.Status, r.Body)
 	}
 	gone := dbNow(t, e)
@@ -71,7 +71,7 @@ func TestDeleteStops(t *testing.T) {
 	}
 	// A new function of the same name is a new schedule, not the old one.
 	e.MustDeploy("tick", echoModule(t), schedule("0 3 * * *"))
-	if r := e.JSONRequest("GET", "/functions/v1/tick/runs", e.ServiceKey, nil); r.Status != 200 || !strings.Contains(string(r.Body), `"runs":[]`) {
+	if r := e.JSONRequest("GET", "/admin/v1/functions/tick/runs", e.ServiceKey, nil); r.Status != 200 || !strings.Contains(string(r.Body), `"runs":[]`) {
 		t.Fatalf("runs of the new function: %d %s", r.Status, r.Body)
 	}
 }

@@ -10,7 +10,7 @@ import (
 const (
 	KindTick    = "tick"     // a due tick
 	KindCatchUp = "catch_up" // one run standing for ticks missed while no node was up
-	KindManual  = "manual"   // POST /functions/v1/{name}/run
+	KindManual  = "manual"   // POST /admin/v1/functions/{name}/run
 )
 
 // Run states (see doc.go for the machine).

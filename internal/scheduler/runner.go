@@ -147,7 +147,7 @@ type Event struct {
 	// MissedCount: a catch-up run stands for this many ticks missed while
 	// no node was up.
 	MissedCount int `json:"missed_count,omitempty"`
-	// Manual: started by POST /functions/v1/{name}/run.
+	// Manual: started by POST /admin/v1/functions/{name}/run.
 	Manual bool `json:"manual,omitempty"`
 }
 

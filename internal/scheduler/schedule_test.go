@@ -55,7 +55,7 @@ func TestConfigValidation(t *testing.T) {
 	if r.Status != 400 || !strings.HasPrefix(r.JSON(t)["message"].(string), "config.triggers[1].cron: ") {
 		t.Errorf("second trigger: %d %s", r.Status, r.Body)
 	}
-	if r := e.JSONRequest("GET", "/functions/v1/bad", e.ServiceKey, nil); r.Status != 404 {
+	if r := e.JSONRequest("GET", "/admin/v1/functions/bad", e.ServiceKey, nil); r.Status != 404 {
 		t.Fatalf("a refused deploy stored the function: %d %s", r.Status, r.Body)
 	}
 
@@ -65,13 +65,13 @@ func TestConfigValidation(t *testing.T) {
 			t.Errorf("%q: %d %s", cron, r.Status, r.Body)
 		}
 	}
-	r = e.JSONRequest("PATCH", "/functions/v1/good", e.ServiceKey, map[string]any{"config": schedule("0 3 * * 8")})
+	r = e.JSONRequest("PATCH", "/admin/v1/functions/good", e.ServiceKey, map[string]any{"config": schedule("0 3 * * 8")})
 	if r.Status != 400 || !strings.Contains(string(r.Body), "config.triggers[0].cron: ") || !strings.Contains(string(r.Body), "day of week") {
 		t.Fatalf("patch with a bad expression: %d %s", r.Status, r.Body)
 	}
 }
 
-// TestNextRuns: GET /functions/v1/{name} shows the next five run times of
+// TestNextRuns: GET /admin/v1/functions/{name} shows the next five run times of
 // each schedule trigger, on the schedule's wall clock.
 func TestNextRuns(t *testing.T) {
 	t.Parallel()
@@ -81,7 +81,7 @@ func TestNextRuns(t *testing.T) {
 		map[string]any{"type": "schedule", "cron": "0 3 * * *", "timezone": "Europe/Berlin"},
 		map[string]any{"type": "schedule", "cron": "@every 30s"},
 	}})
-	d := e.JSONRequest("GET", "/functions/v1/nightly", e.ServiceKey, nil)
+	d := e.JSONRequest("GET", "/admin/v1/functions/nightly", e.ServiceKey, nil)
 	if d.Status != 200 {
 		t.Fatalf("get: %d %s", d.Status, d.Body)
 	}
@@ -127,10 +127,10 @@ func TestNextRuns(t *testing.T) {
 	}
 	// A function without schedules has no next_runs; a disabled one runs never.
 	e.MustDeploy("plain", echoModule(t), nil)
-	if r := e.JSONRequest("GET", "/functions/v1/plain", e.ServiceKey, nil); strings.Contains(string(r.Body), "next_runs") {
+	if r := e.JSONRequest("GET", "/admin/v1/functions/plain", e.ServiceKey, nil); strings.Contains(string(r.Body), "next_runs") {
 		t.Fatalf("plain function: %s", r.Body)
 	}
-	p := e.JSONRequest("PATCH", "/functions/v1/nightly", e.ServiceKey, map[string]any{"enabled": false})
+	p := e.JSONRequest("PATCH", "/admin/v1/functions/nightly", e.ServiceKey, map[string]any{"enabled": false})
 	if p.Status != 200 || !strings.Contains(string(p.Body), `"times":[]`) {
 		t.Fatalf("disabled: %d %s", p.Status, p.Body)
 	}
@@ -180,7 +180,7 @@ func TestEverySecond(t *testing.T) {
 		t.Fatalf("invocations: %d as service_role, %d distinct ticks, %d runs", roles, ticks, len(rs))
 	}
 
-	r := e.JSONRequest("GET", "/functions/v1/tick/runs?limit=3", e.ServiceKey, nil)
+	r := e.JSONRequest("GET", "/admin/v1/functions/tick/runs?limit=3", e.ServiceKey, nil)
 	var body struct {
 		Schedules []struct {
 			Cron     string   `json:"cron"`
@@ -202,21 +202,21 @@ func TestEverySecond(t *testing.T) {
 	if sc.Cron != "* * * * * *" || sc.CatchUp != "once" || sc.Overlap != "skip" || !sc.Enabled || sc.NextTick == "" || len(sc.NextRuns) != 5 {
 		t.Fatalf("schedule view: %s", r.Body)
 	}
-	if r := e.JSONRequest("GET", "/functions/v1/tick/runs", e.AnonKey, nil); r.Status != 403 {
+	if r := e.JSONRequest("GET", "/admin/v1/functions/tick/runs", e.AnonKey, nil); r.Status != 403 {
 		t.Fatalf("runs as anon: %d", r.Status)
 	}
-	if r := e.JSONRequest("GET", "/functions/v1/tick/runs?limit=0", e.ServiceKey, nil); r.Status != 400 {
+	if r := e.JSONRequest("GET", "/admin/v1/functions/tick/runs?limit=0", e.ServiceKey, nil); r.Status != 400 {
 		t.Fatalf("limit=0: %d", r.Status)
 	}
 }
 
-// TestRunNow: POST /functions/v1/{name}/run runs a scheduled function at
+// TestRunNow: POST /admin/v1/functions/{name}/run runs a scheduled function at
 // once (service role only) and records it as a manual run.
 func TestRunNow(t *testing.T) {
 	t.Parallel()
 	e := startNode(t)
 	e.MustDeploy("nightly", echoModule(t), schedule("0 3 * * *", map[string]any{"timezone": "America/New_York"}))
-	r := e.JSONRequest("POST", "/functions/v1/nightly/run", e.ServiceKey, nil)
+	r := e.JSONRequest("POST", "/admin/v1/functions/nightly/run", e.ServiceKey, nil)
 	if r.Status != 200 {
 		t.Fatalf("run: %d %s", r.Status, r.Body)
 	}
@@ -240,24 +240,24 @@ func TestRunNow(t *testing.T) {
 	if rs := runs(t, e, "nightly"); len(rs) != 1 || rs[0].Kind != "manual" || rs[0].State != "succeeded" || rs[0].InvocationID != got.InvocationID {
 		t.Fatalf("recorded: %+v", rs)
 	}
-	if r := e.JSONRequest("POST", "/functions/v1/nightly/run", e.AnonKey, nil); r.Status != 403 {
+	if r := e.JSONRequest("POST", "/admin/v1/functions/nightly/run", e.AnonKey, nil); r.Status != 403 {
 		t.Fatalf("run as anon: %d %s", r.Status, r.Body)
 	}
-	if r := e.JSONRequest("POST", "/functions/v1/nightly/run", "", nil); r.Status != 401 {
+	if r := e.JSONRequest("POST", "/admin/v1/functions/nightly/run", "", nil); r.Status != 401 {
 		t.Fatalf("run without a token: %d %s", r.Status, r.Body)
 	}
-	if r := e.JSONRequest("POST", "/functions/v1/nightly/run", e.ServiceKey, map[string]int{"trigger_index": 3}); r.Status != 409 || r.Code() != "not_scheduled" {
+	if r := e.JSONRequest("POST", "/admin/v1/functions/nightly/run", e.ServiceKey, map[string]int{"trigger_index": 3}); r.Status != 409 || r.Code() != "not_scheduled" {
 		t.Fatalf("run of a missing trigger: %d %s", r.Status, r.Body)
 	}
 	e.MustDeploy("plain", echoModule(t), nil)
-	if r := e.JSONRequest("POST", "/functions/v1/plain/run", e.ServiceKey, nil); r.Status != 409 || r.Code() != "not_scheduled" {
+	if r := e.JSONRequest("POST", "/admin/v1/functions/plain/run", e.ServiceKey, nil); r.Status != 409 || r.Code() != "not_scheduled" {
 		t.Fatalf("run of an unscheduled function: %d %s", r.Status, r.Body)
 	}
-	if r := e.JSONRequest("POST", "/functions/v1/nosuch/run", e.ServiceKey, nil); r.Status != 404 {
+	if r := e.JSONRequest("POST", "/admin/v1/functions/nosuch/run", e.ServiceKey, nil); r.Status != 404 {
 		t.Fatalf("run of a missing function: %d %s", r.Status, r.Body)
 	}
-	e.JSONRequest("PATCH", "/functions/v1/nightly", e.ServiceKey, map[string]any{"enabled": false})
-	if r := e.JSONRequest("POST", "/functions/v1/nightly/run", e.ServiceKey, nil); r.Status != 404 {
+	e.JSONRequest("PATCH", "/admin/v1/functions/nightly", e.ServiceKey, map[string]any{"enabled": false})
+	if r := e.JSONRequest("POST", "/admin/v1/functions/nightly/run", e.ServiceKey, nil); r.Status != 404 {
 		t.Fatalf("run of a disabled function: %d %s", r.Status, r.Body)
 	}
 }

@@ -112,7 +112,7 @@ func Triggers(fn registry.Function) ([]Trigger, error) {
 	return out, nil
 }
 
-// NextRuns is what GET /functions/v1/{name} shows of one schedule trigger.
+// NextRuns is what GET /admin/v1/functions/{name} shows of one schedule trigger.
 type NextRuns struct {
 	TriggerIndex int         `json:"trigger_index"`
 	Cron         string      `json:"cron"`

@@ -67,7 +67,7 @@ func TestCleanupSessions(t *testing.T) {
 	if !strings.Contains(logs, "deleted 5 expired sessions") || role != "service_role" {
 		t.Fatalf("invocation: role %s, logs %s", role, logs)
 	}
-	r := e.JSONRequest("GET", "/functions/v1/cleanup-sessions/logs", e.ServiceKey, nil)
+	r := e.JSONRequest("GET", "/admin/v1/functions/cleanup-sessions/logs", e.ServiceKey, nil)
 	if r.Status != 200 || !strings.Contains(string(r.Body), "deleted 5 expired sessions") {
 		t.Fatalf("logs: %d %s", r.Status, r.Body)
 	}

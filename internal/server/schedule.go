@@ -16,7 +16,7 @@ import (
 	"github.com/aerodb/aerofn/internal/scheduler"
 )
 
-// nextRunsShown is how many run times GET /functions/v1/{name} shows per
+// nextRunsShown is how many run times GET /admin/v1/functions/{name} shows per
 // schedule trigger.
 const nextRunsShown = 5
 
@@ -59,7 +59,7 @@ type runNowResponse struct {
 	Error      string          `json:"error,omitempty"`
 }
 
-// schedRunNow serves POST /functions/v1/{name}/run: run a scheduled function at
+// schedRunNow serves POST /admin/v1/functions/{name}/run: run a scheduled function at
 // once, for testing; the caller is already known to be service_role.
 func schedRunNow(w http.ResponseWriter, r *http.Request, sch *scheduler.Scheduler, fn registry.Function) error {
 	var body runNowBody
@@ -113,7 +113,7 @@ type scheduleView struct {
 	NextRuns []time.Time `json:"next_runs"`
 }
 
-// schedListRuns serves GET /functions/v1/{name}/runs?limit=&state=&before=:
+// schedListRuns serves GET /admin/v1/functions/{name}/runs?limit=&state=&before=:
 // what ran, what was skipped (runs, newest first) and what comes next
 // (each schedule with its next run times).
 func schedListRuns(w http.ResponseWriter, r *http.Request, sch *scheduler.Scheduler, fn registry.Function) error {

@@ -197,7 +197,7 @@ func (e *Env) Deploy(name string, wasm []byte, cfg any) Response {
 		fields["config"] = string(b)
 	}
 	ct, body := DeployForm(fields, wasm)
-	return e.Do("POST", "/functions/v1/deploy", e.ServiceKey, ct, body)
+	return e.Do("POST", "/admin/v1/functions", e.ServiceKey, ct, body)
 }
 
 // MustDeploy deploys and fails the test unless it answers 201.
