@@ -287,7 +287,7 @@ func TestSecretsReachOnlyWhitelistedFunctionsAndNeverLeak(t *testing.T) {
 	if r := e.JSONRequest("POST", "/admin/v1/secrets", e.ServiceKey, map[string]string{"API_KEY": secret}); r.Status != 200 {
 		t.Fatalf("set secret: %d %s", r.Status, r.Body)
 	}
-	if r := e.JSONRequest("GET", "/admin/v1/functions/secrets", e.ServiceKey, nil); r.Status != 200 || strings.Contains(string(r.Body), secret) || !strings.Contains(string(r.Body), "API_KEY") {
+	if r := e.JSONRequest("GET", "/admin/v1/secrets", e.ServiceKey, nil); r.Status != 200 || strings.Contains(string(r.Body), secret) || !strings.Contains(string(r.Body), "API_KEY") {
 		t.Fatalf("list secrets: %d %s", r.Status, r.Body)
 	}
 	mod := compile(t, watEnv)
@@ -319,10 +319,10 @@ func TestSecretsReachOnlyWhitelistedFunctionsAndNeverLeak(t *testing.T) {
 	if r := e.JSONRequest("POST", "/admin/v1/secrets", e.ServiceKey, map[string]string{"bad name": "xxxxxxx"}); r.Status != 400 {
 		t.Fatalf("bad secret name: %d", r.Status)
 	}
-	if r := e.JSONRequest("DELETE", "/admin/v1/functions/secrets/API_KEY", e.ServiceKey, nil); r.Status != 204 {
+	if r := e.JSONRequest("DELETE", "/admin/v1/secrets/API_KEY", e.ServiceKey, nil); r.Status != 204 {
 		t.Fatalf("delete secret: %d %s", r.Status, r.Body)
 	}
-	if r := e.JSONRequest("DELETE", "/admin/v1/functions/secrets/API_KEY", e.ServiceKey, nil); r.Status != 404 {
+	if r := e.JSONRequest("DELETE", "/admin/v1/secrets/API_KEY", e.ServiceKey, nil); r.Status != 404 {
 		t.Fatalf("delete missing secret: %d", r.Status)
 	}
 }
