@@ -115,6 +115,43 @@ type Config struct {
 	// _initialize then run it at the start of every call instead of once
 	// per version at Load (see preinit.go).
 	DisablePreinit bool
+
+	// MaxRunning bounds the calls executing guest code at once; more wait
+	// their turn (within their deadline), and a call blocked in db_query,
+	// http_fetch or a sleep does not count. Default DefaultMaxRunning().
+	MaxRunning int
+
+	// Instance pool (pool.go; docs/RATIONALE.md, "Instance pool"). Every
+	// call still gets a fresh instance: a slot's memory is reset to the
+	// module's initial image before its next use, never reused as is.
+
+	// DisablePooling allocates every instance's memory with mmap and frees
+	// it with munmap, as wasmtime does by default.
+	DisablePooling bool
+	// PoolSlots is how many instances may exist at once; a call past it
+	// fails with ErrPoolExhausted. The server sets its max concurrency.
+	// Default DefaultPoolSlots. Each slot reserves MaxMemoryBytes+64 KiB of
+	// address space (not memory).
+	PoolSlots int
+	// MaxMemoryBytes is the largest linear memory any call may grow to,
+	// whatever its Limits. Default DefaultMaxMemoryBytes (512 MiB).
+	MaxMemoryBytes int64
+	// KeepResident is how many bytes of a slot's linear memory stay mapped
+	// between calls, reset in place rather than unmapped and faulted in
+	// again. Default DefaultKeepResident; negative: none.
+	KeepResident int64
+	// TableKeepResident is the same for tables. Default
+	// DefaultTableKeepResident; negative: none.
+	TableKeepResident int64
+	// WarmSlots bounds the free slots that keep their memory for the next
+	// call of the same module; the rest are reused first. Default
+	// DefaultWarmSlots; negative: none.
+	WarmSlots int
+	// CopyMemoryInit copies a module's initial memory into each instance
+	// instead of mapping it copy-on-write from the compiled artifact (see
+	// docs/RATIONALE.md, "Instance pool", for why the default maps it).
+	// Only with the pool.
+	CopyMemoryInit bool
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -128,6 +165,26 @@ func (c Config) WithDefaults() Config {
 	if c.MaxModules <= 0 {
 		c.MaxModules = 256
 	}
+	if c.MaxRunning <= 0 {
+		c.MaxRunning = DefaultMaxRunning()
+	}
+	if c.PoolSlots <= 0 {
+		c.PoolSlots = DefaultPoolSlots
+	}
+	if c.MaxMemoryBytes <= 0 {
+		c.MaxMemoryBytes = DefaultMaxMemoryBytes
+	}
+	c.MaxMemoryBytes = (c.MaxMemoryBytes + wasmPage - 1) / wasmPage * wasmPage
+	if c.KeepResident == 0 {
+		c.KeepResident = DefaultKeepResident
+	}
+	if c.TableKeepResident == 0 {
+		c.TableKeepResident = DefaultTableKeepResident
+	}
+	if c.WarmSlots == 0 {
+		c.WarmSlots = DefaultWarmSlots
+	}
+	c.WarmSlots = max(c.WarmSlots, 0)
 	return c
 }
 
@@ -148,6 +205,9 @@ type Engine struct {
 	cfg    Config
 	wt     *wasmtime.Engine
 	linker *wasmtime.Linker // shared by every call; host functions find the call through the store's data
+	slots  chan struct{}    // one token per instance in the pool; nil without pooling
+	// running holds a token per call executing guest code (pool.go).
+	running chan struct{}
 
 	// Compile cache: an LRU of modules plus the loads in flight, so concurrent
 	// Loads of one hash compile once.
@@ -185,6 +245,8 @@ func New(cfg Config) (*Engine, error) {
 	wcfg := wasmtime.NewConfig()
 	wcfg.SetEpochInterruption(true)
 	wcfg.SetMaxWasmStack(cfg.MaxWasmStack)
+	pooled := !cfg.DisablePooling && applyPool(wcfg, cfg)
+	wcfg.SetMemoryInitCOWSet(!(pooled && cfg.CopyMemoryInit))
 	wt := wasmtime.NewEngineWithConfig(wcfg)
 
 	e := &Engine{
@@ -195,6 +257,10 @@ func New(cfg Config) (*Engine, error) {
 		inflight: make(map[string]*loadCall),
 		stop:     make(chan struct{}),
 		drained:  make(chan struct{}),
+		running:  make(chan struct{}, cfg.MaxRunning),
+	}
+	if pooled {
+		e.slots = make(chan struct{}, cfg.PoolSlots)
 	}
 	removeStaleTemps(cfg.CacheDir)
 	linker, err := newLinker(wt)

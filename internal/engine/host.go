@@ -44,6 +44,10 @@ type callState struct {
 
 	mem *wasmtime.Memory
 
+	// running is the engine's run gate when this call holds one of its
+	// tokens (pool.go); host functions that wait give it back meanwhile.
+	running chan struct{}
+
 	output []byte
 	reply  []byte
 
@@ -314,7 +318,8 @@ func (st *callState) hostRequest(c *wasmtime.Caller, fn string, a []wasmtime.Val
 		return st.setReply(unavailable(fn))
 	}
 	req := bytes.Clone(src)
-	reply := do(st.host, st.ctx(), req)
+	var reply []byte
+	st.blocking(func() { reply = do(st.host, st.ctx(), req) })
 	if trap := st.checkInterrupt(); trap != nil {
 		return nil, trap
 	}

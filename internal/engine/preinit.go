@@ -181,11 +181,16 @@ func (e *Engine) snapshot(m *wasmtime.Module, p *wasmModule) (_ []byte, err erro
 		monoOrigin: start, monoOffset: initClockStart, preinit: true,
 	}
 	defer st.release()
+	e.running <- struct{}{}
+	defer func() { <-e.running }()
+	st.running = e.running
+	e.waitSlot()
 	store := wasmtime.NewStoreWithData(e.wt, st)
 	store.Limiter(lim.MemoryBytes, maxTableElements, maxInstances, maxTables, maxMemories)
 	intr := e.armInterrupt(store, st.parent, lim.Timeout)
 	defer func() {
 		store.Close()
+		e.releaseSlot()
 		intr.release()
 	}()
 

@@ -45,6 +45,11 @@ func (e *Engine) Run(ctx context.Context, m *Module, input []byte, lim Limits, h
 		ctx = context.Background()
 	}
 	lim = lim.WithDefaults()
+	if e.slots != nil {
+		// A slot holds no more; the cap must be the one that bites, so
+		// that running out of it is reported as memory_exceeded.
+		lim.MemoryBytes = min(lim.MemoryBytes, e.cfg.MaxMemoryBytes)
+	}
 	st := &callState{input: input, lim: lim, host: host, start: start, parent: ctx, monoOrigin: monoBase}
 	defer func() {
 		if r := recover(); r != nil {
@@ -88,11 +93,20 @@ func (e *Engine) Run(ctx context.Context, m *Module, input []byte, lim Limits, h
 		}
 	}
 
+	if err := e.enterRun(ctx, st.deadline); err != nil {
+		return interruptedResult(err, lim, start)
+	}
+	defer e.leaveRun() // after the store is closed, below
+	st.running = e.running
+	if !e.acquireSlot() {
+		return Result{Status: StatusError, Err: ErrPoolExhausted}
+	}
 	store := wasmtime.NewStoreWithData(e.wt, st)
 	store.Limiter(lim.MemoryBytes, maxTableElements, maxInstances, maxTables, maxMemories)
 	intr := e.armInterrupt(store, ctx, time.Until(st.deadline))
 	defer func() {
-		store.Close() // first: after this the epoch callback cannot run
+		store.Close() // first: after this the epoch callback cannot run, and the slot is free
+		e.releaseSlot()
 		intr.release()
 	}()
 

@@ -331,11 +331,13 @@ func pollOneoff(st *callState, c *wasmtime.Caller, a []wasmtime.Val) ([]wasmtime
 		if d := time.Until(wake); d > 0 {
 			ctx := st.ctx()
 			t := time.NewTimer(d)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-			}
+			st.blocking(func() {
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					t.Stop()
+				}
+			})
 		}
 		if trap := st.checkInterrupt(); trap != nil {
 			return nil, trap

@@ -156,8 +156,9 @@ func EffectivePrincipal(fn registry.Function, p auth.Principal) auth.Principal {
 }
 
 // Invoke runs fn once. The returned error is only for a call that could not
-// be admitted (ErrBusy); every call that was admitted is recorded and its
-// failure, whatever it was, is in the Outcome.
+// be admitted (ErrBusy: over MaxConcurrency, or no free instance slot in the
+// engine's pool); every call that was run is recorded and its failure,
+// whatever it was, is in the Outcome.
 func (inv *Invoker) Invoke(ctx context.Context, fn registry.Function, c Call) (Outcome, error) {
 	select {
 	case inv.sem <- struct{}{}:
@@ -191,6 +192,11 @@ func (inv *Invoker) Invoke(ctx context.Context, fn registry.Function, c Call) (O
 			Timeout:     fn.Config.TimeoutDuration(),
 			MemoryBytes: fn.Config.MemoryBytes(),
 		}, host)
+		if errors.Is(res.Err, engine.ErrPoolExhausted) {
+			// The engine had no instance slot: the call never started, so
+			// it is refused like one over MaxConcurrency, not recorded.
+			return Outcome{}, ErrBusy
+		}
 		out.Status, out.Output, out.Logs, out.MemoryPeak = res.Status, res.Output, res.Logs, res.MemoryPeak
 		switch {
 		case res.Status == engine.StatusError && len(res.Output) > 0:

@@ -104,7 +104,9 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*Server, error) 
 	if err != nil {
 		return nil, fmt.Errorf("opening function role pools: %w", err)
 	}
-	s.Engine, err = engine.New(engine.Config{CacheDir: cfg.DataDir + "/modules"})
+	// One instance slot per call the node admits, so admission, not the
+	// pool, is what turns callers away.
+	s.Engine, err = engine.New(engine.Config{CacheDir: cfg.DataDir + "/modules", PoolSlots: cfg.MaxConcurrency})
 	if err != nil {
 		return nil, fmt.Errorf("starting engine: %w", err)
 	}

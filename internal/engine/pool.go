@@ -1,0 +1,205 @@
+package engine
+
+/*
+#include <stdint.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+// Declared here rather than included, as in interrupt.go. wasmtime-go does
+// not wrap the pooling allocator; these are its C API (wasmtime/config.h).
+typedef struct wasm_config_t wasm_config_t;
+typedef struct wasmtime_pooling_allocation_config_t wasmtime_pooling_allocation_config_t;
+extern wasmtime_pooling_allocation_config_t *wasmtime_pooling_allocation_config_new(void);
+extern void wasmtime_pooling_allocation_config_delete(wasmtime_pooling_allocation_config_t *);
+extern void wasmtime_pooling_allocation_config_max_unused_warm_slots_set(wasmtime_pooling_allocation_config_t *, uint32_t);
+extern void wasmtime_pooling_allocation_config_linear_memory_keep_resident_set(wasmtime_pooling_allocation_config_t *, size_t);
+extern void wasmtime_pooling_allocation_config_table_keep_resident_set(wasmtime_pooling_allocation_config_t *, size_t);
+extern void wasmtime_pooling_allocation_config_total_memories_set(wasmtime_pooling_allocation_config_t *, uint32_t);
+extern void wasmtime_pooling_allocation_config_total_tables_set(wasmtime_pooling_allocation_config_t *, uint32_t);
+extern void wasmtime_pooling_allocation_config_total_stacks_set(wasmtime_pooling_allocation_config_t *, uint32_t);
+extern void wasmtime_pooling_allocation_config_total_core_instances_set(wasmtime_pooling_allocation_config_t *, uint32_t);
+extern void wasmtime_pooling_allocation_config_max_core_instance_size_set(wasmtime_pooling_allocation_config_t *, size_t);
+extern void wasmtime_pooling_allocation_config_max_tables_per_module_set(wasmtime_pooling_allocation_config_t *, uint32_t);
+extern void wasmtime_pooling_allocation_config_table_elements_set(wasmtime_pooling_allocation_config_t *, size_t);
+extern void wasmtime_pooling_allocation_config_max_memories_per_module_set(wasmtime_pooling_allocation_config_t *, uint32_t);
+extern void wasmtime_pooling_allocation_config_max_memory_size_set(wasmtime_pooling_allocation_config_t *, size_t);
+extern void wasmtime_pooling_allocation_strategy_set(wasm_config_t *, const wasmtime_pooling_allocation_config_t *);
+extern void wasmtime_config_memory_reservation_set(wasm_config_t *, uint64_t);
+extern void wasmtime_config_memory_guard_size_set(wasm_config_t *, uint64_t);
+extern void wasmtime_config_memory_reservation_for_growth_set(wasm_config_t *, uint64_t);
+
+typedef struct {
+	uint32_t slots, warm_slots, max_tables, max_memories;
+	size_t keep_resident, table_keep_resident, max_memory, table_elements, instance_size;
+	uint64_t guard;
+} aerofn_pool;
+
+static void aerofn_pool_apply(void *cfg, aerofn_pool p) {
+	wasm_config_t *c = cfg;
+	wasmtime_pooling_allocation_config_t *pc = wasmtime_pooling_allocation_config_new();
+	wasmtime_pooling_allocation_config_total_core_instances_set(pc, p.slots);
+	wasmtime_pooling_allocation_config_total_memories_set(pc, p.slots * p.max_memories);
+	wasmtime_pooling_allocation_config_total_tables_set(pc, p.slots * p.max_tables);
+	wasmtime_pooling_allocation_config_total_stacks_set(pc, 1);
+	wasmtime_pooling_allocation_config_max_unused_warm_slots_set(pc, p.warm_slots);
+	wasmtime_pooling_allocation_config_linear_memory_keep_resident_set(pc, p.keep_resident);
+	wasmtime_pooling_allocation_config_table_keep_resident_set(pc, p.table_keep_resident);
+	wasmtime_pooling_allocation_config_max_memory_size_set(pc, p.max_memory);
+	wasmtime_pooling_allocation_config_max_memories_per_module_set(pc, p.max_memories);
+	wasmtime_pooling_allocation_config_max_tables_per_module_set(pc, p.max_tables);
+	wasmtime_pooling_allocation_config_table_elements_set(pc, p.table_elements);
+	wasmtime_pooling_allocation_config_max_core_instance_size_set(pc, p.instance_size);
+	wasmtime_pooling_allocation_strategy_set(c, pc);
+	wasmtime_pooling_allocation_config_delete(pc);
+	wasmtime_config_memory_reservation_set(c, p.max_memory);
+	wasmtime_config_memory_reservation_for_growth_set(c, 0);
+	wasmtime_config_memory_guard_size_set(c, p.guard);
+}
+*/
+import "C"
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"runtime"
+	"time"
+
+	"github.com/bytecodealliance/wasmtime-go/v39"
+)
+
+// ErrPoolExhausted is carried by Result.Err (status error) when every
+// instance slot of the engine's pool is in use, so the call did not start.
+// A caller that admits at most Config.PoolSlots calls at once never sees it.
+var ErrPoolExhausted = errors.New("instance pool exhausted: too many calls running at once")
+
+// Pool defaults (see docs/RATIONALE.md, "Instance pool").
+const (
+	// DefaultPoolSlots: instances that may exist at once in an engine built
+	// without a PoolSlots (tests, tools). The server passes its
+	// AEROFN_MAX_CONCURRENCY.
+	DefaultPoolSlots = 64
+	// DefaultMaxMemoryBytes is the largest linear memory a pool slot holds:
+	// the registry's maximum memory_mb (512).
+	DefaultMaxMemoryBytes = 512 << 20
+	// DefaultKeepResident is how much of a slot's linear memory stays mapped
+	// and resident between calls (reset in place instead of unmapped).
+	DefaultKeepResident = 16 << 20
+	// DefaultTableKeepResident is the same for tables.
+	DefaultTableKeepResident = 1 << 20
+	// DefaultWarmSlots bounds the slots that are free but keep a module's
+	// memory resident for its next call.
+	DefaultWarmSlots = 16
+
+	memoryGuard  = 64 << 10
+	instanceSize = 1 << 20 // VMContext bytes per instance; wasmtime's default
+)
+
+// configPtrField finds wasmtime.Config's C pointer, as interrupt.go finds the
+// store's: wasmtime-go does not expose it, nor the pooling allocator.
+var configPtrField, poolSupported = func() ([]int, bool) {
+	f, ok := reflect.TypeOf(wasmtime.Config{}).FieldByName("_ptr")
+	return f.Index, ok && f.Type.Kind() == reflect.Pointer
+}()
+
+// applyPool switches wcfg to the pooling allocator sized by cfg. It reports
+// false, changing nothing, when the config's pointer cannot be reached.
+func applyPool(wcfg *wasmtime.Config, cfg Config) bool {
+	if !poolSupported {
+		return false
+	}
+	p := reflect.ValueOf(wcfg).Elem().FieldByIndex(configPtrField).UnsafePointer()
+	if p == nil {
+		return false
+	}
+	C.aerofn_pool_apply(p, C.aerofn_pool{
+		slots:               C.uint32_t(cfg.PoolSlots),
+		warm_slots:          C.uint32_t(cfg.WarmSlots),
+		max_tables:          C.uint32_t(maxTables),
+		max_memories:        C.uint32_t(maxMemories),
+		keep_resident:       C.size_t(max(cfg.KeepResident, 0)),
+		table_keep_resident: C.size_t(max(cfg.TableKeepResident, 0)),
+		max_memory:          C.size_t(cfg.MaxMemoryBytes),
+		table_elements:      C.size_t(maxTableElements),
+		instance_size:       C.size_t(instanceSize),
+		guard:               C.uint64_t(memoryGuard),
+	})
+	return true
+}
+
+// acquireSlot takes an instance slot for a call; false when all are in use.
+// With pooling off there is no bound here (the caller's admission is the
+// only one).
+func (e *Engine) acquireSlot() bool {
+	if e.slots == nil {
+		return true
+	}
+	select {
+	case e.slots <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+// waitSlot takes a slot, waiting for one: for pre-initialisation, which must
+// not fail (and be remembered as failed) just because calls are running.
+func (e *Engine) waitSlot() {
+	if e.slots != nil {
+		e.slots <- struct{}{}
+	}
+}
+
+// releaseSlot returns a slot after the store holding it has been closed.
+func (e *Engine) releaseSlot() {
+	if e.slots != nil {
+		<-e.slots
+	}
+}
+
+// The run gate bounds the calls executing guest code at once
+// (Config.MaxRunning). A call waits for a token before its instance is
+// created and gives it back after the instance is gone; while it is blocked
+// in the host (db_query, http_fetch, a sleep in poll_oneoff) it lends its
+// token to the next call. So a node admitting hundreds of calls runs only a
+// few instances on its cores at a time, each on a warm pool slot, instead of
+// hundreds of OS threads faulting in hundreds of slots' memory; and calls
+// that wait on I/O still overlap without bound.
+
+// enterRun waits for a run token until the call's deadline or the end of
+// ctx; the error says which (nil: the call holds a token).
+func (e *Engine) enterRun(ctx context.Context, deadline time.Time) error {
+	select {
+	case e.running <- struct{}{}:
+		return nil
+	default:
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case e.running <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return context.DeadlineExceeded
+	}
+}
+
+func (e *Engine) leaveRun() { <-e.running }
+
+// blocking runs f, a wait in a host function, without holding the call's run
+// token; it takes one again (waiting its turn) before the guest resumes.
+func (st *callState) blocking(f func()) {
+	if st.running == nil {
+		f()
+		return
+	}
+	<-st.running
+	defer func() { st.running <- struct{}{} }()
+	f()
+}
+
+// DefaultMaxRunning is twice the cores Go may use: enough to keep every core
+// busy while calls enter and leave wasm, few enough that each has a warm slot.
+func DefaultMaxRunning() int { return 2 * runtime.GOMAXPROCS(0) }
