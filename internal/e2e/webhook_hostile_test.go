@@ -43,7 +43,7 @@ func githubSignature(secret string, body []byte) string {
 
 func setSecret(t *testing.T, e *testenv.Env, name, value string) {
 	t.Helper()
-	if r := e.JSONRequest("POST", "/functions/v1/secrets", e.ServiceKey, map[string]string{name: value}); r.Status != 200 {
+	if r := e.JSONRequest("POST", "/admin/v1/secrets", e.ServiceKey, map[string]string{name: value}); r.Status != 200 {
 		t.Fatalf("set secret: %d %s", r.Status, r.Body)
 	}
 }
@@ -94,7 +94,7 @@ func TestWebhookReplayWithNewDeliveryIDIsDuplicate(t *testing.T) {
 		t.Fatalf("another delivery: %d %s", r.Status, r.Body)
 	}
 	e.Flush()
-	recs := e.JSONRequest("GET", "/functions/v1/gh/logs?trigger=webhook", e.ServiceKey, nil)
+	recs := e.JSONRequest("GET", "/admin/v1/functions/gh/logs?trigger=webhook", e.ServiceKey, nil)
 	if n := strings.Count(string(recs.Body), `"trigger":"webhook"`); n != 2 {
 		t.Fatalf("%d runs, want 2: %s", n, recs.Body)
 	}
