@@ -108,8 +108,10 @@ func run(ctx context.Context, out string, n int, adminURL string, lc loadConfig)
 		return err
 	}
 	defer drop()
+	dataDir := filepathTemp()
+	defer os.RemoveAll(dataDir)
 	srv, err := server.Open(ctx, config.Config{DatabaseURL: dbURL, Listen: "127.0.0.1:0", JWTSecret: jwtSecret, SecretsKey: secretsKey,
-		DataDir: filepathTemp(), MaxConcurrency: 1000, RolePoolSize: 10, ShutdownTimeout: 10 * time.Second, LogLevel: "error"}, server.Options{})
+		DataDir: dataDir, MaxConcurrency: 1000, RolePoolSize: 10, ShutdownTimeout: 10 * time.Second, LogLevel: "error"}, server.Options{})
 	if err != nil {
 		return err
 	}
