@@ -285,7 +285,7 @@ func httpOverhead(ctx context.Context, srv *server.Server, n int) (bench.Section
 	deploy := func(name string, wasm []byte) error {
 		var buf bytes.Buffer
 		ct, body := form(name, wasm, &buf)
-		req, _ := http.NewRequest("POST", base+"/functions/v1/deploy", body)
+		req, _ := http.NewRequest("POST", base+"/admin/v1/functions", body)
 		req.Header.Set("Authorization", "Bearer "+svc)
 		req.Header.Set("Content-Type", ct)
 		resp, err := client.Do(req)

@@ -256,7 +256,7 @@ func (s *serveBench) startNode(ctx context.Context, name string) (*aerofnNode, e
 func (s *serveBench) deploy(ctx context.Context, n *aerofnNode, name string, wasm []byte) (int, time.Duration, error) {
 	var buf bytes.Buffer
 	ct, body := form(name, wasm, &buf)
-	req, err := http.NewRequestWithContext(ctx, "POST", n.base+"/functions/v1/deploy", body)
+	req, err := http.NewRequestWithContext(ctx, "POST", n.base+"/admin/v1/functions", body)
 	if err != nil {
 		return 0, 0, err
 	}

@@ -95,7 +95,7 @@ func (s *serveBench) section(ts []*target, fc firstCallResults, rec recorded, co
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", name, strings.Join(vals, ", "), tgt, verdict)
 	}
-	coldRow("deploy of examples/hello on node A (`POST /functions/v1/deploy`)", fc.deploy, targetDeploy)
+	coldRow("deploy of examples/hello on node A (`POST /admin/v1/functions`)", fc.deploy, targetDeploy)
 	coldRow("first call on node B, which was running, right after the deploy on A returned", fc.onB, targetFirstCall)
 	coldRow("first call on node A after its own deploy", fc.onA, 0)
 	coldRow("node B restarted with an empty data directory: start to /healthz answering", fc.restartHealthy, 0)
