@@ -42,7 +42,7 @@ func freeAddr() (string, error) {
 // call there, which under load would be gigabytes).
 func startProcess(name, logDir string, env []string, discardStdout bool, path string, args ...string) (*process, error) {
 	logPath := filepath.Join(logDir, strings.NewReplacer(" ", "-", "/", "-", ":", "-").Replace(name)+".log")
-	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -131,6 +131,43 @@ func (p *process) waitReady(ctx context.Context, timeout time.Duration, ready fu
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// startListening starts a server on a free loopback port (start gets the
+// address) and waits up to timeout until ready says it serves there. A port
+// someone else took between the choice and the bind is retried on another.
+// track is given the process as soon as it runs, to kill it at the end.
+func startListening(ctx context.Context, timeout time.Duration, start func(addr string) (*process, error),
+	ready func(ctx context.Context, addr string) error, track func(*process)) (*process, error) {
+	for attempt := 1; ; attempt++ {
+		addr, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		p, err := start(addr)
+		if err != nil {
+			return nil, err
+		}
+		track(p)
+		p.addr = addr
+		err = p.waitReady(ctx, timeout, func(ctx context.Context) error { return ready(ctx, addr) })
+		if err == nil {
+			return p, nil
+		}
+		p.kill()
+		if attempt < 3 && portTaken(p.log) {
+			continue
+		}
+		return nil, err
+	}
+}
+
+// portTaken says whether a server's log says its port was taken, in the
+// words of Go, Node.js, Deno or workerd.
+func portTaken(logPath string) bool {
+	b, _ := os.ReadFile(logPath)
+	s := strings.ToLower(string(b))
+	return strings.Contains(s, "address already in use") || strings.Contains(s, "eaddrinuse") || strings.Contains(s, "addrinuse")
 }
 
 // oneShot is a client that opens a new connection for every request, so a

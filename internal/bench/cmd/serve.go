@@ -231,26 +231,22 @@ func (s *serveBench) aerofnEnv(addr, dataDir string) []string {
 // startNode starts aerofn serve with an empty data directory and waits for
 // /healthz. Its stdout, one JSON line per call, is discarded.
 func (s *serveBench) startNode(ctx context.Context, name string) (*aerofnNode, error) {
-	addr, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
 	dataDir, err := os.MkdirTemp(s.tmp, name+"-data-")
 	if err != nil {
 		return nil, err
 	}
-	p, err := startProcess(name, s.tmp, s.aerofnEnv(addr, dataDir), true, s.bin, "serve")
+	p, err := startListening(ctx, 2*time.Minute, func(addr string) (*process, error) {
+		return startProcess(name, s.tmp, s.aerofnEnv(addr, dataDir), true, s.bin, "serve")
+	}, func(ctx context.Context, addr string) error {
+		return healthy("http://" + addr)(ctx)
+	}, s.track)
 	if err != nil {
 		return nil, err
 	}
-	s.procs = append(s.procs, p)
-	p.addr = addr
-	n := &aerofnNode{process: p, base: "http://" + addr, dataDir: dataDir}
-	if err := p.waitReady(ctx, 2*time.Minute, healthy(n.base)); err != nil {
-		return nil, err
-	}
-	return n, nil
+	return &aerofnNode{process: p, base: "http://" + p.addr, dataDir: dataDir}, nil
 }
+
+func (s *serveBench) track(p *process) { s.procs = append(s.procs, p) }
 
 // deploy uploads wasm as function name and returns its version.
 func (s *serveBench) deploy(ctx context.Context, n *aerofnNode, name string, wasm []byte) (int, time.Duration, error) {
@@ -438,42 +434,35 @@ func (s *serveBench) targets(ctx context.Context, a *aerofnNode) ([]*target, err
 	} else {
 		s.notes = append(s.notes, "Node.js is not installed; its row is missing.")
 	}
+	ready := ts
 	for _, p := range peers {
-		addr, err := freeAddr()
-		if err != nil {
-			return nil, err
-		}
-		proc, err := p.start(addr, s.tmp)
+		proc, err := startListening(ctx, time.Minute, func(addr string) (*process, error) {
+			return p.start(addr, s.tmp)
+		}, func(ctx context.Context, addr string) error {
+			status, body, _, err := post(ctx, "http://"+addr+"/", helloRequest, nil)
+			if err != nil {
+				return err
+			}
+			return checkHello(status, body)
+		}, s.track)
 		if err != nil {
 			if p.name == native.name {
 				return nil, err
 			}
-			s.notes = append(s.notes, fmt.Sprintf("%s did not start: %v", p.name, err))
+			s.notes = append(s.notes, fmt.Sprintf("%s did not start: %v", p.name, firstLine(err.Error())))
 			continue
 		}
-		proc.addr = addr
-		s.procs = append(s.procs, proc)
-		ts = append(ts, &target{name: p.name, version: p.version, proc: proc, url: "http://" + addr + "/", headers: map[string]string{}, check: checkHello})
+		ready = append(ready, &target{name: p.name, version: p.version, proc: proc, url: "http://" + proc.addr + "/", headers: map[string]string{}, check: checkHello})
 	}
-	var ready []*target
-	for _, t := range ts {
-		err := t.proc.waitReady(ctx, time.Minute, func(ctx context.Context) error {
-			status, body, _, err := post(ctx, t.url, helloRequest, t.headers)
-			if err != nil {
-				return err
-			}
-			return t.check(status, body)
-		})
+	for _, t := range ready {
+		status, body, _, err := post(ctx, t.url, helloRequest, t.headers)
+		if err == nil {
+			err = t.check(status, body)
+		}
 		if err != nil {
-			if t.proc == a.process || t.name == native.name {
-				return nil, err
-			}
-			s.notes = append(s.notes, fmt.Sprintf("%s did not start: %v", t.name, firstLine(err.Error())))
-			t.proc.kill()
-			continue
+			return nil, fmt.Errorf("%s before any load: %w", t.name, err)
 		}
 		t.cells = map[int][]cell{}
-		ready = append(ready, t)
 	}
 	return ready, nil
 }

@@ -233,3 +233,47 @@ func TestTargetRows(t *testing.T) {
 		}
 	}
 }
+
+// TestStartListeningRetriesATakenPort: a server that exits because its
+// port was taken is started again on another; any other failure is not.
+func TestStartListeningRetriesATakenPort(t *testing.T) {
+	dir := t.TempDir()
+	var tracked []*process
+	t.Cleanup(func() {
+		for _, p := range tracked {
+			p.kill()
+		}
+	})
+	track := func(p *process) { tracked = append(tracked, p) }
+	var addrs []string
+	start := func(addr string) (*process, error) {
+		addrs = append(addrs, addr)
+		if len(addrs) == 1 {
+			return startProcess("server", dir, os.Environ(), false, "/bin/sh", "-c", "echo 'listen tcp "+addr+": bind: address already in use' >&2; exit 1")
+		}
+		return startProcess("server", dir, os.Environ(), false, "/bin/sleep", "600")
+	}
+	ready := func(_ context.Context, addr string) error {
+		if addr != addrs[len(addrs)-1] {
+			return errors.New("asked about an old address")
+		}
+		if len(addrs) < 2 {
+			return errors.New("not yet")
+		}
+		return nil
+	}
+	p, err := startListening(context.Background(), time.Minute, start, ready, track)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(addrs) != 2 || p.addr != addrs[1] || len(tracked) != 2 || !tracked[0].exited() {
+		t.Fatalf("addrs %v, p.addr %s, %d tracked", addrs, p.addr, len(tracked))
+	}
+
+	_, err = startListening(context.Background(), time.Minute, func(string) (*process, error) {
+		return startProcess("broken", dir, os.Environ(), false, "/bin/sh", "-c", "echo 'no config' >&2; exit 1")
+	}, func(context.Context, string) error { return errors.New("not yet") }, track)
+	if err == nil || !strings.Contains(err.Error(), "no config") || len(tracked) != 3 {
+		t.Fatalf("a broken server: %v (%d tracked)", err, len(tracked))
+	}
+}
