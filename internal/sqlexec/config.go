@@ -40,10 +40,11 @@ type Config struct {
 	// rounded up); PrincipalShare bounds those of one user, whatever the
 	// function (default: a quarter of the pool, rounded up). Callers
 	// without a user id (anon, service_role) are bounded by FunctionShare
-	// only. A query over a share waits for it at most ShareWait (default
-	// 5 s, and never past its deadline), then fails with
-	// connection_share_exceeded. With a pool of 1 the shares cannot
-	// protect anyone: give the pool at least 2 connections.
+	// only. A query over a share waits in line for one of its own
+	// function's (or user's) connections, never past its deadline and, if
+	// ShareWait is set, at most ShareWait; then it fails with
+	// connection_share_exceeded. With a pool of 1 the shares cannot protect
+	// anyone: give the pool at least 2 connections.
 	FunctionShare  int32
 	PrincipalShare int32
 	ShareWait      time.Duration
@@ -82,7 +83,6 @@ type Config struct {
 // Defaults for Config.
 const (
 	DefaultPoolSize                 = 10
-	DefaultShareWait                = 5 * time.Second
 	DefaultMaxRows                  = 10_000
 	DefaultMaxBytes                 = 10 << 20
 	DefaultTimeout                  = 10 * time.Second
@@ -110,9 +110,6 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.PrincipalShare <= 0 {
 		c.PrincipalShare = (c.PoolSize + 3) / 4
-	}
-	if c.ShareWait <= 0 {
-		c.ShareWait = DefaultShareWait
 	}
 	if c.MaxRows <= 0 {
 		c.MaxRows = DefaultMaxRows

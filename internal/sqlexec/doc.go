@@ -43,8 +43,8 @@
 // fast path cannot be used):
 //
 //	            share  (the function's and the user's count in the role's pool; share.go)
-//	               │  at its limit? ── wait for one of its own to end, at most ShareWait
-//	               │                   and never past the deadline: connection_share_exceeded
+//	               │  at its limit? ── wait in line for one of its own to end, never
+//	               │                   past the deadline (or ShareWait): connection_share_exceeded
 //	               ▼
 //	            acquire (pool of the principal's role; waits at most until ctx's deadline)
 //	               │  new connection? ── check role, attributes, memberships, own settings
@@ -94,7 +94,7 @@
 //	what happens                              reply                       connection
 //	guard refuses                             statement_rejected          not touched
 //	function or user at its share of the      connection_share_exceeded   not touched
-//	  pool for ShareWait
+//	  pool until the deadline
 //	deadline too close to start               timeout                     not touched
 //	no connection before the deadline         timeout                     -
 //	server error (syntax, 42501, 28000, ...)  SQLSTATE and message        ROLLBACK + reset, reused

@@ -41,11 +41,12 @@ type share struct {
 	what  string // for the error: "function f" or "user u"
 }
 
-// take counts one connection against every share, waiting (at most until
-// wait has passed or ctx ends) while any of them is at its limit. It
+// take counts one connection against every share, waiting while any of
+// them is at its limit: until ctx ends, or wait has passed if wait > 0. It
 // returns the release function.
 func (s *shares) take(ctx context.Context, wait time.Duration, role string, poolSize int32, ss []share) (func(), error) {
 	var timer *time.Timer
+	var expired <-chan time.Time
 	for {
 		s.mu.Lock()
 		if s.held == nil {
@@ -74,19 +75,22 @@ func (s *shares) take(ctx context.Context, wait time.Duration, role string, pool
 			s.freed[ss[full].key] = ch
 		}
 		s.mu.Unlock()
-		if timer == nil {
+		if timer == nil && wait > 0 {
 			timer = time.NewTimer(wait)
 			defer timer.Stop()
+			expired = timer.C
 		}
+		sh := ss[full]
 		select {
 		case <-ch:
-		case <-timer.C:
-			sh := ss[full]
+		case <-expired:
 			return nil, &Error{Code: CodeShareExceeded, Message: fmt.Sprintf(
-				"%s already holds %d of role %s's %d connections on this node, its share; waited %s for one of them",
+				"%s holds %d of role %s's %d connections on this node, its share, and none came free within %s",
 				sh.what, sh.limit, role, poolSize, wait)}
 		case <-ctx.Done():
-			return nil, &Error{Code: CodeTimeout, Message: "the deadline passed while waiting for a share of the database connections", err: ctx.Err()}
+			return nil, &Error{Code: CodeShareExceeded, err: ctx.Err(), Message: fmt.Sprintf(
+				"%s holds %d of role %s's %d connections on this node, its share, and none came free before the deadline",
+				sh.what, sh.limit, role, poolSize)}
 		}
 	}
 }
