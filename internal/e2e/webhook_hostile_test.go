@@ -205,3 +205,28 @@ func TestWebhookDropsCredentials(t *testing.T) {
 		t.Errorf("other headers lost: %v", hd)
 	}
 }
+
+// A function that answers non-2xx (its own statusCode) has not handled the
+// delivery: the sender's retry runs, and only a 2xx makes later copies
+// duplicates.
+func TestWebhookNon2xxAnswerIsNotDone(t *testing.T) {
+	e := testenv.Start(t)
+	const secret = "whsec_non2xx_0123456789"
+	setSecret(t, e, "HOOK_SECRET", secret)
+	trig := []map[string]any{{"type": "webhook", "secret": "HOOK_SECRET"}}
+	e.MustDeploy("busy", constModule(t, `{"statusCode":503,"body":"try later"}`, 0), map[string]any{"triggers": trig})
+	body := []byte(`{"id":"evt_503"}`)
+	h := map[string]string{"X-Aerofn-Signature": webhook.Sign(secret, time.Now(), body)}
+	for i := range 2 {
+		if r := postWebhook(t, e.HTTP, e.URL, "busy", h, body); r.Status != http.StatusServiceUnavailable {
+			t.Fatalf("attempt %d: %d %s, want the function's 503", i, r.Status, r.Body)
+		}
+	}
+	e.MustDeploy("busy", compile(t, watEcho), map[string]any{"triggers": trig})
+	if r := postWebhook(t, e.HTTP, e.URL, "busy", h, body); r.Status != 200 || strings.Contains(string(r.Body), "duplicate") {
+		t.Fatalf("retry after 503s: %d %s", r.Status, r.Body)
+	}
+	if r := postWebhook(t, e.HTTP, e.URL, "busy", h, body); r.Status != 200 || !strings.Contains(string(r.Body), `"duplicate":true`) {
+		t.Fatalf("copy after the 2xx: %d %s", r.Status, r.Body)
+	}
+}

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -32,24 +33,40 @@ type webhookEvent struct {
 // handed to the function's code.
 var webhookHiddenHeaders = map[string]bool{"authorization": true, "proxy-authorization": true, "apikey": true, "cookie": true}
 
-// statusRecorder remembers the status a response was written with.
-type statusRecorder struct {
-	http.ResponseWriter
+// bufferedResponse holds a function's response until the delivery's claim
+// is settled. The response is the function's output (bounded by the
+// engine's output limit), so holding it costs no more than the call did.
+type bufferedResponse struct {
+	header http.Header
 	status int
+	body   bytes.Buffer
 }
 
-func (s *statusRecorder) WriteHeader(code int) {
-	if s.status == 0 {
-		s.status = code
+func (b *bufferedResponse) Header() http.Header { return b.header }
+
+func (b *bufferedResponse) WriteHeader(code int) {
+	if b.status == 0 {
+		b.status = code
 	}
-	s.ResponseWriter.WriteHeader(code)
 }
 
-func (s *statusRecorder) Write(b []byte) (int, error) {
-	if s.status == 0 {
-		s.status = http.StatusOK
+func (b *bufferedResponse) Write(p []byte) (int, error) {
+	if b.status == 0 {
+		b.status = http.StatusOK
 	}
-	return s.ResponseWriter.Write(b)
+	return b.body.Write(p)
+}
+
+// flush writes the held response to w.
+func (b *bufferedResponse) flush(w http.ResponseWriter) {
+	for k, v := range b.header {
+		w.Header()[k] = v
+	}
+	if b.status == 0 {
+		b.status = http.StatusOK
+	}
+	w.WriteHeader(b.status)
+	_, _ = w.Write(b.body.Bytes())
 }
 
 // webhook serves POST /webhooks/v1/{name}: a delivery from an external
@@ -119,17 +136,18 @@ func (a *API) webhook(w http.ResponseWriter, r *http.Request) error {
 		a.finishDelivery(r.Context(), fn.Name, fn.ID, d.Key, claim.Attempt, false)
 		return a.invokeError(err)
 	}
-	rec := &statusRecorder{ResponseWriter: w}
-	err = a.respond(rec, fn, out, delivery)
 	// Only a delivery answered 2xx counts as done (the sender retries
-	// anything else, and that retry must run); whatever the function
-	// answered, the response is written before the claim is settled.
-	status := rec.status
-	if err != nil {
-		status = http.StatusInternalServerError
+	// anything else, and that retry must run). The claim is settled before
+	// the sender sees the answer, so a retry of a 2xx the sender never
+	// received (a dropped connection, a slow reader) finds it done.
+	buf := &bufferedResponse{header: http.Header{}}
+	if err := a.respond(buf, fn, out, delivery); err != nil {
+		a.finishDelivery(r.Context(), fn.Name, fn.ID, d.Key, claim.Attempt, false)
+		return err
 	}
-	a.finishDelivery(r.Context(), fn.Name, fn.ID, d.Key, claim.Attempt, status >= 200 && status < 300)
-	return err
+	a.finishDelivery(r.Context(), fn.Name, fn.ID, d.Key, claim.Attempt, buf.status == 0 || buf.status/100 == 2)
+	buf.flush(w)
+	return nil
 }
 
 func (a *API) finishDelivery(ctx context.Context, name, functionID, key, attempt string, ok bool) {
