@@ -163,13 +163,17 @@ func (e *Engine) Validate(wasm []byte) error {
 // compile turns bytes into a wasmtime module, explaining the common ways a
 // blob is not a core module before handing the rest to wasmtime.
 func (e *Engine) compile(wasm []byte) (*wasmtime.Module, error) {
+	return compileWith(e.wt, wasm)
+}
+
+func compileWith(wt *wasmtime.Engine, wasm []byte) (*wasmtime.Module, error) {
 	if len(wasm) < 8 || !bytes.Equal(wasm[:4], []byte("\x00asm")) {
 		return nil, fmt.Errorf("%w: not a WebAssembly binary (no \\0asm header)", ErrInvalidModule)
 	}
 	if wasm[4] != 1 || wasm[5] != 0 || wasm[6] != 0 || wasm[7] != 0 {
 		return nil, fmt.Errorf("%w: a WebAssembly component or unsupported binary version; a core module (version 1) is required", ErrInvalidModule)
 	}
-	m, err := wasmtime.NewModule(e.wt, wasm)
+	m, err := wasmtime.NewModule(wt, wasm)
 	if err != nil {
 		return nil, fmt.Errorf("%w: compiling: %s", ErrInvalidModule, causeOf(err.Error()))
 	}

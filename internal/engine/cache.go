@@ -31,9 +31,10 @@ func (m *Module) Preinitialized() (ok bool, err error) {
 
 // loadCall is a Load in progress; later Loads of the same hash wait for it.
 type loadCall struct {
-	done chan struct{}
-	m    *Module
-	err  error
+	done      chan struct{}
+	compiling chan struct{} // closed when the load starts compiling
+	m         *Module
+	err       error
 }
 
 // Load returns the compiled module for hash: from memory, else from the disk
@@ -42,30 +43,54 @@ type loadCall struct {
 // 1-128 characters of [0-9A-Za-z_-] because it becomes a file name.
 // Concurrent Loads of one hash compile once. Errors are not cached.
 func (e *Engine) Load(hash string, wasm func() ([]byte, error)) (*Module, error) {
+	return e.LoadFrom(hash, Source{Wasm: wasm})
+}
+
+// LoadFrom is Load with more places to look: after memory and the cache
+// directory it tries src.Artifact (see artifact.go), and only then compiles
+// src.Wasm. With src.Wasm nil it never compiles, nor waits for another
+// Load's compile: it fails with ErrNotCompiled instead.
+func (e *Engine) LoadFrom(hash string, src Source) (*Module, error) {
 	if e.closed.Load() {
 		return nil, ErrClosed
 	}
 	if !validHash(hash) {
 		return nil, fmt.Errorf("loading module: hash %q is not 1-128 characters of [0-9A-Za-z_-]", hash)
 	}
-
-	e.mu.Lock()
-	if el, ok := e.modules[hash]; ok {
-		e.lru.MoveToFront(el)
+	for {
+		e.mu.Lock()
+		if el, ok := e.modules[hash]; ok {
+			e.lru.MoveToFront(el)
+			e.mu.Unlock()
+			e.memoryHits.Add(1)
+			return el.Value.(*Module), nil
+		}
+		c, ok := e.inflight[hash]
+		if !ok {
+			break // with e.mu held
+		}
 		e.mu.Unlock()
-		e.memoryHits.Add(1)
-		return el.Value.(*Module), nil
-	}
-	if c, ok := e.inflight[hash]; ok {
-		e.mu.Unlock()
-		<-c.done
+		if src.Wasm == nil {
+			select {
+			case <-c.done:
+			case <-c.compiling:
+				return nil, fmt.Errorf("loading module %s: %w (compiling now)", hash, ErrNotCompiled)
+			}
+		} else {
+			<-c.done
+		}
+		// A load that was not allowed to compile does not answer for one
+		// that is: try again, now in charge.
+		if errors.Is(c.err, ErrNotCompiled) && src.Wasm != nil {
+			continue
+		}
 		return c.m, c.err
 	}
-	c := &loadCall{done: make(chan struct{})}
+	c := &loadCall{done: make(chan struct{}), compiling: make(chan struct{})}
 	e.inflight[hash] = c
 	e.mu.Unlock()
 
-	c.m, c.err = e.load(hash, wasm)
+	c.m, c.err = e.load(hash, src, c.compiling)
 
 	e.mu.Lock()
 	delete(e.inflight, hash)
@@ -95,7 +120,7 @@ func validHash(h string) bool {
 	return true
 }
 
-func (e *Engine) load(hash string, wasm func() ([]byte, error)) (mod *Module, err error) {
+func (e *Engine) load(hash string, src Source, compiling chan struct{}) (mod *Module, err error) {
 	// A panic in the caller's fetch function or in wasmtime must not leave
 	// other Loads of this hash waiting forever.
 	defer func() {
@@ -116,7 +141,14 @@ func (e *Engine) load(hash string, wasm func() ([]byte, error)) (mod *Module, er
 		}
 	}
 
-	b, err := wasm()
+	if m, ok := e.loadArtifact(hash, path, src); ok {
+		return m, nil
+	}
+	if src.Wasm == nil {
+		return nil, fmt.Errorf("loading module %s: %w", hash, ErrNotCompiled)
+	}
+	close(compiling)
+	b, err := src.Wasm()
 	if err != nil {
 		return nil, fmt.Errorf("fetching module %s: %w", hash, err)
 	}
@@ -184,6 +216,11 @@ func writeCached(path string, m *wasmtime.Module) error {
 	if err != nil {
 		return fmt.Errorf("serializing module: %w", err)
 	}
+	return writeFile(path, art)
+}
+
+// writeFile writes art to path the same way.
+func writeFile(path string, art []byte) error {
 	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
 	if err != nil {
 		return fmt.Errorf("writing module cache: %w", err)

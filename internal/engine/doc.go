@@ -11,21 +11,33 @@ step.
 
 # Loading (once per module version)
 
-	Load(hash, fetch)
+	LoadFrom(hash, Source{Artifact, Wasm})      (Load(hash, wasm): Wasm only)
 	  │
 	  ├─ in-memory LRU hit ───────────────────────────────► *Module
 	  ├─ another Load of hash in flight ── wait for it ────► its *Module / error
+	  │     (without Wasm: if it is compiling, ErrNotCompiled at once)
 	  ├─ CacheDir/<hash>.preinit.cwasm accepted by wasmtime (mmap)
 	  │                                  ► check ABI ► *Module
-	  └─ else fetch() ► compile ► check ABI ► write <hash>.preinit.cwasm ► *Module
+	  ├─ Artifact() returns one (another node's compile, artifact.go)
+	  │     ► write it to CacheDir ► accepted by wasmtime (mmap) ► *Module
+	  │     refused or unreadable: Stats.ArtifactLoadFailures, go on
+	  ├─ no Wasm ──────────────────────────────────────────► ErrNotCompiled
+	  └─ else Wasm() ► compile ► check ABI ► write <hash>.preinit.cwasm ► *Module
 	        │                                 (temp file, fsync, rename)
 	        └─ module exports _initialize: pre-initialise it (preinit.go)
-	              scan code ► export every mutable global ► compile ► check ABI
+	              scan code ► export every mutable global
+	              ► compile cheaply on the init engine ► check ABI
 	              ► instantiate in a sandbox, run _initialize once
 	              ► snapshot: memory → data segments, globals → initialisers,
-	                no _initialize export ► compile the snapshot
-	              a step fails: the module runs _initialize per call
+	                no _initialize export ► compile the snapshot (the one
+	                full compile)
+	              a step fails: the module is compiled as it is and runs
+	              _initialize per call
 	              (Stats.PreinitFailures; Module.Preinitialized says why)
+
+Artifacts are keyed by Fingerprint (wasmtime's own compatibility record:
+version, target, compiler settings), so engines that cannot use each
+other's never exchange them.
 
 A cached artifact that wasmtime refuses (another wasmtime version or engine
 configuration, a truncated file) is counted in Stats.DiskLoadFailures and

@@ -198,6 +198,10 @@ type Stats struct {
 	CachedModules    int    // modules currently in the in-memory cache
 	Preinitialized   uint64 // compiled modules that export _initialize and were pre-initialised
 	PreinitFailures  uint64 // compiled modules that export _initialize and could not be, so run it per call
+
+	InitCompiles         uint64 // cheap compiles for the one run of _initialize (preinit.go), not counted in Compiles
+	ArtifactLoads        uint64 // modules loaded from a Source's artifact (another engine's compile)
+	ArtifactLoadFailures uint64 // artifacts that could not be fetched or that wasmtime refused
 }
 
 // Engine compiles and runs modules. It is safe for concurrent use.
@@ -218,6 +222,7 @@ type Engine struct {
 
 	compiles, diskLoads, diskLoadFailures, diskWriteErrors, memoryHits atomic.Uint64
 	preinits, preinitFailures                                          atomic.Uint64
+	artifactState                                                      // artifact.go: the init engine, the fingerprint, shared artifacts
 
 	// Calls in flight. Close waits for them before stopping the ticker,
 	// because a guest still running when the epoch stops would never be
@@ -360,5 +365,9 @@ func (e *Engine) Stats() Stats {
 		CachedModules:    n,
 		Preinitialized:   e.preinits.Load(),
 		PreinitFailures:  e.preinitFailures.Load(),
+
+		InitCompiles:         e.initCompiles.Load(),
+		ArtifactLoads:        e.artifactLoads.Load(),
+		ArtifactLoadFailures: e.artifactLoadFailures.Load(),
 	}
 }

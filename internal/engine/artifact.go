@@ -1,0 +1,198 @@
+package engine
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"debug/elf"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"github.com/bytecodealliance/wasmtime-go/v39"
+)
+
+// Artifacts shared between nodes.
+//
+// A compiled artifact is what Load keeps in the cache directory: the
+// serialized wasmtime module (for a Go guest, its pre-initialised snapshot).
+// Compiling one costs seconds; deserializing it, milliseconds. So an
+// artifact compiled once, on the node that deploys a version, is meant to
+// be handed to every other node (the server stores it in PostgreSQL) and
+// loaded through Source.Artifact instead of being compiled again.
+//
+// wasmtime accepts a serialized module only from the same wasmtime version
+// with the same compilation settings, and checks that itself on load.
+// Fingerprint names exactly that: artifacts are stored under it, so nodes
+// running different engines (during an upgrade, or with other settings)
+// never overwrite or fetch each other's, and an artifact that wasmtime still
+// refuses is counted (Stats.ArtifactLoadFailures) and never used.
+
+// ErrNotCompiled is returned by LoadFrom when no artifact serves and the
+// Source has no Wasm to compile, or when the module is being compiled by
+// another Load right now: the caller did not ask to wait for a compile.
+var ErrNotCompiled = errors.New("module is not compiled yet")
+
+// Source says where LoadFrom may find a module that is neither in memory
+// nor in the cache directory.
+type Source struct {
+	// Artifact returns an artifact that an engine with the same Fingerprint
+	// serialized, or nil when there is none. nil: not asked.
+	Artifact func() ([]byte, error)
+	// Wasm returns the module's bytes, which LoadFrom then compiles.
+	// nil: LoadFrom never compiles, and fails with ErrNotCompiled instead.
+	Wasm func() ([]byte, error)
+}
+
+// artifactFormat changes whenever what an artifact holds changes in a way
+// wasmtime cannot see (how aerofn builds snapshots, the marks it exports),
+// so that artifacts of an older aerofn are not loaded as if they were new.
+const artifactFormat = "aerofn-artifact-1"
+
+// artifactState is the part of Engine this file and preinit.go own.
+type artifactState struct {
+	initOnce     sync.Once
+	init         *initEngine
+	initErr      error
+	initCompiles atomic.Uint64
+
+	fpOnce sync.Once
+	fp     string
+
+	artifactLoads, artifactLoadFailures atomic.Uint64
+}
+
+// Fingerprint identifies what this engine's artifacts are compatible with:
+// a SHA-256 (hex) over the compatibility record wasmtime writes into every
+// artifact (its version, the target and CPU features, every compiler
+// setting and tunable that affects code: the ".wasmtime.engine" section),
+// whether modules are pre-initialised, and artifactFormat. Two engines with
+// one fingerprint can use each other's artifacts.
+func (e *Engine) Fingerprint() string {
+	e.fpOnce.Do(func() {
+		h := sha256.New()
+		h.Write([]byte(artifactFormat))
+		if e.cfg.DisablePreinit {
+			h.Write([]byte("\x00plain\x00"))
+		} else {
+			h.Write([]byte("\x00preinit\x00"))
+		}
+		h.Write(engineRecord(e.wt))
+		e.fp = hex.EncodeToString(h.Sum(nil))
+	})
+	return e.fp
+}
+
+// engineRecord returns the compatibility record of artifacts made by wt,
+// read from an empty module's artifact. Should wasmtime stop writing the
+// section, the whole artifact of the empty module stands in for it: it
+// holds the same record and is deterministic.
+func engineRecord(wt *wasmtime.Engine) []byte {
+	m, err := wasmtime.NewModule(wt, []byte("\x00asm\x01\x00\x00\x00"))
+	if err != nil {
+		panic(fmt.Sprintf("compiling the empty module: %v", err))
+	}
+	defer m.Close()
+	art, err := m.Serialize()
+	if err != nil {
+		panic(fmt.Sprintf("serializing the empty module: %v", err))
+	}
+	if f, err := elf.NewFile(bytes.NewReader(art)); err == nil {
+		if s := f.Section(".wasmtime.engine"); s != nil {
+			if b, err := s.Data(); err == nil && len(b) > 0 {
+				return b
+			}
+		}
+	}
+	return art
+}
+
+// Artifact returns the serialized artifact of a loaded module, to hand to
+// other engines: the cache directory's file when there is one, else the
+// module in memory serialized. ErrNotCompiled: this engine holds neither.
+func (e *Engine) Artifact(hash string) ([]byte, error) {
+	if !validHash(hash) {
+		return nil, fmt.Errorf("reading artifact: hash %q is not 1-128 characters of [0-9A-Za-z_-]", hash)
+	}
+	if path := e.cachePath(hash); path != "" {
+		b, err := os.ReadFile(path)
+		if err == nil {
+			return b, nil
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("reading artifact: %w", err)
+		}
+	}
+	e.mu.Lock()
+	el, ok := e.modules[hash]
+	e.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("artifact of %s: %w", hash, ErrNotCompiled)
+	}
+	art, err := el.Value.(*Module).m.Serialize()
+	if err != nil {
+		return nil, fmt.Errorf("serializing module: %w", err)
+	}
+	return art, nil
+}
+
+// MaxModules is how many modules the engine keeps in memory
+// (Config.MaxModules): warming more than that only evicts.
+func (e *Engine) MaxModules() int { return e.cfg.MaxModules }
+
+// Cached reports whether the module is in memory, without loading it.
+func (e *Engine) Cached(hash string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, ok := e.modules[hash]
+	return ok
+}
+
+// loadArtifact turns an artifact from src into a module: written to the
+// cache directory and mapped from there (so a restart finds it, and its
+// memory is the page cache's, not the process's), or deserialized from
+// memory without a cache directory. ok false: there was none, or it was
+// unusable (counted), and the caller goes on as without it.
+func (e *Engine) loadArtifact(hash, path string, src Source) (*Module, bool) {
+	if src.Artifact == nil {
+		return nil, false
+	}
+	art, err := src.Artifact()
+	if err != nil || art == nil {
+		if err != nil {
+			e.artifactLoadFailures.Add(1)
+		}
+		return nil, false
+	}
+	var m *wasmtime.Module
+	if path != "" {
+		if err := writeFile(path, art); err != nil {
+			e.diskWriteErrors.Add(1)
+			m, err = wasmtime.NewModuleDeserialize(e.wt, art)
+			if err != nil {
+				e.artifactLoadFailures.Add(1)
+				return nil, false
+			}
+		} else if m, err = wasmtime.NewModuleDeserializeFile(e.wt, path); err != nil {
+			os.Remove(path)
+			e.artifactLoadFailures.Add(1)
+			return nil, false
+		}
+	} else if m, err = wasmtime.NewModuleDeserialize(e.wt, art); err != nil {
+		e.artifactLoadFailures.Add(1)
+		return nil, false
+	}
+	info, err := checkModule(m, true)
+	if err != nil {
+		m.Close()
+		if path != "" {
+			os.Remove(path)
+		}
+		e.artifactLoadFailures.Add(1)
+		return nil, false
+	}
+	e.artifactLoads.Add(1)
+	return &Module{hash: hash, m: m, info: info}, true
+}
