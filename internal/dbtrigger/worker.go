@@ -53,9 +53,9 @@ func (w *worker) Work(ctx context.Context, job *river.Job[deliveryArgs]) error {
 	case err != nil:
 		return fmt.Errorf("looking up function %s: %w", a.Function, err)
 	}
-	if _, err := w.svc.cfg.Engine.Load(fn.WasmHash, func() ([]byte, error) {
-		return w.svc.cfg.Registry.ModuleBytes(ctx, fn.WasmHash)
-	}); err != nil {
+	// Background work may wait for a compile (when no node left an artifact),
+	// which Invoke would refuse.
+	if _, err := w.svc.cfg.Invoker.Load(ctx, fn.WasmHash); err != nil {
 		if errors.Is(err, engine.ErrInvalidModule) || errors.Is(err, registry.ErrNotFound) || errors.Is(err, registry.ErrCorruptModule) {
 			err = fmt.Errorf("loading module of %s: %w", fn.Name, err)
 			if aerr := w.endOrdered(ctx, job); aerr != nil {
@@ -71,7 +71,7 @@ func (w *worker) Work(ctx context.Context, job *river.Job[deliveryArgs]) error {
 	}
 	out, err := w.svc.cfg.Invoker.Invoke(ctx, fn, invoker.Call{Trigger: TriggerType, Event: ev, Principal: a.Change.Principal(),
 		RequestID: strconv.FormatInt(a.EventID, 10)})
-	if errors.Is(err, invoker.ErrBusy) {
+	if errors.Is(err, invoker.ErrBusy) || errors.Is(err, invoker.ErrNotReady) {
 		return river.JobSnooze(time.Duration(50+mrand.IntN(100)) * time.Millisecond)
 	}
 	if err != nil {

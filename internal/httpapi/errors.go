@@ -15,7 +15,7 @@ type Error struct {
 	Status     int
 	Code       string
 	Message    string
-	RetryAfter int // seconds, for 429
+	RetryAfter int // seconds, for 429 and 503
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
@@ -60,7 +60,7 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			e = apiError(http.StatusInternalServerError, "internal_error", "internal error; see the server log")
 		}
 	}
-	if e.Status == http.StatusTooManyRequests && e.RetryAfter > 0 {
+	if (e.Status == http.StatusTooManyRequests || e.Status == http.StatusServiceUnavailable) && e.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
 	}
 	writeJSON(w, e.Status, body{Error: http.StatusText(e.Status), Code: e.Code, Message: e.Message})

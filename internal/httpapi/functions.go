@@ -68,10 +68,12 @@ func (a *API) deploy(w http.ResponseWriter, r *http.Request) error {
 		}
 		in.Config = &cfg
 	}
-	// Loading validates against the ABI and leaves the compiled module in the
-	// engine's caches, so the first call does not compile again.
+	// Preparing validates against the ABI (compiling, unless a node already
+	// did), leaves the compiled module in this node's caches and stores its
+	// artifact for the other nodes, all before the version exists: no
+	// node compiles it again, and no call waits for a compile.
 	hash := registry.Hash(wasm)
-	if _, err := a.cfg.Engine.Load(hash, func() ([]byte, error) { return wasm, nil }); err != nil {
+	if err := a.cfg.Invoker.Prepare(r.Context(), hash, func() ([]byte, error) { return wasm, nil }); err != nil {
 		if errors.Is(err, engine.ErrInvalidModule) {
 			return badRequest("invalid_module", "%s", strings.TrimPrefix(err.Error(), "loading module "+hash+": "))
 		}
@@ -230,6 +232,17 @@ func (a *API) patch(w http.ResponseWriter, r *http.Request, name string) error {
 	if in.Description != nil && len(*in.Description) > 1000 {
 		return badRequest("invalid_description", "description is longer than 1000 characters")
 	}
+	if in.Enabled != nil && *in.Enabled {
+		// The current version becomes callable: its artifact must be
+		// ready, as after a deploy.
+		cur, err := a.cfg.Registry.Get(r.Context(), name)
+		if err != nil {
+			return registryError(err, name)
+		}
+		if err := a.cfg.Invoker.Prepare(r.Context(), cur.WasmHash, nil); err != nil {
+			return err
+		}
+	}
 	fn, err := a.cfg.Registry.Patch(r.Context(), name, in)
 	if err != nil {
 		return registryError(err, name)
@@ -273,6 +286,20 @@ func (a *API) rollback(w http.ResponseWriter, r *http.Request, name string) erro
 	}
 	if (rb.Version <= 0) == (rb.WasmHash == "") {
 		return badRequest("invalid_rollback", "give exactly one of version (a positive number) or wasm_hash")
+	}
+	// The version that becomes current needs its artifact ready before the
+	// change commits, as after a deploy.
+	vs, err := a.cfg.Registry.Versions(r.Context(), name)
+	if err != nil && !errors.Is(err, registry.ErrNotFound) {
+		return err
+	}
+	for _, v := range vs {
+		if v.Version == rb.Version || (rb.Version <= 0 && v.WasmHash == strings.ToLower(rb.WasmHash)) {
+			if err := a.cfg.Invoker.Prepare(r.Context(), v.WasmHash, nil); err != nil {
+				return err
+			}
+			break
+		}
 	}
 	fn, err := a.cfg.Registry.Rollback(r.Context(), name, rb.Version, strings.ToLower(rb.WasmHash))
 	if errors.Is(err, registry.ErrNotFound) {

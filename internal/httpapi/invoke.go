@@ -104,6 +104,10 @@ func (a *API) invokeError(err error) error {
 	if errors.Is(err, invoker.ErrBusy) {
 		return &Error{Status: http.StatusTooManyRequests, Code: "too_many_requests", Message: "this node is running as many calls as it admits; retry shortly", RetryAfter: 1}
 	}
+	if errors.Is(err, invoker.ErrNotReady) {
+		return &Error{Status: http.StatusServiceUnavailable, Code: "not_ready",
+			Message: "this node has no compiled copy of the function's module yet and is compiling it; retry in a few seconds", RetryAfter: 5}
+	}
 	return err
 }
 

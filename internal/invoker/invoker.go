@@ -35,12 +35,15 @@ var (
 
 // Config wires an Invoker.
 type Config struct {
-	Registry       *registry.Store
-	Engine         *engine.Engine
-	Records        *records.Writer
-	Secrets        hostfn.Secrets
-	DB             hostfn.DB
-	Fetcher        *hostfn.Fetcher
+	Registry *registry.Store
+	Engine   *engine.Engine
+	Records  *records.Writer
+	Secrets  hostfn.Secrets
+	DB       hostfn.DB
+	Fetcher  *hostfn.Fetcher
+	// Artifacts shares compiled modules between nodes (modules.go). nil:
+	// no sharing, and a call whose module is not compiled compiles it.
+	Artifacts      *registry.Artifacts
 	MaxConcurrency int           // calls running at once on this node; default 1000
 	CacheTTL       time.Duration // how long a looked-up function is trusted without a change notice; default 2 s
 	Logger         *slog.Logger
@@ -53,6 +56,8 @@ type Invoker struct {
 
 	mu    sync.Mutex
 	cache map[string]cachedFunction
+
+	bg *modules // background loads and compiles (modules.go)
 }
 
 type cachedFunction struct {
@@ -75,7 +80,7 @@ func New(cfg Config) *Invoker {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Invoker{cfg: cfg, sem: make(chan struct{}, cfg.MaxConcurrency), cache: map[string]cachedFunction{}}
+	return &Invoker{cfg: cfg, sem: make(chan struct{}, cfg.MaxConcurrency), cache: map[string]cachedFunction{}, bg: newModules()}
 }
 
 // Lookup returns the current, enabled version of a function. Results are
@@ -157,7 +162,8 @@ func EffectivePrincipal(fn registry.Function, p auth.Principal) auth.Principal {
 
 // Invoke runs fn once. The returned error is only for a call that could not
 // be admitted (ErrBusy: over MaxConcurrency, or no free instance slot in the
-// engine's pool); every call that was run is recorded and its failure,
+// engine's pool) or whose module is not compiled on this node yet
+// (ErrNotReady); every call that was run is recorded and its failure,
 // whatever it was, is in the Outcome.
 func (inv *Invoker) Invoke(ctx context.Context, fn registry.Function, c Call) (Outcome, error) {
 	select {
@@ -180,9 +186,10 @@ func (inv *Invoker) Invoke(ctx context.Context, fn registry.Function, c Call) (O
 	host := &hostfn.Call{Ctx: ctx, Principal: out.Principal, EnvKeys: fn.Config.Env, Secrets: inv.cfg.Secrets,
 		DB: inv.cfg.DB, Fetcher: inv.cfg.Fetcher, Allowed: fn.Config.AllowedHosts}
 
-	mod, err := inv.cfg.Engine.Load(fn.WasmHash, func() ([]byte, error) {
-		return inv.cfg.Registry.ModuleBytes(ctx, fn.WasmHash)
-	})
+	mod, err := inv.module(ctx, fn.WasmHash)
+	if errors.Is(err, ErrNotReady) {
+		return Outcome{}, fmt.Errorf("function %s: %w", fn.Name, ErrNotReady)
+	}
 	if err != nil {
 		out.Status = engine.StatusError
 		out.Error = fmt.Sprintf("loading module %s: %v", fn.WasmHash, err)

@@ -192,7 +192,7 @@ func (c claimed) requestID() string {
 func (s *Scheduler) execute(c claimed) {
 	defer s.inflight.Done()
 	out, err := s.invoke(context.Background(), c)
-	if errors.Is(err, invoker.ErrBusy) {
+	if errors.Is(err, invoker.ErrBusy) || errors.Is(err, invoker.ErrNotReady) {
 		// Nothing ran: hand the tick back for another node (or this one,
 		// shortly) to claim.
 		s.busyUntil.Store(time.Now().Add(busyBackoff).UnixNano())
@@ -334,7 +334,7 @@ func (s *Scheduler) RunNow(ctx context.Context, fn registry.Function, index int)
 	}
 	out, err := s.inv.Invoke(context.WithoutCancel(ctx), fn, invoker.Call{Trigger: TriggerType, Event: c.event(),
 		Principal: auth.Service(), RequestID: c.requestID()})
-	if errors.Is(err, invoker.ErrBusy) {
+	if errors.Is(err, invoker.ErrBusy) || errors.Is(err, invoker.ErrNotReady) {
 		dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if _, derr := s.cfg.Pool.Exec(dctx, `DELETE FROM aerofn.schedule_runs WHERE function_id = $1 AND trigger_index = $2 AND scheduled_time = $3`,

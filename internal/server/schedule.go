@@ -87,6 +87,9 @@ func schedRunNow(w http.ResponseWriter, r *http.Request, sch *scheduler.Schedule
 	case errors.Is(err, invoker.ErrBusy):
 		return &httpapi.Error{Status: http.StatusTooManyRequests, Code: "too_many_requests",
 			Message: "this node is running as many calls as it admits; retry shortly", RetryAfter: 1}
+	case errors.Is(err, invoker.ErrNotReady):
+		return &httpapi.Error{Status: http.StatusServiceUnavailable, Code: "not_ready",
+			Message: "this node has no compiled copy of the function's module yet and is compiling it; retry in a few seconds", RetryAfter: 5}
 	case err != nil:
 		return err
 	}

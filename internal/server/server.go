@@ -126,6 +126,7 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*Server, error) 
 	s.Invoker = invoker.New(invoker.Config{
 		Registry: s.Registry, Engine: s.Engine, Records: s.Records, Secrets: sec, DB: s.SQL,
 		Fetcher:        hostfn.NewFetcher(hostfn.FetcherConfig{AllowPrivate: cfg.FetchAllowPrivate}),
+		Artifacts:      registry.NewArtifacts(s.Pool, cfg.SecretsKey),
 		MaxConcurrency: cfg.MaxConcurrency, Logger: log,
 	})
 	s.API = httpapi.New(httpapi.Config{
@@ -154,9 +155,18 @@ func SQLConfig(cfg config.Config) sqlexec.Config {
 // before it; call before Start.
 func (s *Server) AddService(svc Service) { s.services = append(s.services, svc) }
 
-// Start listens and begins serving; it returns once the port is open.
+// Start warms the modules of every enabled function (from the cache
+// directory or the database's artifacts; those with neither are compiled
+// in the background), then listens and begins serving; it returns once the
+// port is open.
 func (s *Server) Start(ctx context.Context) error {
 	ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	if st, err := s.Invoker.WarmAll(ctx, s.Engine.MaxModules()); err != nil {
+		s.log.Warn("warming modules", "error", err)
+	} else {
+		s.log.Info("modules warmed", "functions", st.Functions, "ready", st.Ready, "compiling", st.Compiling,
+			"failed", st.Failed, "took", st.Took.String())
+	}
 	s.Records.Start(ctx)
 	for _, svc := range s.services {
 		if err := svc.Start(ctx); err != nil {
@@ -205,6 +215,9 @@ func (s *Server) Stop(ctx context.Context) error {
 		for i := len(s.services) - 1; i >= 0; i-- {
 			s.services[i].Stop()
 		}
+		if s.Invoker != nil {
+			s.Invoker.Stop()
+		}
 		if s.cancel != nil {
 			s.cancel()
 		}
@@ -228,7 +241,9 @@ func (s *Server) closeParts() {
 	}
 }
 
-// registryListener drops cached functions when any node changes them.
+// registryListener drops cached functions when any node changes them, and
+// loads the module of the function's new current version ahead of its
+// calls (from the artifact the changing node stored).
 type registryListener struct {
 	pool *pgxpool.Pool
 	inv  *invoker.Invoker
@@ -237,27 +252,50 @@ type registryListener struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	once   sync.Once
+	wg     sync.WaitGroup // warming goroutines
 }
+
+// warmQueue bounds the functions waiting to be warmed; a notice that finds
+// it full is dropped (the first call then fetches the artifact itself).
+const warmQueue = 256
 
 func (l *registryListener) Start(ctx context.Context) error {
 	ctx, l.cancel = context.WithCancel(ctx)
 	l.done = make(chan struct{})
+	warm := make(chan string, warmQueue)
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case name := <-warm:
+				if err := l.inv.WarmFunction(ctx, name); err != nil && ctx.Err() == nil && !errors.Is(err, invoker.ErrNotReady) {
+					l.log.Warn("warming changed function", "function", name, "error", err)
+				}
+			}
+		}
+	}()
 	go func() {
 		defer close(l.done)
+		defer l.wg.Wait()
+		first := true
 		for ctx.Err() == nil {
-			if err := l.listen(ctx); err != nil && ctx.Err() == nil {
+			if err := l.listen(ctx, warm, first); err != nil && ctx.Err() == nil {
 				l.log.Warn("registry change listener", "error", err)
 				select {
 				case <-ctx.Done():
 				case <-time.After(time.Second):
 				}
 			}
+			first = false
 		}
 	}()
 	return nil
 }
 
-func (l *registryListener) listen(ctx context.Context) error {
+func (l *registryListener) listen(ctx context.Context, warm chan<- string, first bool) error {
 	conn, err := l.pool.Acquire(ctx)
 	if err != nil {
 		return err
@@ -269,12 +307,25 @@ func (l *registryListener) listen(ctx context.Context) error {
 	defer conn.Exec(context.WithoutCancel(ctx), "UNLISTEN *") //nolint:errcheck // connection is reset on release anyway
 	// Anything may have changed while we were not listening.
 	l.inv.Invalidate("")
+	if !first {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			if _, err := l.inv.WarmAll(ctx, 0); err != nil && ctx.Err() == nil {
+				l.log.Warn("warming modules after reconnecting", "error", err)
+			}
+		}()
+	}
 	for {
 		n, err := conn.Conn().WaitForNotification(ctx)
 		if err != nil {
 			return err
 		}
 		l.inv.Invalidate(n.Payload)
+		select {
+		case warm <- n.Payload:
+		default:
+		}
 	}
 }
 

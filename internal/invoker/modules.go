@@ -1,0 +1,262 @@
+package invoker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/aerodb/aerofn/internal/engine"
+	"github.com/aerodb/aerofn/internal/registry"
+)
+
+// How a node gets compiled modules, so that no call ever waits for a
+// compile (docs/RATIONALE.md, "Compiled artifacts reach every node"):
+//
+//	deploy, rollback, enable  Prepare: load (memory, disk, the shared
+//	                          artifact) or compile, then store the artifact
+//	                          in the database before the change commits
+//	change notice, startup    Warm / WarmAll: load from disk or the shared
+//	                          artifact; none usable: compile in the
+//	                          background (one at a time)
+//	a call                    module: memory, disk or the shared artifact,
+//	                          never a compile; none usable: ErrNotReady and
+//	                          a background compile
+//
+// "Usable" is decided by wasmtime: an artifact compiled by an engine with
+// another fingerprint is not even fetched, one it refuses anyway (or one
+// whose MAC fails) is counted and skipped.
+
+// ErrNotReady: the function's module has no compiled artifact this node
+// can use yet (a version deployed by an older aerofn, or the first minutes
+// after an engine upgrade); it is being compiled in the background. The
+// call was not run; retrying in a few seconds succeeds.
+var ErrNotReady = errors.New("function's module is being compiled on this node")
+
+// backgroundCompiles run one at a time: a node that finds many modules
+// without artifacts (after an upgrade) keeps a core for its calls.
+const backgroundCompiles = 1
+
+// modules is the invoker's background loading state.
+type modules struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	sem    chan struct{}
+
+	mu      sync.Mutex
+	pending map[string]bool // hashes queued or compiling in the background
+}
+
+func newModules() *modules {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &modules{ctx: ctx, cancel: cancel, sem: make(chan struct{}, backgroundCompiles), pending: map[string]bool{}}
+}
+
+// artifactSource fetches the shared artifact of hash for this engine.
+func (inv *Invoker) artifactSource(ctx context.Context, hash string) func() ([]byte, error) {
+	if inv.cfg.Artifacts == nil {
+		return nil
+	}
+	return func() ([]byte, error) {
+		art, err := inv.cfg.Artifacts.Get(ctx, hash, inv.cfg.Engine.Fingerprint())
+		if err != nil {
+			inv.cfg.Logger.Warn("shared artifact unusable", "hash", hash, "error", err)
+		}
+		return art, err
+	}
+}
+
+// module returns the compiled module for a call: never compiled here.
+// Without an artifact store (Config.Artifacts nil) it compiles, as a
+// single node without sharing has to.
+func (inv *Invoker) module(ctx context.Context, hash string) (*engine.Module, error) {
+	if inv.cfg.Artifacts == nil {
+		return inv.cfg.Engine.Load(hash, func() ([]byte, error) { return inv.cfg.Registry.ModuleBytes(ctx, hash) })
+	}
+	m, err := inv.cfg.Engine.LoadFrom(hash, engine.Source{Artifact: inv.artifactSource(ctx, hash)})
+	if errors.Is(err, engine.ErrNotCompiled) {
+		inv.compileLater(hash)
+		return nil, ErrNotReady
+	}
+	return m, err
+}
+
+// Load returns the compiled module for work that may wait for a compile
+// (a database trigger's delivery): memory, disk, the shared artifact, else
+// compiled from the stored bytes.
+func (inv *Invoker) Load(ctx context.Context, hash string) (*engine.Module, error) {
+	return inv.cfg.Engine.LoadFrom(hash, engine.Source{Artifact: inv.artifactSource(ctx, hash),
+		Wasm: func() ([]byte, error) { return inv.cfg.Registry.ModuleBytes(ctx, hash) }})
+}
+
+// Prepare makes module hash ready on this node and for every node: loaded
+// here (compiled from wasm only when no artifact serves) and its artifact
+// stored in the database. Deploy, rollback and enable call it before their
+// change commits, so that the nodes the change notice reaches load the
+// artifact instead of compiling. wasm nil reads the stored module bytes.
+func (inv *Invoker) Prepare(ctx context.Context, hash string, wasm func() ([]byte, error)) error {
+	if wasm == nil {
+		wasm = func() ([]byte, error) { return inv.cfg.Registry.ModuleBytes(ctx, hash) }
+	}
+	compiled := false
+	if _, err := inv.cfg.Engine.LoadFrom(hash, engine.Source{Artifact: inv.artifactSource(ctx, hash),
+		Wasm: func() ([]byte, error) { compiled = true; return wasm() }}); err != nil {
+		return err
+	}
+	// Compiled here: the stored artifact, if any, was unusable (its MAC
+	// failed or wasmtime refused it), so this one replaces it.
+	return inv.publish(ctx, hash, compiled)
+}
+
+// publish stores this node's artifact of hash, unless the database has one
+// and replace is false.
+func (inv *Invoker) publish(ctx context.Context, hash string, replace bool) error {
+	if inv.cfg.Artifacts == nil {
+		return nil
+	}
+	fp := inv.cfg.Engine.Fingerprint()
+	if !replace {
+		if ok, err := inv.cfg.Artifacts.Has(ctx, hash, fp); err != nil || ok {
+			return err
+		}
+	}
+	art, err := inv.cfg.Engine.Artifact(hash)
+	if err != nil {
+		return fmt.Errorf("sharing compiled module %s: %w", hash, err)
+	}
+	return inv.cfg.Artifacts.Put(ctx, hash, fp, art)
+}
+
+// Warm loads module hash ahead of calls: from disk or the shared artifact
+// now, else by compiling it in the background. It returns ErrNotReady in
+// that case.
+func (inv *Invoker) Warm(ctx context.Context, hash string) error {
+	_, err := inv.module(ctx, hash)
+	return err
+}
+
+// WarmFunction warms the current version of the named function, if it is
+// enabled (the registry listener calls it on every change notice).
+func (inv *Invoker) WarmFunction(ctx context.Context, name string) error {
+	fn, err := inv.cfg.Registry.Get(ctx, name)
+	if errors.Is(err, registry.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !fn.Enabled {
+		return nil
+	}
+	return inv.Warm(ctx, fn.WasmHash)
+}
+
+// WarmStats is what WarmAll did.
+type WarmStats struct {
+	Functions int           // enabled functions
+	Ready     int           // whose module is loaded
+	Compiling int           // whose module is being compiled in the background
+	Failed    int           // whose module could not be loaded (logged)
+	Took      time.Duration // wall time
+}
+
+// WarmAll warms the current version of every enabled function, two at a
+// time, up to the engine's in-memory capacity. The server runs it before
+// it listens, so a restarted node (even with an empty data directory)
+// serves its first calls from loaded modules.
+func (inv *Invoker) WarmAll(ctx context.Context, max int) (WarmStats, error) {
+	start := time.Now()
+	fns, err := inv.cfg.Registry.List(ctx)
+	if err != nil {
+		return WarmStats{}, err
+	}
+	var st WarmStats
+	var hashes []string
+	seen := map[string]bool{}
+	for _, fn := range fns {
+		if !fn.Enabled {
+			continue
+		}
+		st.Functions++
+		if !seen[fn.WasmHash] && (max <= 0 || len(hashes) < max) {
+			seen[fn.WasmHash] = true
+			hashes = append(hashes, fn.WasmHash)
+		}
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	work := make(chan string)
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for h := range work {
+				err := inv.Warm(ctx, h)
+				mu.Lock()
+				switch {
+				case err == nil:
+					st.Ready++
+				case errors.Is(err, ErrNotReady):
+					st.Compiling++
+				default:
+					st.Failed++
+					inv.cfg.Logger.Error("warming module", "hash", h, "error", err)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, h := range hashes {
+		work <- h
+	}
+	close(work)
+	wg.Wait()
+	st.Took = time.Since(start)
+	return st, nil
+}
+
+// compileLater compiles module hash in the background (once, however many
+// calls ask) and shares its artifact.
+func (inv *Invoker) compileLater(hash string) {
+	b := inv.bg
+	b.mu.Lock()
+	if b.pending[hash] || b.ctx.Err() != nil {
+		b.mu.Unlock()
+		return
+	}
+	b.pending[hash] = true
+	b.wg.Add(1)
+	b.mu.Unlock()
+	go func() {
+		defer b.wg.Done()
+		defer func() {
+			b.mu.Lock()
+			delete(b.pending, hash)
+			b.mu.Unlock()
+		}()
+		select {
+		case b.sem <- struct{}{}:
+		case <-b.ctx.Done():
+			return
+		}
+		defer func() { <-b.sem }()
+		start := time.Now()
+		err := inv.Prepare(b.ctx, hash, nil)
+		if err != nil && b.ctx.Err() == nil {
+			inv.cfg.Logger.Error("compiling module in the background", "hash", hash, "error", err)
+			return
+		}
+		inv.cfg.Logger.Info("compiled module in the background", "hash", hash, "took", time.Since(start).String())
+	}()
+}
+
+// Stop ends background work: queued compiles are dropped, one in progress
+// is waited for (a wasmtime compile cannot be interrupted). Idempotent.
+func (inv *Invoker) Stop() {
+	inv.bg.mu.Lock()
+	inv.bg.cancel()
+	inv.bg.mu.Unlock()
+	inv.bg.wg.Wait()
+}

@@ -1,0 +1,89 @@
+package registry
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// ErrBadArtifact: a stored artifact's MAC does not match (it was written
+// without the key, or changed since).
+var ErrBadArtifact = errors.New("stored artifact fails its integrity check")
+
+// Artifacts stores compiled modules (engine artifacts) so that a module is
+// compiled once for the whole cluster: keyed by the module's hash and the
+// fingerprint of the engine that compiled it (engine.Engine.Fingerprint).
+//
+// wasmtime runs an artifact's machine code as it is, so whoever could
+// write this table could run code on every node. Each row therefore
+// carries an HMAC-SHA256 over fingerprint, hash and bytes, under a key
+// derived from the secrets key (which nodes have and the database does
+// not); Get refuses a row whose MAC does not match. The table grants
+// nothing to PUBLIC, so function roles cannot read or write it.
+type Artifacts struct {
+	pool *pgxpool.Pool
+	key  []byte
+}
+
+// NewArtifacts returns the store; secretsKey is the node's secrets key.
+func NewArtifacts(pool *pgxpool.Pool, secretsKey string) *Artifacts {
+	k := sha256.Sum256([]byte("aerofn artifact mac\x00" + secretsKey))
+	return &Artifacts{pool: pool, key: k[:]}
+}
+
+func (a *Artifacts) mac(hash, fingerprint string, art []byte) []byte {
+	m := hmac.New(sha256.New, a.key)
+	m.Write([]byte(fingerprint))
+	m.Write([]byte{0})
+	m.Write([]byte(hash))
+	m.Write([]byte{0})
+	m.Write(art)
+	return m.Sum(nil)
+}
+
+// Get returns the artifact of module hash for engines with fingerprint,
+// or nil when there is none.
+func (a *Artifacts) Get(ctx context.Context, hash, fingerprint string) ([]byte, error) {
+	var art, mac []byte
+	err := a.pool.QueryRow(ctx, `SELECT bytes, mac FROM aerofn.artifacts WHERE wasm_hash = $1 AND fingerprint = $2`,
+		hash, fingerprint).Scan(&art, &mac)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading artifact of %s: %w", hash, err)
+	}
+	if !hmac.Equal(mac, a.mac(hash, fingerprint, art)) {
+		return nil, fmt.Errorf("%w: module %s, engine %s", ErrBadArtifact, hash, fingerprint)
+	}
+	return art, nil
+}
+
+// Has reports whether a usable-looking artifact is stored (its MAC is not
+// checked; Put replaces a bad one).
+func (a *Artifacts) Has(ctx context.Context, hash, fingerprint string) (bool, error) {
+	var ok bool
+	err := a.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM aerofn.artifacts WHERE wasm_hash = $1 AND fingerprint = $2)`,
+		hash, fingerprint).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("looking up artifact of %s: %w", hash, err)
+	}
+	return ok, nil
+}
+
+// Put stores (or replaces) the artifact of module hash. A deploy calls it
+// before the version is committed, so the module need not be stored yet.
+func (a *Artifacts) Put(ctx context.Context, hash, fingerprint string, art []byte) error {
+	_, err := a.pool.Exec(ctx, `INSERT INTO aerofn.artifacts (wasm_hash, fingerprint, bytes, mac, size) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (wasm_hash, fingerprint) DO UPDATE SET bytes = excluded.bytes, mac = excluded.mac, size = excluded.size, created_at = now()`,
+		hash, fingerprint, art, a.mac(hash, fingerprint, art), len(art))
+	if err != nil {
+		return fmt.Errorf("storing artifact of %s: %w", hash, err)
+	}
+	return nil
+}
