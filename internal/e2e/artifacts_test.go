@@ -133,7 +133,7 @@ func TestRollbackArtifactReady(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := testenv.StartOn(t, a.DatabaseURL, small)
-	if r := a.JSONRequest("POST", "/functions/v1/fn/rollback", a.ServiceKey, map[string]any{"version": 1}); r.Status != 200 {
+	if r := a.JSONRequest("POST", "/admin/v1/functions/fn/rollback", a.ServiceKey, map[string]any{"version": 1}); r.Status != 200 {
 		t.Fatalf("rollback: %d %s", r.Status, r.Body)
 	}
 	if r := b.Invoke("fn", b.AnonKey, map[string]string{"x": "y"}); r.Status != 200 {
