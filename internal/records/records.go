@@ -6,6 +6,7 @@ package records
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,9 +14,11 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/aerodb/aerofn/internal/db"
 	"github.com/aerodb/aerofn/internal/engine"
 )
 
@@ -210,36 +213,69 @@ func (w *Writer) loop(ctx context.Context) {
 	}
 }
 
+var invocationColumns = []string{"id", "function_id", "function_name", "version", "trigger", "status", "http_status", "duration_ms",
+	"memory_peak_mb", "role", "user_id", "request_id", "error", "logs", "logs_dropped", "created_at"}
+
+// write stores a batch with one COPY. Every text field goes through db.Text
+// first, so what a caller or a guest chose cannot make the COPY fail; should
+// the database refuse the batch anyway, it is written again one row at a
+// time, so a row it cannot store costs no other call its record.
 func (w *Writer) write(ctx context.Context, batch []Record) {
 	rows := make([][]any, len(batch))
 	for i, r := range batch {
-		logs, _ := json.Marshal(r.Logs)
-		if r.Logs == nil {
-			logs = []byte("[]")
-		}
-		var httpStatus *int
-		if r.HTTPStatus != 0 {
-			httpStatus = &r.HTTPStatus
-		}
-		rows[i] = []any{r.ID, r.FunctionID, r.Function, r.Version, r.Trigger, r.Status, httpStatus, r.DurationMS, r.MemoryPeakMB,
-			r.Role, nullable(r.UserID), nullable(r.RequestID), nullable(r.Error), string(logs), r.LogsDropped, r.Timestamp}
+		rows[i] = row(r)
 	}
-	for attempt := 0; ; attempt++ {
+	err := w.copy(ctx, rows, 3)
+	if err == nil {
+		return
+	}
+	if len(rows) > 1 {
+		w.log.Warn("writing invocation records; writing them one at a time", "count", len(rows), "error", err)
+	}
+	failed := 0
+	for i := range rows {
+		if err := w.copy(ctx, rows[i:i+1], 1); err != nil {
+			failed++
+			w.log.Error("writing an invocation record", "id", batch[i].ID, "function", batch[i].Function, "error", err)
+		}
+	}
+	w.metrics.Dropped.Add(float64(failed))
+}
+
+// copy runs one COPY of rows, tried up to attempts times while the failure
+// is not the server refusing the data (a connection lost, a timeout): a
+// refusal would only repeat.
+func (w *Writer) copy(ctx context.Context, rows [][]any, attempts int) error {
+	for attempt := 1; ; attempt++ {
 		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		_, err := w.pool.CopyFrom(wctx, pgx.Identifier{"aerofn", "invocations"},
-			[]string{"id", "function_id", "function_name", "version", "trigger", "status", "http_status", "duration_ms", "memory_peak_mb",
-				"role", "user_id", "request_id", "error", "logs", "logs_dropped", "created_at"}, pgx.CopyFromRows(rows))
+		_, err := w.pool.CopyFrom(wctx, pgx.Identifier{"aerofn", "invocations"}, invocationColumns, pgx.CopyFromRows(rows))
 		cancel()
-		if err == nil {
-			return
+		var pgErr *pgconn.PgError
+		if err == nil || attempt >= attempts || errors.As(err, &pgErr) {
+			return err
 		}
-		if attempt >= 2 {
-			w.metrics.Dropped.Add(float64(len(batch)))
-			w.log.Error("writing invocation records", "count", len(batch), "error", err)
-			return
-		}
-		time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)
+		time.Sleep(time.Duration(attempt) * 200 * time.Millisecond)
 	}
+}
+
+// row is a record as the COPY's values, every text field valid text.
+func row(r Record) []any {
+	logs := []byte("[]")
+	if r.Logs != nil {
+		clean := make([]engine.LogLine, len(r.Logs))
+		for i, l := range r.Logs {
+			l.Level, l.Message = db.Text(l.Level), db.Text(l.Message)
+			clean[i] = l
+		}
+		logs, _ = json.Marshal(clean)
+	}
+	var httpStatus *int
+	if r.HTTPStatus != 0 {
+		httpStatus = &r.HTTPStatus
+	}
+	return []any{r.ID, r.FunctionID, db.Text(r.Function), r.Version, db.Text(r.Trigger), db.Text(r.Status), httpStatus, r.DurationMS,
+		r.MemoryPeakMB, db.Text(r.Role), nullable(db.Text(r.UserID)), nullable(db.Text(r.RequestID)), nullable(db.Text(r.Error)),
+		string(logs), r.LogsDropped, r.Timestamp}
 }
 
 func nullable(s string) *string {

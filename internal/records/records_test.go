@@ -1,0 +1,100 @@
+package records
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/aerodb/aerofn/internal/db"
+	"github.com/aerodb/aerofn/internal/db/dbtest"
+	"github.com/aerodb/aerofn/internal/engine"
+)
+
+func startWriter(t *testing.T) (*Writer, *pgxpool.Pool) {
+	t.Helper()
+	ctx := context.Background()
+	pool, err := db.Open(ctx, dbtest.NewDatabase(t), 4)
+	dbtest.Must(t, err, "opening pool")
+	t.Cleanup(pool.Close)
+	_, err = db.Migrate(ctx, pool)
+	dbtest.Must(t, err, "migrating")
+	w := NewWriter(WriterConfig{Pool: pool, Registry: prometheus.NewRegistry()})
+	w.Start(ctx)
+	t.Cleanup(w.Stop)
+	return w, pool
+}
+
+func record(fn string) Record {
+	return Record{ID: uuid.NewString(), FunctionID: uuid.NewString(), Function: fn, Version: 1, Trigger: "http",
+		Status: "success", Role: "anon", Timestamp: time.Now()}
+}
+
+func count(t *testing.T, pool *pgxpool.Pool, fn string) int {
+	t.Helper()
+	var n int
+	dbtest.Must(t, pool.QueryRow(context.Background(), `SELECT count(*) FROM aerofn.invocations WHERE function_name = $1`, fn).Scan(&n), "counting")
+	return n
+}
+
+// TestHostileTextNeverCostsABatch: NUL and invalid UTF-8 in every text field
+// a caller or a guest chooses (request id, user id, error, log lines) are
+// stored as U+FFFD, and the records batched with them are stored too.
+func TestHostileTextNeverCostsABatch(t *testing.T) {
+	w, pool := startWriter(t)
+	for range 20 {
+		w.Add(record("bystander"))
+	}
+	bad := record("hostile")
+	bad.Status = "error"
+	bad.RequestID = "\xff\xfe"
+	bad.UserID = "user\x00\xc3"
+	bad.Error = "failed\x00here"
+	bad.Logs = []engine.LogLine{{Time: time.Now(), Level: "info", Message: "nul\x00 and \xff"}}
+	w.Add(bad)
+	for range 20 {
+		w.Add(record("bystander"))
+	}
+	w.Flush()
+	if n := count(t, pool, "bystander"); n != 40 {
+		t.Errorf("%d bystander records stored, want 40", n)
+	}
+	if d := testutil.ToFloat64(w.metrics.Dropped); d != 0 {
+		t.Errorf("records_failed_total = %v, want 0", d)
+	}
+	var reqID, userID, errText, logs string
+	if err := pool.QueryRow(context.Background(), `SELECT request_id, user_id, error, logs::text FROM aerofn.invocations WHERE id = $1`,
+		bad.ID).Scan(&reqID, &userID, &errText, &logs); err != nil {
+		t.Fatalf("reading the hostile record: %v", err)
+	}
+	if reqID != "\uFFFD" || userID != "user\uFFFD\uFFFD" || errText != "failed\uFFFDhere" || !strings.Contains(logs, "nul\uFFFD and \uFFFD") {
+		t.Errorf("stored request_id %q user_id %q error %q logs %s; want NUL and invalid bytes as U+FFFD", reqID, userID, errText, logs)
+	}
+}
+
+// TestUnstorableRowCostsOnlyItself: a row the database refuses whatever its
+// text (here a function id that is not a uuid) is counted as failed alone;
+// the rest of its batch is stored, one row at a time.
+func TestUnstorableRowCostsOnlyItself(t *testing.T) {
+	w, pool := startWriter(t)
+	for i := range 30 {
+		if i == 10 {
+			r := record("broken")
+			r.FunctionID = "not-a-uuid"
+			w.Add(r)
+		}
+		w.Add(record("bystander"))
+	}
+	w.Flush()
+	if n := count(t, pool, "bystander"); n != 30 {
+		t.Errorf("%d bystander records stored, want 30", n)
+	}
+	if d := testutil.ToFloat64(w.metrics.Dropped); d != 1 {
+		t.Errorf("records_failed_total = %v, want 1", d)
+	}
+}
