@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/aerodb/aerofn/internal/auth"
+	"github.com/aerodb/aerofn/internal/db"
 	"github.com/aerodb/aerofn/internal/engine"
 	"github.com/aerodb/aerofn/internal/invoker"
 	"github.com/aerodb/aerofn/internal/registry"
@@ -236,7 +237,10 @@ func (s *Scheduler) finish(c claimed, out invoker.Outcome, runErr error) {
 		st, r := string(out.Status), string(out.Principal.Role)
 		invID, role, status = &out.ID, &r, &st
 	}
-	output := truncate(string(out.Output), maxOutput)
+	// What the guest chose (its error, its output) is stored as valid text:
+	// a NUL would make the update fail and leave the run running forever.
+	errText, note = db.Text(errText), db.Text(note)
+	output := truncate(db.Text(string(out.Output)), maxOutput)
 	for attempt := 0; ; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		err := pgx.BeginFunc(ctx, s.cfg.Pool, func(tx pgx.Tx) error {

@@ -1,0 +1,56 @@
+package scheduler_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+// watHostileOutput outputs "bad\0text\xff" and returns rc: a run whose error
+// (rc 1) or output (rc 0) holds a NUL and a byte that is not UTF-8.
+const watHostileOutput = `(module
+  (import "aerodb" "output" (func $out (param i32 i32) (result i32)))
+  (import "aerodb" "log" (func $log (param i32 i32 i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "bad\00text\ff")
+  (func (export "handler") (result i32)
+    (call $log (i32.const 1) (i32.const 0) (i32.const 9))
+    (drop (call $out (i32.const 0) (i32.const 9)))
+    (i32.const %s)))`
+
+// TestHostileRunTextNeverWedgesASchedule: a run whose error or output holds
+// NUL or invalid UTF-8 still ends (failed or succeeded, never left running),
+// so the ticks after it run instead of being skipped as overlapping, and
+// each run's invocation is recorded.
+func TestHostileRunTextNeverWedgesASchedule(t *testing.T) {
+	t.Parallel()
+	e := startNode(t)
+	e.MustDeploy("nulerr", wat(t, strings.Replace(watHostileOutput, "%s", "1", 1)), schedule("* * * * * *"))
+	e.MustDeploy("nulout", wat(t, strings.Replace(watHostileOutput, "%s", "0", 1)), schedule("* * * * * *"))
+	for fn, state := range map[string]string{"nulerr": "failed", "nulout": "succeeded"} {
+		waitFor(t, 15*time.Second, "three ended runs of "+fn, func() bool { return count(runs(t, e, fn), state) >= 3 })
+		rs := runsWhere(t, e, fn, "r.state NOT IN ('pending', 'running')")
+		for _, r := range rs {
+			if r.State != state {
+				t.Fatalf("%s: run %+v, want every run %s", fn, r, state)
+			}
+			text := r.Output
+			if state == "failed" {
+				text = r.Error
+			}
+			if text != "bad\uFFFDtext\uFFFD" {
+				t.Fatalf("%s: stored %q, want NUL and the invalid byte as U+FFFD", fn, text)
+			}
+		}
+		e.Flush()
+		var records int
+		if err := e.Admin.QueryRow(context.Background(), `SELECT count(*) FROM aerofn.invocations
+			WHERE function_name = $1 AND id IN (SELECT invocation_id FROM aerofn.schedule_runs)`, fn).Scan(&records); err != nil {
+			t.Fatal(err)
+		}
+		if records < len(rs) {
+			t.Fatalf("%s: %d invocation records for %d ended runs", fn, records, len(rs))
+		}
+	}
+}
