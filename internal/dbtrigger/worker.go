@@ -8,11 +8,13 @@ import (
 	mrand "math/rand/v2"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
+	"github.com/aerodb/aerofn/internal/db"
 	"github.com/aerodb/aerofn/internal/engine"
 	"github.com/aerodb/aerofn/internal/invoker"
 	"github.com/aerodb/aerofn/internal/registry"
@@ -78,7 +80,10 @@ func (w *worker) Work(ctx context.Context, job *river.Job[deliveryArgs]) error {
 		return fmt.Errorf("invoking %s: %w", fn.Name, err)
 	}
 	if out.Status != engine.StatusSuccess {
-		ferr := fmt.Errorf("function %s ended %s (invocation %s): %s", fn.Name, out.Status, out.ID, truncate(out.Error, 2000))
+		// River keeps the error in a jsonb column, which refuses NUL: the
+		// guest's text is made valid first, or the completion would fail
+		// and with it the batch of other jobs River completes beside it.
+		ferr := fmt.Errorf("function %s ended %s (invocation %s): %s", fn.Name, out.Status, out.ID, truncate(db.Text(out.Error), 2000))
 		if job.Attempt >= job.MaxAttempts {
 			if err := w.endOrdered(ctx, job); err != nil {
 				return errors.Join(ferr, err)
@@ -195,6 +200,9 @@ func (w *worker) advancePast(ctx context.Context, tx pgx.Tx, job *river.Job[deli
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "…"
 }
