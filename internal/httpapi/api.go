@@ -25,6 +25,9 @@ import (
 // Limits of request sizes.
 const (
 	MaxInvokeBody = 6 << 20
+	// MaxEvent bounds the event a guest gets (docs/ABI.md): the body as
+	// encoded in it (text escaped, binary in base64) plus the rest.
+	MaxEvent      = 6 << 20
 	maxDeployBody = registry.MaxModuleSize + 1<<20 // the module plus form fields
 	maxJSONBody   = 1 << 20
 )

@@ -102,6 +102,10 @@ func (a *API) webhook(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return apiError(http.StatusUnauthorized, "invalid_signature", "%v", err)
 	}
+	evBody, evEncoding, err := eventBody(r.Header.Get("Content-Type"), body)
+	if err != nil {
+		return err
+	}
 	claim, err := a.cfg.Deliveries.Claim(r.Context(), fn.ID, d.Key, fn.Config.TimeoutDuration()+webhook.LeaseGrace)
 	if err != nil {
 		return err
@@ -125,13 +129,14 @@ func (a *API) webhook(w http.ResponseWriter, r *http.Request) error {
 			ev.Headers[lk] = r.Header.Get(k)
 		}
 	}
-	ev.Body, ev.BodyEncoding = eventBody(r.Header.Get("Content-Type"), body)
+	ev.Body, ev.BodyEncoding = evBody, evEncoding
 	evJSON, err := json.Marshal(ev)
 	if err != nil {
 		a.finishDelivery(r.Context(), fn.Name, fn.ID, d.Key, claim.Attempt, false)
 		return fmt.Errorf("encoding event: %w", err)
 	}
-	out, err := a.cfg.Invoker.Invoke(r.Context(), fn, invoker.Call{Trigger: "webhook", Event: evJSON, Principal: auth.Anon(), RequestID: delivery})
+	out, err := a.cfg.Invoker.Invoke(r.Context(), fn, invoker.Call{Trigger: "webhook", Event: evJSON, Principal: auth.Anon(), RequestID: delivery,
+		CheckOutput: checkResult})
 	if err != nil {
 		a.finishDelivery(r.Context(), fn.Name, fn.ID, d.Key, claim.Attempt, false)
 		return a.invokeError(err)

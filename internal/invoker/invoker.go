@@ -131,6 +131,11 @@ type Call struct {
 	Event     []byte // the JSON handed to handler
 	Principal auth.Principal
 	RequestID string
+	// CheckOutput, when set, decides whether a successful call's output is
+	// an answer its trigger can deliver (an HTTP call's statusCode must be
+	// 200-599). An error fails the call with that message, in its Outcome
+	// and in its record alike.
+	CheckOutput func(output []byte) error
 }
 
 // Outcome is what a call produced, secrets already scrubbed.
@@ -144,6 +149,8 @@ type Outcome struct {
 	Duration   time.Duration
 	MemoryPeak int64
 	Logs       []engine.LogLine
+	// LogsDropped counts the log lines past the per-call cap.
+	LogsDropped int
 }
 
 // EffectivePrincipal applies the function's run_as to the trigger's principal.
@@ -166,13 +173,47 @@ func EffectivePrincipal(fn registry.Function, p auth.Principal) auth.Principal {
 // (ErrNotReady); every call that was run is recorded and its failure,
 // whatever it was, is in the Outcome.
 func (inv *Invoker) Invoke(ctx context.Context, fn registry.Function, c Call) (Outcome, error) {
+	adm, err := inv.Admit()
+	if err != nil {
+		return Outcome{}, err
+	}
+	return adm.Invoke(ctx, fn, c)
+}
+
+// Admission is one of the node's MaxConcurrency slots. A trigger that has
+// work to do before it can call (read a request body, build the event)
+// takes its slot first, so a call the node is going to refuse costs it
+// nothing.
+type Admission struct {
+	inv  *Invoker
+	once sync.Once
+}
+
+// Admit takes a slot, or answers ErrBusy at once when there is none. The
+// slot is given back by Admission.Invoke or Admission.Release.
+func (inv *Invoker) Admit() (*Admission, error) {
 	select {
 	case inv.sem <- struct{}{}:
+		return &Admission{inv: inv}, nil
 	default:
-		return Outcome{}, ErrBusy
+		return nil, ErrBusy
 	}
-	defer func() { <-inv.sem }()
+}
 
+// Release gives the slot back without a call. It may be called any number
+// of times, and after Invoke.
+func (a *Admission) Release() {
+	a.once.Do(func() { <-a.inv.sem })
+}
+
+// Invoke runs fn once in the admitted slot, then releases it; see
+// Invoker.Invoke (ErrBusy here: the engine had no instance slot).
+func (a *Admission) Invoke(ctx context.Context, fn registry.Function, c Call) (Outcome, error) {
+	defer a.Release()
+	return a.inv.run(ctx, fn, c)
+}
+
+func (inv *Invoker) run(ctx context.Context, fn registry.Function, c Call) (Outcome, error) {
 	// A caller that goes away does not cut a call short: its database writes
 	// would be left half done. The function's own timeout bounds it.
 	ctx = context.WithoutCancel(ctx)
@@ -204,7 +245,7 @@ func (inv *Invoker) Invoke(ctx context.Context, fn registry.Function, c Call) (O
 			// it is refused like one over MaxConcurrency, not recorded.
 			return Outcome{}, ErrBusy
 		}
-		out.Status, out.Output, out.Logs, out.MemoryPeak = res.Status, res.Output, res.Logs, res.MemoryPeak
+		out.Status, out.Output, out.Logs, out.MemoryPeak, out.LogsDropped = res.Status, res.Output, res.Logs, res.MemoryPeak, res.LogsDropped
 		switch {
 		case res.Status == engine.StatusError && len(res.Output) > 0:
 			// The guest said why it failed; that beats "handler returned 1".
@@ -216,6 +257,11 @@ func (inv *Invoker) Invoke(ctx context.Context, fn registry.Function, c Call) (O
 			out.Logs = append(out.Logs, engine.LogLine{Time: time.Now(), Level: "warn",
 				Message: fmt.Sprintf("%d log lines dropped over the per-call cap", res.LogsDropped)})
 		}
+		if out.Status == engine.StatusSuccess && c.CheckOutput != nil {
+			if err := c.CheckOutput(out.Output); err != nil {
+				out.Status, out.Error = engine.StatusError, err.Error()
+			}
+		}
 	}
 	out.Duration = time.Since(start)
 	scrub(&out, host.SecretsRead())
@@ -224,7 +270,7 @@ func (inv *Invoker) Invoke(ctx context.Context, fn registry.Function, c Call) (O
 		ID: out.ID, FunctionID: fn.ID, Function: fn.Name, Version: fn.Version, Trigger: c.Trigger, Status: string(out.Status),
 		DurationMS: float64(out.Duration.Microseconds()) / 1000, MemoryPeakMB: float64(out.MemoryPeak) / (1 << 20),
 		Role: string(out.Principal.Role), UserID: out.Principal.UserID, RequestID: c.RequestID, Error: out.Error,
-		Logs: out.Logs, Timestamp: start.UTC(),
+		Logs: out.Logs, LogsDropped: out.LogsDropped, Timestamp: start.UTC(),
 	})
 	return out, nil
 }
