@@ -57,13 +57,20 @@ func NewVerifier(secret string) (*Verifier, error) {
 	return &Verifier{secret: []byte(secret), now: time.Now}, nil
 }
 
+// clockSkew is how far the issuer's clock may be off this node's: exp, nbf
+// and iat are checked with this much leeway, and no more.
+const clockSkew = 5 * time.Second
+
 // Verify parses and checks token and returns its principal. Any failure is
-// ErrInvalidToken (wrapped with the reason); a token is never downgraded.
+// ErrInvalidToken (wrapped with the reason); a token is never downgraded. A
+// token issued in the future (iat more than clockSkew ahead) is refused: it
+// was not made by an issuer whose clock is right, and it would outlive the
+// lifetime its exp suggests.
 func (v *Verifier) Verify(token string) (Principal, error) {
 	claims := jwt.MapClaims{}
 	_, err := jwt.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
 		return v.secret, nil
-	}, jwt.WithValidMethods([]string{"HS256"}), jwt.WithTimeFunc(v.now), jwt.WithLeeway(5*time.Second))
+	}, jwt.WithValidMethods([]string{"HS256"}), jwt.WithTimeFunc(v.now), jwt.WithLeeway(clockSkew), jwt.WithIssuedAt())
 	if err != nil {
 		return Principal{}, fmt.Errorf("%w: %v", ErrInvalidToken, err)
 	}

@@ -35,12 +35,18 @@ func TestVerify(t *testing.T) {
 		"wrong secret":          sign(jwt.MapClaims{"role": "anon"}, jwt.SigningMethodHS256, []byte("another secret, another secret!!")),
 		"expired":               sign(jwt.MapClaims{"role": "anon", "exp": time.Now().Add(-time.Minute).Unix()}, jwt.SigningMethodHS256, []byte(secret)),
 		"not yet valid":         sign(jwt.MapClaims{"role": "anon", "nbf": time.Now().Add(time.Hour).Unix()}, jwt.SigningMethodHS256, []byte(secret)),
+		"issued in the future":  sign(jwt.MapClaims{"role": "anon", "iat": time.Now().Add(time.Minute).Unix()}, jwt.SigningMethodHS256, []byte(secret)),
 		"HS512 not allowed":     sign(jwt.MapClaims{"role": "anon"}, jwt.SigningMethodHS512, []byte(secret)),
 		"unknown role":          sign(jwt.MapClaims{"role": "postgres"}, jwt.SigningMethodHS256, []byte(secret)),
 		"no role":               sign(jwt.MapClaims{"sub": "x"}, jwt.SigningMethodHS256, []byte(secret)),
 		"authenticated, no sub": sign(jwt.MapClaims{"role": "authenticated"}, jwt.SigningMethodHS256, []byte(secret)),
 		"alg none":              sign(jwt.MapClaims{"role": "service_role"}, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType),
 		"garbage":               "a.b.c",
+	}
+	// A clock a few seconds ahead of this node's is tolerated.
+	skewed := sign(jwt.MapClaims{"role": "anon", "iat": time.Now().Add(3 * time.Second).Unix()}, jwt.SigningMethodHS256, []byte(secret))
+	if _, err := v.Verify(skewed); err != nil {
+		t.Errorf("iat 3 s ahead: %v", err)
 	}
 	for name, tok := range bad {
 		if _, err := v.Verify(tok); !errors.Is(err, ErrInvalidToken) {

@@ -102,18 +102,9 @@ func deployConfig(r *http.Request) (registry.Config, bool, error) {
 		cfg, has = c, true
 	}
 	if raw, ok := formText(r, "trigger"); ok && strings.TrimSpace(raw) != "" {
-		raw = strings.TrimSpace(raw)
-		var ts []registry.Trigger
-		var err error
-		if strings.HasPrefix(raw, "[") {
-			err = json.Unmarshal([]byte(raw), &ts)
-		} else {
-			var t registry.Trigger
-			err = json.Unmarshal([]byte(raw), &t)
-			ts = []registry.Trigger{t}
-		}
+		ts, err := registry.ParseTriggers([]byte(raw))
 		if err != nil {
-			return cfg, false, badRequest("invalid_config", "trigger: not a trigger object or array: %v", err)
+			return cfg, false, registryError(err, "")
 		}
 		cfg.Triggers = append(cfg.Triggers, ts...)
 		has = true

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -122,6 +123,30 @@ func ParseConfig(raw []byte) (Config, error) {
 		return c, invalid("config", "trailing data after the config document")
 	}
 	return c, nil
+}
+
+// ParseTriggers decodes AeroDB's separate trigger field of a deploy, one
+// trigger object or an array of them, as strictly as ParseConfig.
+func ParseTriggers(raw []byte) ([]Trigger, error) {
+	raw = bytes.TrimSpace(raw)
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	var ts []Trigger
+	var err error
+	if len(raw) > 0 && raw[0] == '[' {
+		err = dec.Decode(&ts)
+	} else {
+		var t Trigger
+		err = dec.Decode(&t)
+		ts = []Trigger{t}
+	}
+	if err != nil {
+		return nil, invalid("trigger", "not a trigger object or array: %v", err)
+	}
+	if dec.More() {
+		return nil, invalid("trigger", "trailing data after the trigger")
+	}
+	return ts, nil
 }
 
 // Validate checks every field's range; triggers are checked against the

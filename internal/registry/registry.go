@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -346,6 +347,9 @@ func (s *Store) DeleteTx(ctx context.Context, tx pgx.Tx, name string) error {
 // > 0, else by module hash (the newest version with that hash).
 func (s *Store) Rollback(ctx context.Context, name string, version int, hash string) (Function, error) {
 	var f Function
+	if version > math.MaxInt32 {
+		return f, ErrNotFound // versions are int4: no version can have that number
+	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var target int
 		err := tx.QueryRow(ctx, `SELECT v.version FROM aerofn.functions f JOIN aerofn.versions v ON v.function_id = f.id
