@@ -42,8 +42,12 @@ bench: build examples ## Run the benchmarks (installs wrk, workerd and Deno if m
 	./scripts/ensure-wrk.sh
 	$(GO) run ./internal/bench/cmd -aerofn $(BIN)/aerofn -out BENCHMARKS.md
 
-fuzz: ## Fuzz the cron parser for 60 s
-	$(GO) test ./internal/scheduler/cronspec -run '^$$' -fuzz FuzzParse -fuzztime 60s
+FUZZTIME ?= 30s
+
+fuzz: ## Fuzz the cron parser, then the invoke → record path against a real node (FUZZTIME each, default 30s)
+	$(GO) test ./internal/scheduler/cronspec -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	./scripts/ensure-postgres.sh
+	$(GO) test ./internal/e2e -run '^$$' -fuzz FuzzInvokeRecord -fuzztime $(FUZZTIME) -parallel 2
 
 clean: ## Remove build output
 	rm -rf $(BIN)
