@@ -15,7 +15,7 @@ func TestRollbackVersionOutOfRange(t *testing.T) {
 	e.MustDeploy("echo", compile(t, watEcho), nil)
 	for body, want := range map[string]int{`{"version": 2147483648}`: 404, `{"version": 9007199254740993}`: 404,
 		`{"version": 4294967297}`: 404, `{"version": -1}`: 400, `{"version": 1e30}`: 400} {
-		r := e.Do("POST", "/functions/v1/echo/rollback", e.ServiceKey, "application/json", stringsReader(body))
+		r := e.Do("POST", "/admin/v1/functions/echo/rollback", e.ServiceKey, "application/json", stringsReader(body))
 		if r.Status != want {
 			t.Errorf("rollback %s: %d %s, want %d", body, r.Status, r.Body, want)
 		}
@@ -36,7 +36,7 @@ func TestDeployTriggerFieldStrict(t *testing.T) {
 		`"schedule"`: http.StatusBadRequest,
 	} {
 		ct, body := testenv.DeployForm(map[string]string{"name": "sched", "trigger": trigger}, wasm)
-		r := e.Do("POST", "/functions/v1/deploy", e.ServiceKey, ct, body)
+		r := e.Do("POST", "/admin/v1/functions", e.ServiceKey, ct, body)
 		if r.Status != want {
 			t.Errorf("trigger %s: %d %s, want %d", trigger, r.Status, r.Body, want)
 		}
