@@ -153,6 +153,8 @@ type serveBench struct {
 	gen       bench.LoadGen
 	procs     []*process
 	notes     []string
+
+	loadBefore, loadAfter string
 }
 
 func (s *serveBench) killAll() {
@@ -169,7 +171,7 @@ func serverUnderLoad(ctx context.Context, adminURL string, coldHello time.Durati
 		return bench.Section{}, err
 	}
 	defer os.RemoveAll(tmp)
-	s := &serveBench{cfg: cfg, tmp: tmp}
+	s := &serveBench{cfg: cfg, tmp: tmp, loadBefore: loadAverage()}
 	defer s.killAll()
 
 	if w := bench.FindWrk(tmp); w != nil {
@@ -220,7 +222,18 @@ func serverUnderLoad(ctx context.Context, adminURL string, coldHello time.Durati
 	if err != nil {
 		return bench.Section{}, err
 	}
+	s.loadAfter = loadAverage()
 	return s.section(targets, fc, recorded, coldHello), nil
+}
+
+// loadAverage is the machine's 1-minute load average, which says how much
+// else ran beside the bench.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
+		return f[0]
+	}
+	return "?"
 }
 
 func (s *serveBench) aerofnEnv(addr, dataDir string) []string {

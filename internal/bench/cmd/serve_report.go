@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -132,8 +133,9 @@ func (s *serveBench) section(ts []*target, fc firstCallResults, rec recorded, co
 		"**CPU user/sys µs/call**, the server process's user and kernel CPU time (all threads, `utime`/`stime` of /proc/PID/stat, read before each cell and again once the process is idle after it, so background work such as aerofn's invocation records counts) summed over the rounds and divided by the requests served; "+
 		"**page faults/call**, minor plus major faults of the server process counted the same way; **errors**, socket errors and non-2xx answers (0 unless shown). "+
 		"The load generator shares the machine's cores with the server, and PostgreSQL's own work on aerofn's records is not in aerofn's CPU figures. "+
-		"aerofn's one JSON line per call on stdout goes to /dev/null.",
-		s.gen.Name(), s.cfg.duration, s.cfg.rounds, s.cfg.warmup, strings.Join(versions, "; "))
+		"aerofn's one JSON line per call on stdout goes to /dev/null. "+
+		"The machine's 1-minute load average was %s when the section began and %s when it ended (%d cores).",
+		s.gen.Name(), s.cfg.duration, s.cfg.rounds, s.cfg.warmup, strings.Join(versions, "; "), s.loadBefore, s.loadAfter, runtime.NumCPU())
 	return bench.Section{Title: "Server under load: the real binary beside other runtimes", About: about, Table: b.String()}
 }
 
