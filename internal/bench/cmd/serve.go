@@ -289,6 +289,7 @@ func (s *serveBench) deploy(ctx context.Context, n *aerofnNode, name string, was
 // firstCallResults are the cold paths: deploy, first calls elsewhere.
 type firstCallResults struct {
 	deploy, onA, onB, restartHealthy, restarted []time.Duration
+	failsA, failsB, failsRestarted              int // calls that failed or ran a stale version
 	problems                                    []string
 }
 
@@ -320,16 +321,28 @@ func (s *serveBench) firstCalls(ctx context.Context, a *aerofnNode, hello []byte
 	if err != nil {
 		return r, err
 	}
+	// A first call that fails is retried until it succeeds (30 s at most),
+	// so the report can say how long the node took to serve after all.
 	call := func(n *aerofnNode, reqID string) (time.Duration, error) {
-		status, body, d, err := post(ctx, n.base+"/functions/v1/hello", helloRequest,
-			map[string]string{"Authorization": "Bearer " + s.anon, "X-Request-Id": reqID})
-		if err != nil {
-			return 0, fmt.Errorf("calling hello on %s: %w", n.name, err)
+		h := map[string]string{"Authorization": "Bearer " + s.anon, "X-Request-Id": reqID}
+		t0 := time.Now()
+		status, body, d, err := post(ctx, n.base+"/functions/v1/hello", helloRequest, h)
+		if err == nil {
+			err = checkHello(status, body)
 		}
-		if err := checkHello(status, body); err != nil {
-			return 0, fmt.Errorf("calling hello on %s: %w", n.name, err)
+		if err == nil {
+			return d, nil
 		}
-		return d, nil
+		first := err
+		for tries := 1; time.Since(t0) < 30*time.Second && ctx.Err() == nil; tries++ {
+			time.Sleep(10 * time.Millisecond)
+			status, body, _, err := post(ctx, n.base+"/functions/v1/hello", helloRequest, h)
+			if err == nil && checkHello(status, body) == nil {
+				return 0, fmt.Errorf("the first call of hello on %s failed (%v); the first success came %s later, at try %d",
+					n.name, first, time.Since(t0).Round(time.Millisecond), tries+1)
+			}
+		}
+		return 0, fmt.Errorf("calling hello on %s: %v; no success in 30 s", n.name, first)
 	}
 	want := map[string]int{} // request id → version deployed just before
 	for i := range s.cfg.firstCalls {
@@ -345,12 +358,14 @@ func (s *serveBench) firstCalls(ctx context.Context, a *aerofnNode, hello []byte
 		id := fmt.Sprintf("bench-first-b-%d", i)
 		if d, err := call(b, id); err != nil {
 			r.problems = append(r.problems, err.Error())
+			r.failsB++
 		} else {
 			r.onB = append(r.onB, d)
 			want[id] = v
 		}
 		if d, err := call(a, fmt.Sprintf("bench-first-a-%d", i)); err != nil {
 			r.problems = append(r.problems, err.Error())
+			r.failsA++
 		} else {
 			r.onA = append(r.onA, d)
 		}
@@ -367,6 +382,7 @@ func (s *serveBench) firstCalls(ctx context.Context, a *aerofnNode, hello []byte
 		r.restartHealthy = append(r.restartHealthy, time.Since(t0))
 		if d, err := call(b, fmt.Sprintf("bench-restart-b-%d", i)); err != nil {
 			r.problems = append(r.problems, err.Error())
+			r.failsRestarted++
 		} else {
 			r.restarted = append(r.restarted, d)
 		}
@@ -381,7 +397,9 @@ func (s *serveBench) firstCalls(ctx context.Context, a *aerofnNode, hello []byte
 	for id, v := range want {
 		if _, ok := got[id]; !ok {
 			r.problems = append(r.problems, fmt.Sprintf("no invocation record of node B's first call (request id %s) arrived within 30 s", id))
+			r.failsB++
 		} else if got[id] != v {
+			r.failsB++
 			r.problems = append(r.problems, fmt.Sprintf("node B's first call after deploying version %d ran version %d", v, got[id]))
 		}
 	}

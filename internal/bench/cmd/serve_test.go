@@ -182,7 +182,7 @@ func fakeTarget(name string, rps map[int]float64, p99 time.Duration) *target {
 }
 
 func TestTargetRows(t *testing.T) {
-	s := &serveBench{cfg: loadConfig{levels: []int{1, 64}}, gen: bench.GoLoad{}}
+	s := &serveBench{cfg: loadConfig{levels: []int{1, 64}, firstCalls: 2}, gen: bench.GoLoad{}}
 	ts := []*target{
 		fakeTarget("aerofn: echo (WAT)", map[int]float64{1: 5000, 64: 9000}, 10*time.Millisecond),
 		fakeTarget("aerofn: hello (Go SDK)", map[int]float64{1: 4000, 64: 5000}, 30*time.Millisecond),
@@ -225,9 +225,11 @@ func TestTargetRows(t *testing.T) {
 		}
 	}
 	// The report renders every row and the figures per call.
-	sec := s.section(ts, firstCallResults{deploy: []time.Duration{time.Second}, onB: []time.Duration{60 * time.Millisecond}}, recorded{}, 0)
+	sec := s.section(ts, firstCallResults{deploy: []time.Duration{time.Second}, onB: []time.Duration{60 * time.Millisecond},
+		restarted: []time.Duration{time.Millisecond}, failsRestarted: 1, problems: []string{"B answered 503"}}, recorded{}, 0)
 	for _, want := range []string{"| aerofn: echo (WAT) | 1 | 5,000 | 5.00 | 10.0 | 1 | 0 | 0.0 | 0 |", "| workerd | 8,000 | 12,000 | 0.50 / 1.00 ms |",
-		"≤ 2000 ms each | met |", "≤ 50.0 ms each | NOT met: the slowest took 1.2x the target |", "NOT met: no successful call"} {
+		"≤ 2000 ms each | met |", "≤ 50.0 ms each | NOT met: the slowest took 1.2x the target |",
+		"| 1.00, 1 failed | ≤ 50.0 ms each | NOT met: 1 of 2 failed (see the problems below) |", "Problem: B answered 503"} {
 		if !strings.Contains(sec.Table, want) {
 			t.Errorf("report lacks %q:\n%s", want, sec.Table)
 		}
