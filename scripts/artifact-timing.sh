@@ -36,8 +36,9 @@ start() { # name port
 }
 stop() { local p; p=$(cat "$W/$1.pid"); kill "$p"; wait "$p" 2>/dev/null || true; }
 cpu() { awk '{printf "%.2f", ($14+$15)/100}' "/proc/$(cat "$W/$1.pid")/stat"; }
-call() { curl -s -o /dev/null -w "%{http_code} in %{time_total}s" -H "Authorization: Bearer $AEROFN_SERVICE_KEY" \
-  -H 'Content-Type: application/json' -d '{"name":"x"}' "http://127.0.0.1:$1/functions/v1/hello"; }
+call() { # port [function]
+  curl -s -o /dev/null -w "%{http_code} in %{time_total}s" -H "Authorization: Bearer $AEROFN_SERVICE_KEY" \
+  -H 'Content-Type: application/json' -d '{"name":"x"}' "http://127.0.0.1:$1/functions/v1/${2:-hello}"; }
 
 start a 18181; start b 18182
 ca=$(cpu a); cb=$(cpu b)
@@ -46,6 +47,15 @@ curl -s -o /dev/null -w "deploy on A: %{http_code} in %{time_total}s" -H "Author
 echo ", A's CPU $(echo "$(cpu a) - $ca" | bc) s"
 echo "first call on B right after the deploy: $(call 18182), B's CPU $(echo "$(cpu b) - $cb" | bc) s"
 echo "second call on B: $(call 18182)"
+# A second module, called on B a few seconds after its deploy: B has loaded
+# it in the background by then.
+ECHO=$(dirname "$WASM")/echo.wasm
+if [ -f "$ECHO" ]; then
+  curl -s -o /dev/null -w "deploy of echo on A: %{http_code} in %{time_total}s\n" -H "Authorization: Bearer $AEROFN_SERVICE_KEY" \
+    -F name=echo -F "wasm=@$ECHO" http://127.0.0.1:18181/functions/v1/deploy
+  sleep 3
+  echo "first call on B 3 s after that deploy: $(call 18182 echo)"
+fi
 stop b; rm -rf "$W/b"
 t0=$(date +%s.%N); start b 18182; t1=$(date +%s.%N)
 echo "B restarted with an empty data dir, listening after $(echo "$t1 - $t0" | bc) s"
