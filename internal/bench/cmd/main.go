@@ -39,7 +39,7 @@ func main() {
 	admin := flag.String("database-url", envOr("AEROFN_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"), "admin URL of the PostgreSQL to use")
 	only = flag.String("only", "", "run only one section: cold, http, db_query, events or serve (for development; the report then holds only it)")
 	aerofnBin := flag.String("aerofn", "", "the aerofn binary the serve section runs (default: build ./cmd/aerofn)")
-	loadDuration := flag.Duration("load-duration", 0, "serve section: length of one load run (default 3s, 1s when n < 1000; whole seconds)")
+	loadDuration := flag.Duration("load-duration", 0, "serve section: length of one load run (default 2s, 1s when n < 1000; whole seconds)")
 	loadRounds := flag.Int("load-rounds", 0, "serve section: rounds over every target and level (default 3, 1 when n < 1000)")
 	peers := flag.String("peers", "auto", "serve section: workerd and Deno from npm: auto (skipped when CI=true or n < 1000), all, or none")
 	flag.Parse()

@@ -36,7 +36,7 @@ type loadConfig struct {
 }
 
 // newLoadConfig fills the defaults: a full run measures every level three
-// times for 3 s; a small n (CI's smoke run, -n 100) one round of 1 s at two
+// times for 2 s; a small n (CI's smoke run, -n 100) one round of 1 s at two
 // levels without the npm peers, which still drives the real binary through
 // every step so the code path cannot rot.
 func newLoadConfig(n int, aerofnBin string, duration time.Duration, rounds int, peers string) (loadConfig, error) {
@@ -44,7 +44,7 @@ func newLoadConfig(n int, aerofnBin string, duration time.Duration, rounds int, 
 	if c.quick {
 		c.levels, c.rounds, c.duration, c.warmup, c.firstCalls = []int{1, 64}, 1, time.Second, time.Second, 1
 	} else {
-		c.levels, c.rounds, c.duration, c.warmup, c.firstCalls = []int{1, 2, 64, 512}, 3, 3*time.Second, time.Second, 3
+		c.levels, c.rounds, c.duration, c.warmup, c.firstCalls = []int{1, 2, 64, 512}, 3, 2*time.Second, time.Second, 3
 	}
 	if duration > 0 {
 		c.duration = duration
