@@ -68,3 +68,42 @@ func TestFromHeader(t *testing.T) {
 		t.Fatalf("lower-case scheme: %q %v", tok, err)
 	}
 }
+
+// A token that verified once is remembered, but never past its exp (plus
+// the leeway) nor past a minute; a rejected token is never remembered.
+func TestVerifyCacheHonoursExpiry(t *testing.T) {
+	v, err := NewVerifier(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	v.now = func() time.Time { return now }
+	tok, _ := Sign(secret, RoleAuthenticated, "u-1", 10*time.Second)
+	for range 2 {
+		if p, err := v.Verify(tok); err != nil || p.UserID != "u-1" {
+			t.Fatalf("fresh token: %+v %v", p, err)
+		}
+	}
+	now = now.Add(16 * time.Second) // past exp + 5 s leeway
+	if _, err := v.Verify(tok); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("expired token after a cached check: %v", err)
+	}
+
+	// Without exp, a minute at most, then the token is checked again (here
+	// against a verifier whose secret no longer matches it).
+	svc, _ := Sign(secret, RoleService, "", 0)
+	if _, err := v.Verify(svc); err != nil {
+		t.Fatal(err)
+	}
+	v.secret = []byte("another secret, another secret!!")
+	if _, err := v.Verify(svc); err != nil {
+		t.Fatalf("within the minute: %v", err)
+	}
+	now = now.Add(61 * time.Second)
+	if _, err := v.Verify(svc); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("after the minute: %v", err)
+	}
+	if len(v.verified) != 0 {
+		t.Fatalf("%d tokens still cached after both failed", len(v.verified))
+	}
+}
