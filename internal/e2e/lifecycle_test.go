@@ -47,13 +47,18 @@ func TestRunningCallsFinishAfterDisableAndDelete(t *testing.T) {
 func TestTamperedModuleIsRefused(t *testing.T) {
 	e := testenv.Start(t)
 	d := e.MustDeploy("victim", compile(t, watEcho), nil)
-	// A fresh node with an empty compile cache must read the bytes again.
-	other := testenv.StartOn(t, e.DatabaseURL)
+	// A fresh node without the compiled artifact (the one the deploy stored
+	// was compiled from the genuine bytes) must read the bytes again.
 	ctx := context.Background()
+	if _, err := e.Admin.Exec(ctx, `DELETE FROM aerofn.artifacts`); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := e.Admin.Exec(ctx, `UPDATE aerofn.modules SET bytes = $1 WHERE hash = $2`, compile(t, watUnreachable), d["wasm_hash"]); err != nil {
 		t.Fatal(err)
 	}
-	r := other.Invoke("victim", other.AnonKey, nil)
+	other := testenv.StartOn(t, e.DatabaseURL)
+	// 503 not_ready while the background compile runs, then its failure.
+	r := waitFor(t, time.Minute, func() testenv.Response { return other.Invoke("victim", other.AnonKey, nil) })
 	if r.Status != 500 || r.Code() != "function_error" {
 		t.Fatalf("tampered module: %d %s", r.Status, r.Body)
 	}

@@ -46,12 +46,14 @@ type modules struct {
 	sem    chan struct{}
 
 	mu      sync.Mutex
-	pending map[string]bool // hashes queued or compiling in the background
+	pending map[string]bool  // hashes queued or compiling in the background
+	failed  map[string]error // hashes whose background compile failed for good
 }
 
 func newModules() *modules {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &modules{ctx: ctx, cancel: cancel, sem: make(chan struct{}, backgroundCompiles), pending: map[string]bool{}}
+	return &modules{ctx: ctx, cancel: cancel, sem: make(chan struct{}, backgroundCompiles), pending: map[string]bool{},
+		failed: map[string]error{}}
 }
 
 // artifactSource fetches the shared artifact of hash for this engine.
@@ -77,10 +79,24 @@ func (inv *Invoker) module(ctx context.Context, hash string) (*engine.Module, er
 	}
 	m, err := inv.cfg.Engine.LoadFrom(hash, engine.Source{Artifact: inv.artifactSource(ctx, hash)})
 	if errors.Is(err, engine.ErrNotCompiled) {
+		// A module that cannot compile (invalid, missing, or its stored
+		// bytes do not match their hash) fails its calls with the reason,
+		// as it did when calls compiled, rather than "not ready" forever.
+		inv.bg.mu.Lock()
+		ferr := inv.bg.failed[hash]
+		inv.bg.mu.Unlock()
+		if ferr != nil {
+			return nil, ferr
+		}
 		inv.compileLater(hash)
 		return nil, ErrNotReady
 	}
 	return m, err
+}
+
+// permanent reports whether a failed compile will fail again.
+func permanent(err error) bool {
+	return errors.Is(err, engine.ErrInvalidModule) || errors.Is(err, registry.ErrCorruptModule) || errors.Is(err, registry.ErrNotFound)
 }
 
 // Load returns the compiled module for work that may wait for a compile
@@ -105,6 +121,9 @@ func (inv *Invoker) Prepare(ctx context.Context, hash string, wasm func() ([]byt
 		Wasm: func() ([]byte, error) { compiled = true; return wasm() }}); err != nil {
 		return err
 	}
+	inv.bg.mu.Lock()
+	delete(inv.bg.failed, hash)
+	inv.bg.mu.Unlock()
 	// Compiled here: the stored artifact, if any, was unusable (its MAC
 	// failed or wasmtime refused it), so this one replaces it.
 	return inv.publish(ctx, hash, compiled)
@@ -246,6 +265,11 @@ func (inv *Invoker) compileLater(hash string) {
 		err := inv.Prepare(b.ctx, hash, nil)
 		if err != nil && b.ctx.Err() == nil {
 			inv.cfg.Logger.Error("compiling module in the background", "hash", hash, "error", err)
+			if permanent(err) {
+				b.mu.Lock()
+				b.failed[hash] = err
+				b.mu.Unlock()
+			}
 			return
 		}
 		inv.cfg.Logger.Info("compiled module in the background", "hash", hash, "took", time.Since(start).String())
