@@ -1,7 +1,9 @@
 package hostfn
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 )
 
 // Fetcher performs http_fetch requests.
@@ -63,17 +66,23 @@ func NewFetcher(cfg FetcherConfig) *Fetcher {
 	return f
 }
 
+// fetchRequest is the guest's request; a binary body is base64 with
+// body_encoding "base64".
 type fetchRequest struct {
-	URL     string            `json:"url"`
-	Method  string            `json:"method"`
-	Headers map[string]string `json:"headers"`
-	Body    string            `json:"body"`
+	URL          string            `json:"url"`
+	Method       string            `json:"method"`
+	Headers      map[string]string `json:"headers"`
+	Body         string            `json:"body"`
+	BodyEncoding string            `json:"body_encoding"`
 }
 
+// fetchReply is the answer; a body that is not UTF-8 text is sent as base64
+// with body_encoding "base64" (JSON strings cannot carry arbitrary bytes).
 type fetchReply struct {
-	Status  int               `json:"status"`
-	Headers map[string]string `json:"headers"`
-	Body    string            `json:"body"`
+	Status       int               `json:"status"`
+	Headers      map[string]any `json:"headers"` // a string, or a list for a repeated header
+	Body         string         `json:"body"`
+	BodyEncoding string         `json:"body_encoding,omitempty"`
 }
 
 // HostAllowed reports whether host matches an allow-list entry: an exact name
@@ -115,9 +124,19 @@ func (f *Fetcher) Handle(ctx context.Context, allowed []string, request []byte) 
 	if req.Method == "" {
 		req.Method = http.MethodGet
 	}
+	reqBody := []byte(req.Body)
+	switch req.BodyEncoding {
+	case "":
+	case "base64":
+		if reqBody, err = base64.StdEncoding.DecodeString(req.Body); err != nil {
+			return ErrorReply("bad_request", "body is not valid base64: "+err.Error())
+		}
+	default:
+		return ErrorReply("bad_request", fmt.Sprintf("body_encoding %q is not base64 (or empty)", req.BodyEncoding))
+	}
 	ctx, cancel := context.WithTimeout(ctx, f.MaxDuration)
 	defer cancel()
-	hreq, err := http.NewRequestWithContext(ctx, strings.ToUpper(req.Method), u.String(), strings.NewReader(req.Body))
+	hreq, err := http.NewRequestWithContext(ctx, strings.ToUpper(req.Method), u.String(), bytes.NewReader(reqBody))
 	if err != nil {
 		return ErrorReply("bad_request", err.Error())
 	}
@@ -149,9 +168,16 @@ func (f *Fetcher) Handle(ctx context.Context, allowed []string, request []byte) 
 	if int64(len(body)) > f.MaxBody {
 		return ErrorReply("response_too_large", fmt.Sprintf("response body exceeds %d bytes", f.MaxBody))
 	}
-	rep := fetchReply{Status: resp.StatusCode, Headers: map[string]string{}, Body: string(body)}
-	for k := range resp.Header {
-		rep.Headers[strings.ToLower(k)] = resp.Header.Get(k)
+	rep := fetchReply{Status: resp.StatusCode, Headers: map[string]any{}, Body: string(body)}
+	if !utf8.Valid(body) {
+		rep.Body, rep.BodyEncoding = base64.StdEncoding.EncodeToString(body), "base64"
+	}
+	for k, vs := range resp.Header {
+		if len(vs) == 1 {
+			rep.Headers[strings.ToLower(k)] = vs[0]
+		} else if len(vs) > 1 {
+			rep.Headers[strings.ToLower(k)] = vs
+		}
 	}
 	b, _ := json.Marshal(rep)
 	return b

@@ -2,7 +2,9 @@ package hostfn
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -140,4 +142,40 @@ func mustHost(t *testing.T, raw string) string {
 		t.Fatal(err)
 	}
 	return u.Hostname()
+}
+
+// TestFetchBinaryBodies: a base64 request body reaches the server as bytes,
+// and a response that is not UTF-8 comes back as base64, flagged.
+func TestFetchBinaryBodies(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		_, _ = w.Write(append(b, 0xff))
+	}))
+	defer srv.Close()
+	host := mustHost(t, srv.URL)
+	f := NewFetcher(FetcherConfig{AllowPrivate: true})
+	var r struct {
+		Status       int    `json:"status"`
+		Body         string `json:"body"`
+		BodyEncoding string `json:"body_encoding"`
+	}
+	raw := f.Handle(context.Background(), []string{host}, []byte(`{"url":"`+srv.URL+`","method":"POST","body":"AAH+","body_encoding":"base64"}`))
+	if err := json.Unmarshal(raw, &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Status != 200 || r.BodyEncoding != "base64" || r.Body != base64.StdEncoding.EncodeToString([]byte{0x00, 0x01, 0xfe, 0xff}) {
+		t.Fatalf("binary round trip: %s", raw)
+	}
+	// Text stays text.
+	raw = f.Handle(context.Background(), []string{host}, []byte(`{"url":"`+srv.URL+`/t","method":"POST","body":"héllo"}`))
+	if err := json.Unmarshal(raw, &r); err != nil || r.BodyEncoding != "base64" {
+		// "héllo" plus 0xff is not UTF-8 either: still base64.
+		t.Fatalf("text plus a stray byte: %s", raw)
+	}
+	for _, bad := range []string{`"body":"%%%","body_encoding":"base64"`, `"body":"x","body_encoding":"hex"`} {
+		raw = f.Handle(context.Background(), []string{host}, []byte(`{"url":"`+srv.URL+`",`+bad+`}`))
+		if !strings.Contains(string(raw), "bad_request") {
+			t.Fatalf("%s: %s", bad, raw)
+		}
+	}
 }

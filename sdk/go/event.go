@@ -39,7 +39,8 @@ type Event struct {
 	Trigger Trigger
 
 	// HTTP calls (Headers and Body also for webhooks). Header names are
-	// lower-case. Body is the request body as JSON: the parsed document
+	// lower-case; Headers and Query hold every value of a repeated header
+	// or parameter (Get returns the first). Body is the request body as JSON: the parsed document
 	// for a JSON request, a JSON string otherwise, base64 text when the
 	// body was binary (BodyEncoding "base64"). Use [Event.DecodeBody] or
 	// [Event.BodyBytes] rather than reading it.
@@ -141,10 +142,27 @@ func (e *Event) setField(key string, raw []byte) error {
 		err = setString((*string)(&e.Operation), raw)
 	case "cron":
 		err = setString(&e.Cron, raw)
+	// headers_all and query_all carry every value of a repeated header or
+	// parameter; headers and query only the first. The full lists win,
+	// whichever order the fields come in.
 	case "headers":
-		e.Headers, err = decodeValues(raw)
+		if e.Headers == nil {
+			e.Headers, err = decodeValues(raw)
+		}
 	case "query":
-		e.Query, err = decodeValues(raw)
+		if e.Query == nil {
+			e.Query, err = decodeValues(raw)
+		}
+	case "headers_all":
+		var v Values
+		if v, err = decodeValues(raw); err == nil && v != nil {
+			e.Headers = v
+		}
+	case "query_all":
+		var v Values
+		if v, err = decodeValues(raw); err == nil && v != nil {
+			e.Query = v
+		}
 	case "body":
 		e.Body = nullToNil(raw)
 	case "old":

@@ -184,3 +184,22 @@ func TestEventMarshal(t *testing.T) {
 		t.Errorf("round trip = %+v, %v", back, err)
 	}
 }
+
+func TestEventRepeatedValues(t *testing.T) {
+	for _, in := range []string{
+		`{"trigger":"http","headers":{"cookie":"a"},"headers_all":{"cookie":["a","b"]},"query":{"x":"1"},"query_all":{"x":["1","2"]}}`,
+		`{"trigger":"http","headers_all":{"cookie":["a","b"]},"query_all":{"x":["1","2"]},"headers":{"cookie":"a"},"query":{"x":"1"}}`,
+	} {
+		var ev Event
+		if err := json.Unmarshal([]byte(in), &ev); err != nil {
+			t.Fatal(err)
+		}
+		if len(ev.Headers["cookie"]) != 2 || ev.Header("cookie") != "a" || len(ev.Query["x"]) != 2 || ev.Query.Get("x") != "1" {
+			t.Errorf("%s: headers %v query %v", in, ev.Headers, ev.Query)
+		}
+	}
+	var ev Event
+	if err := json.Unmarshal([]byte(`{"trigger":"http","headers":{"a":"b"},"query":{"x":"1"}}`), &ev); err != nil || ev.Header("a") != "b" || ev.Query.Get("x") != "1" {
+		t.Errorf("without the lists: %+v %v", ev, err)
+	}
+}

@@ -14,7 +14,10 @@ func TestResponseJSON(t *testing.T) {
 		{"default status", Response{Body: map[string]int{"n": 1}}, `{"statusCode":200,"body":{"n":1}}`},
 		{"pointer", &Response{StatusCode: 201, Headers: map[string]string{"location": "/x"}}, `{"statusCode":201,"headers":{"location":"/x"}}`},
 		{"string body", Response{StatusCode: 404, Body: "not found"}, `{"statusCode":404,"body":"not found"}`},
-		{"bytes as text", Response{Headers: map[string]string{"content-type": "text/html"}, Body: []byte("<p>")}, `{"statusCode":200,"headers":{"content-type":"text/html"},"body":"\u003cp\u003e"}`},
+		{"bytes as base64", Response{Headers: map[string]string{"content-type": "text/html"}, Body: []byte("<p>")}, `{"statusCode":200,"headers":{"content-type":"text/html"},"body":"PHA+","isBase64Encoded":true}`},
+		{"binary bytes", Response{Body: []byte{0xff, 0x00, 0xfe}}, `{"statusCode":200,"body":"/wD+","isBase64Encoded":true}`},
+		{"repeated headers", Response{Headers: map[string]string{"set-cookie": "a=1", "x": "y"}, HeaderValues: Values{"set-cookie": {"b=2", "c=3"}, "vary": {"accept"}}},
+			`{"statusCode":200,"headers":{"set-cookie":["a=1","b=2","c=3"],"vary":["accept"],"x":"y"}}`},
 		{"raw json body", Response{Body: json.RawMessage(`[1,2]`)}, `{"statusCode":200,"body":[1,2]}`},
 	}
 	for _, tt := range tests {
