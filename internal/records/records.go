@@ -53,16 +53,21 @@ type line struct {
 	Role         string  `json:"role"`
 	Version      int     `json:"version"`
 	RequestID    string  `json:"request_id,omitempty"`
+	HTTPStatus   int     `json:"http_status,omitempty"`
 	Timestamp    string  `json:"timestamp"`
 }
 
 // Metrics are the Prometheus series for invocations.
 type Metrics struct {
 	Invocations *prometheus.CounterVec
-	Duration    *prometheus.HistogramVec
-	MemoryPeak  *prometheus.HistogramVec
-	Dropped     prometheus.Counter
-	Pending     prometheus.GaugeFunc
+	// HTTPResponses counts the answers of HTTP and webhook calls by status
+	// class (2xx, 4xx, 5xx...): a function's own 4xx is a success of the
+	// call in Invocations and a 4xx here.
+	HTTPResponses *prometheus.CounterVec
+	Duration      *prometheus.HistogramVec
+	MemoryPeak    *prometheus.HistogramVec
+	Dropped       prometheus.Counter
+	Pending       prometheus.GaugeFunc
 }
 
 // Writer records invocations asynchronously in batches.
@@ -103,6 +108,8 @@ func NewWriter(cfg WriterConfig) *Writer {
 	m := &Metrics{
 		Invocations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aerofn_invocations_total", Help: "Function invocations by outcome."},
 			[]string{"function", "trigger", "status"}),
+		HTTPResponses: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aerofn_http_responses_total", Help: "Answers to HTTP and webhook calls by status class (2xx, 3xx, 4xx, 5xx)."},
+			[]string{"function", "class"}),
 		Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "aerofn_invocation_duration_seconds", Help: "Function invocation wall time.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300}}, []string{"function", "trigger"}),
 		MemoryPeak: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "aerofn_invocation_memory_peak_bytes", Help: "Guest linear memory high-water mark.",
@@ -112,7 +119,7 @@ func NewWriter(cfg WriterConfig) *Writer {
 	m.Pending = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "aerofn_invocation_records_pending", Help: "Invocation records waiting to be written."},
 		func() float64 { return float64(len(w.ch)) })
 	if cfg.Registry != nil {
-		cfg.Registry.MustRegister(m.Invocations, m.Duration, m.MemoryPeak, m.Dropped, m.Pending)
+		cfg.Registry.MustRegister(m.Invocations, m.HTTPResponses, m.Duration, m.MemoryPeak, m.Dropped, m.Pending)
 	}
 	w.metrics = m
 	return w
@@ -123,11 +130,14 @@ func NewWriter(cfg WriterConfig) *Writer {
 // silently dropped.
 func (w *Writer) Add(r Record) {
 	w.metrics.Invocations.WithLabelValues(r.Function, r.Trigger, r.Status).Inc()
+	if r.HTTPStatus >= 100 && r.HTTPStatus <= 599 {
+		w.metrics.HTTPResponses.WithLabelValues(r.Function, httpClass(r.HTTPStatus)).Inc()
+	}
 	w.metrics.Duration.WithLabelValues(r.Function, r.Trigger).Observe(r.DurationMS / 1000)
 	w.metrics.MemoryPeak.WithLabelValues(r.Function).Observe(r.MemoryPeakMB * (1 << 20))
 	if w.out != nil {
 		l := line{Function: r.Function, Trigger: r.Trigger, DurationMS: r.DurationMS, MemoryPeakMB: r.MemoryPeakMB,
-			Status: r.Status, Role: r.Role, Version: r.Version, RequestID: r.RequestID, Timestamp: r.Timestamp.UTC().Format(time.RFC3339Nano)}
+			Status: r.Status, Role: r.Role, Version: r.Version, RequestID: r.RequestID, HTTPStatus: r.HTTPStatus, Timestamp: r.Timestamp.UTC().Format(time.RFC3339Nano)}
 		if r.UserID != "" {
 			l.UserID = &r.UserID
 		}
@@ -287,13 +297,17 @@ func nullable(s string) *string {
 
 // Stats summarises one function's invocations.
 type Stats struct {
-	Function    string           `json:"function"`
-	Since       time.Time        `json:"since"`
-	Count       int64            `json:"count"`
-	ByStatus    map[string]int64 `json:"by_status"`
-	SuccessRate float64          `json:"success_rate"`
-	DurationMS  Percentiles      `json:"duration_ms"`
-	MemoryMB    Percentiles      `json:"memory_peak_mb"`
+	Function string           `json:"function"`
+	Since    time.Time        `json:"since"`
+	Count    int64            `json:"count"`
+	ByStatus map[string]int64 `json:"by_status"`
+	// ByHTTPStatus counts the answers of HTTP and webhook calls by class
+	// ("2xx", "4xx", "5xx"...): a function returning 404 ran successfully
+	// (by_status "success") and answered "4xx".
+	ByHTTPStatus map[string]int64 `json:"by_http_status"`
+	SuccessRate  float64          `json:"success_rate"`
+	DurationMS   Percentiles      `json:"duration_ms"`
+	MemoryMB     Percentiles      `json:"memory_peak_mb"`
 }
 
 // Percentiles of a distribution.
@@ -312,19 +326,24 @@ func NewReader(pool *pgxpool.Pool) *Reader { return &Reader{pool: pool} }
 
 // Stats computes a function's statistics since a time.
 func (r *Reader) Stats(ctx context.Context, function string, since time.Time) (Stats, error) {
-	s := Stats{Function: function, Since: since, ByStatus: map[string]int64{}}
-	rows, err := r.pool.Query(ctx, `SELECT status, count(*) FROM aerofn.invocations WHERE function_name = $1 AND created_at >= $2 GROUP BY status`, function, since)
+	s := Stats{Function: function, Since: since, ByStatus: map[string]int64{}, ByHTTPStatus: map[string]int64{}}
+	rows, err := r.pool.Query(ctx, `SELECT status, coalesce(http_status, 0), count(*) FROM aerofn.invocations
+		WHERE function_name = $1 AND created_at >= $2 GROUP BY 1, 2`, function, since)
 	if err != nil {
 		return s, fmt.Errorf("counting invocations: %w", err)
 	}
 	for rows.Next() {
 		var st string
+		var code int
 		var n int64
-		if err := rows.Scan(&st, &n); err != nil {
+		if err := rows.Scan(&st, &code, &n); err != nil {
 			rows.Close()
 			return s, fmt.Errorf("counting invocations: %w", err)
 		}
-		s.ByStatus[st] = n
+		s.ByStatus[st] += n
+		if code >= 100 && code <= 599 {
+			s.ByHTTPStatus[httpClass(code)] += n
+		}
 		s.Count += n
 	}
 	rows.Close()
@@ -386,3 +405,6 @@ func (r *Reader) Recent(ctx context.Context, q Query) ([]Record, error) {
 	}
 	return out, rows.Err()
 }
+
+// httpClass is a status's class: "2xx" for 204.
+func httpClass(code int) string { return fmt.Sprintf("%dxx", code/100) }
