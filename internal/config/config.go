@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/aerodb/aerofn/internal/registry"
 )
 
 // Config is every setting of `aerofn serve`.
@@ -37,6 +39,9 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// LogLevel: debug, info, warn, error.
 	LogLevel string
+	// CORSOrigins lists the browser origins that may call the API:
+	// comma-separated, "*" for any, "none" for none.
+	CORSOrigins string
 	// File is the optional config file that was read.
 	File string
 }
@@ -70,6 +75,7 @@ func (c *Config) settings() []setting {
 		{flag: "role-pool-size", env: "AEROFN_ROLE_POOL_SIZE", help: "database connections per function role", num: &c.RolePoolSize, def: "10"},
 		{flag: "shutdown-timeout", env: "AEROFN_SHUTDOWN_TIMEOUT", help: "how long a stop waits for running calls", dur: &c.ShutdownTimeout, def: "30s"},
 		{flag: "log-level", env: "AEROFN_LOG_LEVEL", help: "debug, info, warn or error", str: &c.LogLevel, def: "info"},
+		{flag: "cors-origins", env: "AEROFN_CORS_ORIGINS", help: `browser origins allowed to call the API: comma-separated, "*" (any) or "none"`, str: &c.CORSOrigins, def: "*"},
 	}
 }
 
@@ -195,5 +201,14 @@ func (c *Config) Validate() error {
 	default:
 		return &FieldError{"AEROFN_LOG_LEVEL", fmt.Sprintf("%q is not debug, info, warn or error", c.LogLevel)}
 	}
+	if _, err := registry.ParseOrigins(c.CORSOrigins); err != nil {
+		return &FieldError{"AEROFN_CORS_ORIGINS", err.Error()}
+	}
 	return nil
+}
+
+// Origins is CORSOrigins as a list (empty: no cross-origin access).
+func (c *Config) Origins() []string {
+	o, _ := registry.ParseOrigins(c.CORSOrigins)
+	return o
 }

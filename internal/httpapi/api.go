@@ -53,7 +53,10 @@ type Config struct {
 	Logger     *slog.Logger
 	Ready      func(ctx context.Context) error // for /healthz
 	Routes     []Route
-	Describers []Describer // extra fields shown by GET /admin/v1/functions/{name}
+	// CORSOrigins may call any endpoint from a browser ("*": any; empty:
+	// none); a function's cors block replaces it for that function.
+	CORSOrigins []string
+	Describers  []Describer // extra fields shown by GET /admin/v1/functions/{name}
 }
 
 // Describer adds a field to a function's description (e.g. next run times).
@@ -61,9 +64,10 @@ type Describer func(ctx context.Context, fn registry.Function) (key string, valu
 
 // API is the HTTP handler.
 type API struct {
-	cfg Config
-	log *slog.Logger
-	mux *http.ServeMux
+	cfg  Config
+	log  *slog.Logger
+	mux  *http.ServeMux
+	cors *corsPolicies
 }
 
 // New builds the API.
@@ -71,7 +75,7 @@ func New(cfg Config) *API {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	a := &API{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
+	a := &API{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), cors: newCORSPolicies(cfg.CORSOrigins)}
 	a.mux.HandleFunc("/functions/v1", a.wrap(a.routeFunctions))
 	a.mux.HandleFunc("/functions/v1/", a.wrap(a.routeFunctions))
 	a.mux.HandleFunc("/admin/v1/", a.wrap(a.routeAdmin))
@@ -86,7 +90,13 @@ func New(cfg Config) *API {
 	return a
 }
 
-func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+// ServeHTTP applies CORS first: a preflight (OPTIONS with Origin and
+// Access-Control-Request-Method) is answered here, before authentication and
+// the function's methods rule, and never reaches a function; every other
+// response, errors included, carries the CORS headers of an allowed origin.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	a.corsPolicy(r).ServeHTTP(w, r, a.mux.ServeHTTP)
+}
 
 // AddRoute adds a per-function route; call before serving.
 func (a *API) AddRoute(rt Route) { a.cfg.Routes = append(a.cfg.Routes, rt) }

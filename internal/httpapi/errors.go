@@ -16,7 +16,14 @@ type Error struct {
 	Code       string
 	Message    string
 	RetryAfter int // seconds, for 429 and 503
+	// FromFunction marks the failure the function itself reported (it
+	// returned an error or trapped): its 500 is the function's answer, not
+	// aerofn's, so it carries no x-relay-error.
+	FromFunction bool
 }
+
+// relayErrorHeader marks every error aerofn generates itself.
+const relayErrorHeader = "X-Relay-Error"
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
 
@@ -63,7 +70,12 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if (e.Status == http.StatusTooManyRequests || e.Status == http.StatusServiceUnavailable) && e.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
 	}
-	writeJSON(w, e.Status, body{Error: http.StatusText(e.Status), Code: e.Code, Message: e.Message})
+	if !e.FromFunction {
+		// functions-js reads this to tell aerofn's own errors (FunctionsRelayError)
+		// from the function's (FunctionsHttpError).
+		w.Header().Set(relayErrorHeader, "true")
+	}
+	writeJSON(w, e.Status, body{Error: e.Message, Code: e.Code, Message: e.Message})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -71,7 +83,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	if err != nil {
 		slog.Error("encoding response", "error", err)
 		status = http.StatusInternalServerError
-		b = []byte(`{"error":"Internal Server Error","code":"internal_error","message":"encoding response"}`)
+		b = []byte(`{"error":"encoding response","code":"internal_error","message":"encoding response"}`)
+		w.Header().Set(relayErrorHeader, "true")
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)

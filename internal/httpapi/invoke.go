@@ -21,16 +21,18 @@ import (
 
 // httpEvent is what handler receives for an HTTP call (docs/ABI.md).
 type httpEvent struct {
-	Trigger      string            `json:"trigger"`
-	Method       string            `json:"method"`
-	Path         string            `json:"path"`
-	Headers      map[string]string `json:"headers"`
-	Query        map[string]string `json:"query"`
-	Body         json.RawMessage   `json:"body"`
-	BodyEncoding string            `json:"body_encoding,omitempty"`
-	UserID       *string           `json:"user_id"`
-	Role         string            `json:"role"`
-	RequestID    string            `json:"request_id"`
+	Trigger      string              `json:"trigger"`
+	Method       string              `json:"method"`
+	Path         string              `json:"path"`
+	Headers      map[string]string   `json:"headers"` // first value of each
+	Query        map[string]string   `json:"query"`   // first value of each
+	HeadersAll   map[string][]string `json:"headers_all"`
+	QueryAll     map[string][]string `json:"query_all"`
+	Body         json.RawMessage     `json:"body"`
+	BodyEncoding string              `json:"body_encoding,omitempty"`
+	UserID       *string             `json:"user_id"`
+	Role         string              `json:"role"`
+	RequestID    string              `json:"request_id"`
 }
 
 // hiddenHeaders never reach a function: the caller's credentials are
@@ -76,22 +78,24 @@ func (a *API) invoke(w http.ResponseWriter, r *http.Request, name, subpath strin
 		return err
 	}
 	ev := httpEvent{Trigger: "http", Method: r.Method, Path: subpath, Headers: map[string]string{}, Query: map[string]string{},
-		RequestID: requestID}
+		HeadersAll: map[string][]string{}, QueryAll: map[string][]string{}, RequestID: requestID}
 	eff := invoker.EffectivePrincipal(fn, p)
 	ev.Role = string(eff.Role)
 	if eff.UserID != "" {
 		ev.UserID = &eff.UserID
 	}
-	for k := range r.Header {
+	for k, vs := range r.Header {
 		lk := strings.ToLower(k)
-		if hiddenHeaders[lk] {
+		if hiddenHeaders[lk] || len(vs) == 0 {
 			continue
 		}
-		ev.Headers[lk] = r.Header.Get(k)
+		ev.Headers[lk] = vs[0]
+		ev.HeadersAll[lk] = append(ev.HeadersAll[lk], vs...)
 	}
-	for k, v := range r.URL.Query() {
-		if len(v) > 0 {
-			ev.Query[k] = v[0]
+	for k, vs := range r.URL.Query() {
+		if len(vs) > 0 {
+			ev.Query[k] = vs[0]
+			ev.QueryAll[k] = vs
 		}
 	}
 	ev.Body, ev.BodyEncoding, err = eventBody(r.Header.Get("Content-Type"), body)
@@ -102,12 +106,13 @@ func (a *API) invoke(w http.ResponseWriter, r *http.Request, name, subpath strin
 	if err != nil {
 		return err
 	}
+	res, httpStatus := answer()
 	out, err := adm.Invoke(r.Context(), fn, invoker.Call{Trigger: "http", Event: evJSON, Principal: p, RequestID: requestID,
-		CheckOutput: checkResult})
+		CheckOutput: checkResult, HTTPStatus: httpStatus})
 	if err != nil {
 		return a.invokeError(err)
 	}
-	return a.respond(w, fn, out, requestID)
+	return a.respond(w, fn, out, *res, requestID)
 }
 
 // MaxRequestID is the longest X-Request-Id kept.
@@ -161,13 +166,40 @@ func (a *API) invokeError(err error) error {
 	return err
 }
 
-// respond maps an outcome to the HTTP answer.
-func (a *API) respond(w http.ResponseWriter, fn registry.Function, out invoker.Outcome, requestID string) error {
+// answer returns the hook that works out a call's HTTP answer inside the
+// call (so that its status is in the invocation's record) and where it puts
+// the parsed result.
+func answer() (*result, func(invoker.Outcome) int) {
+	res := &result{}
+	return res, func(out invoker.Outcome) int {
+		if out.Status == engine.StatusSuccess {
+			*res = buildResult(out.Output)
+			return res.status
+		}
+		return failureStatus(out.Status)
+	}
+}
+
+// failureStatus is the HTTP status of a call that did not succeed.
+func failureStatus(st engine.Status) int {
+	switch st {
+	case engine.StatusTimeout:
+		return http.StatusGatewayTimeout
+	case engine.StatusMemoryExceeded:
+		return http.StatusInsufficientStorage
+	}
+	return http.StatusInternalServerError
+}
+
+// respond maps an outcome to the HTTP answer; res is the result of a
+// successful call, built by answer's hook.
+func (a *API) respond(w http.ResponseWriter, fn registry.Function, out invoker.Outcome, res result, requestID string) error {
 	w.Header().Set("X-Request-Id", requestID)
 	w.Header().Set("X-Aerofn-Invocation-Id", out.ID)
 	switch out.Status {
 	case engine.StatusSuccess:
-		return writeResult(w, out.Output)
+		res.write(w)
+		return nil
 	case engine.StatusTimeout:
 		return apiError(http.StatusGatewayTimeout, "timeout", "function %q did not finish within %s", fn.Name, fn.Config.TimeoutDuration())
 	case engine.StatusMemoryExceeded:
@@ -177,7 +209,7 @@ func (a *API) respond(w http.ResponseWriter, fn registry.Function, out invoker.O
 		if msg == "" {
 			msg = "function failed"
 		}
-		return apiError(http.StatusInternalServerError, "function_error", "%s", msg)
+		return &Error{Status: http.StatusInternalServerError, Code: "function_error", Message: msg, FromFunction: true}
 	}
 }
 
@@ -266,10 +298,28 @@ func jsonStringLen(s []byte) int {
 }
 
 type handlerResponse struct {
-	StatusCode *int              `json:"statusCode"`
-	Headers    map[string]string `json:"headers"`
-	Body       json.RawMessage   `json:"body"`
-	IsBase64   bool              `json:"isBase64Encoded"`
+	StatusCode *int                    `json:"statusCode"`
+	Headers    map[string]headerValues `json:"headers"`
+	Body       json.RawMessage         `json:"body"`
+	IsBase64   bool                    `json:"isBase64Encoded"`
+}
+
+// headerValues is a response header's value: a string, or a list of strings
+// for a header sent several times (Set-Cookie).
+type headerValues []string
+
+func (h *headerValues) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		*h = headerValues{s}
+		return nil
+	}
+	var l []string
+	if err := json.Unmarshal(b, &l); err != nil {
+		return errors.New("a header value is a string or a list of strings")
+	}
+	*h = l
+	return nil
 }
 
 // hopByHop are headers a function may not set: they describe the connection
@@ -306,54 +356,91 @@ func checkResult(output []byte) error {
 	return err
 }
 
-// writeResult maps a handler's result to the response: an object with a
-// statusCode is a response description; any other JSON is a 200 body.
-func writeResult(w http.ResponseWriter, output []byte) error {
+// result is the HTTP answer a handler's output describes.
+type result struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// buildResult maps a successful call's output to the response: an object
+// with a statusCode is a response description; any other JSON is a 200
+// body, nothing a 204. (A statusCode outside 200-599 has already failed the
+// call through checkResult.)
+func buildResult(output []byte) result {
 	trimmed := bytes.TrimSpace(output)
 	if len(trimmed) == 0 {
-		w.WriteHeader(http.StatusNoContent)
-		return nil
+		return result{status: http.StatusNoContent}
 	}
 	hr, err := parseResult(trimmed)
 	if err != nil {
-		return apiError(http.StatusInternalServerError, "function_error", "%v", err)
+		return result{status: http.StatusInternalServerError, header: http.Header{"Content-Type": {"text/plain; charset=utf-8"}},
+			body: []byte(err.Error())}
 	}
-	if hr != nil {
-		for k, v := range hr.Headers {
-			if !hopByHop[http.CanonicalHeaderKey(k)] {
-				w.Header().Set(k, v)
+	if hr == nil {
+		res := result{status: http.StatusOK, header: http.Header{}, body: output}
+		if json.Valid(trimmed) {
+			res.header.Set("Content-Type", "application/json")
+		} else {
+			res.header.Set("Content-Type", "text/plain; charset=utf-8")
+		}
+		return res
+	}
+	res := result{status: *hr.StatusCode, header: http.Header{}}
+	for k, vs := range hr.Headers {
+		for _, v := range vs {
+			addFunctionHeader(res.header, k, v)
+		}
+	}
+	var s string
+	switch {
+	case len(hr.Body) == 0 || string(hr.Body) == "null":
+	case json.Unmarshal(hr.Body, &s) == nil:
+		res.body = []byte(s)
+		if hr.IsBase64 {
+			if dec, err := base64.StdEncoding.DecodeString(s); err == nil {
+				res.body = dec
 			}
 		}
-		var body []byte
-		var s string
-		switch {
-		case len(hr.Body) == 0 || string(hr.Body) == "null":
-		case json.Unmarshal(hr.Body, &s) == nil:
-			body = []byte(s)
+		if res.header.Get("Content-Type") == "" {
 			if hr.IsBase64 {
-				if dec, err := base64.StdEncoding.DecodeString(s); err == nil {
-					body = dec
-				}
-			}
-			if w.Header().Get("Content-Type") == "" {
-				w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			}
-		default:
-			body = hr.Body
-			if w.Header().Get("Content-Type") == "" {
-				w.Header().Set("Content-Type", "application/json")
+				res.header.Set("Content-Type", "application/octet-stream")
+			} else {
+				res.header.Set("Content-Type", "text/plain; charset=utf-8")
 			}
 		}
-		w.WriteHeader(*hr.StatusCode)
-		_, _ = w.Write(body)
-		return nil
+	default:
+		res.body = hr.Body
+		if res.header.Get("Content-Type") == "" {
+			res.header.Set("Content-Type", "application/json")
+		}
 	}
-	if json.Valid(trimmed) {
-		w.Header().Set("Content-Type", "application/json")
-	} else {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	return res
+}
+
+// write sends the answer. Vary is added to (keeping the Vary: Origin of CORS),
+// every other header the function set replaces aerofn's.
+func (res result) write(w http.ResponseWriter) {
+	h := w.Header()
+	for k, vs := range res.header {
+		if k == "Vary" {
+			h[k] = append(h[k], vs...)
+		} else {
+			h[k] = vs
+		}
 	}
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(output)
-	return nil
+	w.WriteHeader(res.status)
+	_, _ = w.Write(res.body)
+}
+
+// addFunctionHeader adds a header of the function's response. Framing
+// headers and the ids are the server's; CORS headers are aerofn's
+// (AEROFN_CORS_ORIGINS or the function's cors block decide them) and so is
+// x-relay-error, so the function's own are dropped.
+func addFunctionHeader(h http.Header, k, v string) {
+	ck := http.CanonicalHeaderKey(k)
+	if hopByHop[ck] || strings.HasPrefix(ck, "Access-Control-") || ck == relayErrorHeader {
+		return
+	}
+	h.Add(ck, v)
 }

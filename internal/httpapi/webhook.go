@@ -60,7 +60,11 @@ func (b *bufferedResponse) Write(p []byte) (int, error) {
 // flush writes the held response to w.
 func (b *bufferedResponse) flush(w http.ResponseWriter) {
 	for k, v := range b.header {
-		w.Header()[k] = v
+		if k == "Vary" { // keep CORS's Vary: Origin
+			w.Header()[k] = append(w.Header()[k], v...)
+		} else {
+			w.Header()[k] = v
+		}
 	}
 	if b.status == 0 {
 		b.status = http.StatusOK
@@ -135,8 +139,9 @@ func (a *API) webhook(w http.ResponseWriter, r *http.Request) error {
 		a.finishDelivery(r.Context(), fn.Name, fn.ID, d.Key, claim.Attempt, false)
 		return fmt.Errorf("encoding event: %w", err)
 	}
+	res, httpStatus := answer()
 	out, err := a.cfg.Invoker.Invoke(r.Context(), fn, invoker.Call{Trigger: "webhook", Event: evJSON, Principal: auth.Anon(), RequestID: delivery,
-		CheckOutput: checkResult})
+		CheckOutput: checkResult, HTTPStatus: httpStatus})
 	if err != nil {
 		a.finishDelivery(r.Context(), fn.Name, fn.ID, d.Key, claim.Attempt, false)
 		return a.invokeError(err)
@@ -146,7 +151,7 @@ func (a *API) webhook(w http.ResponseWriter, r *http.Request) error {
 	// the sender sees the answer, so a retry of a 2xx the sender never
 	// received (a dropped connection, a slow reader) finds it done.
 	buf := &bufferedResponse{header: http.Header{}}
-	if err := a.respond(buf, fn, out, delivery); err != nil {
+	if err := a.respond(buf, fn, out, *res, delivery); err != nil {
 		a.finishDelivery(r.Context(), fn.Name, fn.ID, d.Key, claim.Attempt, false)
 		return err
 	}

@@ -136,6 +136,9 @@ type Call struct {
 	// 200-599). An error fails the call with that message, in its Outcome
 	// and in its record alike.
 	CheckOutput func(output []byte) error
+	// HTTPStatus, for HTTP calls, maps the outcome to the status the caller
+	// gets; it is recorded with the invocation.
+	HTTPStatus func(Outcome) int
 }
 
 // Outcome is what a call produced, secrets already scrubbed.
@@ -266,8 +269,12 @@ func (inv *Invoker) run(ctx context.Context, fn registry.Function, c Call) (Outc
 	out.Duration = time.Since(start)
 	scrub(&out, host.SecretsRead())
 
+	httpStatus := 0
+	if c.HTTPStatus != nil {
+		httpStatus = c.HTTPStatus(out)
+	}
 	inv.cfg.Records.Add(records.Record{
-		ID: out.ID, FunctionID: fn.ID, Function: fn.Name, Version: fn.Version, Trigger: c.Trigger, Status: string(out.Status),
+		HTTPStatus: httpStatus, ID: out.ID, FunctionID: fn.ID, Function: fn.Name, Version: fn.Version, Trigger: c.Trigger, Status: string(out.Status),
 		DurationMS: float64(out.Duration.Microseconds()) / 1000, MemoryPeakMB: float64(out.MemoryPeak) / (1 << 20),
 		Role: string(out.Principal.Role), UserID: out.Principal.UserID, RequestID: c.RequestID, Error: out.Error,
 		Logs: out.Logs, LogsDropped: out.LogsDropped, Timestamp: start.UTC(),

@@ -82,6 +82,8 @@ type Config struct {
 	AllowedHosts []string `json:"allowed_hosts,omitempty"`
 	// Triggers beyond HTTP: database, schedule, webhook.
 	Triggers []Trigger `json:"triggers,omitempty"`
+	// CORS replaces the server's cross-origin policy for this function.
+	CORS *CORS `json:"cors,omitempty"`
 }
 
 // Trigger is one way besides HTTP that a function is run. Fields are read
@@ -186,6 +188,11 @@ func (c Config) Validate(validators map[string]TriggerValidator) error {
 		// nothing while looking like it allows everything: refuse it.
 		if name := strings.TrimPrefix(h, "*."); len(h) > 253 || !hostRE.MatchString(name) {
 			return invalid("config.allowed_hosts", "%q is not a host name or *.suffix (labels of letters, digits, - and _, no trailing dot, no other wildcards)", h)
+		}
+	}
+	if c.CORS != nil {
+		if err := c.CORS.validate(); err != nil {
+			return err
 		}
 	}
 	if len(c.Triggers) > maxTriggers {

@@ -131,7 +131,7 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*Server, error) 
 	})
 	s.API = httpapi.New(httpapi.Config{
 		Registry: s.Registry, Engine: s.Engine, Invoker: s.Invoker, Records: records.NewReader(s.Pool), Secrets: sec,
-		Verifier: verifier, Gatherer: reg, Logger: log, Deliveries: webhook.NewDeliveries(s.Pool),
+		Verifier: verifier, Gatherer: reg, Logger: log, Deliveries: webhook.NewDeliveries(s.Pool), CORSOrigins: cfg.Origins(),
 		Ready: func(ctx context.Context) error { return s.Pool.Ping(ctx) },
 	})
 	s.services = append(s.services, &registryListener{pool: s.Pool, inv: s.Invoker, log: log})

@@ -58,7 +58,7 @@ func Config(t testing.TB, databaseURL string) config.Config {
 	return config.Config{
 		DatabaseURL: databaseURL, Listen: "127.0.0.1:0", JWTSecret: JWTSecret, SecretsKey: SecretsKey,
 		DataDir: t.TempDir(), MaxConcurrency: 1000, RolePoolSize: 10, ShutdownTimeout: 30 * time.Second,
-		LogLevel: "info", FetchAllowPrivate: true,
+		LogLevel: "info", FetchAllowPrivate: true, CORSOrigins: "*",
 	}
 }
 
@@ -151,6 +151,25 @@ func (e *Env) Do(method, path, token, contentType string, body io.Reader) Respon
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := e.HTTP.Do(req)
+	if err != nil {
+		e.T.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return Response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+}
+
+// Send sends a request built by the caller (any headers) to the node.
+func (e *Env) Send(method, path string, header http.Header, body io.Reader) Response {
+	e.T.Helper()
+	req, err := http.NewRequest(method, e.URL+path, body)
+	if err != nil {
+		e.T.Fatalf("building request: %v", err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	resp, err := e.HTTP.Do(req)
 	if err != nil {
