@@ -79,7 +79,7 @@ type fetchRequest struct {
 // fetchReply is the answer; a body that is not UTF-8 text is sent as base64
 // with body_encoding "base64" (JSON strings cannot carry arbitrary bytes).
 type fetchReply struct {
-	Status       int               `json:"status"`
+	Status       int            `json:"status"`
 	Headers      map[string]any `json:"headers"` // a string, or a list for a repeated header
 	Body         string         `json:"body"`
 	BodyEncoding string         `json:"body_encoding,omitempty"`
