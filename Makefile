@@ -28,7 +28,10 @@ lint: ## gofmt and go vet (host and wasip1)
 	$(GO) vet ./...
 	GOOS=wasip1 GOARCH=wasm $(GO) vet ./sdk/... ./examples/...
 
-test: lint build examples ## Everything CI checks: lint, build, examples, all tests with -race, one small benchmark pass
+js-deps: ## Install the pinned JS clients of the Node and browser tests (tests/js, npm ci)
+	cd tests/js && npm ci --no-audit --no-fund
+
+test: lint build examples js-deps ## Everything CI checks: lint, build, examples, all tests with -race, one small benchmark pass
 	./scripts/ensure-postgres.sh
 	$(GO) test -race -count=1 -p 1 -timeout 45m ./...
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./internal/... > /dev/null
@@ -55,4 +58,4 @@ fuzz: ## Fuzz the cron parser (FUZZTIME, default 30s), then the invoke → recor
 clean: ## Remove build output
 	rm -rf $(BIN)
 
-.PHONY: help build examples run stop lint test test-race bench fuzz clean
+.PHONY: help build examples js-deps run stop lint test test-race bench fuzz clean

@@ -25,7 +25,7 @@ func TestPrecedenceFlagEnvFileDefault(t *testing.T) {
 	if err := c.Resolve(fs, func(k string) string { return env[k] }); err != nil {
 		t.Fatal(err)
 	}
-	if c.Listen != "flag:1" || c.LogLevel != "debug" || c.MaxConcurrency != 7 || c.RolePoolSize != 10 || c.DataDir != "./.aerofn/data" {
+	if c.Listen != "flag:1" || c.LogLevel != "debug" || c.MaxConcurrency != 7 || c.RolePoolSize != 10 || c.DataDir != "./.aerofn/data" || c.CORSOrigins != "*" {
 		t.Fatalf("resolved: %+v", c)
 	}
 }
@@ -43,12 +43,20 @@ func TestValidateNamesTheSetting(t *testing.T) {
 		"AEROFN_MAX_CONCURRENCY": func(c *Config) { c.MaxConcurrency = 0 },
 		"AEROFN_ROLE_POOL_SIZE":  func(c *Config) { c.RolePoolSize = 5000 },
 		"AEROFN_LOG_LEVEL":       func(c *Config) { c.LogLevel = "loud" },
+		"AEROFN_CORS_ORIGINS":    func(c *Config) { c.CORSOrigins = "https://app.example.com,app.example.com" },
 	} {
 		c := good
 		mutate(&c)
 		var fe *FieldError
 		if err := c.Validate(); !errors.As(err, &fe) || fe.Setting != setting {
 			t.Errorf("%s: got %v", setting, err)
+		}
+	}
+	for in, want := range map[string]int{"*": 1, "none": 0, "https://a.example.com, http://127.0.0.1:5173": 2, "https://*.example.com": 1} {
+		c := good
+		c.CORSOrigins = in
+		if err := c.Validate(); err != nil || len(c.Origins()) != want {
+			t.Errorf("AEROFN_CORS_ORIGINS=%q: %v, %v", in, c.Origins(), err)
 		}
 	}
 	var c Config
