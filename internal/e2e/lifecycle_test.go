@@ -10,10 +10,10 @@ import (
 )
 
 // A call that is running when its function is disabled or deleted finishes;
-// calls after that answer 404.
+// calls after that answer 404. The call holds itself open in an http_fetch
+// to the test until the change is made, so no timing is involved.
 func TestRunningCallsFinishAfterDisableAndDelete(t *testing.T) {
 	e := testenv.Start(t)
-	e.MustDeploy("sleepy", compile(t, watSleep), nil)
 	for _, change := range []struct {
 		name, method string
 		body         any
@@ -22,21 +22,22 @@ func TestRunningCallsFinishAfterDisableAndDelete(t *testing.T) {
 		{"delete", "DELETE", nil},
 	} {
 		t.Run(change.name, func(t *testing.T) {
+			sig := newSignalServer(t, true)
+			name := "held-" + change.name
+			e.MustDeploy(name, compile(t, watSignalThen(sig.URL+"/"+name, tailNone)), map[string]any{"allowed_hosts": []string{"127.0.0.1"}})
 			done := make(chan testenv.Response, 1)
-			go func() { done <- e.Invoke("sleepy", e.AnonKey, nil) }()
-			time.Sleep(200 * time.Millisecond)
-			if r := e.JSONRequest(change.method, "/admin/v1/functions/sleepy", e.ServiceKey, change.body); r.Status >= 300 {
+			go func() { done <- e.Invoke(name, e.AnonKey, nil) }()
+			sig.wait(t, 1, 30*time.Second)
+			if r := e.JSONRequest(change.method, "/admin/v1/functions/"+name, e.ServiceKey, change.body); r.Status >= 300 {
 				t.Fatalf("%s: %d %s", change.name, r.Status, r.Body)
 			}
-			if r := e.Invoke("sleepy", e.AnonKey, nil); r.Status != 404 {
+			if r := e.Invoke(name, e.AnonKey, nil); r.Status != 404 {
 				t.Fatalf("call after %s: %d %s", change.name, r.Status, r.Body)
 			}
+			close(sig.Release)
 			r := <-done
-			if r.Status != 200 || string(r.Body) != `{"slept":true}` {
+			if r.Status != 200 || string(r.Body) != `{"done":true}` {
 				t.Fatalf("running call after %s: %d %s", change.name, r.Status, r.Body)
-			}
-			if change.name == "disable" {
-				e.JSONRequest("PATCH", "/admin/v1/functions/sleepy", e.ServiceKey, map[string]any{"enabled": true})
 			}
 		})
 	}
