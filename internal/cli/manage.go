@@ -130,7 +130,7 @@ func newLogs(stdout io.Writer) *cobra.Command {
 		},
 	}
 	f.bind(cmd)
-	cmd.Flags().StringVar(&status, "status", "", "only success, error, timeout or memory_exceeded")
+	cmd.Flags().StringVar(&status, "status", "", "only success, error, timeout, memory_exceeded or interrupted")
 	cmd.Flags().StringVar(&since, "since", "", "a duration (1h) or RFC 3339 time")
 	cmd.Flags().IntVar(&limit, "limit", 20, "how many invocations")
 	cmd.Flags().BoolVar(&stats, "stats", false, "show counts, success rate and percentiles instead")

@@ -38,8 +38,9 @@ func logger(w io.Writer, level string) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
 }
 
-// serve runs until the first SIGINT/SIGTERM, then stops gracefully; a second
-// signal aborts at once.
+// serve runs until the first SIGINT/SIGTERM, then stops gracefully within
+// the shutdown timeout (plus server.StopGrace for interrupted calls to be
+// recorded); a second signal aborts at once, until the stop is done.
 func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) error {
 	log := logger(stderr, cfg.LogLevel)
 	srv, err := server.Open(ctx, cfg, server.Options{Stdout: stdout, Logger: log})
@@ -60,12 +61,14 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 	log.Info("stopping; a second signal aborts", "timeout", cfg.ShutdownTimeout.String())
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
+	stopped := make(chan struct{})
+	defer close(stopped)
 	go func() {
 		select {
 		case <-sigs:
 			log.Warn("second signal: aborting")
 			os.Exit(1)
-		case <-sctx.Done():
+		case <-stopped:
 		}
 	}()
 	if err := srv.Stop(sctx); err != nil {

@@ -229,27 +229,34 @@ func (s *Service) Start(ctx context.Context) error {
 	return err
 }
 
-// Stop lets running deliveries finish (at most StopTimeout, then cancels
-// them), stops leading and unregisters the node. Idempotent.
-func (s *Service) Stop() {
+// Stop lets running deliveries finish (River cancels their job contexts
+// after StopTimeout; the server interrupts their calls when its own stop
+// deadline passes), stops leading and unregisters the node. If ctx ends
+// while deliveries still run, Stop returns its error after unregistering.
+// Safe to call more than once, and without Start.
+func (s *Service) Stop(ctx context.Context) error {
+	var err error
 	s.stopOnce.Do(func() {
 		if s.cancel == nil {
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.StopTimeout+5*time.Second)
-		defer cancel()
-		if err := s.client.Stop(ctx); err != nil {
-			s.log.Warn("stopping river client", "error", err)
-			_ = s.client.StopAndCancel(ctx)
+		if err = s.client.Stop(ctx); err != nil {
+			err = fmt.Errorf("stopping river client: %w", err)
+			hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+			_ = s.client.StopAndCancel(hctx)
+			cancel()
 		}
 		s.cancel()
 		if s.done != nil {
 			<-s.done
 		}
-		if _, err := s.cfg.Pool.Exec(ctx, `DELETE FROM aerofn.event_nodes WHERE client_id = $1`, s.clientID); err != nil {
-			s.log.Warn("unregistering node", "error", err)
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if _, uerr := s.cfg.Pool.Exec(uctx, `DELETE FROM aerofn.event_nodes WHERE client_id = $1`, s.clientID); uerr != nil {
+			s.log.Warn("unregistering node", "error", uerr)
 		}
 	})
+	return err
 }
 
 // Client is the node's River client (for tests and the API).

@@ -99,6 +99,9 @@ what that means for guests); preinit.go gives the soundness argument.
 	                 Stopped within one EpochTick of the deadline when the guest
 	                 is in wasm; a Host must honour its ctx for the same to hold
 	                 in host calls
+	interrupted      the caller's ctx was cancelled with ErrInterrupted as its
+	                 cause (the node is stopping), in wasm, in a host function
+	                 or waiting for a run token; Err wraps ErrInterrupted
 	memory_exceeded  the module's initial memory (a snapshot's: its memory after
 	                 _initialize) is already over the limit; or
 	                 the call failed (trap, non-zero return, non-zero exit) and

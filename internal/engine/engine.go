@@ -22,7 +22,14 @@ const (
 	StatusError          Status = "error"
 	StatusTimeout        Status = "timeout"
 	StatusMemoryExceeded Status = "memory_exceeded"
+	// StatusInterrupted: the node stopped before the call ended (its
+	// context was cancelled with ErrInterrupted as the cause).
+	StatusInterrupted Status = "interrupted"
 )
+
+// ErrInterrupted is the cause a caller cancels a call's context with when
+// the node is stopping; Run then reports StatusInterrupted.
+var ErrInterrupted = errors.New("the node is stopping")
 
 // ErrInvalidModule wraps every reason a module is refused at deploy.
 var ErrInvalidModule = errors.New("invalid module")
@@ -297,19 +304,28 @@ func (e *Engine) tick() {
 	}
 }
 
-// Close refuses new work (Load and Run then fail with ErrClosed), waits for
+// Close is Stop without a bound.
+func (e *Engine) Close() error { return e.Stop(context.Background()) }
+
+// Stop refuses new work (Load and Run then fail with ErrClosed), waits for
 // the calls in flight to end, each within its own deadline (provided Hosts
-// honour their context), and stops the epoch ticker. It is idempotent. The
-// wasmtime objects are left to their finalizers.
-func (e *Engine) Close() error {
-	e.closeOnce.Do(func() {
-		e.runMu.Lock()
-		e.closed.Store(true)
-		idle := e.active == 0
-		e.runMu.Unlock()
-		if !idle {
-			<-e.drained
+// honour their context), and stops the epoch ticker. If ctx ends first it
+// returns its error and leaves the ticker running, since a guest still
+// running when the epoch stops would never be interrupted; a later Stop
+// waits again. The wasmtime objects are left to their finalizers.
+func (e *Engine) Stop(ctx context.Context) error {
+	e.runMu.Lock()
+	e.closed.Store(true)
+	idle := e.active == 0
+	e.runMu.Unlock()
+	if !idle {
+		select {
+		case <-e.drained:
+		case <-ctx.Done():
+			return fmt.Errorf("stopping engine: calls still running: %w", ctx.Err())
 		}
+	}
+	e.closeOnce.Do(func() {
 		close(e.stop)
 		e.ticker.Wait()
 	})

@@ -82,8 +82,8 @@ func (st *callState) release() {
 // went away) while a host function was blocked, instead of letting it carry on
 // until the next epoch tick.
 func (st *callState) checkInterrupt() *wasmtime.Trap {
-	if err := st.parent.Err(); err != nil {
-		st.interrupted = err
+	if st.parent.Err() != nil {
+		st.interrupted = context.Cause(st.parent)
 	} else if !time.Now().Before(st.deadline) {
 		st.interrupted = context.DeadlineExceeded
 	} else {

@@ -180,7 +180,7 @@ func (e *Engine) enterRun(ctx context.Context, deadline time.Time) error {
 	case e.running <- struct{}{}:
 		return nil
 	case <-ctx.Done():
-		return ctx.Err()
+		return context.Cause(ctx)
 	case <-t.C:
 		return context.DeadlineExceeded
 	}

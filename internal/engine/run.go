@@ -83,8 +83,8 @@ func (e *Engine) Run(ctx context.Context, m *Module, input []byte, lim Limits, h
 	if d, ok := ctx.Deadline(); ok && d.Before(st.deadline) {
 		st.deadline = d
 	}
-	if err := ctx.Err(); err != nil {
-		return interruptedResult(err, lim, start)
+	if ctx.Err() != nil {
+		return interruptedResult(context.Cause(ctx), lim, start)
 	}
 	if m.info.minMemory > lim.MemoryBytes {
 		return Result{
@@ -127,7 +127,7 @@ func (e *Engine) Run(ctx context.Context, m *Module, input []byte, lim Limits, h
 		if st.interrupted != nil {
 			cause = st.interrupted
 		} else if intr.cancelled() && ctx.Err() != nil {
-			cause = ctx.Err()
+			cause = context.Cause(ctx)
 		}
 		ir := interruptedResult(cause, lim, start)
 		res.Status, res.Err = ir.Status, ir.Err
@@ -208,6 +208,9 @@ func failure(err error, rc int32, st *callState) error {
 }
 
 func interruptedResult(cause error, lim Limits, start time.Time) Result {
+	if errors.Is(cause, ErrInterrupted) {
+		return Result{Status: StatusInterrupted, Err: fmt.Errorf("call interrupted after %v: %w", time.Since(start).Round(time.Millisecond), cause)}
+	}
 	if errors.Is(cause, context.Canceled) {
 		return Result{Status: StatusError, Err: fmt.Errorf("call cancelled after %v: %w", time.Since(start).Round(time.Millisecond), cause)}
 	}

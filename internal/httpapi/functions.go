@@ -334,9 +334,9 @@ func (a *API) logs(w http.ResponseWriter, r *http.Request, name string) error {
 	}
 	if q.Status != "" {
 		switch engine.Status(q.Status) {
-		case engine.StatusSuccess, engine.StatusError, engine.StatusTimeout, engine.StatusMemoryExceeded:
+		case engine.StatusSuccess, engine.StatusError, engine.StatusTimeout, engine.StatusMemoryExceeded, engine.StatusInterrupted:
 		default:
-			return badRequest("invalid_status", "status %q is not success, error, timeout or memory_exceeded", q.Status)
+			return badRequest("invalid_status", "status %q is not success, error, timeout, memory_exceeded or interrupted", q.Status)
 		}
 	}
 	recs, err := a.cfg.Records.Recent(r.Context(), q)

@@ -204,6 +204,9 @@ func (a *API) respond(w http.ResponseWriter, fn registry.Function, out invoker.O
 		return apiError(http.StatusGatewayTimeout, "timeout", "function %q did not finish within %s", fn.Name, fn.Config.TimeoutDuration())
 	case engine.StatusMemoryExceeded:
 		return apiError(http.StatusInsufficientStorage, "memory_limit_exceeded", "function %q exceeded its memory limit of %d MiB", fn.Name, fn.Config.MemoryBytes()>>20)
+	case engine.StatusInterrupted:
+		return &Error{Status: http.StatusServiceUnavailable, Code: "interrupted", RetryAfter: 1,
+			Message: fmt.Sprintf("the node stopped before function %q finished; the call was cut short", fn.Name)}
 	default:
 		msg := out.Error
 		if msg == "" {

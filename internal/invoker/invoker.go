@@ -54,6 +54,17 @@ type Invoker struct {
 	cfg Config
 	sem chan struct{}
 
+	// halt ends with cause engine.ErrInterrupted when the node stops
+	// waiting for calls: every call running then, or started after, is
+	// interrupted and recorded as such.
+	halt      context.Context
+	interrupt context.CancelCauseFunc
+
+	// Calls between admission and their record; Stop waits for none.
+	runMu   sync.Mutex
+	running int
+	idle    chan struct{} // closed and replaced each time running drops to 0
+
 	mu    sync.Mutex
 	cache map[string]cachedFunction
 
@@ -80,7 +91,56 @@ func New(cfg Config) *Invoker {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Invoker{cfg: cfg, sem: make(chan struct{}, cfg.MaxConcurrency), cache: map[string]cachedFunction{}, bg: newModules()}
+	inv := &Invoker{cfg: cfg, sem: make(chan struct{}, cfg.MaxConcurrency), cache: map[string]cachedFunction{}, idle: make(chan struct{}), bg: newModules()}
+	inv.halt, inv.interrupt = context.WithCancelCause(context.Background())
+	return inv
+}
+
+// Interrupt cuts short every call running now or started later: the engine
+// stops each within an epoch tick (or as soon as its host call returns, which
+// honours the same context), and it is recorded with status interrupted.
+func (inv *Invoker) Interrupt() { inv.interrupt(engine.ErrInterrupted) }
+
+// Stop waits until no call is running, each recorded, then ends the
+// background compiles (modules.go). When ctx ends first, the calls still
+// running are interrupted and Stop returns an error without waiting for
+// them (the server gives it a context that ends a grace period after its
+// own deadline, when it has interrupted them already). Safe to call more
+// than once; calls made after it are interrupted at once if it interrupted.
+func (inv *Invoker) Stop(ctx context.Context) error {
+	defer inv.stopBackground()
+	inv.runMu.Lock()
+	n, idle := inv.running, inv.idle
+	inv.runMu.Unlock()
+	if n == 0 {
+		return nil
+	}
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		inv.Interrupt()
+		inv.runMu.Lock()
+		n = inv.running
+		inv.runMu.Unlock()
+		return fmt.Errorf("stopping invoker: %d calls still running: %w", n, ctx.Err())
+	}
+}
+
+// begin counts a call in; the func it returns counts it out.
+func (inv *Invoker) begin() func() {
+	inv.runMu.Lock()
+	inv.running++
+	inv.runMu.Unlock()
+	return func() {
+		inv.runMu.Lock()
+		inv.running--
+		if inv.running == 0 {
+			close(inv.idle)
+			inv.idle = make(chan struct{})
+		}
+		inv.runMu.Unlock()
+	}
 }
 
 // Lookup returns the current, enabled version of a function. Results are
@@ -217,9 +277,13 @@ func (a *Admission) Invoke(ctx context.Context, fn registry.Function, c Call) (O
 }
 
 func (inv *Invoker) run(ctx context.Context, fn registry.Function, c Call) (Outcome, error) {
+	defer inv.begin()()
 	// A caller that goes away does not cut a call short: its database writes
-	// would be left half done. The function's own timeout bounds it.
-	ctx = context.WithoutCancel(ctx)
+	// would be left half done. The function's own timeout bounds it, and a
+	// stopping node interrupts it (Interrupt).
+	ctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer cancel(nil)
+	defer context.AfterFunc(inv.halt, func() { cancel(context.Cause(inv.halt)) })()
 	// db_query bounds what one function holds of its role's pool.
 	ctx = sqlexec.WithFunction(ctx, fn.Name)
 	start := time.Now()
@@ -236,6 +300,9 @@ func (inv *Invoker) run(ctx context.Context, fn registry.Function, c Call) (Outc
 	}
 	if err != nil {
 		out.Status = engine.StatusError
+		if errors.Is(context.Cause(ctx), engine.ErrInterrupted) {
+			out.Status = engine.StatusInterrupted
+		}
 		out.Error = fmt.Sprintf("loading module %s: %v", fn.WasmHash, err)
 		inv.cfg.Logger.Error("loading module", "function", fn.Name, "hash", fn.WasmHash, "error", err)
 	} else {

@@ -276,9 +276,10 @@ func (inv *Invoker) compileLater(hash string) {
 	}()
 }
 
-// Stop ends background work: queued compiles are dropped, one in progress
-// is waited for (a wasmtime compile cannot be interrupted). Idempotent.
-func (inv *Invoker) Stop() {
+// stopBackground ends background work: queued compiles are dropped, one in
+// progress is waited for (a wasmtime compile cannot be interrupted).
+// Idempotent.
+func (inv *Invoker) stopBackground() {
 	inv.bg.mu.Lock()
 	inv.bg.cancel()
 	inv.bg.mu.Unlock()

@@ -80,6 +80,11 @@ type Writer struct {
 	metrics *Metrics
 	flushed chan chan struct{}
 
+	// stopMu orders Add against Stop: Add sends under the read lock, Stop
+	// sets stopped under the write lock, so no send follows the last drain.
+	stopMu    sync.RWMutex
+	stopped   bool
+	quit      chan struct{} // closed by Stop: drain what is queued and end
 	startOnce sync.Once
 	stopOnce  sync.Once
 	started   bool
@@ -104,7 +109,7 @@ func NewWriter(cfg WriterConfig) *Writer {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	w := &Writer{pool: cfg.Pool, out: cfg.Stdout, log: cfg.Logger, ch: make(chan Record, cfg.Buffer),
-		flushed: make(chan chan struct{}), done: make(chan struct{})}
+		flushed: make(chan chan struct{}), done: make(chan struct{}), quit: make(chan struct{})}
 	m := &Metrics{
 		Invocations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aerofn_invocations_total", Help: "Function invocations by outcome."},
 			[]string{"function", "trigger", "status"}),
@@ -127,7 +132,9 @@ func NewWriter(cfg WriterConfig) *Writer {
 
 // Add queues a record. It blocks only when the buffer is full, which is
 // backpressure from a database that cannot keep up; a record is never
-// silently dropped.
+// silently dropped. After Stop it is refused, logged and counted in
+// aerofn_invocation_records_failed_total (the server stops the writer only
+// once no call is running, so this is a last resort, never a panic).
 func (w *Writer) Add(r Record) {
 	w.metrics.Invocations.WithLabelValues(r.Function, r.Trigger, r.Status).Inc()
 	if r.HTTPStatus >= 100 && r.HTTPStatus <= 599 {
@@ -146,26 +153,47 @@ func (w *Writer) Add(r Record) {
 		_, _ = w.out.Write(append(b, '\n'))
 		w.outMu.Unlock()
 	}
+	w.stopMu.RLock()
+	defer w.stopMu.RUnlock()
+	if w.stopped {
+		w.metrics.Dropped.Inc()
+		w.log.Error("invocation record after the records writer stopped; not written", "id", r.ID, "function", r.Function, "status", r.Status)
+		return
+	}
 	w.ch <- r
 }
 
 // Start begins writing in the background; it returns at once.
-func (w *Writer) Start(ctx context.Context) {
+func (w *Writer) Start(ctx context.Context) error {
 	w.startOnce.Do(func() {
 		w.started = true
 		go w.loop(context.WithoutCancel(ctx))
 	})
+	return nil
 }
 
-// Stop writes what is queued and returns. Idempotent. Add must not be called
-// after Stop.
-func (w *Writer) Stop() {
+// Stop refuses further records, writes what is queued and returns; if ctx
+// ends first it returns its error while the writing carries on. Safe to call
+// more than once, and without Start (then nothing is written).
+func (w *Writer) Stop(ctx context.Context) error {
 	w.stopOnce.Do(func() {
-		close(w.ch)
-		if w.started {
-			<-w.done
-		}
+		// The write lock waits for Adds in progress; a full buffer still
+		// drains because the loop runs until quit.
+		w.stopMu.Lock()
+		w.stopped = true
+		w.stopMu.Unlock()
+		close(w.quit)
 	})
+	w.startOnce.Do(func() {}) // a Start after Stop does nothing
+	if !w.started {
+		return nil
+	}
+	select {
+	case <-w.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("stopping records writer: %d records not yet written: %w", len(w.ch), ctx.Err())
+	}
 }
 
 // Flush waits until every record added before the call is written.
@@ -197,11 +225,18 @@ func (w *Writer) loop(ctx context.Context) {
 	}
 	for {
 		select {
-		case r, ok := <-w.ch:
-			if !ok {
-				flush()
-				return
+		case <-w.quit:
+			// Stop has refused further records: what is queued is all.
+			for n := len(w.ch); n > 0; n-- {
+				batch = append(batch, <-w.ch)
+				if len(batch) >= maxBatch {
+					w.write(ctx, batch)
+					batch = batch[:0]
+				}
 			}
+			flush()
+			return
+		case r := <-w.ch:
 			batch = append(batch, r)
 			if len(batch) >= maxBatch {
 				flush()

@@ -229,6 +229,10 @@ func (s *Scheduler) finish(c claimed, out invoker.Outcome, runErr error) {
 		state, note = StateCancelled, runErr.Error()
 	case runErr != nil:
 		state, errText = StateFailed, runErr.Error()
+	case out.Status == engine.StatusInterrupted:
+		// This node stopped under the run: the same state a sweeper gives
+		// the runs of a node that died.
+		state, errText = StateInterrupted, out.Error
 	case out.Status != engine.StatusSuccess:
 		state, errText = StateFailed, out.Error
 	}

@@ -177,8 +177,12 @@ func (s *Scheduler) Start(ctx context.Context) error {
 // Stop stops ticking and claiming, hands the ticker lock to another node,
 // waits for the runs in progress here to end and be recorded, and only then
 // closes the scheduler session, whose liveness lock tells other nodes that
-// this node's unfinished runs are interrupted. Idempotent.
-func (s *Scheduler) Stop() {
+// this node's unfinished runs are interrupted. If ctx ends before the runs
+// do, the session is closed anyway and Stop returns ctx's error (the server
+// interrupts calls at that point, so the runs end moments later). Safe to
+// call more than once, and without Start.
+func (s *Scheduler) Stop(ctx context.Context) error {
+	var err error
 	s.stopOnce.Do(func() {
 		if s.cancel == nil {
 			return
@@ -186,13 +190,20 @@ func (s *Scheduler) Stop() {
 		s.cancel()
 		<-s.loopDone
 		<-s.lsnDone
-		s.inflight.Wait()
+		ran := make(chan struct{})
+		go func() { s.inflight.Wait(); close(ran) }()
+		select {
+		case <-ran:
+		case <-ctx.Done():
+			err = fmt.Errorf("stopping scheduler: runs still in progress: %w", ctx.Err())
+		}
 		if s.conn != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_ = s.conn.Close(ctx)
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			_ = s.conn.Close(cctx)
 			cancel()
 		}
 	})
+	return err
 }
 
 // wake asks the control loop for a pass now.

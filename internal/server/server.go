@@ -5,8 +5,17 @@
 //	       engine → records writer → invoker → triggers → HTTP API
 //	Start: records writer, registry listener, triggers, then HTTP (listening
 //	       before Start returns, so Addr is valid)
-//	Stop:  HTTP stops accepting and waits for running calls → triggers stop →
-//	       records flushed → engine closed → pools closed
+//	Stop:  HTTP stops accepting and waits for running calls → triggers stop
+//	       claiming and wait for theirs → invoker waits for the last calls →
+//	       records writer drains (last of all that can produce a record) →
+//	       engine stopped → pools closed
+//
+// Stop's context bounds the waiting (the CLI gives it
+// AEROFN_SHUTDOWN_TIMEOUT). When it ends, every call still running is
+// interrupted through its context, answered 503 and recorded with status
+// interrupted; the steps above then only wait for the calls to unwind, at
+// most StopGrace more. The records writer stops after every call has been
+// recorded, so no record is lost; see docs/RATIONALE.md, "Stopping a node".
 package server
 
 import (
@@ -40,11 +49,18 @@ import (
 )
 
 // Service is a background part with the start/stop contract: Start returns
-// at once, Stop is idempotent and waits for the work to end.
+// at once; Stop stops taking work and waits for what runs to end, at most
+// until ctx ends (then it returns an error); both are safe to call more
+// than once, and Stop without Start.
 type Service interface {
 	Start(ctx context.Context) error
-	Stop()
+	Stop(ctx context.Context) error
 }
+
+// StopGrace is how long Stop waits, after its context has ended and the
+// calls still running were interrupted, for them to unwind and be recorded
+// (in practice milliseconds: an epoch tick, a cancelled query, one write).
+const StopGrace = 3 * time.Second
 
 // Server is one aerofn node.
 type Server struct {
@@ -85,7 +101,7 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*Server, error) 
 	ok := false
 	defer func() {
 		if !ok {
-			s.closeParts()
+			_ = s.closeParts(context.WithoutCancel(ctx))
 		}
 	}()
 	var err error
@@ -167,7 +183,9 @@ func (s *Server) Start(ctx context.Context) error {
 		s.log.Info("modules warmed", "functions", st.Functions, "ready", st.Ready, "compiling", st.Compiling,
 			"failed", st.Failed, "took", st.Took.String())
 	}
-	s.Records.Start(ctx)
+	if err := s.Records.Start(ctx); err != nil {
+		return err
+	}
 	for _, svc := range s.services {
 		if err := svc.Start(ctx); err != nil {
 			return err
@@ -200,38 +218,76 @@ func (s *Server) Addr() string {
 	return s.ln.Addr().String()
 }
 
-// Stop stops gracefully: no new requests, running calls finish (bounded by
-// ctx), records are written. Idempotent.
+// Stop stops gracefully: no new requests or trigger work; running calls
+// finish until ctx ends and are interrupted then; every call is recorded
+// before the records writer stops. It takes at most until ctx ends plus
+// StopGrace. Safe to call more than once (later calls return nil).
 func (s *Server) Stop(ctx context.Context) error {
-	var err error
+	var errs []error
 	s.stopOnce.Do(func() {
+		// The one place calls are cut short, whoever started them.
+		defer context.AfterFunc(ctx, func() {
+			s.log.Warn("shutdown timeout reached; interrupting the calls still running")
+			s.Invoker.Interrupt()
+		})()
+		drain, cancel := graceContext(ctx, StopGrace)
+		defer cancel()
 		if s.http != nil {
-			if e := s.http.Shutdown(ctx); e != nil {
-				err = fmt.Errorf("stopping http: %w", e)
+			if err := s.http.Shutdown(drain); err != nil {
+				errs = append(errs, fmt.Errorf("stopping http: %w", err))
 				_ = s.http.Close()
 			}
 		}
 		s.wg.Wait()
 		for i := len(s.services) - 1; i >= 0; i-- {
-			s.services[i].Stop()
+			if err := s.services[i].Stop(drain); err != nil {
+				errs = append(errs, err)
+			}
 		}
-		if s.Invoker != nil {
-			s.Invoker.Stop()
+		// HTTP handlers and triggers are done; a call still counted here
+		// is one whose caller gave up waiting above.
+		if err := s.Invoker.Stop(drain); err != nil {
+			errs = append(errs, err)
 		}
 		if s.cancel != nil {
 			s.cancel()
 		}
-		s.closeParts()
+		errs = append(errs, s.closeParts(drain))
 	})
-	return err
+	return errors.Join(errs...)
 }
 
-func (s *Server) closeParts() {
+// graceContext is ctx's bound stretched by grace: it ends grace after ctx
+// does, whatever ended ctx.
+func graceContext(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	drain, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var mu sync.Mutex
+	var t *time.Timer
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		t = time.AfterFunc(grace, cancel)
+		mu.Unlock()
+	})
+	return drain, func() {
+		stop()
+		mu.Lock()
+		if t != nil {
+			t.Stop()
+		}
+		mu.Unlock()
+		cancel()
+	}
+}
+
+// closeParts stops what every call path uses, the records writer first so
+// that it drains while the pool is still open. Each step is bounded by ctx.
+func (s *Server) closeParts(ctx context.Context) error {
+	var errs []error
 	if s.Records != nil {
-		s.Records.Stop()
+		errs = append(errs, s.Records.Stop(ctx))
 	}
 	if s.Engine != nil {
-		s.Engine.Close()
+		errs = append(errs, s.Engine.Stop(ctx))
 	}
 	if s.SQL != nil {
 		s.SQL.Close()
@@ -239,6 +295,7 @@ func (s *Server) closeParts() {
 	if s.Pool != nil {
 		s.Pool.Close()
 	}
+	return errors.Join(errs...)
 }
 
 // registryListener drops cached functions when any node changes them, and
@@ -329,11 +386,17 @@ func (l *registryListener) listen(ctx context.Context, warm chan<- string, first
 	}
 }
 
-func (l *registryListener) Stop() {
+func (l *registryListener) Stop(ctx context.Context) error {
+	var err error
 	l.once.Do(func() {
 		if l.cancel != nil {
 			l.cancel()
-			<-l.done
+			select {
+			case <-l.done:
+			case <-ctx.Done():
+				err = fmt.Errorf("stopping registry listener: %w", ctx.Err())
+			}
 		}
 	})
+	return err
 }

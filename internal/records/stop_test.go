@@ -1,0 +1,70 @@
+package records
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/aerodb/aerofn/internal/db"
+	"github.com/aerodb/aerofn/internal/db/dbtest"
+)
+
+func record(fn, status string) Record {
+	return Record{ID: uuid.NewString(), FunctionID: uuid.NewString(), Function: fn, Version: 1, Trigger: "http",
+		Status: status, Role: "anon", Timestamp: time.Now()}
+}
+
+func dropped(t *testing.T, w *Writer) float64 {
+	t.Helper()
+	var m dto.Metric
+	dbtest.Must(t, w.metrics.Dropped.Write(&m), "reading the counter")
+	return m.GetCounter().GetValue()
+}
+
+// Stop writes every record added before it, even a buffer's worth queued
+// behind a full channel; an Add after Stop is refused and counted, never a
+// panic; Stop is safe twice.
+func TestStopDrainsThenRefuses(t *testing.T) {
+	ctx := context.Background()
+	pool, err := db.Open(ctx, dbtest.NewDatabase(t), 4)
+	dbtest.Must(t, err, "opening pool")
+	t.Cleanup(pool.Close)
+	_, err = db.Migrate(ctx, pool)
+	dbtest.Must(t, err, "migrating")
+
+	w := NewWriter(WriterConfig{Pool: pool, Buffer: 8})
+	dbtest.Must(t, w.Start(ctx), "starting")
+	const n = 100 // many times the buffer: Add blocks while the loop writes
+	for i := 0; i < n; i++ {
+		w.Add(record("f", "interrupted"))
+	}
+	dbtest.Must(t, w.Stop(ctx), "stopping")
+	dbtest.Must(t, w.Stop(ctx), "stopping again")
+	w.Add(record("late", "success"))
+	if got := dropped(t, w); got != 1 {
+		t.Fatalf("records refused after stop: %v, want 1", got)
+	}
+	var written int
+	dbtest.Must(t, pool.QueryRow(ctx, `SELECT count(*) FROM aerofn.invocations WHERE function_name = 'f' AND status = 'interrupted'`).Scan(&written), "counting")
+	if written != n {
+		t.Fatalf("%d of %d records written", written, n)
+	}
+}
+
+// A writer never started can be stopped, and refuses records after.
+func TestStopWithoutStart(t *testing.T) {
+	w := NewWriter(WriterConfig{})
+	if err := w.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	w.Add(record("f", "success"))
+	if got := dropped(t, w); got != 1 {
+		t.Fatalf("refused: %v, want 1", got)
+	}
+	if err := w.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
