@@ -5,8 +5,8 @@
 //	       engine → records writer → invoker → triggers → HTTP API
 //	Start: records writer, registry listener, triggers, then HTTP (listening
 //	       before Start returns, so Addr is valid)
-//	Stop:  HTTP stops accepting and waits for running calls → triggers stop
-//	       claiming and wait for theirs → invoker waits for the last calls →
+//	Stop:  at once, HTTP stops accepting and the triggers stop claiming; each
+//	       waits for its running calls → invoker waits for the last calls →
 //	       records writer drains (last of all that can produce a record) →
 //	       engine stopped → pools closed
 //
@@ -232,18 +232,27 @@ func (s *Server) Stop(ctx context.Context) error {
 		})()
 		drain, cancel := graceContext(ctx, StopGrace)
 		defer cancel()
-		if s.http != nil {
-			if err := s.http.Shutdown(drain); err != nil {
-				errs = append(errs, fmt.Errorf("stopping http: %w", err))
-				_ = s.http.Close()
+		// Intake stops everywhere at once, so that no trigger starts work
+		// while HTTP drains; the services stop in reverse order of start.
+		var httpErr error
+		httpDone := make(chan struct{})
+		go func() {
+			defer close(httpDone)
+			if s.http != nil {
+				if err := s.http.Shutdown(drain); err != nil {
+					httpErr = fmt.Errorf("stopping http: %w", err)
+					_ = s.http.Close()
+				}
 			}
-		}
-		s.wg.Wait()
+			s.wg.Wait()
+		}()
 		for i := len(s.services) - 1; i >= 0; i-- {
 			if err := s.services[i].Stop(drain); err != nil {
 				errs = append(errs, err)
 			}
 		}
+		<-httpDone
+		errs = append(errs, httpErr)
 		// HTTP handlers and triggers are done; a call still counted here
 		// is one whose caller gave up waiting above.
 		if err := s.Invoker.Stop(drain); err != nil {
