@@ -26,7 +26,7 @@ func startWriter(t *testing.T) (*Writer, *pgxpool.Pool) {
 	dbtest.Must(t, err, "migrating")
 	w := NewWriter(WriterConfig{Pool: pool, Registry: prometheus.NewRegistry()})
 	w.Start(ctx)
-	t.Cleanup(w.Stop)
+	t.Cleanup(func() { _ = w.Stop(context.Background()) })
 	return w, pool
 }
 
