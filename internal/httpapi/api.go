@@ -79,10 +79,17 @@ func New(cfg Config) *API {
 	a.mux.HandleFunc("/functions/v1", a.wrap(a.routeFunctions))
 	a.mux.HandleFunc("/functions/v1/", a.wrap(a.routeFunctions))
 	a.mux.HandleFunc("/admin/v1/", a.wrap(a.routeAdmin))
-	a.mux.HandleFunc("GET /healthz", a.wrap(a.healthz))
-	a.mux.HandleFunc("POST /webhooks/v1/{name}", a.wrap(a.webhook))
+	// Fixed routes take their method through onlyMethod rather than a mux
+	// pattern, so a wrong method gets aerofn's JSON error, not the mux's
+	// plain-text 405.
+	a.mux.HandleFunc("/healthz", a.wrap(onlyMethod(http.MethodGet, a.healthz)))
+	a.mux.HandleFunc("/webhooks/v1/{name}", a.wrap(onlyMethod(http.MethodPost, a.webhook)))
 	if cfg.Gatherer != nil {
-		a.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{}))
+		metrics := promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{})
+		a.mux.HandleFunc("/metrics", a.wrap(onlyMethod(http.MethodGet, func(w http.ResponseWriter, r *http.Request) error {
+			metrics.ServeHTTP(w, r)
+			return nil
+		})))
 	}
 	a.mux.HandleFunc("/", a.wrap(func(w http.ResponseWriter, r *http.Request) error {
 		return notFound("no route for %s %s", r.Method, r.URL.Path)
@@ -235,6 +242,18 @@ func matchSuffix(pattern string, parts []string) bool {
 		}
 	}
 	return true
+}
+
+// onlyMethod admits one method (and HEAD with GET, as the mux's GET
+// patterns do) and answers any other with 405 and an Allow header.
+func onlyMethod(method string, h handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if r.Method != method && !(method == http.MethodGet && r.Method == http.MethodHead) {
+			w.Header().Set("Allow", method)
+			return methodNotAllowed(r.Method, method)
+		}
+		return h(w, r)
+	}
 }
 
 func methodNotAllowed(got, want string) error {
