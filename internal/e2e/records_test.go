@@ -152,9 +152,19 @@ func TestAdmissionBeforeBody(t *testing.T) {
 	e := testenv.Start(t, testenv.Options{Config: func(c *config.Config) { c.MaxConcurrency = 1 }})
 	e.MustDeploy("loop", compile(t, watLoop), map[string]any{"timeout": 5, "verify_jwt": false})
 	e.MustDeploy("echo", compile(t, watEcho), map[string]any{"verify_jwt": false})
+	// The loop and the probes below compete for the one slot: the loop
+	// retries until it is admitted (a probe may hold the slot at that
+	// moment), and the probes go on until one is refused because of it.
 	held := make(chan testenv.Response, 1)
-	go func() { held <- e.Invoke("loop", "", nil) }()
-	deadline := time.Now().Add(5 * time.Second)
+	go func() {
+		for {
+			if r := e.Invoke("loop", "", nil); r.Status != http.StatusTooManyRequests {
+				held <- r
+				return
+			}
+		}
+	}()
+	deadline := time.Now().Add(10 * time.Second)
 	for e.Invoke("echo", "", nil).Status != http.StatusTooManyRequests {
 		if time.Now().After(deadline) {
 			t.Fatal("the loop never held the node's only slot")
