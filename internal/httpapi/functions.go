@@ -58,15 +58,20 @@ func (a *API) deploy(w http.ResponseWriter, r *http.Request) error {
 		}
 		in.Description = &d
 	}
-	cfg, hasCfg, err := deployConfig(r)
+	cfg, triggers, err := deployConfig(r)
 	if err != nil {
 		return err
 	}
-	if hasCfg {
+	if cfg != nil {
 		if err := cfg.Validate(a.cfg.Registry.TriggerTypes()); err != nil {
 			return registryError(err, name)
 		}
-		in.Config = &cfg
+		in.Config = cfg
+	} else if triggers != nil {
+		if err := (registry.Config{Triggers: triggers}).Validate(a.cfg.Registry.TriggerTypes()); err != nil {
+			return registryError(err, name)
+		}
+		in.Triggers = &triggers
 	}
 	// Preparing validates against the ABI (compiling, unless a node already
 	// did), leaves the compiled module in this node's caches and stores its
@@ -89,27 +94,33 @@ func (a *API) deploy(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// deployConfig reads the config field, and AeroDB's separate trigger field
-// (one trigger object or an array) which is appended to config.triggers.
-func deployConfig(r *http.Request) (registry.Config, bool, error) {
-	var cfg registry.Config
-	has := false
+// deployConfig reads the config field, the whole config of the new
+// version, and AeroDB's separate trigger field (one trigger object or an
+// array). With config, the triggers are appended to config.triggers; alone,
+// they replace the current config's triggers and the rest is kept (the
+// registry merges them under the function's row lock).
+func deployConfig(r *http.Request) (*registry.Config, []registry.Trigger, error) {
+	var cfg *registry.Config
 	if raw, ok := formText(r, "config"); ok {
 		c, err := registry.ParseConfig([]byte(raw))
 		if err != nil {
-			return cfg, false, registryError(err, "")
+			return nil, nil, registryError(err, "")
 		}
-		cfg, has = c, true
+		cfg = &c
 	}
+	var triggers []registry.Trigger
 	if raw, ok := formText(r, "trigger"); ok && strings.TrimSpace(raw) != "" {
 		ts, err := registry.ParseTriggers([]byte(raw))
 		if err != nil {
-			return cfg, false, registryError(err, "")
+			return nil, nil, registryError(err, "")
 		}
-		cfg.Triggers = append(cfg.Triggers, ts...)
-		has = true
+		triggers = ts
 	}
-	return cfg, has, nil
+	if cfg != nil {
+		cfg.Triggers = append(cfg.Triggers, triggers...)
+		return cfg, nil, nil
+	}
+	return nil, triggers, nil
 }
 
 // formText reads a form field given as a value or as a file part.
@@ -199,9 +210,9 @@ func (a *API) get(w http.ResponseWriter, r *http.Request, name string) error {
 }
 
 type patchBody struct {
-	Description *string          `json:"description"`
-	Enabled     *bool            `json:"enabled"`
-	Config      *json.RawMessage `json:"config"`
+	Description *string         `json:"description"`
+	Enabled     *bool           `json:"enabled"`
+	Config      json.RawMessage `json:"config"` // a JSON merge patch (RFC 7396)
 }
 
 func (a *API) patch(w http.ResponseWriter, r *http.Request, name string) error {
@@ -209,16 +220,18 @@ func (a *API) patch(w http.ResponseWriter, r *http.Request, name string) error {
 	if err := decodeJSON(r, maxJSONBody, &pb); err != nil {
 		return err
 	}
-	in := registry.PatchInput{Description: pb.Description, Enabled: pb.Enabled}
-	if pb.Config != nil {
-		cfg, err := registry.ParseConfig(*pb.Config)
-		if err != nil {
-			return registryError(err, name)
+	// config merges into the stored config (registry.MergeConfig): a
+	// change names only what it changes.
+	in := registry.PatchInput{Description: pb.Description, Enabled: pb.Enabled, ConfigPatch: pb.Config}
+	if len(pb.Config) > 0 {
+		// Checked here too so that a bad change is refused before the
+		// enable path below prepares a module.
+		if _, err := registry.MergeConfig([]byte("{}"), pb.Config); err != nil {
+			var ve *registry.ValidationError
+			if errors.As(err, &ve) && ve.Field == "config" {
+				return registryError(err, name)
+			}
 		}
-		if err := cfg.Validate(a.cfg.Registry.TriggerTypes()); err != nil {
-			return registryError(err, name)
-		}
-		in.Config = &cfg
 	}
 	if in.Description != nil && len(*in.Description) > 1000 {
 		return badRequest("invalid_description", "description is longer than 1000 characters")

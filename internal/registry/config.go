@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	jsonpatch "github.com/evanphx/json-patch/v5"
 )
 
 // Limits every function config is checked against.
@@ -125,6 +127,25 @@ func ParseConfig(raw []byte) (Config, error) {
 		return c, invalid("config", "trailing data after the config document")
 	}
 	return c, nil
+}
+
+// MergeConfig applies patch, a JSON merge patch (RFC 7396), to the stored
+// config cur and decodes the result as strictly as ParseConfig. The patch
+// must be an object: fields it names are set, fields it sets to null go
+// back to their defaults, lists are replaced whole, objects (cors) merge.
+func MergeConfig(cur, patch []byte) (Config, error) {
+	p := bytes.TrimSpace(patch)
+	if len(p) == 0 || p[0] != '{' {
+		return Config{}, invalid("config", "a config change must be a JSON object (a merge patch: the fields it names change, null resets one)")
+	}
+	if len(bytes.TrimSpace(cur)) == 0 {
+		cur = []byte("{}")
+	}
+	merged, err := jsonpatch.MergePatch(cur, p)
+	if err != nil {
+		return Config{}, invalid("config", "not a valid merge patch: %v", err)
+	}
+	return ParseConfig(merged)
 }
 
 // ParseTriggers decodes AeroDB's separate trigger field of a deploy, one

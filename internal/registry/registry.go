@@ -68,13 +68,15 @@ func Hash(wasm []byte) string {
 	return hex.EncodeToString(h[:])
 }
 
-// DeployInput is a new version. Config nil keeps the current config of an
-// existing function (the defaults for a new one).
+// DeployInput is a new version. Config is the whole config of the version;
+// nil keeps the current config of an existing function (the defaults for a
+// new one), except that Triggers, when not nil, replaces its triggers.
 type DeployInput struct {
 	Name        string
 	Wasm        []byte
 	Description *string
 	Config      *Config
+	Triggers    *[]Trigger // with Config nil: the new triggers, the rest kept
 }
 
 // Deployed is what a deploy returns.
@@ -103,11 +105,6 @@ func (s *Store) Deploy(ctx context.Context, in DeployInput) (Deployed, error) {
 // the deploy (installing a capture trigger, a schedule) commits or rolls back
 // with it.
 func (s *Store) DeployTx(ctx context.Context, tx pgx.Tx, in DeployInput) (Deployed, error) {
-	if in.Config != nil {
-		if err := s.validateTriggers(ctx, tx, *in.Config); err != nil {
-			return Deployed{}, err
-		}
-	}
 	hash := Hash(in.Wasm)
 	if _, err := tx.Exec(ctx, `INSERT INTO aerofn.modules (hash, bytes, size) VALUES ($1, $2, $3) ON CONFLICT (hash) DO NOTHING`,
 		hash, in.Wasm, len(in.Wasm)); err != nil {
@@ -135,7 +132,21 @@ func (s *Store) DeployTx(ctx context.Context, tx pgx.Tx, in DeployInput) (Deploy
 	case err != nil:
 		return Deployed{}, fmt.Errorf("locking function: %w", err)
 	}
+	if in.Config == nil && in.Triggers != nil {
+		var cur Config
+		if err := json.Unmarshal(cfgRaw, &cur); err != nil {
+			return Deployed{}, fmt.Errorf("decoding stored config of %s: %w", in.Name, err)
+		}
+		cur.Triggers = *in.Triggers
+		if err := cur.Validate(s.TriggerTypes()); err != nil {
+			return Deployed{}, err
+		}
+		in.Config = &cur
+	}
 	if in.Config != nil {
+		if err := s.validateTriggers(ctx, tx, *in.Config); err != nil {
+			return Deployed{}, err
+		}
 		b, err := json.Marshal(in.Config)
 		if err != nil {
 			return Deployed{}, fmt.Errorf("encoding config: %w", err)
@@ -269,7 +280,10 @@ func (s *Store) Versions(ctx context.Context, name string) ([]Version, error) {
 type PatchInput struct {
 	Description *string
 	Enabled     *bool
-	Config      *Config
+	// ConfigPatch is a JSON merge patch (RFC 7396) applied to the stored
+	// config: the fields it names change, null resets a field to its
+	// default, a list (triggers, env...) is replaced whole.
+	ConfigPatch json.RawMessage
 }
 
 // Patch updates a function in place (no new version) and returns it.
@@ -286,11 +300,28 @@ func (s *Store) Patch(ctx context.Context, name string, in PatchInput) (Function
 // PatchTx is Patch inside the caller's transaction.
 func (s *Store) PatchTx(ctx context.Context, tx pgx.Tx, name string, in PatchInput) (Function, error) {
 	var cfg []byte
-	if in.Config != nil {
-		if err := s.validateTriggers(ctx, tx, *in.Config); err != nil {
+	if len(in.ConfigPatch) > 0 {
+		// The row lock orders concurrent patches: each merges into what
+		// the previous one stored.
+		var cur []byte
+		err := tx.QueryRow(ctx, `SELECT config FROM aerofn.functions WHERE name = $1 FOR UPDATE`, name).Scan(&cur)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return Function{}, ErrNotFound
+		}
+		if err != nil {
+			return Function{}, fmt.Errorf("locking function: %w", err)
+		}
+		c, err := MergeConfig(cur, in.ConfigPatch)
+		if err != nil {
 			return Function{}, err
 		}
-		b, err := json.Marshal(in.Config)
+		if err := c.Validate(s.TriggerTypes()); err != nil {
+			return Function{}, err
+		}
+		if err := s.validateTriggers(ctx, tx, c); err != nil {
+			return Function{}, err
+		}
+		b, err := json.Marshal(c)
 		if err != nil {
 			return Function{}, fmt.Errorf("encoding config: %w", err)
 		}
