@@ -163,3 +163,57 @@ func TestConcurrency(t *testing.T) {
 		t.Fatalf("%d timeout records, want 100", n)
 	}
 }
+
+// watGrowOnce asks for 64 MiB in one memory.grow and traps when refused:
+// memory stays at one page and nothing says "out of memory".
+const watGrowOnce = `(module
+  (memory (export "memory") 1)
+  (func (export "handler") (result i32)
+    (if (i32.eq (memory.grow (i32.const 1024)) (i32.const -1)) (then unreachable))
+    (i32.const 0)))`
+
+// TestRefusedGrowEveryTrigger: a single memory.grow past the cap, refused,
+// is memory_exceeded whichever trigger ran the call: 507 with the JSON
+// error over HTTP, and the same record (status, peak of one page) for a
+// call from a schedule and from a database trigger.
+func TestRefusedGrowEveryTrigger(t *testing.T) {
+	e := testenv.Start(t)
+	lim := map[string]any{"max_memory": 32 << 20}
+	e.MustDeploy("grow-http", compile(t, watGrowOnce), lim)
+	r := e.Invoke("grow-http", e.AnonKey, nil)
+	if r.Status != 507 || r.Code() != "memory_limit_exceeded" || r.JSON(t)["error"] == nil {
+		t.Fatalf("got %d %s, want 507 memory_limit_exceeded", r.Status, r.Body)
+	}
+
+	if _, err := e.Admin.Exec(context.Background(), `CREATE TABLE grow_items (id int PRIMARY KEY)`); err != nil {
+		t.Fatal(err)
+	}
+	e.MustDeploy("grow-db", compile(t, watGrowOnce), map[string]any{"max_memory": 32 << 20,
+		"triggers": []any{map[string]any{"type": "database", "table": "public.grow_items", "max_attempts": 1}}})
+	e.MustDeploy("grow-sched", compile(t, watGrowOnce), map[string]any{"max_memory": 32 << 20,
+		"triggers": []any{map[string]any{"type": "schedule", "cron": "* * * * * *"}}})
+	if _, err := e.Admin.Exec(context.Background(), `INSERT INTO grow_items VALUES (1)`); err != nil {
+		t.Fatal(err)
+	}
+
+	for fn, trigger := range map[string]string{"grow-http": "http", "grow-db": "database", "grow-sched": "schedule"} {
+		var status, trig string
+		var peak float64
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			e.Flush()
+			err := e.Admin.QueryRow(context.Background(), `SELECT status, trigger, memory_peak_mb FROM aerofn.invocations
+				WHERE function_name = $1 ORDER BY created_at LIMIT 1`, fn).Scan(&status, &trig, &peak)
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: no record: %v", fn, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if status != "memory_exceeded" || trig != trigger || peak <= 0 || peak > 0.1 {
+			t.Errorf("%s: recorded %s from %s with peak %.3f MiB, want memory_exceeded from %s with one page", fn, status, trig, peak, trigger)
+		}
+	}
+}

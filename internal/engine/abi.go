@@ -191,6 +191,10 @@ type moduleInfo struct {
 	preinit     bool
 	initElapsed time.Duration
 	preinitErr  error
+
+	// growGuard: memory.grow is guarded, and a refused one can be read
+	// after the call (growguard.go).
+	growGuard bool
 }
 
 // checkModule applies the ABI's rules on exports and imports. It reports all
@@ -219,6 +223,8 @@ func checkModule(m *wasmtime.Module, ours bool) (moduleInfo, error) {
 					continue
 				}
 				info.preinit, info.initElapsed = true, time.Duration(ns)
+			case name == growRefusedExport:
+				info.growGuard = ty.GlobalType() != nil
 			}
 			continue
 		}

@@ -49,7 +49,8 @@ type Source struct {
 // artifactFormat changes whenever what an artifact holds changes in a way
 // wasmtime cannot see (how aerofn builds snapshots, the marks it exports),
 // so that artifacts of an older aerofn are not loaded as if they were new.
-const artifactFormat = "aerofn-artifact-1"
+// 2: memory.grow is guarded (growguard.go).
+const artifactFormat = "aerofn-artifact-2"
 
 // artifactState is the part of Engine this file and preinit.go own.
 type artifactState struct {

@@ -175,7 +175,7 @@ func TestGoGuestOneFullCompile(t *testing.T) {
 		t.Fatalf("%+v", s)
 	}
 	wantStatus(t, run(t, e, m, `{"name":"x"}`, Limits{}, nil), StatusSuccess)
-	if _, err := os.Stat(filepath.Join(e.cfg.CacheDir, "hello-once.preinit.cwasm")); err != nil {
+	if _, err := os.Stat(filepath.Join(e.cfg.CacheDir, "hello-once.v2.preinit.cwasm")); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -160,10 +160,15 @@ func (e *Engine) load(hash string, src Source, compiling chan struct{}) (mod *Mo
 	if path != "" {
 		if err := writeCached(path, m); err != nil {
 			e.diskWriteErrors.Add(1)
-		} else if !e.cfg.DisablePreinit {
-			// The artifact an engine without pre-initialisation (an older
-			// aerofn, or DisablePreinit) left is superseded.
-			os.Remove(filepath.Join(e.cfg.CacheDir, hash+".cwasm"))
+		} else {
+			// Artifacts an older aerofn left under its names are superseded.
+			for _, old := range staleCacheNames {
+				os.Remove(filepath.Join(e.cfg.CacheDir, hash+old))
+			}
+			if !e.cfg.DisablePreinit {
+				// So is the artifact of an engine without pre-initialisation.
+				os.Remove(filepath.Join(e.cfg.CacheDir, hash+cacheVersion+".cwasm"))
+			}
 		}
 	}
 	return &Module{hash: hash, m: m, info: info}, nil
@@ -173,16 +178,23 @@ func (e *Engine) load(hash string, src Source, compiling chan struct{}) (mod *Mo
 // modules uses its own names: its artifact for a module that exports
 // _initialize differs (a snapshot), and each of its artifacts records
 // that the attempt was made, so a module cached before is pre-initialised
-// once, not loaded as it was.
+// once, not loaded as it was. cacheVersion is in every name and changes
+// with artifactFormat, so an artifact an older aerofn compiled (with
+// memory.grow unguarded, say) is compiled again rather than loaded.
 func (e *Engine) cachePath(hash string) string {
 	if e.cfg.CacheDir == "" {
 		return ""
 	}
 	if e.cfg.DisablePreinit {
-		return filepath.Join(e.cfg.CacheDir, hash+".cwasm")
+		return filepath.Join(e.cfg.CacheDir, hash+cacheVersion+".cwasm")
 	}
-	return filepath.Join(e.cfg.CacheDir, hash+".preinit.cwasm")
+	return filepath.Join(e.cfg.CacheDir, hash+cacheVersion+".preinit.cwasm")
 }
+
+// cacheVersion and the names older aerofns used (removed once superseded).
+const cacheVersion = ".v2"
+
+var staleCacheNames = []string{".cwasm", ".preinit.cwasm"}
 
 // loadCached returns the module in path if the file exists and wasmtime
 // accepts it: it checks that the artifact was produced by this wasmtime

@@ -16,13 +16,13 @@ step.
 	  ├─ in-memory LRU hit ───────────────────────────────► *Module
 	  ├─ another Load of hash in flight ── wait for it ────► its *Module / error
 	  │     (without Wasm: if it is compiling, ErrNotCompiled at once)
-	  ├─ CacheDir/<hash>.preinit.cwasm accepted by wasmtime (mmap)
+	  ├─ CacheDir/<hash>.v2.preinit.cwasm accepted by wasmtime (mmap)
 	  │                                  ► check ABI ► *Module
 	  ├─ Artifact() returns one (another node's compile, artifact.go)
 	  │     ► write it to CacheDir ► accepted by wasmtime (mmap) ► *Module
 	  │     refused or unreadable: Stats.ArtifactLoadFailures, go on
 	  ├─ no Wasm ──────────────────────────────────────────► ErrNotCompiled
-	  └─ else Wasm() ► compile ► check ABI ► write <hash>.preinit.cwasm ► *Module
+	  └─ else Wasm() ► guard memory.grow (growguard.go) ► compile ► check ABI ► write <hash>.v2.preinit.cwasm ► *Module
 	        │                                 (temp file, fsync, rename)
 	        └─ module exports _initialize: pre-initialise it (preinit.go)
 	              scan code ► export every mutable global
@@ -42,7 +42,7 @@ other's never exchange them.
 A cached artifact that wasmtime refuses (another wasmtime version or engine
 configuration, a truncated file) is counted in Stats.DiskLoadFailures and
 recompiled; the new artifact replaces it. With Config.DisablePreinit the
-artifact is <hash>.cwasm and never a snapshot.
+artifact is <hash>.v2.cwasm and never a snapshot.
 
 # Pre-initialisation
 
@@ -105,17 +105,21 @@ what that means for guests); preinit.go gives the soundness argument.
 	memory_exceeded  the module's initial memory (a snapshot's: its memory after
 	                 _initialize) is already over the limit; or
 	                 the call failed (trap, non-zero return, non-zero exit) and
-	                 either linear memory had no room for one more 64 KiB page
-	                 under the limit, or the guest wrote an error-level line
-	                 (stderr or log level 3) containing "out of memory"
+	                 a memory.grow was refused during it (the grow guard), or
+	                 linear memory was within a sixteenth of the limit, or the
+	                 guest wrote an error-level line (stderr or log level 3)
+	                 containing "out of memory"
 
-The memory rule is a heuristic because wasmtime's store limiter, as
-wasmtime-go exposes it, refuses a memory.grow silently (it returns -1 to the
-guest) and reports nothing to the host. Memory that is full to the page catches
-a guest that grew until refused; the "out of memory" line catches a runtime
-that asked for one large block (Go prints "fatal error: out of memory", then
-exits) while memory was still small. A call that fails for another reason
-while memory happens to be full is reported as memory_exceeded too.
+wasmtime's store limiter, as wasmtime-go exposes it, refuses a memory.grow
+silently (it returns -1 to the guest) and reports nothing to the host. So
+every module is rewritten at Load so that a refused grow is recorded in a
+global the host reads after a failed call (growguard.go). A module the
+rewrite cannot decode runs unguarded; for it the rule is a heuristic: memory
+close to full catches a guest that grew until refused, the "out of memory"
+line a runtime that asked for one large block (Go prints "fatal error: out of
+memory", then exits) while memory was still small. Either way a call that
+fails for another reason after a refused grow, or while memory happens to be
+full, is reported as memory_exceeded too.
 
 MemoryPeak is the size of linear memory when the call ended; memory only
 grows, so that is its high-water mark.

@@ -490,7 +490,7 @@ func TestDiskCache(t *testing.T) {
 	if _, err := e1.Load("abc123", fetch); err != nil || e1.Stats().MemoryHits != 1 {
 		t.Fatalf("second load: %v %+v", err, e1.Stats())
 	}
-	path := filepath.Join(dir, "abc123.preinit.cwasm")
+	path := filepath.Join(dir, "abc123.v2.preinit.cwasm")
 	if _, err := os.Stat(path); err != nil {
 		t.Fatal(err)
 	}

@@ -73,20 +73,29 @@ var preinitLimits = Limits{}.WithDefaults()
 // compileModule turns a module's bytes into the module Load caches:
 // pre-initialised when it exports _initialize and that succeeds, else
 // compiled as it is.
+//
+// Either way its memory.grow instructions are guarded first (growguard.go)
+// when the module allows it. guarded then says the bytes are the engine's
+// rewrite of a module that exports no reserved name (guardGrow checked), so
+// the guard's export is ours, not the user's.
 func (e *Engine) compileModule(wasm []byte) (*wasmtime.Module, moduleInfo, error) {
-	if e.cfg.DisablePreinit {
-		return e.compileChecked(wasm)
+	guarded := false
+	if g, err := guardGrow(wasm); err == nil {
+		wasm, guarded = g, true
 	}
-	return e.compilePreinit(wasm)
+	if e.cfg.DisablePreinit {
+		return e.compileChecked(wasm, guarded)
+	}
+	return e.compilePreinit(wasm, guarded)
 }
 
 // compileChecked compiles wasm as it is and applies the ABI's rules.
-func (e *Engine) compileChecked(wasm []byte) (*wasmtime.Module, moduleInfo, error) {
+func (e *Engine) compileChecked(wasm []byte, guarded bool) (*wasmtime.Module, moduleInfo, error) {
 	m, err := e.compile(wasm)
 	if err != nil {
 		return nil, moduleInfo{}, err
 	}
-	info, err := checkModule(m, false)
+	info, err := checkModule(m, guarded)
 	if err != nil {
 		m.Close()
 		return nil, moduleInfo{}, err
@@ -94,10 +103,10 @@ func (e *Engine) compileChecked(wasm []byte) (*wasmtime.Module, moduleInfo, erro
 	return m, info, nil
 }
 
-func (e *Engine) compilePreinit(wasm []byte) (m *wasmtime.Module, info moduleInfo, err error) {
+func (e *Engine) compilePreinit(wasm []byte, guarded bool) (m *wasmtime.Module, info moduleInfo, err error) {
 	// unchanged falls back to the module as it is.
 	unchanged := func(why error) (*wasmtime.Module, moduleInfo, error) {
-		m, info, err := e.compileChecked(wasm)
+		m, info, err := e.compileChecked(wasm, guarded)
 		if err == nil {
 			e.preinitFailures.Add(1)
 			info.preinitErr = why
@@ -113,11 +122,11 @@ func (e *Engine) compilePreinit(wasm []byte) (m *wasmtime.Module, info moduleInf
 
 	p, err := parseWasm(wasm)
 	if err != nil || !p.exportsFunc("_initialize") {
-		return e.compileChecked(wasm) // nothing to do, or something wasmtime will explain
+		return e.compileChecked(wasm, guarded) // nothing to do, or something wasmtime will explain
 	}
 	for _, ex := range p.exports {
-		if strings.HasPrefix(ex.name, reservedPrefix) {
-			return e.compileChecked(wasm) // which refuses the name
+		if strings.HasPrefix(ex.name, reservedPrefix) && !(guarded && ex.name == growRefusedExport) {
+			return e.compileChecked(wasm, guarded) // which refuses the name
 		}
 	}
 	if err := scanCode(p.section(secCode)); err != nil {
@@ -234,6 +243,12 @@ func (e *Engine) snapshot(ie *initEngine, m *wasmtime.Module, p *wasmModule) (_ 
 			return nil, err
 		}
 		globals[i] = v
+	}
+	// Every call starts with no refused grow, whatever _initialize met.
+	for _, ex := range p.exports {
+		if ex.name == growRefusedExport && ex.kind == kindGlobal {
+			globals[int(ex.idx)] = 0
+		}
 	}
 	return p.snapshotModule(st.mem.UnsafeData(store), globals, elapsed.Nanoseconds())
 }

@@ -228,7 +228,7 @@ func TestPreinitReplacesPlainArtifact(t *testing.T) {
 	e2 := newEngine(t, Config{CacheDir: dir})
 	wantPreinit(t, loadWAT(t, e2, "state", watPreinitState), true, "")
 	entries, _ := os.ReadDir(dir)
-	if len(entries) != 1 || entries[0].Name() != "state.preinit.cwasm" {
+	if len(entries) != 1 || entries[0].Name() != "state.v2.preinit.cwasm" {
 		t.Fatalf("cache dir holds %v", entries)
 	}
 }

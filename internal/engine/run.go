@@ -110,7 +110,7 @@ func (e *Engine) Run(ctx context.Context, m *Module, input []byte, lim Limits, h
 		intr.release()
 	}()
 
-	rc, err := e.callModule(store, st, m)
+	inst, rc, err := e.callModule(store, st, m)
 	st.flushStreams()
 
 	res = Result{Output: st.output, Logs: st.logs, LogsDropped: st.dropped}
@@ -118,6 +118,10 @@ func (e *Engine) Run(ctx context.Context, m *Module, input []byte, lim Limits, h
 		res.MemoryPeak = int64(st.mem.DataSize(store))
 	}
 	failed := err != nil || rc != 0
+	var refusedPages uint32
+	if failed && inst != nil && m.info.growGuard {
+		refusedPages = growRefused(store, inst)
+	}
 
 	var trap *wasmtime.Trap
 	fallbackInterrupt := intr.c == nil && errors.As(err, &trap) && trapCode(trap) == wasmtime.Interrupt
@@ -133,6 +137,10 @@ func (e *Engine) Run(ctx context.Context, m *Module, input []byte, lim Limits, h
 		res.Status, res.Err = ir.Status, ir.Err
 	case st.exited && st.exitCode == 0:
 		res.Status = StatusSuccess
+	case refusedPages != 0:
+		res.Status = StatusMemoryExceeded
+		res.Err = fmt.Errorf("out of memory: growing linear memory by %d pages from %d bytes was refused, limit %d: %w",
+			refusedPages, res.MemoryPeak, lim.MemoryBytes, failure(err, rc, st))
 	case failed && (res.MemoryPeak+oomSlack(lim.MemoryBytes) > lim.MemoryBytes || st.sawOOMLine):
 		res.Status = StatusMemoryExceeded
 		res.Err = fmt.Errorf("out of memory: linear memory at %d bytes, limit %d: %w", res.MemoryPeak, lim.MemoryBytes, failure(err, rc, st))
@@ -156,24 +164,25 @@ func oomSlack(limit int64) int64 {
 	return max(wasmPage, limit/16)
 }
 
-// callModule instantiates m in store and runs it. rc is handler's result.
-func (e *Engine) callModule(store *wasmtime.Store, st *callState, m *Module) (rc int32, err error) {
-	inst, err := e.linker.Instantiate(store, m.m)
+// callModule instantiates m in store and runs it. rc is handler's result;
+// inst is nil when instantiation failed.
+func (e *Engine) callModule(store *wasmtime.Store, st *callState, m *Module) (inst *wasmtime.Instance, rc int32, err error) {
+	inst, err = e.linker.Instantiate(store, m.m)
 	if err != nil {
-		return 0, err
+		return nil, 0, err
 	}
 	st.mem = exportedMemory(store, inst, "memory")
 	if m.info.hasInitialize {
 		if _, err := exportedFunc(store, inst, "_initialize").Call(store); err != nil {
-			return 0, err
+			return inst, 0, err
 		}
 	}
 	v, err := exportedFunc(store, inst, "handler").Call(store)
 	if err != nil {
-		return 0, err
+		return inst, 0, err
 	}
 	rc, _ = v.(int32)
-	return rc, nil
+	return inst, rc, nil
 }
 
 // exportedFunc and exportedMemory look up an export the module is known to

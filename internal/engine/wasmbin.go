@@ -398,6 +398,15 @@ func skipMemArg(r *wasmReader) {
 	r.uleb(64)
 }
 
+// stateChangeError is skipInstr's answer for an instruction that changes
+// state a snapshot does not capture (scanCode). Its immediates have been
+// read, so a reader that does not care (guardGrow) can go on.
+type stateChangeError struct{ instr, what string }
+
+func (e *stateChangeError) Error() string {
+	return fmt.Sprintf("instruction %s changes %s", e.instr, e.what)
+}
+
 // skipInstr reads the immediates of the instruction whose opcode was just
 // read.
 func skipInstr(r *wasmReader, op byte) error {
@@ -448,15 +457,32 @@ func skipInstr(r *wasmReader, op byte) error {
 			r.u32()
 		case sub == 16: // table.size
 			r.u32()
-		case sub == 8, sub == 9:
-			return fmt.Errorf("instruction %s changes data segments", [...]string{"memory.init", "data.drop"}[sub-8])
-		case sub >= 12 && sub <= 17:
-			return fmt.Errorf("instruction %s changes a table", [...]string{"table.init", "elem.drop", "table.copy", "table.grow", "", "table.fill"}[sub-12])
+		case sub == 8, sub == 9: // memory.init data.drop
+			r.u32()
+			if sub == 8 {
+				r.u32()
+			}
+			if r.err != nil {
+				return r.err
+			}
+			return &stateChangeError{[...]string{"memory.init", "data.drop"}[sub-8], "data segments"}
+		case sub >= 12 && sub <= 17: // table.init elem.drop table.copy table.grow table.fill
+			r.u32()
+			if sub == 12 || sub == 14 {
+				r.u32()
+			}
+			if r.err != nil {
+				return r.err
+			}
+			return &stateChangeError{[...]string{"table.init", "elem.drop", "table.copy", "table.grow", "", "table.fill"}[sub-12], "a table"}
 		default:
 			return fmt.Errorf("unsupported instruction 0xfc %d", sub)
 		}
-	case op == 0x26:
-		return errors.New("instruction table.set changes a table")
+	case op == 0x26: // table.set
+		if r.u32(); r.err != nil {
+			return r.err
+		}
+		return &stateChangeError{"table.set", "a table"}
 	default:
 		return fmt.Errorf("unsupported opcode %#x", op)
 	}
