@@ -114,7 +114,7 @@ func TestHostAllowed(t *testing.T) {
 }
 
 func TestEnvOnlyWhitelisted(t *testing.T) {
-	c := &Call{Ctx: context.Background(), EnvKeys: []string{"A"}, Secrets: fakeSecrets{"A": "alpha", "B": "beta"}}
+	c := &Call{Ctx: context.Background(), EnvKeys: []string{"A", "DEBUG", "X"}, Secrets: fakeSecrets{"A": "alpha", "B": "beta", "plain:DEBUG": "1", "plain:X": ""}}
 	if v, ok := c.Env("A"); !ok || v != "alpha" {
 		t.Fatalf("A: %q %v", v, ok)
 	}
@@ -124,16 +124,27 @@ func TestEnvOnlyWhitelisted(t *testing.T) {
 	if _, ok := c.Env("C"); ok {
 		t.Fatal("C does not exist")
 	}
+	// Plain values are read, empty included, and never listed for scrubbing.
+	if v, ok := c.Env("DEBUG"); !ok || v != "1" {
+		t.Fatalf("DEBUG: %q %v", v, ok)
+	}
+	if v, ok := c.Env("X"); !ok || v != "" {
+		t.Fatalf("X: %q %v", v, ok)
+	}
 	if got := c.SecretsRead(); len(got) != 1 || got[0] != "alpha" {
 		t.Fatalf("secrets read: %v", got)
 	}
 }
 
+// fakeSecrets holds secrets by name and plain values as "plain:NAME".
 type fakeSecrets map[string]string
 
-func (f fakeSecrets) Get(_ context.Context, k string) (string, bool, error) {
+func (f fakeSecrets) Lookup(_ context.Context, k string) (string, bool, bool, error) {
+	if v, ok := f["plain:"+k]; ok {
+		return v, false, true, nil
+	}
 	v, ok := f[k]
-	return v, ok, nil
+	return v, true, ok, nil
 }
 
 func mustHost(t *testing.T, raw string) string {

@@ -17,9 +17,10 @@ type DB interface {
 	Handle(ctx context.Context, p auth.Principal, request []byte) []byte
 }
 
-// Secrets resolves env() values.
+// Secrets resolves env() values: secrets (secret true), which the invoker
+// scrubs from what leaves the call, and plain configuration values.
 type Secrets interface {
-	Get(ctx context.Context, name string) (string, bool, error)
+	Lookup(ctx context.Context, name string) (value string, secret, ok bool, err error)
 }
 
 // Call is the Host of one invocation (it implements engine.Host).
@@ -36,7 +37,7 @@ type Call struct {
 	read []string // secret values handed to the guest, for redaction
 }
 
-// Env returns a whitelisted value.
+// Env returns a whitelisted secret or plain value.
 func (c *Call) Env(key string) (string, bool) {
 	allowed := false
 	for _, k := range c.EnvKeys {
@@ -48,18 +49,21 @@ func (c *Call) Env(key string) (string, bool) {
 	if !allowed || c.Secrets == nil {
 		return "", false
 	}
-	v, ok, err := c.Secrets.Get(c.Ctx, key)
+	v, secret, ok, err := c.Secrets.Lookup(c.Ctx, key)
 	if err != nil || !ok {
 		return "", false
 	}
-	c.mu.Lock()
-	c.read = append(c.read, v)
-	c.mu.Unlock()
+	if secret {
+		c.mu.Lock()
+		c.read = append(c.read, v)
+		c.mu.Unlock()
+	}
 	return v, true
 }
 
-// SecretsRead returns the values the guest obtained through env(), which the
-// invoker scrubs from logs, records and responses.
+// SecretsRead returns the secret values the guest obtained through env(),
+// which the invoker scrubs from logs, records and responses (plain values
+// are not secret and are left alone).
 func (c *Call) SecretsRead() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -162,6 +162,8 @@ func (a *API) routeAdmin(w http.ResponseWriter, r *http.Request) error {
 	switch parts[0] {
 	case "secrets":
 		return a.admin(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.secrets(w, r, parts[1:]) })
+	case "env":
+		return a.admin(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.envValues(w, r, parts[1:]) })
 	case "functions":
 	default:
 		return notFound("no route for %s %s", m, r.URL.Path)

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"errors"
 	"net/http"
+	"sort"
 
 	"github.com/aerodb/aerofn/internal/secrets"
 )
@@ -37,14 +38,14 @@ func (a *API) secrets(w http.ResponseWriter, r *http.Request, parts []string) er
 				return badRequest("invalid_secrets", "the value of %s must be %d to %d bytes", k, minSecretValue, secrets.MaxValueSize)
 			}
 		}
-		if err := a.cfg.Secrets.Set(r.Context(), values); err != nil {
+		err := a.cfg.Secrets.Set(r.Context(), values)
+		if errors.Is(err, secrets.ErrConflict) {
+			return apiError(http.StatusConflict, "conflict", "%v; a name is a secret or a plain value, not both (delete the plain value first)", err)
+		}
+		if err != nil {
 			return err
 		}
-		names := make([]string, 0, len(values))
-		for k := range values {
-			names = append(names, k)
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"set": names})
+		writeJSON(w, http.StatusOK, map[string]any{"set": sortedKeys(values)})
 		return nil
 	case len(parts) == 1 && r.Method == http.MethodDelete:
 		err := a.cfg.Secrets.Delete(r.Context(), parts[0])
@@ -58,4 +59,13 @@ func (a *API) secrets(w http.ResponseWriter, r *http.Request, parts []string) er
 		return nil
 	}
 	return notFound("no route for %s %s", r.Method, r.URL.Path)
+}
+
+func sortedKeys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

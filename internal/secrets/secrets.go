@@ -1,5 +1,7 @@
-// Package secrets stores the values functions read with env(), encrypted at
-// rest with AES-256-GCM under a key held only by the aerofn process.
+// Package secrets stores the values functions read with env(): secrets,
+// encrypted at rest with AES-256-GCM under a key held only by the aerofn
+// process and never shown again, and plain configuration values (DEBUG=1),
+// stored as they are and shown by the API. A name is one or the other.
 package secrets
 
 import (
@@ -20,8 +22,17 @@ import (
 	"github.com/aerodb/aerofn/internal/db"
 )
 
-// ErrNotFound: no secret of that name.
-var ErrNotFound = db.ErrNotFound
+var (
+	// ErrNotFound: no secret (or plain value) of that name.
+	ErrNotFound = db.ErrNotFound
+	// ErrConflict: the name is already taken by the other kind (a secret
+	// when setting a plain value, or the reverse).
+	ErrConflict = errors.New("name taken by the other kind")
+)
+
+// envLockKey serialises writers of both kinds, so that a name cannot become
+// a secret and a plain value at once.
+const envLockKey = 0x6165726f656e76 // "aeroenv"
 
 var nameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
 
@@ -35,7 +46,7 @@ type Store struct {
 	aead cipher.AEAD
 
 	mu       sync.Mutex
-	cache    map[string]string
+	cache    map[string]entry
 	loadedAt time.Time
 	ttl      time.Duration
 }
@@ -60,9 +71,43 @@ func New(pool *pgxpool.Pool, key string) (*Store, error) {
 // ValidName reports whether name is a valid secret name.
 func ValidName(name string) bool { return nameRE.MatchString(name) }
 
-// Set stores or replaces secrets.
+// entry is a cached env() value.
+type entry struct {
+	value  string
+	secret bool
+}
+
+// lockAndCheck takes the writers' lock and fails with ErrConflict when one
+// of names is in the other kind's table.
+func lockAndCheck(ctx context.Context, tx pgx.Tx, names []string, otherTable, otherKind string) error {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, envLockKey); err != nil {
+		return fmt.Errorf("locking env names: %w", err)
+	}
+	var taken []string
+	if err := tx.QueryRow(ctx, `SELECT coalesce(array_agg(name ORDER BY name), '{}') FROM `+otherTable+` WHERE name = ANY($1)`, names).Scan(&taken); err != nil {
+		return fmt.Errorf("checking env names: %w", err)
+	}
+	if len(taken) > 0 {
+		return fmt.Errorf("%w: %v already a %s", ErrConflict, taken, otherKind)
+	}
+	return nil
+}
+
+func names(values map[string]string) []string {
+	out := make([]string, 0, len(values))
+	for k := range values {
+		out = append(out, k)
+	}
+	return out
+}
+
+// Set stores or replaces secrets. A name that is a plain value is refused
+// with ErrConflict and nothing is stored.
 func (s *Store) Set(ctx context.Context, values map[string]string) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := lockAndCheck(ctx, tx, names(values), "aerofn.env_values", "plain value"); err != nil {
+			return err
+		}
 		for name, v := range values {
 			nonce := make([]byte, s.aead.NonceSize())
 			if _, err := rand.Read(nonce); err != nil {
@@ -115,45 +160,135 @@ func (s *Store) List(ctx context.Context) ([]Info, error) {
 	return out, nil
 }
 
+// Value is a plain configuration value, shown as it is.
+type Value struct {
+	Name      string    `json:"name"`
+	Value     string    `json:"value"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// SetValues stores or replaces plain values (any length up to
+// MaxValueSize, empty included). A name that is a secret is refused with
+// ErrConflict and nothing is stored.
+func (s *Store) SetValues(ctx context.Context, values map[string]string) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := lockAndCheck(ctx, tx, names(values), "aerofn.secrets", "secret"); err != nil {
+			return err
+		}
+		for name, v := range values {
+			if _, err := tx.Exec(ctx, `INSERT INTO aerofn.env_values (name, value) VALUES ($1, $2)
+				ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = now()`, name, v); err != nil {
+				return fmt.Errorf("storing value %s: %w", name, err)
+			}
+		}
+		return nil
+	})
+	s.invalidate()
+	return err
+}
+
+// Values returns every plain value, by name.
+func (s *Store) Values(ctx context.Context) ([]Value, error) {
+	rows, err := s.pool.Query(ctx, `SELECT name, value, updated_at FROM aerofn.env_values ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("listing values: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Value])
+	if err != nil {
+		return nil, fmt.Errorf("listing values: %w", err)
+	}
+	if out == nil {
+		out = []Value{}
+	}
+	return out, nil
+}
+
+// DeleteValue removes a plain value.
+func (s *Store) DeleteValue(ctx context.Context, name string) error {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM aerofn.env_values WHERE name = $1`, name)
+	s.invalidate()
+	if err != nil {
+		return fmt.Errorf("deleting value: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
 func (s *Store) invalidate() {
 	s.mu.Lock()
 	s.cache = nil
 	s.mu.Unlock()
 }
 
-// Get returns a secret's value.
+// Get returns a secret's value (never a plain value: a webhook's signing
+// secret must be a secret).
 func (s *Store) Get(ctx context.Context, name string) (string, bool, error) {
+	v, secret, ok, err := s.Lookup(ctx, name)
+	if err != nil || !ok || !secret {
+		return "", false, err
+	}
+	return v, true, nil
+}
+
+// Lookup returns what env(name) reads: a secret (secret true: to be
+// scrubbed from what leaves the call) or a plain value.
+func (s *Store) Lookup(ctx context.Context, name string) (value string, secret, ok bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cache == nil || time.Since(s.loadedAt) > s.ttl {
 		m, err := s.loadAll(ctx)
 		if err != nil {
-			return "", false, err
+			return "", false, false, err
 		}
 		s.cache, s.loadedAt = m, time.Now()
 	}
-	v, ok := s.cache[name]
-	return v, ok, nil
+	e, ok := s.cache[name]
+	return e.value, e.secret, ok, nil
 }
 
-func (s *Store) loadAll(ctx context.Context) (map[string]string, error) {
+func (s *Store) loadAll(ctx context.Context) (map[string]entry, error) {
+	m := map[string]entry{}
+	rows, err := s.pool.Query(ctx, `SELECT name, value FROM aerofn.env_values`)
+	if err != nil {
+		return nil, fmt.Errorf("reading values: %w", err)
+	}
+	for rows.Next() {
+		var name, v string
+		if err := rows.Scan(&name, &v); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("reading values: %w", err)
+		}
+		m[name] = entry{value: v}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading values: %w", err)
+	}
+	if err := s.loadSecrets(ctx, m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func (s *Store) loadSecrets(ctx context.Context, m map[string]entry) error {
 	rows, err := s.pool.Query(ctx, `SELECT name, nonce, ciphertext FROM aerofn.secrets`)
 	if err != nil {
-		return nil, fmt.Errorf("reading secrets: %w", err)
+		return fmt.Errorf("reading secrets: %w", err)
 	}
 	defer rows.Close()
-	m := map[string]string{}
 	for rows.Next() {
 		var name string
 		var nonce, ct []byte
 		if err := rows.Scan(&name, &nonce, &ct); err != nil {
-			return nil, fmt.Errorf("reading secrets: %w", err)
+			return fmt.Errorf("reading secrets: %w", err)
 		}
 		pt, err := s.aead.Open(nil, nonce, ct, []byte(name))
 		if err != nil {
-			return nil, fmt.Errorf("decrypting secret %s (was AEROFN_SECRETS_KEY changed?): %w", name, err)
+			return fmt.Errorf("decrypting secret %s (was AEROFN_SECRETS_KEY changed?): %w", name, err)
 		}
-		m[name] = string(pt)
+		// A secret wins if a name were ever both: it is then scrubbed.
+		m[name] = entry{value: string(pt), secret: true}
 	}
-	return m, rows.Err()
+	return rows.Err()
 }
