@@ -25,7 +25,11 @@ type Config struct {
 	Listen string
 	// JWTSecret verifies HS256 tokens (at least 32 bytes).
 	JWTSecret string
-	// SecretsKey encrypts stored secrets and signs database identity tokens.
+	// SecretsKey encrypts stored secrets, authenticates the compiled
+	// artifacts nodes share through the database, and derives the function
+	// roles' database passwords. It does not sign the identity tokens of
+	// db_query: each database has its own random key for those (see
+	// internal/sqlexec).
 	SecretsKey string
 	// DataDir holds the compiled-module cache.
 	DataDir string

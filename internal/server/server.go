@@ -164,7 +164,7 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*Server, error) 
 
 // SQLConfig derives the executor's settings from the server's.
 func SQLConfig(cfg config.Config) sqlexec.Config {
-	return sqlexec.Config{AdminURL: cfg.DatabaseURL, PoolSize: int32(cfg.RolePoolSize), SigningSecret: cfg.SecretsKey}
+	return sqlexec.Config{AdminURL: cfg.DatabaseURL, PoolSize: int32(cfg.RolePoolSize), RolePasswordSecret: cfg.SecretsKey}
 }
 
 // AddService adds a background part started after the core and stopped

@@ -72,12 +72,14 @@ type Config struct {
 	// a function cannot raise (the setting is superuser-only).
 	TempFileLimit string
 
-	// SigningSecret, when set, gives each role the password
-	// hex(HMAC-SHA256(SigningSecret, "aerofn role password:" + role)),
-	// which Setup sets and the Executor uses. Empty means the server
-	// authenticates the roles some other way (trust on loopback, certificates).
-	// aerofn passes AEROFN_SECRETS_KEY.
-	SigningSecret string
+	// RolePasswordSecret, when set, gives each role the password
+	// hex(HMAC-SHA256(RolePasswordSecret, "aerofn role password:" + role)),
+	// which Setup sets and the Executor logs in with. Empty means the server
+	// authenticates the roles some other way (trust on loopback,
+	// certificates). It has nothing to do with the identity tokens: those are
+	// signed with a random key that Setup generates per database and keeps
+	// in aerofn.rls_signing_key. aerofn passes AEROFN_SECRETS_KEY.
+	RolePasswordSecret string
 }
 
 // Defaults for Config.
@@ -192,12 +194,12 @@ func (c Config) principals() [][2]string {
 	}
 }
 
-// rolePassword derives a role's password from SigningSecret; "" when unset.
+// rolePassword derives a role's password from RolePasswordSecret; "" when unset.
 func (c Config) rolePassword(role string) string {
-	if c.SigningSecret == "" {
+	if c.RolePasswordSecret == "" {
 		return ""
 	}
-	m := hmac.New(sha256.New, []byte(c.SigningSecret))
+	m := hmac.New(sha256.New, []byte(c.RolePasswordSecret))
 	m.Write([]byte("aerofn role password:" + role))
 	return hex.EncodeToString(m.Sum(nil))
 }

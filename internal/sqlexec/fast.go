@@ -260,35 +260,35 @@ var errStaleTypes = errors.New("result column type not yet known")
 // false means the slow path must run the call: nothing was sent, or what was
 // sent was rolled back. If c.conn is nil then, the connection was given up
 // and the caller needs another.
-func (c *call) fast(ctx context.Context, deadline time.Time, id token.Identity, sql string, params []any, d *stmtDesc) (res *Result, err error, decided bool) {
+func (c *call) fast(ctx context.Context, deadline time.Time, id token.Identity, sql string, params []any, d *stmtDesc) (res *Result, decided bool, err error) {
 	if len(params) != len(d.params) {
-		return nil, nil, false
+		return nil, false, nil
 	}
 	values := make([][]byte, len(params))
 	for i, p := range params {
 		t, ok := c.e.types.get(d.params[i])
 		if !ok {
-			return nil, nil, false
+			return nil, false, nil
 		}
 		v, err := encodeParam(t, p)
 		if err != nil {
-			return nil, nil, false // the slow path says why, with a fresh description
+			return nil, false, nil // the slow path says why, with a fresh description
 		}
 		values[i] = v
 	}
 	budget, err := c.e.statementBudget(deadline)
 	if err != nil {
 		c.release()
-		return nil, err, true
+		return nil, true, err
 	}
 	nb, na, ok := window(c.pc, time.Now())
 	if !ok {
-		return nil, nil, false
+		return nil, false, nil
 	}
 	id.PID, id.NotBefore, id.NotAfter = int64(c.pc.PID()), nb, na
 	tok := c.e.signer.Sign(id)
 	if !token.SafeLiteral(tok) {
-		return nil, nil, false
+		return nil, false, nil
 	}
 
 	// What each result of the pipeline is.
@@ -327,7 +327,7 @@ func (c *call) fast(ctx context.Context, deadline time.Time, id token.Identity, 
 	pl.SendQueryPrepared(checkName, nil, nil, nil)
 	kinds = append(kinds, check)
 	if err := pl.Sync(); err != nil {
-		return nil, c.fail(ctx, err), true
+		return nil, true, c.fail(ctx, err)
 	}
 	res = &Result{}
 	wroteNothing := false
@@ -383,7 +383,7 @@ func (c *call) fast(ctx context.Context, deadline time.Time, id token.Identity, 
 		c.e.descs.forget(c.role, sql)
 		c.destroy(true)
 		c.conn = nil
-		return nil, nil, false
+		return nil, false, nil
 	}
 	if fatal == nil {
 		if err := pl.Close(); err != nil && serverErr == nil {
@@ -391,7 +391,7 @@ func (c *call) fast(ctx context.Context, deadline time.Time, id token.Identity, 
 		}
 	}
 	if fatal != nil {
-		return nil, c.fail(ctx, fatal), true
+		return nil, true, c.fail(ctx, fatal)
 	}
 	if serverErr != nil {
 		if retry := c.fastRetryable(serverErr, sql); retry && time.Until(deadline) > 2*minStatementBudget {
@@ -403,24 +403,24 @@ func (c *call) fast(ctx context.Context, deadline time.Time, id token.Identity, 
 				c.destroy(true)
 				c.conn = nil
 			}
-			return nil, nil, false
+			return nil, false, nil
 		}
-		return nil, c.fail(ctx, serverErr), true
+		return nil, true, c.fail(ctx, serverErr)
 	}
 	if st := c.pc.TxStatus(); st != 'T' {
 		c.destroy(false)
-		return nil, &Error{Code: CodeTransactionState, Message: "the statement left the transaction in state " + strconv.QuoteRune(rune(st)) + "; the connection was discarded"}, true
+		return nil, true, &Error{Code: CodeTransactionState, Message: "the statement left the transaction in state " + strconv.QuoteRune(rune(st)) + "; the connection was discarded"}
 	}
 	if wroteNothing {
 		// Nothing to commit: the result is the whole outcome. COMMIT and the
 		// reset follow off the caller's path.
 		c.resetInBackground(true)
-		return res, nil, true
+		return res, true, nil
 	}
 	if err := c.commit(ctx); err != nil {
-		return nil, err, true
+		return nil, true, err
 	}
-	return res, nil, true
+	return res, true, nil
 }
 
 // fastRetryable says whether a server error on the fast path may be the fast
