@@ -10,6 +10,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/bytecodealliance/wasmtime-go/v39"
+
+	"github.com/aerodb/aerofn/internal/abi"
 )
 
 // callState is everything one call's host functions share. It is the store's
@@ -227,7 +229,7 @@ var logLevels = [...]string{"debug", "info", "warn", "error"}
 // unavailable is the reply when the invoker supplied no Host (tests, tools):
 // an ABI error reply rather than a trap, as a failed db_query never traps.
 func unavailable(fn string) []byte {
-	return []byte(`{"error":{"code":"unavailable","message":"` + fn + ` is not available"}}`)
+	return abi.ErrorReply("unavailable", fn+" is not available")
 }
 
 // abiFns is the aerodb module, ABI version 1 (docs/ABI.md).

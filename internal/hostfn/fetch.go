@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 	"unicode/utf8"
+
+	"github.com/aerodb/aerofn/internal/abi"
 )
 
 // Fetcher performs http_fetch requests.
@@ -105,21 +107,21 @@ func HostAllowed(allowed []string, host string) bool {
 // Handle runs one request against the allow-list.
 func (f *Fetcher) Handle(ctx context.Context, allowed []string, request []byte) []byte {
 	if len(request) > f.MaxRequest {
-		return ErrorReply("request_too_large", fmt.Sprintf("request exceeds %d bytes", f.MaxRequest))
+		return abi.ErrorReply("request_too_large", fmt.Sprintf("request exceeds %d bytes", f.MaxRequest))
 	}
 	var req fetchRequest
 	if err := json.Unmarshal(request, &req); err != nil {
-		return ErrorReply("bad_request", "request is not valid JSON: "+err.Error())
+		return abi.ErrorReply("bad_request", "request is not valid JSON: "+err.Error())
 	}
 	u, err := url.Parse(req.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return ErrorReply("bad_request", fmt.Sprintf("%q is not an http or https URL", req.URL))
+		return abi.ErrorReply("bad_request", fmt.Sprintf("%q is not an http or https URL", req.URL))
 	}
 	if u.User != nil {
-		return ErrorReply("bad_request", "URLs with credentials are not allowed")
+		return abi.ErrorReply("bad_request", "URLs with credentials are not allowed")
 	}
 	if !HostAllowed(allowed, u.Hostname()) {
-		return ErrorReply("host_not_allowed", fmt.Sprintf("host %q is not in the function's allowed_hosts", u.Hostname()))
+		return abi.ErrorReply("host_not_allowed", fmt.Sprintf("host %q is not in the function's allowed_hosts", u.Hostname()))
 	}
 	if req.Method == "" {
 		req.Method = http.MethodGet
@@ -129,16 +131,16 @@ func (f *Fetcher) Handle(ctx context.Context, allowed []string, request []byte) 
 	case "":
 	case "base64":
 		if reqBody, err = base64.StdEncoding.DecodeString(req.Body); err != nil {
-			return ErrorReply("bad_request", "body is not valid base64: "+err.Error())
+			return abi.ErrorReply("bad_request", "body is not valid base64: "+err.Error())
 		}
 	default:
-		return ErrorReply("bad_request", fmt.Sprintf("body_encoding %q is not base64 (or empty)", req.BodyEncoding))
+		return abi.ErrorReply("bad_request", fmt.Sprintf("body_encoding %q is not base64 (or empty)", req.BodyEncoding))
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.MaxDuration)
 	defer cancel()
 	hreq, err := http.NewRequestWithContext(ctx, strings.ToUpper(req.Method), u.String(), bytes.NewReader(reqBody))
 	if err != nil {
-		return ErrorReply("bad_request", err.Error())
+		return abi.ErrorReply("bad_request", err.Error())
 	}
 	for k, v := range req.Headers {
 		hreq.Header.Set(k, v)
@@ -156,17 +158,17 @@ func (f *Fetcher) Handle(ctx context.Context, allowed []string, request []byte) 
 	resp, err := client.Do(hreq)
 	if err != nil {
 		if ctx.Err() != nil {
-			return ErrorReply("timeout", "request did not finish before the deadline")
+			return abi.ErrorReply("timeout", "request did not finish before the deadline")
 		}
-		return ErrorReply("fetch_failed", err.Error())
+		return abi.ErrorReply("fetch_failed", err.Error())
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, f.MaxBody+1))
 	if err != nil {
-		return ErrorReply("fetch_failed", "reading response: "+err.Error())
+		return abi.ErrorReply("fetch_failed", "reading response: "+err.Error())
 	}
 	if int64(len(body)) > f.MaxBody {
-		return ErrorReply("response_too_large", fmt.Sprintf("response body exceeds %d bytes", f.MaxBody))
+		return abi.ErrorReply("response_too_large", fmt.Sprintf("response body exceeds %d bytes", f.MaxBody))
 	}
 	rep := fetchReply{Status: resp.StatusCode, Headers: map[string]any{}, Body: string(body)}
 	if !utf8.Valid(body) {

@@ -6,9 +6,9 @@ package hostfn
 
 import (
 	"context"
-	"encoding/json"
 	"sync"
 
+	"github.com/aerodb/aerofn/internal/abi"
 	"github.com/aerodb/aerofn/internal/auth"
 )
 
@@ -73,7 +73,7 @@ func (c *Call) SecretsRead() []string {
 // DBQuery runs SQL as the call's principal.
 func (c *Call) DBQuery(ctx context.Context, request []byte) []byte {
 	if c.DB == nil {
-		return ErrorReply("unavailable", "db_query is not configured on this server")
+		return abi.ErrorReply("unavailable", "db_query is not configured on this server")
 	}
 	return c.DB.Handle(ctx, c.Principal, request)
 }
@@ -81,13 +81,7 @@ func (c *Call) DBQuery(ctx context.Context, request []byte) []byte {
 // HTTPFetch fetches an allow-listed URL.
 func (c *Call) HTTPFetch(ctx context.Context, request []byte) []byte {
 	if c.Fetcher == nil {
-		return ErrorReply("unavailable", "http_fetch is not configured on this server")
+		return abi.ErrorReply("unavailable", "http_fetch is not configured on this server")
 	}
 	return c.Fetcher.Handle(ctx, c.Allowed, request)
-}
-
-// ErrorReply is the ABI's error reply.
-func ErrorReply(code, message string) []byte {
-	b, _ := json.Marshal(map[string]any{"error": map[string]string{"code": code, "message": message}})
-	return b
 }

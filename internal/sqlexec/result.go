@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/aerodb/aerofn/internal/abi"
 )
 
 // Codes of the errors that are aerofn's own; a database error carries its
@@ -77,14 +79,8 @@ func (r *Result) MarshalJSON() ([]byte, error) {
 	return append(b, '}'), nil
 }
 
-// errorReply writes {"error": {"code": ..., "message": ...}}.
-func errorReply(e *Error) []byte {
-	b := []byte(`{"error":{"code":`)
-	b = appendJSONString(b, e.Code)
-	b = append(b, `,"message":`...)
-	b = appendJSONString(b, e.Message)
-	return append(b, "}}"...)
-}
+// errorReply is e as the ABI's error reply.
+func errorReply(e *Error) []byte { return abi.ErrorReply(e.Code, e.Message) }
 
 // commandOf turns a command tag ("INSERT 0 3", "SELECT 2", "CREATE TABLE")
 // into its verb.
