@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -143,19 +142,4 @@ CREATE TABLE IF NOT EXISTS aerofn.schema_migrations (
 		done = append(done, m.Version)
 	}
 	return done, nil
-}
-
-// IsUniqueViolation reports whether err is a Postgres unique_violation.
-func IsUniqueViolation(err error) bool {
-	var pe *pgconn.PgError
-	return errors.As(err, &pe) && pe.Code == "23505"
-}
-
-// SQLState returns err's SQLSTATE, or "".
-func SQLState(err error) string {
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		return pe.Code
-	}
-	return ""
 }

@@ -16,3 +16,19 @@ func Text(s string) string {
 	}
 	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
+
+// Truncate returns s cut to at most n bytes, never inside a character: a
+// cut that would split a multi-byte character ends before it. Text written
+// to a column must stay valid UTF-8, and a cut at a byte count does not.
+func Truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	if n <= 0 {
+		return ""
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}

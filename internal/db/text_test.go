@@ -45,3 +45,32 @@ func FuzzText(f *testing.F) {
 		}
 	})
 }
+
+// TestTruncate cuts at every byte of text whose characters take one to four
+// bytes: the result is a prefix of s, valid UTF-8, at most n bytes, and loses
+// no more than the character the cut fell inside.
+func TestTruncate(t *testing.T) {
+	s := "aé✓😀b" // 1 + 2 + 3 + 4 + 1 bytes
+	for n := -1; n <= len(s)+1; n++ {
+		got := Truncate(s, n)
+		if !utf8.ValidString(got) {
+			t.Errorf("Truncate(%q, %d) = %q splits a character", s, n, got)
+		}
+		if len(got) > max(n, 0) || got != s[:len(got)] {
+			t.Errorf("Truncate(%q, %d) = %q is not a prefix of at most %d bytes", s, n, got, n)
+		}
+		if n > 0 && n < len(s) && len(got) <= n-utf8.UTFMax {
+			t.Errorf("Truncate(%q, %d) = %q cut more than one character", s, n, got)
+		}
+	}
+	for in, want := range map[[2]any]string{
+		{"héllo", 2}:  "h",
+		{"héllo", 3}:  "hé",
+		{"✓✓", 5}:     "✓",
+		{"plain", 10}: "plain",
+	} {
+		if got := Truncate(in[0].(string), in[1].(int)); got != want {
+			t.Errorf("Truncate(%q, %d) = %q, want %q", in[0], in[1], got, want)
+		}
+	}
+}

@@ -8,7 +8,6 @@ import (
 	mrand "math/rand/v2"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
@@ -83,7 +82,7 @@ func (w *worker) Work(ctx context.Context, job *river.Job[deliveryArgs]) error {
 		// River keeps the error in a jsonb column, which refuses NUL: the
 		// guest's text is made valid first, or the completion would fail
 		// and with it the batch of other jobs River completes beside it.
-		ferr := fmt.Errorf("function %s ended %s (invocation %s): %s", fn.Name, out.Status, out.ID, truncate(db.Text(out.Error), 2000))
+		ferr := fmt.Errorf("function %s ended %s (invocation %s): %s", fn.Name, out.Status, out.ID, db.Truncate(db.Text(out.Error), 2000))
 		if job.Attempt >= job.MaxAttempts {
 			if err := w.endOrdered(ctx, job); err != nil {
 				return errors.Join(ferr, err)
@@ -195,14 +194,4 @@ func (w *worker) advancePast(ctx context.Context, tx pgx.Tx, job *river.Job[deli
 		return fmt.Errorf("reading function %s: %w", a.Function, err)
 	}
 	return w.svc.advanceOrdered(ctx, tx, a.FunctionID, a.Function, enabled)
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
 }

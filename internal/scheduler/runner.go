@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -244,7 +243,7 @@ func (s *Scheduler) finish(c claimed, out invoker.Outcome, runErr error) {
 	// What the guest chose (its error, its output) is stored as valid text:
 	// a NUL would make the update fail and leave the run running forever.
 	errText, note = db.Text(errText), db.Text(note)
-	output := truncate(db.Text(string(out.Output)), maxOutput)
+	output := db.Truncate(db.Text(string(out.Output)), maxOutput)
 	for attempt := 0; ; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		err := pgx.BeginFunc(ctx, s.cfg.Pool, func(tx pgx.Tx) error {
@@ -293,17 +292,6 @@ func (s *Scheduler) release(c claimed) {
 		s.log.Error("handing back a run this node could not start", "function", c.name, "error", err)
 		s.finish(c, invoker.Outcome{}, fmt.Errorf("this node was at its concurrency limit: %w", invoker.ErrBusy))
 	}
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	s = s[:n]
-	for len(s) > 0 && !utf8.ValidString(s) {
-		s = s[:len(s)-1]
-	}
-	return s
 }
 
 // RunNow runs fn's schedule trigger at index (the first one when index is
