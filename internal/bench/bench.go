@@ -9,33 +9,18 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/aerodb/aerofn/internal/latency"
 )
-
-// Dist summarises latencies.
-type Dist struct {
-	N             int
-	P50, P95, P99 time.Duration
-}
-
-// Summarize sorts ds and summarises it.
-func Summarize(ds []time.Duration) Dist {
-	if len(ds) == 0 {
-		return Dist{}
-	}
-	slices.Sort(ds)
-	at := func(q float64) time.Duration { return ds[min(len(ds)-1, int(q*float64(len(ds))))] }
-	return Dist{N: len(ds), P50: at(0.5), P95: at(0.95), P99: at(0.99)}
-}
 
 // Row is one line of a results table.
 type Row struct {
 	Name   string
-	Dist   Dist
+	Dist   latency.Summary
 	Target string // "p95 <= 1ms", or ""
 	Met    string // "yes", "no", ""
 	Note   string

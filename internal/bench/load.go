@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/aerodb/aerofn/internal/latency"
 )
 
 // Request is what a load generator sends, over and over, on every connection.
@@ -250,7 +252,7 @@ func (GoLoad) Run(ctx context.Context, req Request, conns int, d time.Duration) 
 	if err := parent.Err(); err != nil {
 		return LoadResult{}, err
 	}
-	dist := Summarize(all)
+	dist := latency.Summarize(all)
 	res.Requests, res.P50, res.P99 = int64(len(all)), dist.P50, dist.P99
 	return res, nil
 }

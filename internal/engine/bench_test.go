@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/aerodb/aerofn/internal/latency"
 )
 
 // BenchmarkColdStart is instantiate + call + close of a tiny module, the
@@ -44,7 +46,7 @@ func benchColdStart(b *testing.B, e *Engine, m *Module, input []byte) {
 			b.Fatal(res.Err)
 		}
 	}
-	s := Summarize(durations)
+	s := latency.Summarize(durations)
 	b.ReportMetric(float64(s.P50.Nanoseconds()), "p50-ns")
 	b.ReportMetric(float64(s.P95.Nanoseconds()), "p95-ns")
 	b.ReportMetric(float64(s.P99.Nanoseconds()), "p99-ns")

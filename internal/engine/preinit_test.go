@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/bytecodealliance/wasmtime-go/v39"
+
+	"github.com/aerodb/aerofn/internal/latency"
 )
 
 // Go guests are built once per test binary, and compiled once into a shared
@@ -465,7 +467,7 @@ func TestColdStartGo(t *testing.T) {
 			}
 		}
 	}
-	a, b := Summarize(samples[0]), Summarize(samples[1])
+	a, b := latency.Summarize(samples[0]), latency.Summarize(samples[1])
 	t.Logf("pre-initialised: %v", a)
 	t.Logf("_initialize per call: %v", b)
 	if a.P50 >= b.P50 {

@@ -3,42 +3,21 @@ package sqlexec
 import (
 	"context"
 	"fmt"
-	"sort"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/aerodb/aerofn/internal/auth"
+	"github.com/aerodb/aerofn/internal/latency"
 )
-
-// Distribution summarises latencies.
-type Distribution struct {
-	N             int
-	P50, P95, P99 time.Duration
-	Mean          time.Duration
-}
-
-// Summarize sorts ds and summarises it.
-func Summarize(ds []time.Duration) Distribution {
-	if len(ds) == 0 {
-		return Distribution{}
-	}
-	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
-	var sum time.Duration
-	for _, d := range ds {
-		sum += d
-	}
-	at := func(q float64) time.Duration { return ds[min(len(ds)-1, int(q*float64(len(ds))))] }
-	return Distribution{N: len(ds), P50: at(0.50), P95: at(0.95), P99: at(0.99), Mean: sum / time.Duration(len(ds))}
-}
 
 // BenchResult compares one statement run through the Executor (the whole
 // db_query path: acquire, BEGIN, identity, statement, COMMIT, DISCARD ALL)
 // with the same statement run by bare pgx on an ordinary pool.
 type BenchResult struct {
 	SQL      string
-	Executor Distribution
-	Bare     Distribution
+	Executor latency.Summary
+	Bare     latency.Summary
 }
 
 // BenchCompare runs sql n times each way, one call at a time, after a short
@@ -89,10 +68,10 @@ func BenchCompare(ctx context.Context, e *Executor, bare *pgxpool.Pool, p auth.P
 	if err != nil {
 		return out, fmt.Errorf("benchmarking executor: %w", err)
 	}
-	out.Executor = Summarize(ds)
+	out.Executor = latency.Summarize(ds)
 	if ds, err = measure(runBare); err != nil {
 		return out, fmt.Errorf("benchmarking bare pgx: %w", err)
 	}
-	out.Bare = Summarize(ds)
+	out.Bare = latency.Summarize(ds)
 	return out, nil
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/aerodb/aerofn/internal/bench"
 	"github.com/aerodb/aerofn/internal/engine"
 	"github.com/aerodb/aerofn/internal/hostfn"
+	"github.com/aerodb/aerofn/internal/latency"
 	"github.com/aerodb/aerofn/internal/registry"
 	"github.com/aerodb/aerofn/internal/server"
 )
@@ -75,9 +76,9 @@ func dbQuery(ctx context.Context, srv *server.Server, dbURL string, n int) (benc
 	timed.samples = timed.samples[100:]
 	fast, slow := paths.Fast.Load()-fast0, paths.Slow.Load()-slow0
 	rows := []bench.Row{
-		{Name: "bare pgx, admin pool, same statement", Dist: bench.Summarize(bare)},
-		{Name: "db_query from a Go-SDK function, at the host boundary", Dist: bench.Summarize(timed.samples)},
-		{Name: "the whole function call (cold start + db_query + JSON)", Dist: bench.Summarize(whole)},
+		{Name: "bare pgx, admin pool, same statement", Dist: latency.Summarize(bare)},
+		{Name: "db_query from a Go-SDK function, at the host boundary", Dist: latency.Summarize(timed.samples)},
+		{Name: "the whole function call (cold start + db_query + JSON)", Dist: latency.Summarize(whole)},
 	}
 	bench.Check(&rows[1], 600*time.Microsecond)
 	return bench.Section{

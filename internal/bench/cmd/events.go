@@ -8,6 +8,7 @@ import (
 
 	"github.com/aerodb/aerofn/internal/bench"
 	"github.com/aerodb/aerofn/internal/dbtrigger"
+	"github.com/aerodb/aerofn/internal/latency"
 	"github.com/aerodb/aerofn/internal/server"
 	"github.com/aerodb/aerofn/internal/testenv/wat"
 )
@@ -23,13 +24,13 @@ func dbEvents(ctx context.Context, srv *server.Server, _ string, n int) (bench.S
 	if err != nil {
 		return bench.Section{}, fmt.Errorf("benchmarking database events: %w", err)
 	}
-	lat := bench.Row{Name: fmt.Sprintf("commit → handler start, %.0f single-row commits/s", res.LatencyRate), Dist: bench.Summarize(res.Latency)}
+	lat := bench.Row{Name: fmt.Sprintf("commit → handler start, %.0f single-row commits/s", res.LatencyRate), Dist: latency.Summarize(res.Latency)}
 	bench.Check(&lat, 100*time.Millisecond)
 	met := "met"
 	if res.PerSecond < 2000 {
 		met = "NOT met"
 	}
-	tput := bench.Row{Name: "sustained delivery, writers ahead of delivery", Dist: bench.Dist{N: res.Events}, Target: "≥ 2,000 events/s", Met: met,
+	tput := bench.Row{Name: "sustained delivery, writers ahead of delivery", Dist: latency.Summary{N: res.Events}, Target: "≥ 2,000 events/s", Met: met,
 		Note: fmt.Sprintf("%.0f events/s (%d events in %s)", res.PerSecond, res.Events, res.Elapsed.Round(time.Millisecond))}
 	fmt.Fprintln(os.Stderr, "database events done")
 	return bench.Section{

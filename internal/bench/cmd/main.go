@@ -23,6 +23,7 @@ import (
 	"github.com/aerodb/aerofn/internal/config"
 	"github.com/aerodb/aerofn/internal/engine"
 	"github.com/aerodb/aerofn/internal/hostfn"
+	"github.com/aerodb/aerofn/internal/latency"
 	"github.com/aerodb/aerofn/internal/registry"
 	"github.com/aerodb/aerofn/internal/server"
 	"github.com/aerodb/aerofn/internal/testenv/wat"
@@ -225,9 +226,9 @@ func coldStart(ctx context.Context, n int) (bench.Section, error) {
 		}
 	}
 	rows := []bench.Row{
-		{Name: "engine floor: empty handler (WAT, 1 page)", Dist: bench.Summarize(samples[0])},
-		{Name: "small module: echo of the event (WAT, ABI imports)", Dist: bench.Summarize(samples[1])},
-		{Name: "Go SDK module: examples/hello (" + fmt.Sprint(len(hello)>>10) + " KiB, pre-initialised snapshot)", Dist: bench.Summarize(samples[2])},
+		{Name: "engine floor: empty handler (WAT, 1 page)", Dist: latency.Summarize(samples[0])},
+		{Name: "small module: echo of the event (WAT, ABI imports)", Dist: latency.Summarize(samples[1])},
+		{Name: "Go SDK module: examples/hello (" + fmt.Sprint(len(hello)>>10) + " KiB, pre-initialised snapshot)", Dist: latency.Summarize(samples[2])},
 	}
 	bench.Check(&rows[1], 100*time.Microsecond)
 	bench.Check(&rows[2], time.Millisecond)
@@ -335,9 +336,9 @@ func httpOverhead(ctx context.Context, srv *server.Server, n int) (bench.Section
 			}
 		}
 	}
-	native, watDist, goSDK := bench.Summarize(samples[0]), bench.Summarize(samples[1]), bench.Summarize(samples[2])
-	overhead := func(d bench.Dist) bench.Dist {
-		return bench.Dist{N: d.N, P50: d.P50 - native.P50, P95: d.P95 - native.P95, P99: d.P99 - native.P99}
+	native, watDist, goSDK := latency.Summarize(samples[0]), latency.Summarize(samples[1]), latency.Summarize(samples[2])
+	overhead := func(d latency.Summary) latency.Summary {
+		return latency.Summary{N: d.N, P50: d.P50 - native.P50, P95: d.P95 - native.P95, P99: d.P99 - native.P99}
 	}
 	rows := []bench.Row{
 		{Name: "native Go handler, same route shape, same process", Dist: native},
