@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/bytecodealliance/wasmtime-go/v39"
 )
@@ -48,6 +49,10 @@ func TestLoadFromArtifact(t *testing.T) {
 		}
 		if dir != "" {
 			// Written to the cache directory: a restart maps it from there.
+			b.persisting.Wait()
+			if tmps, _ := filepath.Glob(filepath.Join(dir, "*.tmp")); len(tmps) != 0 {
+				t.Fatalf("temporary files left: %v", tmps)
+			}
 			c := newEngine(t, Config{CacheDir: dir})
 			if _, err := c.LoadFrom("init1", Source{}); err != nil || c.Stats().DiskLoads != 1 {
 				t.Fatalf("after restart: %v %+v", err, c.Stats())
@@ -177,5 +182,84 @@ func TestGoGuestOneFullCompile(t *testing.T) {
 	wantStatus(t, run(t, e, m, `{"name":"x"}`, Limits{}, nil), StatusSuccess)
 	if _, err := os.Stat(filepath.Join(e.cfg.CacheDir, "hello-once.v2.preinit.cwasm")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A module loaded from an artifact serves calls before its file is synced
+// to the disk: the sync and the rename to the cache file's name happen in
+// the background, and Stop waits for them. Until then a restart does not
+// find the file (it fetches the artifact again), never a file cut short.
+func TestLoadFromArtifactDoesNotWaitForSync(t *testing.T) {
+	wasm := fixture(t, "init")
+	a := newEngine(t, Config{})
+	loadBytes(t, a, "init2", wasm)
+	art, err := a.Artifact("init2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	syncing := make(chan struct{}, 1)
+	syncFile = func(f *os.File) error {
+		syncing <- struct{}{}
+		<-release
+		return f.Sync()
+	}
+	t.Cleanup(func() { syncFile = (*os.File).Sync })
+
+	dir := t.TempDir()
+	b, err := New(Config{CacheDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type loaded struct {
+		m   *Module
+		err error
+	}
+	done := make(chan loaded, 1)
+	go func() {
+		m, err := b.LoadFrom("init2", Source{Artifact: func() ([]byte, error) { return art, nil }})
+		done <- loaded{m, err}
+	}()
+	var m *Module
+	select {
+	case l := <-done:
+		if l.err != nil {
+			t.Fatal(l.err)
+		}
+		m = l.m
+	case <-time.After(20 * time.Second):
+		close(release)
+		t.Fatal("LoadFrom waited for the artifact's sync to the disk")
+	}
+	<-syncing // started, and held back
+	res := run(t, b, m, "", Limits{}, nil)
+	wantStatus(t, res, StatusSuccess)
+	if string(res.Output) != "initialized" {
+		t.Fatalf("output %q", res.Output)
+	}
+	final := filepath.Join(dir, "init2.preinit.cwasm")
+	if _, err := os.Stat(final); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("cache file named before its sync: %v", err)
+	}
+	stopped := make(chan error)
+	go func() { stopped <- b.Close() }()
+	select {
+	case err := <-stopped:
+		t.Fatalf("Close returned (%v) with a sync in progress", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(final); err != nil {
+		t.Fatalf("after the sync: %v", err)
+	}
+	if tmps, _ := filepath.Glob(filepath.Join(dir, "*.tmp")); len(tmps) != 0 {
+		t.Fatalf("temporary files left: %v", tmps)
+	}
+	c := newEngine(t, Config{CacheDir: dir})
+	if _, err := c.LoadFrom("init2", Source{}); err != nil || c.Stats().DiskLoads != 1 {
+		t.Fatalf("after restart: %v %+v", err, c.Stats())
 	}
 }

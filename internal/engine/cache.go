@@ -233,17 +233,40 @@ func writeCached(path string, m *wasmtime.Module) error {
 
 // writeFile writes art to path the same way.
 func writeFile(path string, art []byte) error {
+	tmp, err := writeTemp(path, art)
+	if err == nil {
+		err = syncRename(tmp, path)
+	}
+	return err
+}
+
+// writeTemp writes art to a new temporary file beside path, not synced,
+// and returns its name. removeStaleTemps deletes one a crash left behind.
+func writeTemp(path string, art []byte) (string, error) {
 	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
 	if err != nil {
-		return fmt.Errorf("writing module cache: %w", err)
+		return "", fmt.Errorf("writing module cache: %w", err)
 	}
-	tmp := f.Name()
 	_, err = f.Write(art)
-	if err == nil {
-		err = f.Sync()
-	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", fmt.Errorf("writing module cache: %w", err)
+	}
+	return f.Name(), nil
+}
+
+// syncRename syncs tmp to the disk and gives it the name path; on failure
+// tmp is removed.
+func syncRename(tmp, path string) error {
+	f, err := os.OpenFile(tmp, os.O_WRONLY, 0)
+	if err == nil {
+		err = syncFile(f)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
 	}
 	if err == nil {
 		err = os.Rename(tmp, path)
@@ -253,4 +276,20 @@ func writeFile(path string, art []byte) error {
 		return fmt.Errorf("writing module cache: %w", err)
 	}
 	return nil
+}
+
+// syncFile is (*os.File).Sync; tests replace it to hold a sync back.
+var syncFile = (*os.File).Sync
+
+// persistLater syncs tmp and renames it to path in the background (see
+// loadArtifact). Stop waits for it. A module mapped from tmp is unaffected:
+// the rename keeps the file, and a failure only unlinks its name.
+func (e *Engine) persistLater(tmp, path string) {
+	e.persisting.Add(1)
+	go func() {
+		defer e.persisting.Done()
+		if err := syncRename(tmp, path); err != nil {
+			e.diskWriteErrors.Add(1)
+		}
+	}()
 }

@@ -229,7 +229,8 @@ type Engine struct {
 
 	compiles, diskLoads, diskLoadFailures, diskWriteErrors, memoryHits atomic.Uint64
 	preinits, preinitFailures                                          atomic.Uint64
-	artifactState                                                      // artifact.go: the init engine, the fingerprint, shared artifacts
+	artifactState                                                                     // artifact.go: the init engine, the fingerprint, shared artifacts
+	persisting                                                         sync.WaitGroup // artifacts being synced to CacheDir (cache.go, persistLater)
 
 	// Calls in flight. Close waits for them before stopping the ticker,
 	// because a guest still running when the epoch stops would never be
@@ -329,6 +330,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 		close(e.stop)
 		e.ticker.Wait()
 	})
+	e.persisting.Wait()
 	return nil
 }
 
