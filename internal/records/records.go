@@ -4,6 +4,7 @@
 package records
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -94,7 +95,7 @@ type Writer struct {
 // WriterConfig configures a Writer.
 type WriterConfig struct {
 	Pool     *pgxpool.Pool
-	Stdout   io.Writer // where the one-line JSON per call goes; nil: none
+	Stdout   io.Writer // where the one-line JSON per call goes, a batch per write; nil: none
 	Logger   *slog.Logger
 	Registry prometheus.Registerer // nil: no metrics
 	Buffer   int                   // queued records before Add blocks; default 10000
@@ -142,25 +143,39 @@ func (w *Writer) Add(r Record) {
 	}
 	w.metrics.Duration.WithLabelValues(r.Function, r.Trigger).Observe(r.DurationMS / 1000)
 	w.metrics.MemoryPeak.WithLabelValues(r.Function).Observe(r.MemoryPeakMB * (1 << 20))
-	if w.out != nil {
+	w.stopMu.RLock()
+	defer w.stopMu.RUnlock()
+	if w.stopped {
+		w.printLines([]Record{r})
+		w.metrics.Dropped.Inc()
+		w.log.Error("invocation record after the records writer stopped; not written", "id", r.ID, "function", r.Function, "status", r.Status)
+		return
+	}
+	w.ch <- r
+}
+
+// printLines writes the one-line JSON of each record to Stdout, all in one
+// write: the loop prints a batch's lines before storing it (at most 50 ms
+// after the call), so a busy node makes one write per batch, not one
+// system call per call on the request's path.
+func (w *Writer) printLines(batch []Record) {
+	if w.out == nil || len(batch) == 0 {
+		return
+	}
+	var buf bytes.Buffer
+	for _, r := range batch {
 		l := line{Function: r.Function, Trigger: r.Trigger, DurationMS: r.DurationMS, MemoryPeakMB: r.MemoryPeakMB,
 			Status: r.Status, Role: r.Role, Version: r.Version, RequestID: r.RequestID, HTTPStatus: r.HTTPStatus, Timestamp: r.Timestamp.UTC().Format(time.RFC3339Nano)}
 		if r.UserID != "" {
 			l.UserID = &r.UserID
 		}
 		b, _ := json.Marshal(l)
-		w.outMu.Lock()
-		_, _ = w.out.Write(append(b, '\n'))
-		w.outMu.Unlock()
+		buf.Write(b)
+		buf.WriteByte('\n')
 	}
-	w.stopMu.RLock()
-	defer w.stopMu.RUnlock()
-	if w.stopped {
-		w.metrics.Dropped.Inc()
-		w.log.Error("invocation record after the records writer stopped; not written", "id", r.ID, "function", r.Function, "status", r.Status)
-		return
-	}
-	w.ch <- r
+	w.outMu.Lock()
+	_, _ = w.out.Write(buf.Bytes())
+	w.outMu.Unlock()
 }
 
 // Start begins writing in the background; it returns at once.
@@ -266,6 +281,7 @@ var invocationColumns = []string{"id", "function_id", "function_name", "version"
 // the database refuse the batch anyway, it is written again one row at a
 // time, so a row it cannot store costs no other call its record.
 func (w *Writer) write(ctx context.Context, batch []Record) {
+	w.printLines(batch)
 	rows := make([][]any, len(batch))
 	for i, r := range batch {
 		rows[i] = row(r)

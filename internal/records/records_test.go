@@ -2,7 +2,10 @@ package records
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -96,5 +99,65 @@ func TestUnstorableRowCostsOnlyItself(t *testing.T) {
 	}
 	if d := testutil.ToFloat64(w.metrics.Dropped); d != 1 {
 		t.Errorf("records_failed_total = %v, want 1", d)
+	}
+}
+
+// writeCounter counts Write calls and keeps what was written.
+type writeCounter struct {
+	mu     sync.Mutex
+	writes int
+	buf    strings.Builder
+}
+
+func (c *writeCounter) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.writes++
+	return c.buf.Write(p)
+}
+
+// TestStdoutLinesBatched: every call gets its one JSON line on Stdout, and a
+// burst of calls costs one write per batch, not one per call (a system call
+// on each request's path before). Lines come out by Flush, and by Stop for
+// what is still queued.
+func TestStdoutLinesBatched(t *testing.T) {
+	ctx := context.Background()
+	pool, err := db.Open(ctx, dbtest.NewDatabase(t), 4)
+	dbtest.Must(t, err, "opening pool")
+	t.Cleanup(pool.Close)
+	_, err = db.Migrate(ctx, pool)
+	dbtest.Must(t, err, "migrating")
+	out := &writeCounter{}
+	w := NewWriter(WriterConfig{Pool: pool, Stdout: out})
+	w.Start(ctx)
+	const n = 200
+	for i := range n {
+		r := record("lines")
+		r.UserID = fmt.Sprintf("user-%d", i)
+		w.Add(r)
+	}
+	w.Flush()
+	out.mu.Lock()
+	writes, text := out.writes, out.buf.String()
+	out.mu.Unlock()
+	lines := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
+	if len(lines) != n {
+		t.Fatalf("%d lines after Flush, want %d", len(lines), n)
+	}
+	for i, l := range lines {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil || m["function"] != "lines" || m["user_id"] != fmt.Sprintf("user-%d", i) || m["status"] != "success" {
+			t.Fatalf("line %d: %q (%v)", i, l, err)
+		}
+	}
+	if writes > n/10 {
+		t.Errorf("%d writes for %d lines: not batched", writes, n)
+	}
+	w.Add(record("last"))
+	if err := w.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.buf.String(), `"function":"last"`) {
+		t.Error("the line of a record queued at Stop was not written")
 	}
 }
