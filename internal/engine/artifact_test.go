@@ -237,7 +237,7 @@ func TestLoadFromArtifactDoesNotWaitForSync(t *testing.T) {
 	if string(res.Output) != "initialized" {
 		t.Fatalf("output %q", res.Output)
 	}
-	final := filepath.Join(dir, "init2.preinit.cwasm")
+	final := b.cachePath("init2")
 	if _, err := os.Stat(final); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("cache file named before its sync: %v", err)
 	}
