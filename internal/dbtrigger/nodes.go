@@ -66,10 +66,8 @@ func (s *Service) runNode(ctx context.Context, conn *pgx.Conn) {
 			sleep(ctx, s.cfg.PollInterval)
 			continue
 		}
-		s.setLeader(true)
 		s.log.Info("leading database-trigger dispatch", "client_id", s.clientID)
 		err := s.lead(ctx, conn)
-		s.setLeader(false)
 		// The lock goes with the connection; a fresh one competes again.
 		conn.Close(context.Background())
 		conn = nil

@@ -101,9 +101,6 @@ type Service struct {
 	done      chan struct{}
 	stopOnce  sync.Once
 	startOnce sync.Once
-
-	mu     sync.Mutex
-	leader bool
 }
 
 // Open migrates River's tables (schema aerofn) and builds the service's
@@ -188,22 +185,6 @@ func newClientID() string {
 	return id
 }
 
-// ClientID is this node's River client id (as in river_job.attempted_by).
-func (s *Service) ClientID() string { return s.clientID }
-
-// IsLeader reports whether this node dispatches right now.
-func (s *Service) IsLeader() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.leader
-}
-
-func (s *Service) setLeader(v bool) {
-	s.mu.Lock()
-	s.leader = v
-	s.mu.Unlock()
-}
-
 // Start registers the node, starts its River workers and the loop that
 // competes for leadership. It returns at once.
 func (s *Service) Start(ctx context.Context) error {
@@ -258,9 +239,6 @@ func (s *Service) Stop(ctx context.Context) error {
 	})
 	return err
 }
-
-// Client is the node's River client (for tests and the API).
-func (s *Service) Client() *river.Client[pgx.Tx] { return s.client }
 
 // backoff is the delay before retry n (n = 1 after the first failure):
 // RetryBase·4^(n-1), at most RetryMax, ±25% jitter so that the retries of a
