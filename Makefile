@@ -23,10 +23,11 @@ run: build examples ## Install/start PostgreSQL if needed, start aerofn, deploy 
 stop: ## Stop the server that `make run` started
 	./scripts/run.sh stop
 
-lint: ## gofmt and go vet (host and wasip1)
+lint: ## gofmt and go vet (host and wasip1; the SDK is its own module, sdk/go)
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	GOOS=wasip1 GOARCH=wasm $(GO) vet ./sdk/... ./examples/...
+	GOOS=wasip1 GOARCH=wasm $(GO) vet ./examples/...
+	cd sdk/go && $(GO) vet ./... && GOOS=wasip1 GOARCH=wasm $(GO) vet ./...
 
 js-deps: ## Install the pinned JS clients of the Node and browser tests (tests/js, npm ci)
 	cd tests/js && npm ci --no-audit --no-fund
@@ -34,6 +35,7 @@ js-deps: ## Install the pinned JS clients of the Node and browser tests (tests/j
 test: lint build examples js-deps ## Everything CI checks: lint, build, examples, all tests with -race, one small benchmark pass
 	./scripts/ensure-postgres.sh
 	$(GO) test -race -count=1 -p 1 -timeout 45m ./...
+	cd sdk/go && $(GO) test -race -count=1 ./...
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./internal/... > /dev/null
 	./scripts/ensure-wrk.sh
 	$(GO) run ./internal/bench/cmd -n 100 -aerofn $(BIN)/aerofn -out $${TMPDIR:-/tmp}/aerofn-bench-smoke.md > /dev/null

@@ -21,6 +21,7 @@ require (
 )
 
 require (
+	github.com/aerodb/aerofn/sdk/go v0.1.0
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/inconshreveable/mousetrap v1.1.0 // indirect
@@ -42,3 +43,5 @@ require (
 	golang.org/x/text v0.43.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
+
+replace github.com/aerodb/aerofn/sdk/go => ./sdk/go

@@ -1,0 +1,3 @@
+module github.com/aerodb/aerofn/sdk/go
+
+go 1.22
