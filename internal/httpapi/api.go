@@ -202,6 +202,8 @@ func (a *API) routeAdmin(w http.ResponseWriter, r *http.Request) error {
 		return a.admin(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.logs(w, r, name) })
 	case sub == "stats" && m == http.MethodGet:
 		return a.admin(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.stats(w, r, name) })
+	case sub == "invoke" && m == http.MethodPost:
+		return a.admin(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.adminInvoke(w, r, name) })
 	}
 	for _, rt := range a.cfg.Routes {
 		if rt.Method == m && matchSuffix(rt.Suffix, parts[1:]) {
