@@ -17,11 +17,13 @@ func newKeys(stdout io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "keys",
 		Short: "Print anon and service_role API keys signed with AEROFN_JWT_SECRET (and a user token with --sub)",
-		Args:  cobra.NoArgs,
+		Example: `  AEROFN_JWT_SECRET=... aerofn keys
+  aerofn keys --sub 6f1c2a3e-0000-4000-8000-000000000001 --ttl 24h`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			secret := getenv("AEROFN_JWT_SECRET")
 			if secret == "" {
-				return errors.New("AEROFN_JWT_SECRET is not set")
+				return errors.New("AEROFN_JWT_SECRET is not set: export the secret the server was started with")
 			}
 			anon, err := auth.Sign(secret, auth.RoleAnon, "", ttl)
 			if err != nil {

@@ -15,9 +15,10 @@ import (
 func newMigrate(stdout io.Writer) *cobra.Command {
 	var cfg config.Config
 	cmd := &cobra.Command{
-		Use:   "migrate",
-		Short: "Create or update aerofn's schema and the function roles (idempotent)",
-		Args:  cobra.NoArgs,
+		Use:     "migrate",
+		Short:   "Create or update aerofn's schema and the function roles (idempotent)",
+		Example: `  AEROFN_DATABASE_URL=postgres://postgres@127.0.0.1:5432/app AEROFN_SECRETS_KEY=... aerofn migrate`,
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := cfg.Resolve(cmd.Flags(), getenv); err != nil {
 				return err

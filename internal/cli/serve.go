@@ -20,7 +20,13 @@ func newServe(stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run an aerofn node (migrates the database first)",
-		Args:  cobra.NoArgs,
+		Long: `Run an aerofn node: migrate the database, then serve the API and run the
+triggers. Settings come from flags or AEROFN_* variables (aerofn serve --help
+lists them); the database, the JWT secret and the secrets key are required.`,
+		Example: `  AEROFN_DATABASE_URL=postgres://postgres@127.0.0.1:5432/app \
+  AEROFN_JWT_SECRET=$(openssl rand -hex 32) AEROFN_SECRETS_KEY=$(openssl rand -hex 32) \
+  aerofn serve --listen 127.0.0.1:8080`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := cfg.Resolve(cmd.Flags(), getenv); err != nil {
 				return err

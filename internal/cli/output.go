@@ -1,0 +1,128 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// outputFlag is --output on read commands: table on a terminal, JSON
+// otherwise, unless asked.
+type outputFlag struct{ format string }
+
+func (o *outputFlag) bind(cmd *cobra.Command) {
+	cmd.Flags().StringVarP(&o.format, "output", "o", "", "table or json (default: table on a terminal, json otherwise)")
+}
+
+// json reports whether to print JSON to w.
+func (o *outputFlag) json(w io.Writer) (bool, error) {
+	switch o.format {
+	case "json":
+		return true, nil
+	case "table":
+		return false, nil
+	case "":
+		return !isTerminal(w), nil
+	}
+	return false, fmt.Errorf("--output %q: use table or json", o.format)
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// emit prints the API's JSON answer b as indented JSON, or as a table drawn
+// by table.
+func (o *outputFlag) emit(w io.Writer, b []byte, table func(t *tabwriter.Writer) error) error {
+	asJSON, err := o.json(w)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		printJSON(w, b)
+		return nil
+	}
+	t := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	if err := table(t); err != nil {
+		return err
+	}
+	return t.Flush()
+}
+
+func printJSON(w io.Writer, b []byte) {
+	var v any
+	if json.Unmarshal(b, &v) != nil {
+		_, _ = w.Write(b)
+		return
+	}
+	out, _ := json.MarshalIndent(v, "", "  ")
+	fmt.Fprintln(w, string(out))
+}
+
+// row writes tab-separated cells.
+func row(t io.Writer, cells ...any) {
+	s := make([]string, len(cells))
+	for i, c := range cells {
+		s[i] = cell(c)
+	}
+	fmt.Fprintln(t, strings.Join(s, "\t"))
+}
+
+func cell(c any) string {
+	switch v := c.(type) {
+	case nil:
+		return "-"
+	case string:
+		if v == "" {
+			return "-"
+		}
+		return v
+	case time.Time:
+		if v.IsZero() {
+			return "-"
+		}
+		return v.Local().Format("2006-01-02 15:04:05")
+	case *time.Time:
+		if v == nil {
+			return "-"
+		}
+		return cell(*v)
+	case float64:
+		return fmt.Sprintf("%g", v)
+	case json.RawMessage:
+		if len(v) == 0 {
+			return "-"
+		}
+		return clip(string(v), 60)
+	}
+	return fmt.Sprint(c)
+}
+
+// clip shortens s to n runes with an ellipsis.
+func clip(s string, n int) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
+func short(hash string) string {
+	if len(hash) > 12 {
+		return hash[:12]
+	}
+	return hash
+}
