@@ -80,7 +80,7 @@ func TestBinary(t *testing.T) {
 	if r := e2.Invoke("hello", e2.AnonKey, map[string]string{"name": "again"}); r.Status != 200 {
 		t.Fatalf("after restart: %d %s", r.Status, r.Body)
 	}
-	if out := run("rm", "hello", "--url", p2.URL); !strings.Contains(out, "deleted") {
+	if out := run("rm", "hello", "--yes", "--url", p2.URL); !strings.Contains(out, "deleted") {
 		t.Fatalf("rm: %s", out)
 	}
 }
