@@ -77,6 +77,8 @@ func (b *bufferedResponse) flush(w http.ResponseWriter) {
 // service, verified against the function's signing secret, run as anon (or
 // the function's run_as). No JWT: the signature is the credential.
 //
+// Admission comes first, as for an HTTP call: a node at its concurrency
+// limit answers 429 without reading the body or claiming the delivery.
 // A delivery runs under a lease (see package webhook): a retry while an
 // attempt holds the lease is answered 409 delivery_in_progress with
 // Retry-After, so the sender tries again later; once an attempt's response
@@ -94,6 +96,15 @@ func (a *API) webhook(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return notFound("function %q has no webhook trigger", name)
 	}
+	// Admission before anything that costs, as for an HTTP call: a delivery
+	// this node refuses is answered 429 without reading its body, and is
+	// not claimed, so the sender's retry runs.
+	adm, err := a.cfg.Invoker.Admit()
+	if err != nil {
+		w.Header().Set("Connection", "close")
+		return a.invokeError(err)
+	}
+	defer adm.Release()
 	body, err := readInvokeBody(w, r)
 	if err != nil {
 		return err
@@ -110,6 +121,24 @@ func (a *API) webhook(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	delivery := d.ID
+	if delivery == "" {
+		delivery = uuid.NewString()
+	}
+	ev := webhookEvent{Trigger: "webhook", Headers: map[string]string{}, Timestamp: time.Now().UTC().Format(time.RFC3339Nano), DeliveryID: delivery}
+	for k := range r.Header {
+		if lk := strings.ToLower(k); !webhookHiddenHeaders[lk] {
+			ev.Headers[lk] = r.Header.Get(k)
+		}
+	}
+	ev.Body, ev.BodyEncoding = evBody, evEncoding
+	// Encoded as an HTTP call's event is (no HTML escaping, the limit on
+	// the encoded size), and before the claim: a delivery that can never
+	// run is refused without one.
+	evJSON, err := encodeEvent(ev)
+	if err != nil {
+		return err
+	}
 	claim, err := a.cfg.Deliveries.Claim(r.Context(), fn.ID, d.Key, fn.Config.TimeoutDuration()+webhook.LeaseGrace)
 	if err != nil {
 		return err
@@ -123,24 +152,8 @@ func (a *API) webhook(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
 		return apiError(http.StatusConflict, "delivery_in_progress", "this delivery is being run by another attempt; retry after %d s", max(secs, 1))
 	}
-	delivery := d.ID
-	if delivery == "" {
-		delivery = uuid.NewString()
-	}
-	ev := webhookEvent{Trigger: "webhook", Headers: map[string]string{}, Timestamp: time.Now().UTC().Format(time.RFC3339Nano), DeliveryID: delivery}
-	for k := range r.Header {
-		if lk := strings.ToLower(k); !webhookHiddenHeaders[lk] {
-			ev.Headers[lk] = r.Header.Get(k)
-		}
-	}
-	ev.Body, ev.BodyEncoding = evBody, evEncoding
-	evJSON, err := json.Marshal(ev)
-	if err != nil {
-		a.finishDelivery(r.Context(), fn.Name, fn.ID, d.Key, claim.Attempt, false)
-		return fmt.Errorf("encoding event: %w", err)
-	}
 	res, httpStatus := answer()
-	out, err := a.cfg.Invoker.Invoke(r.Context(), fn, invoker.Call{Trigger: "webhook", Event: evJSON, Principal: auth.Anon(), RequestID: delivery,
+	out, err := adm.Invoke(r.Context(), fn, invoker.Call{Trigger: "webhook", Event: evJSON, Principal: auth.Anon(), RequestID: delivery,
 		CheckOutput: checkResult, HTTPStatus: httpStatus})
 	if err != nil {
 		a.finishDelivery(r.Context(), fn.Name, fn.ID, d.Key, claim.Attempt, false)
