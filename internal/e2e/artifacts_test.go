@@ -2,12 +2,15 @@ package e2e
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"testing"
 	"time"
 
 	"github.com/aerodb/aerofn/internal/config"
 	"github.com/aerodb/aerofn/internal/registry"
 	"github.com/aerodb/aerofn/internal/testenv"
+	"github.com/aerodb/aerofn/internal/testenv/wat"
 )
 
 // No call pays a compile (docs/RATIONALE.md, "Compiled artifacts reach
@@ -191,5 +194,33 @@ func waitFor(t *testing.T, within time.Duration, call func() testenv.Response) t
 			t.Fatalf("still 503 after %v: %s", within, r.Body)
 		}
 		time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
+	}
+}
+
+// A stored artifact is announced at once, before the deploy that stored it
+// commits its version: another node fetches it then, so its first call
+// after the deploy does not wait for the fetch. Here no version is ever
+// made current, and the other node loads the module all the same.
+func TestStoredArtifactIsPrefetched(t *testing.T) {
+	a := testenv.Start(t)
+	b := testenv.StartOn(t, a.DatabaseURL, small)
+	wasm := wat.Compile(wat.Echo)
+	sum := sha256.Sum256(wasm)
+	hash := hex.EncodeToString(sum[:])
+	if b.Server.Engine.Cached(hash) {
+		t.Fatal("cached before anything was stored")
+	}
+	if err := a.Server.Invoker.Prepare(context.Background(), hash, func() ([]byte, error) { return wasm, nil }); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !b.Server.Engine.Cached(hash) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the other node did not fetch the announced artifact: %+v", b.Server.Engine.Stats())
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval, not synchronisation
+	}
+	if s := b.Server.Engine.Stats(); s.Compiles != 0 || s.ArtifactLoads != 1 {
+		t.Fatalf("other node: %+v, want the artifact loaded and nothing compiled", s)
 	}
 }

@@ -156,6 +156,21 @@ func (inv *Invoker) Warm(ctx context.Context, hash string) error {
 	return err
 }
 
+// Prefetch loads module hash from the artifact another node announced
+// (registry.ArtifactNotice) ahead of the version that uses it: never a
+// compile, and nothing is remembered when there is no usable artifact (the
+// module may not be stored yet, or belong to a deploy that fails).
+func (inv *Invoker) Prefetch(ctx context.Context, hash string) error {
+	if inv.cfg.Artifacts == nil {
+		return nil
+	}
+	_, err := inv.cfg.Engine.LoadFrom(hash, engine.Source{Artifact: inv.artifactSource(ctx, hash)})
+	if errors.Is(err, engine.ErrNotCompiled) {
+		return nil
+	}
+	return err
+}
+
 // WarmFunction warms the current version of the named function, if it is
 // enabled (the registry listener calls it on every change notice).
 func (inv *Invoker) WarmFunction(ctx context.Context, name string) error {

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -135,11 +136,28 @@ func (a *Artifacts) Put(ctx context.Context, hash, fingerprint string, art []byt
 		return fmt.Errorf("storing artifact of %s: %w (%d bytes)", hash, errTooLarge, len(art))
 	}
 	stored := artEncoder.EncodeAll(art, make([]byte, 0, len(art)/2))
-	_, err := a.pool.Exec(ctx, `INSERT INTO aerofn.artifacts (wasm_hash, fingerprint, bytes, mac, size) VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT (wasm_hash, fingerprint) DO UPDATE SET bytes = excluded.bytes, mac = excluded.mac, size = excluded.size, created_at = now()`,
-		hash, fingerprint, stored, a.mac(hash, fingerprint, stored), len(art))
+	// Stored and announced in one statement (it commits at once): see
+	// ArtifactNotice.
+	_, err := a.pool.Exec(ctx, `WITH put AS (
+			INSERT INTO aerofn.artifacts (wasm_hash, fingerprint, bytes, mac, size) VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT (wasm_hash, fingerprint) DO UPDATE SET bytes = excluded.bytes, mac = excluded.mac, size = excluded.size, created_at = now()
+			RETURNING 1)
+		SELECT pg_notify($6, $7) FROM put`,
+		hash, fingerprint, stored, a.mac(hash, fingerprint, stored), len(art), ChangeChannel, artifactNoticePrefix+hash)
 	if err != nil {
 		return fmt.Errorf("storing artifact of %s: %w", hash, err)
 	}
 	return nil
+}
+
+// artifactNoticePrefix starts the ChangeChannel payload that announces a
+// stored artifact; a function name never contains a space.
+const artifactNoticePrefix = "artifact "
+
+// ArtifactNotice reports whether a ChangeChannel payload announces a stored
+// artifact, and of which module. Put sends one as soon as the artifact is
+// stored, before the deploy that stored it commits its version, so other
+// nodes can fetch it while the deploy finishes instead of after it.
+func ArtifactNotice(payload string) (hash string, ok bool) {
+	return strings.CutPrefix(payload, artifactNoticePrefix)
 }

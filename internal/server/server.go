@@ -309,7 +309,9 @@ func (s *Server) closeParts(ctx context.Context) error {
 
 // registryListener drops cached functions when any node changes them, and
 // loads the module of the function's new current version ahead of its
-// calls (from the artifact the changing node stored).
+// calls (from the artifact the changing node stored). A stored artifact is
+// announced on the same channel before the deploy commits; the listener
+// fetches it then (Invoker.Prefetch).
 type registryListener struct {
 	pool *pgxpool.Pool
 	inv  *invoker.Invoker
@@ -337,6 +339,12 @@ func (l *registryListener) Start(ctx context.Context) error {
 			case <-ctx.Done():
 				return
 			case name := <-warm:
+				if hash, ok := registry.ArtifactNotice(name); ok {
+					if err := l.inv.Prefetch(ctx, hash); err != nil && ctx.Err() == nil {
+						l.log.Warn("fetching announced artifact", "hash", hash, "error", err)
+					}
+					continue
+				}
 				if err := l.inv.WarmFunction(ctx, name); err != nil && ctx.Err() == nil && !errors.Is(err, invoker.ErrNotReady) {
 					l.log.Warn("warming changed function", "function", name, "error", err)
 				}
@@ -387,7 +395,9 @@ func (l *registryListener) listen(ctx context.Context, warm chan<- string, first
 		if err != nil {
 			return err
 		}
-		l.inv.Invalidate(n.Payload)
+		if _, ok := registry.ArtifactNotice(n.Payload); !ok {
+			l.inv.Invalidate(n.Payload)
+		}
 		select {
 		case warm <- n.Payload:
 		default:
