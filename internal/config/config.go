@@ -46,6 +46,11 @@ type Config struct {
 	// CORSOrigins lists the browser origins that may call the API:
 	// comma-separated, "*" for any, "none" for none.
 	CORSOrigins string
+	// RecordsMaxAge: invocation records older are pruned; 0 keeps them.
+	RecordsMaxAge time.Duration
+	// RecordsMaxPerFunction: a function's records beyond its newest this
+	// many are pruned; 0: no cap.
+	RecordsMaxPerFunction int
 	// File is the optional config file that was read.
 	File string
 }
@@ -79,6 +84,8 @@ func (c *Config) settings() []setting {
 		{flag: "role-pool-size", env: "AEROFN_ROLE_POOL_SIZE", help: "database connections per function role", num: &c.RolePoolSize, def: "10"},
 		{flag: "shutdown-timeout", env: "AEROFN_SHUTDOWN_TIMEOUT", help: "how long a stop waits for running calls", dur: &c.ShutdownTimeout, def: "30s"},
 		{flag: "log-level", env: "AEROFN_LOG_LEVEL", help: "debug, info, warn or error", str: &c.LogLevel, def: "info"},
+		{flag: "records-max-age", env: "AEROFN_RECORDS_MAX_AGE", help: "invocation records older than this are pruned (0: kept forever)", dur: &c.RecordsMaxAge, def: "168h"},
+		{flag: "records-max-per-function", env: "AEROFN_RECORDS_MAX_PER_FUNCTION", help: "records kept per function, newest first (0: no cap)", num: &c.RecordsMaxPerFunction, def: "100000"},
 		{flag: "cors-origins", env: "AEROFN_CORS_ORIGINS", help: `browser origins allowed to call the API: comma-separated, "*" (any) or "none"`, str: &c.CORSOrigins, def: "*"},
 	}
 }
@@ -199,6 +206,12 @@ func (c *Config) Validate() error {
 	}
 	if c.RolePoolSize < 1 || c.RolePoolSize > 1000 {
 		return &FieldError{"AEROFN_ROLE_POOL_SIZE", "must be 1-1000"}
+	}
+	if c.RecordsMaxAge < 0 {
+		return &FieldError{"AEROFN_RECORDS_MAX_AGE", "must not be negative (0 keeps records forever)"}
+	}
+	if c.RecordsMaxPerFunction < 0 {
+		return &FieldError{"AEROFN_RECORDS_MAX_PER_FUNCTION", "must not be negative (0: no cap)"}
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -46,6 +47,7 @@ type Config struct {
 	Engine     *engine.Engine
 	Invoker    *invoker.Invoker
 	Records    *records.Reader
+	Follower   *records.Follower // live logs; nil: not served
 	Secrets    *secrets.Store
 	Deliveries *webhook.Deliveries
 	Verifier   *auth.Verifier
@@ -68,6 +70,8 @@ type API struct {
 	log  *slog.Logger
 	mux  *http.ServeMux
 	cors *corsPolicies
+	// heartbeat is the live logs' idle interval, in nanoseconds.
+	heartbeat atomic.Int64
 }
 
 // New builds the API.
@@ -164,6 +168,15 @@ func (a *API) routeAdmin(w http.ResponseWriter, r *http.Request) error {
 		return a.admin(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.secrets(w, r, parts[1:]) })
 	case "env":
 		return a.admin(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.envValues(w, r, parts[1:]) })
+	case "logs":
+		if len(parts) > 1 {
+			return notFound("no route for %s %s", m, r.URL.Path)
+		}
+		if m != http.MethodGet {
+			w.Header().Set("Allow", http.MethodGet)
+			return methodNotAllowed(m, "GET")
+		}
+		return a.admin(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.logs(w, r, "") })
 	case "functions":
 	default:
 		return notFound("no route for %s %s", m, r.URL.Path)

@@ -6,12 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/aerodb/aerofn/internal/engine"
-	"github.com/aerodb/aerofn/internal/records"
 	"github.com/aerodb/aerofn/internal/registry"
 )
 
@@ -330,34 +328,6 @@ func sinceParam(r *http.Request, def time.Duration) (time.Time, error) {
 		return time.Time{}, badRequest("invalid_since", "since %q is neither a duration (1h) nor an RFC 3339 time", s)
 	}
 	return t, nil
-}
-
-func (a *API) logs(w http.ResponseWriter, r *http.Request, name string) error {
-	since, err := sinceParam(r, 7*24*time.Hour)
-	if err != nil {
-		return err
-	}
-	q := records.Query{Function: name, Status: r.URL.Query().Get("status"), Trigger: r.URL.Query().Get("trigger"), Since: since}
-	if l := r.URL.Query().Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > 1000 {
-			return badRequest("invalid_limit", "limit must be 1-1000")
-		}
-		q.Limit = n
-	}
-	if q.Status != "" {
-		switch engine.Status(q.Status) {
-		case engine.StatusSuccess, engine.StatusError, engine.StatusTimeout, engine.StatusMemoryExceeded, engine.StatusInterrupted:
-		default:
-			return badRequest("invalid_status", "status %q is not success, error, timeout, memory_exceeded or interrupted", q.Status)
-		}
-	}
-	recs, err := a.cfg.Records.Recent(r.Context(), q)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, recs)
-	return nil
 }
 
 func (a *API) stats(w http.ResponseWriter, r *http.Request, name string) error {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -56,6 +57,35 @@ type line struct {
 	RequestID    string  `json:"request_id,omitempty"`
 	HTTPStatus   int     `json:"http_status,omitempty"`
 	Timestamp    string  `json:"timestamp"`
+	// Logs are the function's own lines, at most stdoutLogLines of at most
+	// stdoutLogBytes each (the record keeps them all); LogsTruncated says
+	// some were cut or left out.
+	Logs          []engine.LogLine `json:"logs,omitempty"`
+	LogsTruncated bool             `json:"logs_truncated,omitempty"`
+}
+
+// The bounds of the log lines in the stdout line: it stays one line of a
+// few tens of KiB whatever the function logs.
+const (
+	stdoutLogLines = 20
+	stdoutLogBytes = 1024
+)
+
+// stdoutLogs bounds a call's log lines for its stdout line.
+func stdoutLogs(logs []engine.LogLine, dropped int) ([]engine.LogLine, bool) {
+	truncated := dropped > 0 || len(logs) > stdoutLogLines
+	if len(logs) > stdoutLogLines {
+		logs = logs[:stdoutLogLines]
+	}
+	out := make([]engine.LogLine, len(logs))
+	for i, l := range logs {
+		if len(l.Message) > stdoutLogBytes {
+			l.Message = strings.ToValidUTF8(l.Message[:stdoutLogBytes], "") + "…"
+			truncated = true
+		}
+		out[i] = l
+	}
+	return out, truncated
 }
 
 // Metrics are the Prometheus series for invocations.
@@ -169,6 +199,7 @@ func (w *Writer) printLines(batch []Record) {
 		if r.UserID != "" {
 			l.UserID = &r.UserID
 		}
+		l.Logs, l.LogsTruncated = stdoutLogs(r.Logs, r.LogsDropped)
 		b, _ := json.Marshal(l)
 		buf.Write(b)
 		buf.WriteByte('\n')
@@ -357,9 +388,18 @@ type Stats struct {
 	// (by_status "success") and answered "4xx".
 	ByHTTPStatus map[string]int64 `json:"by_http_status"`
 	SuccessRate  float64          `json:"success_rate"`
-	DurationMS   Percentiles      `json:"duration_ms"`
-	MemoryMB     Percentiles      `json:"memory_peak_mb"`
+	// DurationMS and MemoryMB: Max is over every call since Since; the
+	// percentiles over the newest PercentileSample calls among the stored
+	// records (at most SampleSize).
+	DurationMS       Percentiles `json:"duration_ms"`
+	MemoryMB         Percentiles `json:"memory_peak_mb"`
+	PercentileSample int64       `json:"percentile_sample"`
 }
+
+// SampleSize bounds the calls the percentiles of Stats are computed over:
+// the newest of the window. Sorting more costs seconds on a busy function
+// and moves p50-p99 little.
+const SampleSize = 10000
 
 // Percentiles of a distribution.
 type Percentiles struct {
@@ -375,27 +415,42 @@ type Reader struct{ pool *pgxpool.Pool }
 // NewReader returns a Reader.
 func NewReader(pool *pgxpool.Pool) *Reader { return &Reader{pool: pool} }
 
-// Stats computes a function's statistics since a time.
+// Stats computes a function's statistics since a time. Counts and maxima
+// come from the per-minute table the insert trigger keeps (whole minutes
+// from the first one at or after since) plus the records of the part
+// minute before it, so they stay exact and fast over millions of calls.
 func (r *Reader) Stats(ctx context.Context, function string, since time.Time) (Stats, error) {
 	s := Stats{Function: function, Since: since, ByStatus: map[string]int64{}, ByHTTPStatus: map[string]int64{}}
-	rows, err := r.pool.Query(ctx, `SELECT status, coalesce(http_status, 0), count(*) FROM aerofn.invocations
-		WHERE function_name = $1 AND created_at >= $2 GROUP BY 1, 2`, function, since)
+	whole := since.Truncate(time.Minute)
+	if whole.Before(since) {
+		whole = whole.Add(time.Minute)
+	}
+	rows, err := r.pool.Query(ctx, `SELECT status, http_class, sum(count)::bigint, max(duration_max), max(memory_max) FROM (
+		SELECT status, http_class, count, duration_max, memory_max FROM aerofn.invocation_minutes
+		WHERE function_name = $1 AND minute >= $3
+		UNION ALL
+		SELECT status, CASE WHEN http_status BETWEEN 100 AND 599 THEN http_status / 100 ELSE 0 END, 1, duration_ms, memory_peak_mb
+		FROM aerofn.invocations WHERE function_name = $1 AND created_at >= $2 AND created_at < $3
+	) c GROUP BY 1, 2`, function, since, whole)
 	if err != nil {
 		return s, fmt.Errorf("counting invocations: %w", err)
 	}
 	for rows.Next() {
 		var st string
-		var code int
+		var class int
 		var n int64
-		if err := rows.Scan(&st, &code, &n); err != nil {
+		var durMax, memMax float64
+		if err := rows.Scan(&st, &class, &n, &durMax, &memMax); err != nil {
 			rows.Close()
 			return s, fmt.Errorf("counting invocations: %w", err)
 		}
 		s.ByStatus[st] += n
-		if code >= 100 && code <= 599 {
-			s.ByHTTPStatus[httpClass(code)] += n
+		if class > 0 {
+			s.ByHTTPStatus[fmt.Sprintf("%dxx", class)] += n
 		}
 		s.Count += n
+		s.DurationMS.Max = max(s.DurationMS.Max, durMax)
+		s.MemoryMB.Max = max(s.MemoryMB.Max, memMax)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -405,41 +460,77 @@ func (r *Reader) Stats(ctx context.Context, function string, since time.Time) (S
 		return s, nil
 	}
 	s.SuccessRate = float64(s.ByStatus["success"]) / float64(s.Count)
-	err = r.pool.QueryRow(ctx, `SELECT
+	var p50, p95, p99, m50, m95, m99 *float64
+	err = r.pool.QueryRow(ctx, `SELECT count(*),
 		percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms), percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms),
-		percentile_cont(0.99) WITHIN GROUP (ORDER BY duration_ms), max(duration_ms),
+		percentile_cont(0.99) WITHIN GROUP (ORDER BY duration_ms),
 		percentile_cont(0.5) WITHIN GROUP (ORDER BY memory_peak_mb), percentile_cont(0.95) WITHIN GROUP (ORDER BY memory_peak_mb),
-		percentile_cont(0.99) WITHIN GROUP (ORDER BY memory_peak_mb), max(memory_peak_mb)
-		FROM aerofn.invocations WHERE function_name = $1 AND created_at >= $2`, function, since).Scan(
-		&s.DurationMS.P50, &s.DurationMS.P95, &s.DurationMS.P99, &s.DurationMS.Max,
-		&s.MemoryMB.P50, &s.MemoryMB.P95, &s.MemoryMB.P99, &s.MemoryMB.Max)
+		percentile_cont(0.99) WITHIN GROUP (ORDER BY memory_peak_mb)
+		FROM (SELECT duration_ms, memory_peak_mb FROM aerofn.invocations WHERE function_name = $1 AND created_at >= $2
+			ORDER BY created_at DESC LIMIT $3) s`, function, since, SampleSize).Scan(
+		&s.PercentileSample, &p50, &p95, &p99, &m50, &m95, &m99)
 	if err != nil {
 		return s, fmt.Errorf("computing percentiles: %w", err)
+	}
+	for _, p := range []struct {
+		dst *float64
+		v   *float64
+	}{{&s.DurationMS.P50, p50}, {&s.DurationMS.P95, p95}, {&s.DurationMS.P99, p99}, {&s.MemoryMB.P50, m50}, {&s.MemoryMB.P95, m95}, {&s.MemoryMB.P99, m99}} {
+		if p.v != nil {
+			*p.dst = *p.v
+		}
 	}
 	return s, nil
 }
 
 // Query selects records for Recent.
 type Query struct {
-	Function string
+	Function string // "": every function
 	Status   string
 	Trigger  string
 	Since    time.Time
 	Limit    int
 }
 
-// Recent returns a function's newest records first.
+// recordColumns are read by scanRecords, in its order.
+const recordColumns = `id, function_id, function_name, version, trigger, status, coalesce(http_status, 0), duration_ms, memory_peak_mb,
+	role, coalesce(user_id, ''), coalesce(request_id, ''), coalesce(error, ''), logs, logs_dropped, created_at`
+
+// Recent returns a function's (or every function's) newest records first.
 func (r *Reader) Recent(ctx context.Context, q Query) ([]Record, error) {
 	if q.Limit <= 0 || q.Limit > 1000 {
 		q.Limit = 100
 	}
-	rows, err := r.pool.Query(ctx, `SELECT id, function_id, function_name, version, trigger, status, coalesce(http_status, 0), duration_ms, memory_peak_mb,
-		role, coalesce(user_id, ''), coalesce(request_id, ''), coalesce(error, ''), logs, logs_dropped, created_at
-		FROM aerofn.invocations WHERE function_name = $1 AND ($2 = '' OR status = $2) AND ($3 = '' OR trigger = $3) AND created_at >= $4
+	// Two statements rather than ($1 = '' OR function_name = $1), so each
+	// keeps its own index.
+	where := `function_name = $1`
+	if q.Function == "" {
+		where = `$1 = ''`
+	}
+	rows, err := r.pool.Query(ctx, `SELECT `+recordColumns+` FROM aerofn.invocations
+		WHERE `+where+` AND ($2 = '' OR status = $2) AND ($3 = '' OR trigger = $3) AND created_at >= $4
 		ORDER BY created_at DESC LIMIT $5`, q.Function, q.Status, q.Trigger, q.Since, q.Limit)
 	if err != nil {
 		return nil, fmt.Errorf("reading invocations: %w", err)
 	}
+	return scanRecords(rows)
+}
+
+// byIDs reads the records with the given ids among the named functions
+// (nil: any), oldest first.
+func byIDs(ctx context.Context, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, ids []string, functions []string) ([]Record, error) {
+	rows, err := q.Query(ctx, `SELECT `+recordColumns+` FROM aerofn.invocations
+		WHERE id = ANY($1::uuid[]) AND ($2::text[] IS NULL OR function_name = ANY($2))
+		ORDER BY created_at`, ids, functions)
+	if err != nil {
+		return nil, fmt.Errorf("reading invocations: %w", err)
+	}
+	return scanRecords(rows)
+}
+
+func scanRecords(rows pgx.Rows) ([]Record, error) {
 	defer rows.Close()
 	out := []Record{}
 	for rows.Next() {
@@ -454,7 +545,10 @@ func (r *Reader) Recent(ctx context.Context, q Query) ([]Record, error) {
 		}
 		out = append(out, rec)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading invocations: %w", err)
+	}
+	return out, nil
 }
 
 // httpClass is a status's class: "2xx" for 204.

@@ -161,3 +161,44 @@ func TestStdoutLinesBatched(t *testing.T) {
 		t.Error("the line of a record queued at Stop was not written")
 	}
 }
+
+// TestStdoutLineCarriesBoundedLogs: the one stdout line per call carries
+// the function's own log lines, at most stdoutLogLines of at most
+// stdoutLogBytes each, and says when it cut them.
+func TestStdoutLineCarriesBoundedLogs(t *testing.T) {
+	ctx := context.Background()
+	_, pool := startWriter(t)
+	out := &writeCounter{}
+	w := NewWriter(WriterConfig{Pool: pool, Stdout: out})
+	w.Start(ctx)
+	t.Cleanup(func() { _ = w.Stop(ctx) })
+	r := record("chatty")
+	for i := range 25 {
+		r.Logs = append(r.Logs, engine.LogLine{Level: "info", Message: strings.Repeat("x", i*100)})
+	}
+	w.Add(r)
+	small := record("quiet")
+	small.Logs = []engine.LogLine{{Level: "warn", Message: "one line"}}
+	w.Add(small)
+	w.Flush()
+	lines := strings.Split(strings.TrimSpace(out.buf.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d stdout lines, want 2: %q", len(lines), out.buf.String())
+	}
+	var chatty, quiet struct {
+		Logs          []engine.LogLine `json:"logs"`
+		LogsTruncated bool             `json:"logs_truncated"`
+	}
+	if err := json.Unmarshal([]byte(lines[0]), &chatty); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(lines[1]), &quiet); err != nil {
+		t.Fatal(err)
+	}
+	if len(chatty.Logs) != stdoutLogLines || !chatty.LogsTruncated || len(chatty.Logs[19].Message) > stdoutLogBytes+len("…") {
+		t.Errorf("chatty line: %d logs, truncated %v, last %d bytes", len(chatty.Logs), chatty.LogsTruncated, len(chatty.Logs[19].Message))
+	}
+	if len(quiet.Logs) != 1 || quiet.Logs[0].Message != "one line" || quiet.LogsTruncated {
+		t.Errorf("quiet line: %+v", quiet)
+	}
+}

@@ -70,6 +70,8 @@ type Server struct {
 	Engine   *engine.Engine
 	Registry *registry.Store
 	Records  *records.Writer
+	Follower *records.Follower
+	Pruner   *records.Pruner
 	Invoker  *invoker.Invoker
 	API      *httpapi.API
 	SQL      *sqlexec.Executor
@@ -145,12 +147,14 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*Server, error) 
 		Artifacts:      registry.NewArtifacts(s.Pool, cfg.SecretsKey),
 		MaxConcurrency: cfg.MaxConcurrency, Logger: log,
 	})
+	s.Follower = records.NewFollower(s.Pool, log, reg)
+	s.Pruner = records.NewPruner(s.Pool, records.RetentionConfig{MaxAge: cfg.RecordsMaxAge, MaxPerFunction: cfg.RecordsMaxPerFunction}, log, reg)
 	s.API = httpapi.New(httpapi.Config{
-		Registry: s.Registry, Engine: s.Engine, Invoker: s.Invoker, Records: records.NewReader(s.Pool), Secrets: sec,
+		Registry: s.Registry, Engine: s.Engine, Invoker: s.Invoker, Records: records.NewReader(s.Pool), Follower: s.Follower, Secrets: sec,
 		Verifier: verifier, Gatherer: reg, Logger: log, Deliveries: webhook.NewDeliveries(s.Pool), CORSOrigins: cfg.Origins(),
 		Ready: func(ctx context.Context) error { return s.Pool.Ping(ctx) },
 	})
-	s.services = append(s.services, &registryListener{pool: s.Pool, inv: s.Invoker, log: log})
+	s.services = append(s.services, &registryListener{pool: s.Pool, inv: s.Invoker, log: log}, s.Pruner)
 	if err := s.openDBTriggers(ctx); err != nil {
 		return nil, err
 	}
@@ -184,6 +188,9 @@ func (s *Server) Start(ctx context.Context) error {
 			"failed", st.Failed, "took", st.Took.String())
 	}
 	if err := s.Records.Start(ctx); err != nil {
+		return err
+	}
+	if err := s.Follower.Start(ctx); err != nil {
 		return err
 	}
 	for _, svc := range s.services {
@@ -234,6 +241,10 @@ func (s *Server) Stop(ctx context.Context) error {
 		defer cancel()
 		// Intake stops everywhere at once, so that no trigger starts work
 		// while HTTP drains; the services stop in reverse order of start.
+		// Live log streams end first: HTTP's graceful stop waits for them.
+		if err := s.Follower.Stop(drain); err != nil {
+			errs = append(errs, err)
+		}
 		var httpErr error
 		httpDone := make(chan struct{})
 		go func() {
