@@ -5,7 +5,8 @@
 //	       engine → records writer → invoker → triggers → HTTP API
 //	Start: records writer, registry listener, triggers, then HTTP (listening
 //	       before Start returns, so Addr is valid)
-//	Stop:  at once, HTTP stops accepting and the triggers stop claiming; each
+//	Stop:  live log streams end; at once, HTTP stops accepting and the
+//	       triggers stop claiming; each
 //	       waits for its running calls → invoker waits for the last calls →
 //	       records writer drains (last of all that can produce a record) →
 //	       engine stopped → pools closed
