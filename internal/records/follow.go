@@ -15,7 +15,7 @@ import (
 )
 
 // Channel is where the insert trigger of aerofn.invocations announces the
-// ids of new records, from whichever node wrote them (migration 010).
+// ids of new records, from whichever node wrote them (migration 011).
 const Channel = "aerofn_invocations"
 
 // followBuffer is how many records a follower may fall behind before the
