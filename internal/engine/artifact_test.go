@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -261,5 +262,48 @@ func TestLoadFromArtifactDoesNotWaitForSync(t *testing.T) {
 	c := newEngine(t, Config{CacheDir: dir})
 	if _, err := c.LoadFrom("init2", Source{}); err != nil || c.Stats().DiskLoads != 1 {
 		t.Fatalf("after restart: %v %+v", err, c.Stats())
+	}
+}
+
+// Calls that arrive while a module's artifact is being fetched wait for
+// that fetch (never ErrNotCompiled, never a second fetch): the first calls
+// on a node right after a deploy share one database read.
+func TestConcurrentFirstLoadsFetchArtifactOnce(t *testing.T) {
+	a := newEngine(t, Config{})
+	loadBytes(t, a, "shared", fixture(t, "init"))
+	art, err := a.Artifact("shared")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newEngine(t, Config{CacheDir: t.TempDir()})
+	var fetches atomic.Int32
+	var wg sync.WaitGroup
+	mods := make([]*Module, 20)
+	for i := range mods {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m, err := b.LoadFrom("shared", Source{Artifact: func() ([]byte, error) {
+				fetches.Add(1)
+				time.Sleep(50 * time.Millisecond)
+				return art, nil
+			}})
+			if err != nil {
+				t.Error(err)
+			}
+			mods[i] = m
+		}()
+	}
+	wg.Wait()
+	if n := fetches.Load(); n != 1 {
+		t.Fatalf("artifact fetched %d times", n)
+	}
+	if s := b.Stats(); s.ArtifactLoads != 1 || s.Compiles != 0 {
+		t.Fatalf("%+v", s)
+	}
+	for _, m := range mods {
+		if m == nil || m != mods[0] {
+			t.Fatal("different modules for one hash")
+		}
 	}
 }
