@@ -43,9 +43,9 @@ func (c Change) Principal() auth.Principal {
 	return auth.Principal{Role: auth.Role(c.Writer.Role), UserID: c.Writer.Sub, Claims: c.Writer.Claims}
 }
 
-// Event is the JSON handed to the function's handler (docs: DESIGN.md,
-// "Events handed to handler"), plus the delivery attempt (1 on the first
-// try) so a function can tell a retry, and who wrote the row.
+// Event is the JSON handed to the function's handler (README.md, "Events"),
+// with the delivery attempt (1 on the first try) so a function can tell a
+// retry, and who wrote the row.
 type Event struct {
 	Trigger   string          `json:"trigger"`
 	Schema    string          `json:"schema"`

@@ -18,17 +18,6 @@ import (
 	"github.com/aerodb/aerofn/internal/testenv/wat"
 )
 
-// watNulText logs "bad\0text\xff" and fails with it as its error.
-const watNulText = `(module
-  (import "aerodb" "output" (func $out (param i32 i32) (result i32)))
-  (import "aerodb" "log" (func $log (param i32 i32 i32)))
-  (memory (export "memory") 1)
-  (data (i32.const 0) "bad\00text\ff")
-  (func (export "handler") (result i32)
-    (call $log (i32.const 1) (i32.const 0) (i32.const 9))
-    (drop (call $out (i32.const 0) (i32.const 9)))
-    (i32.const 1)))`
-
 // metric returns the value of one series in /metrics, "" when absent.
 func metric(t *testing.T, e *testenv.Env, series string) string {
 	t.Helper()
@@ -63,7 +52,7 @@ func invokeWithID(t *testing.T, e *testenv.Env, fn, id string) testenv.Response 
 func TestHostileTextKeepsEveryRecord(t *testing.T) {
 	e := testenv.Start(t)
 	e.MustDeploy("echo", compile(t, watEcho), nil)
-	e.MustDeploy("nul", compile(t, watNulText), nil)
+	e.MustDeploy("nul", compile(t, wat.HostileText(1)), nil)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	ids := map[string]string{} // invocation id → X-Request-Id answered

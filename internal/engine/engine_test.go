@@ -215,6 +215,12 @@ func TestInterruptCallbackInstalled(t *testing.T) {
 	}
 }
 
+func TestPoolingAllocatorReachable(t *testing.T) {
+	if !poolSupported {
+		t.Fatal("wasmtime.Config no longer has the _ptr field: engines fall back to the on-demand allocator (slower cold starts); update pool.go")
+	}
+}
+
 func TestMemoryBomb(t *testing.T) {
 	e := newEngine(t, Config{})
 	const limit = 16 << 20

@@ -122,3 +122,28 @@ func TestPreinitKeepsFunctionNames(t *testing.T) {
 		t.Fatalf("err %v, trace %v", res.Err, trap)
 	}
 }
+
+func TestWithCustomSection(t *testing.T) {
+	orig, err := wasmtime.Wat2Wasm(`(module (memory (export "memory") 1) (func (export "handler") (result i32) (i32.const 0)))`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := bytes.Clone(orig)
+	long := strings.Repeat("x", 200) // a size that needs two LEB128 bytes
+	for _, name := range []string{"a", long} {
+		b := WithCustomSection(orig, name)
+		if err := wasmtime.ModuleValidate(wasmtime.NewEngine(), b); err != nil {
+			t.Fatalf("%d-byte name: %v", len(name), err)
+		}
+		m, err := parseWasm(b)
+		if err != nil {
+			t.Fatalf("%d-byte name: %v", len(name), err)
+		}
+		if !bytes.Equal(b[:len(orig)], orig) || !bytes.Contains(m.section(0), []byte(name)) {
+			t.Fatalf("%d-byte name: not the module followed by a custom section of that name", len(name))
+		}
+	}
+	if !bytes.Equal(orig, kept) {
+		t.Fatal("the original was changed")
+	}
+}

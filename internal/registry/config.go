@@ -88,8 +88,13 @@ type Config struct {
 	CORS *CORS `json:"cors,omitempty"`
 }
 
-// Trigger is one way besides HTTP that a function is run. Fields are read
-// by the package that owns the trigger type; unknown fields are kept.
+// Trigger is one way besides HTTP that a function is run. It is the union
+// of the fields of every trigger type, grouped below by the type that reads
+// them. The parse is strict against that union: a field no type has is
+// refused (ParseConfig, ParseTriggers), nothing unknown is kept. A field of
+// another type (cron on a database trigger) does decode; the package that
+// owns the trigger type reads only its own fields and its validator decides
+// what else to refuse.
 type Trigger struct {
 	Type string `json:"type"`
 	// database

@@ -2,22 +2,11 @@ package scheduler_test
 
 import (
 	"context"
-	"strings"
 	"testing"
 	"time"
-)
 
-// watHostileOutput outputs "bad\0text\xff" and returns rc: a run whose error
-// (rc 1) or output (rc 0) holds a NUL and a byte that is not UTF-8.
-const watHostileOutput = `(module
-  (import "aerodb" "output" (func $out (param i32 i32) (result i32)))
-  (import "aerodb" "log" (func $log (param i32 i32 i32)))
-  (memory (export "memory") 1)
-  (data (i32.const 0) "bad\00text\ff")
-  (func (export "handler") (result i32)
-    (call $log (i32.const 1) (i32.const 0) (i32.const 9))
-    (drop (call $out (i32.const 0) (i32.const 9)))
-    (i32.const %s)))`
+	watfix "github.com/aerodb/aerofn/internal/testenv/wat"
+)
 
 // TestHostileRunTextNeverWedgesASchedule: a run whose error or output holds
 // NUL or invalid UTF-8 still ends (failed or succeeded, never left running),
@@ -26,8 +15,8 @@ const watHostileOutput = `(module
 func TestHostileRunTextNeverWedgesASchedule(t *testing.T) {
 	t.Parallel()
 	e := startNode(t)
-	e.MustDeploy("nulerr", wat(t, strings.Replace(watHostileOutput, "%s", "1", 1)), schedule("* * * * * *"))
-	e.MustDeploy("nulout", wat(t, strings.Replace(watHostileOutput, "%s", "0", 1)), schedule("* * * * * *"))
+	e.MustDeploy("nulerr", wat(t, watfix.HostileText(1)), schedule("* * * * * *"))
+	e.MustDeploy("nulout", wat(t, watfix.HostileText(0)), schedule("* * * * * *"))
 	for fn, state := range map[string]string{"nulerr": "failed", "nulout": "succeeded"} {
 		waitFor(t, 15*time.Second, "three ended runs of "+fn, func() bool { return count(runs(t, e, fn), state) >= 3 })
 		rs := runsWhere(t, e, fn, "r.state NOT IN ('pending', 'running')")

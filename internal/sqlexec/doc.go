@@ -1,8 +1,9 @@
 // Package sqlexec runs the SQL of db_query under the row-level security of
 // the invocation's principal, so that a hostile function cannot act for
-// anyone else. It is the mechanism of DESIGN.md ("Row-level security that a
-// hostile function cannot escape"); docs/RLS.md is the application
-// developer's side of it.
+// anyone else: row-level security that a hostile function cannot escape.
+// docs/RLS.md is the application developer's side of it, and
+// docs/RATIONALE.md ("db_query and row-level security") says why it is
+// built this way.
 //
 // # Walls
 //

@@ -19,6 +19,7 @@ import (
 
 	"github.com/aerodb/aerofn/internal/auth"
 	"github.com/aerodb/aerofn/internal/bench"
+	"github.com/aerodb/aerofn/internal/engine"
 	"github.com/aerodb/aerofn/internal/testenv/wat"
 )
 
@@ -293,25 +294,6 @@ type firstCallResults struct {
 	problems                                    []string
 }
 
-// withCustomSection appends a custom section named name to a module: the
-// same code under a new hash, so no node can have it compiled already.
-func withCustomSection(wasm []byte, name string) []byte {
-	uleb := func(b []byte, v int) []byte {
-		for {
-			c := byte(v & 0x7f)
-			v >>= 7
-			if v == 0 {
-				return append(b, c)
-			}
-			b = append(b, c|0x80)
-		}
-	}
-	content := append(uleb(nil, len(name)), name...)
-	out := append(slices.Clone(wasm), 0)
-	out = uleb(out, len(content))
-	return append(out, content...)
-}
-
 // firstCalls deploys hello on node A while node B runs, times B's first
 // call, and then restarts B with an empty data directory and times its
 // first call again. Each repetition deploys the module under a new hash.
@@ -348,7 +330,7 @@ func (s *serveBench) firstCalls(ctx context.Context, a *aerofnNode, hello []byte
 	for i := range s.cfg.firstCalls {
 		wasm := hello
 		if i > 0 {
-			wasm = withCustomSection(hello, fmt.Sprintf("aerofn-bench-%d-%d", time.Now().UnixNano(), i))
+			wasm = engine.WithCustomSection(hello, fmt.Sprintf("aerofn-bench-%d-%d", time.Now().UnixNano(), i))
 		}
 		v, d, err := s.deploy(ctx, a, "hello", wasm)
 		if err != nil {

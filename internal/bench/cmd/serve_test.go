@@ -11,29 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bytecodealliance/wasmtime-go/v39"
-
 	"github.com/aerodb/aerofn/internal/bench"
-	"github.com/aerodb/aerofn/internal/registry"
-	"github.com/aerodb/aerofn/internal/testenv/wat"
 )
-
-func TestWithCustomSection(t *testing.T) {
-	orig := wat.Compile(wat.Echo)
-	long := strings.Repeat("x", 200) // a size that needs two LEB128 bytes
-	for _, name := range []string{"a", long} {
-		b := withCustomSection(orig, name)
-		if err := wasmtime.ModuleValidate(wasmtime.NewEngine(), b); err != nil {
-			t.Fatalf("%d-byte name: %v", len(name), err)
-		}
-		if registry.Hash(b) == registry.Hash(orig) {
-			t.Fatal("same hash")
-		}
-	}
-	if len(orig) != len(wat.Compile(wat.Echo)) {
-		t.Fatal("the original was changed")
-	}
-}
 
 func TestMedianAndFormat(t *testing.T) {
 	if m := median([]float64{3, 1, 2}); m != 2 {

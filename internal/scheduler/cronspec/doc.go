@@ -4,8 +4,8 @@
 //
 // # Syntax
 //
-// Expressions are robfig/cron/v3 syntax, because that is what DESIGN.md promises
-// users: five fields (minute hour day-of-month month day-of-week), or six with a
+// Expressions are robfig/cron/v3 syntax, because that is what README.md
+// ("Schedules") promises users: five fields (minute hour day-of-month month day-of-week), or six with a
 // leading seconds field; the descriptors @yearly (@annually), @monthly, @weekly,
 // @daily (@midnight), @hourly and @every <duration>; and an optional
 // CRON_TZ=Area/City (or TZ=) prefix when no timezone is given separately. Month and

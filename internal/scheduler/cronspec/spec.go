@@ -28,7 +28,7 @@ type Spec struct {
 	every time.Duration // for @every: the interval, a whole number of seconds
 }
 
-// parser accepts what DESIGN.md promises: five fields, an optional leading seconds
+// parser accepts what README.md promises: five fields, an optional leading seconds
 // field, and descriptors.
 var parser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 

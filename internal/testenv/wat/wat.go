@@ -44,3 +44,19 @@ func Const(text string, rc int) string {
     (drop (call $out (i32.const 0) (i32.const %d)))
     (i32.const %d)))`, text, len(text), rc)
 }
+
+// HostileText logs "bad\0text\xff" at error level, outputs the same bytes
+// and returns rc: text a guest controls (a log line, an output, an error
+// made of its output) holding a NUL and a byte that is not UTF-8, which a
+// text or jsonb column refuses unless the host cleans it first.
+func HostileText(rc int) string {
+	return fmt.Sprintf(`(module
+  (import "aerodb" "output" (func $out (param i32 i32) (result i32)))
+  (import "aerodb" "log" (func $log (param i32 i32 i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "bad\00text\ff")
+  (func (export "handler") (result i32)
+    (call $log (i32.const 1) (i32.const 0) (i32.const 9))
+    (drop (call $out (i32.const 0) (i32.const 9)))
+    (i32.const %d)))`, rc)
+}
