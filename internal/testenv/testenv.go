@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"mime/multipart"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -313,16 +312,9 @@ type Process struct {
 	Stdout *bytes.Buffer
 	Stderr *bytes.Buffer
 	mu     sync.Mutex
-}
 
-// FreePort returns a free loopback address.
-func FreePort(t testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	exited  chan struct{} // closed once the process has been waited for
+	waitErr error         // Cmd.Wait's answer, once exited is closed
 }
 
 type lockedBuffer struct {
@@ -336,37 +328,76 @@ func (l lockedBuffer) Write(p []byte) (int, error) {
 	return l.b.Write(p)
 }
 
-// StartBinary runs `aerofn serve` on dbURL and waits for /healthz.
+// addrWatcher passes stderr on to a buffer and, once, sends the address of
+// the node's "aerofn listening" log line on found.
+type addrWatcher struct {
+	out     io.Writer
+	partial []byte
+	found   chan string
+	done    bool
+}
+
+func (a *addrWatcher) Write(p []byte) (int, error) {
+	if !a.done {
+		a.partial = append(a.partial, p...)
+		for {
+			line, rest, ok := bytes.Cut(a.partial, []byte("\n"))
+			if !ok {
+				break
+			}
+			a.partial = rest
+			var rec struct{ Msg, Addr string }
+			if json.Unmarshal(line, &rec) == nil && rec.Msg == "aerofn listening" && rec.Addr != "" {
+				a.found <- rec.Addr
+				a.done, a.partial = true, nil
+				break
+			}
+		}
+	}
+	return a.out.Write(p)
+}
+
+// StartBinary runs `aerofn serve` on dbURL, listening on a port the
+// kernel picks (AEROFN_LISTEN=127.0.0.1:0: no port is chosen here and
+// then raced for), and returns once the node has logged the address it
+// listens on and answers /healthz. The node must log at info level.
 func StartBinary(t testing.TB, dbURL string, extraEnv ...string) *Process {
 	t.Helper()
-	addr := FreePort(t)
-	p := &Process{URL: "http://" + addr, Stdout: &bytes.Buffer{}, Stderr: &bytes.Buffer{}}
+	p := &Process{Stdout: &bytes.Buffer{}, Stderr: &bytes.Buffer{}}
 	p.Cmd = exec.Command(Binary(t), "serve")
-	p.Cmd.Env = append(os.Environ(), "AEROFN_DATABASE_URL="+dbURL, "AEROFN_LISTEN="+addr, "AEROFN_JWT_SECRET="+JWTSecret,
+	p.Cmd.Env = append(os.Environ(), "AEROFN_DATABASE_URL="+dbURL, "AEROFN_LISTEN=127.0.0.1:0", "AEROFN_LOG_LEVEL=info", "AEROFN_JWT_SECRET="+JWTSecret,
 		"AEROFN_SECRETS_KEY="+SecretsKey, "AEROFN_DATA_DIR="+t.TempDir(), "AEROFN_FETCH_ALLOW_PRIVATE=true")
 	p.Cmd.Env = append(p.Cmd.Env, extraEnv...)
+	found := make(chan string, 1)
 	p.Cmd.Stdout = lockedBuffer{&p.mu, p.Stdout}
-	p.Cmd.Stderr = lockedBuffer{&p.mu, p.Stderr}
+	p.Cmd.Stderr = &addrWatcher{out: lockedBuffer{&p.mu, p.Stderr}, found: found}
 	if err := p.Cmd.Start(); err != nil {
 		t.Fatalf("starting aerofn: %v", err)
 	}
+	exited := make(chan struct{})
+	p.exited = exited
+	go func() {
+		p.waitErr = p.Cmd.Wait()
+		close(exited)
+	}()
 	t.Cleanup(func() { p.Kill() })
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(p.URL + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return p
-			}
-		}
-		if p.Cmd.ProcessState != nil {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
+	select {
+	case addr := <-found:
+		p.URL = "http://" + addr
+	case <-exited:
+		t.Fatalf("aerofn exited before listening: %v; stderr:\n%s", p.waitErr, p.Output())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("aerofn did not log its address within 60 s; stderr:\n%s", p.Output())
 	}
-	t.Fatalf("aerofn did not become healthy; stderr:\n%s", p.Output())
-	return nil
+	resp, err := http.Get(p.URL + "/healthz")
+	if err != nil {
+		t.Fatalf("aerofn listening on %s: %v; stderr:\n%s", p.URL, err, p.Output())
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("aerofn listening on %s: /healthz answered %d; stderr:\n%s", p.URL, resp.StatusCode, p.Output())
+	}
+	return p
 }
 
 // Output is what the process wrote to stderr so far.
@@ -385,19 +416,30 @@ func (p *Process) StdoutLines() []string {
 
 // Kill sends SIGKILL and waits.
 func (p *Process) Kill() {
-	if p.Cmd.Process != nil && p.Cmd.ProcessState == nil {
+	if p.Cmd.Process == nil {
+		return
+	}
+	select {
+	case <-p.exited:
+	default:
 		_ = p.Cmd.Process.Kill()
-		_ = p.Cmd.Wait()
+		<-p.exited
 	}
 }
 
 // Stop sends SIGTERM and waits for a graceful exit.
 func (p *Process) Stop() error {
-	if p.Cmd.Process == nil || p.Cmd.ProcessState != nil {
+	if p.Cmd.Process == nil {
 		return nil
 	}
+	select {
+	case <-p.exited:
+		return nil
+	default:
+	}
 	_ = p.Cmd.Process.Signal(os.Interrupt)
-	return p.Cmd.Wait()
+	<-p.exited
+	return p.waitErr
 }
 
 // EnvFor returns an Env that talks to a process node.
