@@ -87,7 +87,14 @@ func TestTenThousandRowTransaction(t *testing.T) {
 		return total >= 10000, fmt.Sprintf("%d successes, %d distinct events", total, distinct)
 	})
 	took := time.Since(t0)
-	time.Sleep(500 * time.Millisecond) // a duplicate would show up now
+	// Once every job has finished and nothing is left to dispatch, no
+	// delivery can come later: a duplicate would be counted now.
+	eventually(t, 30*time.Second, "every job finished", func() (bool, string) {
+		open := queryInt(t, e, `SELECT count(*) FROM aerofn.river_job WHERE kind = 'aerofn_db_event'
+			AND args->>'function' = 'trivial' AND state NOT IN ('completed', 'discarded', 'cancelled')`)
+		left := queryInt(t, e, `SELECT count(*) FROM aerofn.events`)
+		return open == 0 && left == 0, fmt.Sprintf("%d jobs open, %d changes undispatched", open, left)
+	})
 	total, distinct := successes(t, e, "trivial")
 	if total != 10000 || distinct != 10000 {
 		t.Fatalf("%d successes for %d distinct events, want exactly 10,000 of each", total, distinct)
@@ -196,7 +203,11 @@ func TestDisablePausesEnableResumes(t *testing.T) {
 		r := e.JSONRequest("GET", "/admin/v1/functions/rec/events?state=held", e.ServiceKey, nil)
 		return r.JSON(t)["count"].(float64) == 5, string(r.Body)
 	})
-	time.Sleep(1500 * time.Millisecond)
+	// Held means no job exists for them: nothing is there to run while the
+	// function is disabled (the first note's job is the only one).
+	if n := queryInt(t, e, `SELECT count(*) FROM aerofn.river_job WHERE kind = 'aerofn_db_event' AND args->>'function' = 'rec'`); n != 1 {
+		t.Fatalf("%d jobs for a disabled function's events, want only the first note's", n)
+	}
 	if n := queryInt(t, e, `SELECT count(*) FROM handled`); n != 1 {
 		t.Fatalf("a disabled function handled %d events", n-1)
 	}
@@ -237,7 +248,14 @@ func TestOrderedDelivery(t *testing.T) {
 		t.Fatal(err)
 	}
 	sqlExec(t, e, `INSERT INTO seqs (id) VALUES (101)`)
-	time.Sleep(100 * time.Millisecond)
+	// Commit only once a dispatch pass has taken 101's change (every
+	// committed change has left aerofn.events; 100's is not visible yet):
+	// the two commits are then separated by a pass, which is when dispatch
+	// order is commit order (doc.go).
+	eventually(t, 10*time.Second, "101 dispatched before 100 commits", func() (bool, string) {
+		n := queryInt(t, e, `SELECT count(*) FROM aerofn.events`)
+		return n == 0, fmt.Sprintf("%d changes undispatched", n)
+	})
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -234,21 +234,32 @@ func TestTimeout(t *testing.T) {
 
 func TestPoolWaitRespectsDeadline(t *testing.T) {
 	v := newEnv(t, sqlexec.Config{PoolSize: 1})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	started := make(chan struct{})
+	bg := context.Background()
+	// The holder takes anon's only connection and keeps it until the test
+	// cancels it.
+	holderCtx, stopHolder := context.WithTimeout(bg, 30*time.Second)
+	defer stopHolder()
+	held := make(chan error, 1)
 	go func() {
-		defer wg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		defer cancel()
-		close(started)
-		if _, err := v.exec.Query(ctx, auth.Anon(), "SELECT pg_sleep(0.6)", nil); err != nil {
-			t.Errorf("holder: %v", err)
-		}
+		_, err := v.exec.Query(holderCtx, auth.Anon(), "SELECT pg_sleep(20) AS holder", nil)
+		held <- err
 	}()
-	<-started
-	time.Sleep(100 * time.Millisecond)
-	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+	// Its backend is running the statement: it has the connection.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		var running int
+		if err := v.admin.QueryRow(bg, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+			AND pid <> pg_backend_pid() AND state = 'active' AND query LIKE $1`, "%pg_sleep(20) AS holder%").Scan(&running); err != nil {
+			t.Fatal(err)
+		}
+		if running == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the holder never took the connection")
+		}
+		runtime.Gosched()
+	}
+	ctx, cancel := context.WithTimeout(bg, 150*time.Millisecond)
 	defer cancel()
 	start := time.Now()
 	_, err := v.exec.Query(ctx, auth.Anon(), "SELECT 1", nil)
@@ -260,7 +271,10 @@ func TestPoolWaitRespectsDeadline(t *testing.T) {
 	}
 	// Other roles have their own pools and are not held up.
 	mustQuery(t, v.exec, auth.Service(), "SELECT 1 AS other_pool")
-	wg.Wait()
+	stopHolder()
+	if err := <-held; err == nil {
+		t.Fatal("the holder's 20 s sleep ended without being cancelled")
+	}
 	mustQuery(t, v.exec, auth.Anon(), "SELECT 1 AS after")
 }
 
