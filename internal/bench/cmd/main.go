@@ -38,7 +38,7 @@ func main() {
 	out := flag.String("out", "BENCHMARKS.md", "where to write the report")
 	n := flag.Int("n", 2000, "samples per measurement")
 	admin := flag.String("database-url", envOr("AEROFN_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"), "admin URL of the PostgreSQL to use")
-	only = flag.String("only", "", "run only one section: cold, http, db_query, events or serve (for development; the report then holds only it)")
+	only = flag.String("only", "", "run only one section: cold, http, db_query, events, records or serve (for development; the report then holds only it)")
 	aerofnBin := flag.String("aerofn", "", "the aerofn binary the serve section runs (default: build ./cmd/aerofn)")
 	loadDuration := flag.Duration("load-duration", 0, "serve section: length of one load run (default 2s, 1s when n < 1000; whole seconds)")
 	loadRounds := flag.Int("load-rounds", 0, "serve section: rounds over every target and level (default 3, 1 when n < 1000)")
@@ -63,7 +63,7 @@ func main() {
 var only *string
 
 // want says whether the section named key (cold, http, db_query, events,
-// serve) is to run.
+// records, serve) is to run.
 func want(key string) bool { return *only == "" || *only == key }
 
 func envOr(k, def string) string {
@@ -146,6 +146,14 @@ func run(ctx context.Context, out string, n int, adminURL string, lc loadConfig)
 		s, err := extra(ctx, srv, dbURL, n)
 		if err != nil {
 			return err
+		}
+		sections = append(sections, s)
+	}
+
+	if want("records") {
+		s, err := recordsSection(ctx, srv, n)
+		if err != nil {
+			return fmt.Errorf("records: %w", err)
 		}
 		sections = append(sections, s)
 	}
