@@ -156,7 +156,7 @@ func recordsSection(ctx context.Context, srv *server.Server, n int) (bench.Secti
 	return bench.Section{
 		Title: "Invocation records: stats over a million, and the cost of recording with pruning",
 		About: fmt.Sprintf("One function with %d records over the last 20 hours (seeded with generate_series, through the insert trigger). Stats: sequential `GET .../stats` over loopback with the default 24 h window; counts and maxima come from per-minute totals, percentiles from the newest 10,000 records. Recording: a records.Writer writes %d records per round (COPY batches of up to 500, as the server does), rounds interleaved across the three modes; a row is the time per record from the first Add to Flush returning. The trigger adds each batch to the per-minute totals and sends the live-logs notice. In the pruning mode the pruner runs rounds the whole time, capping the seeded function at 100,000 records in batches of 1,000 with its 100 ms pause (%d records deleted during the measurement).", seeded, perRound, pruned),
-		Rows: rows,
+		Rows:  rows,
 		Ratio: fmt.Sprintf("Per record at p50: trigger / no trigger %.2fx; trigger with pruning / trigger alone %.2fx.",
 			ratio(latency.Summarize(perRecord[1]).P50, latency.Summarize(perRecord[0]).P50), ratio(latency.Summarize(perRecord[2]).P50, latency.Summarize(perRecord[1]).P50)),
 	}, nil
