@@ -143,3 +143,34 @@ CREATE TABLE IF NOT EXISTS aerofn.schema_migrations (
 	}
 	return done, nil
 }
+
+// Pending returns the embedded migrations the database has not applied
+// (none on a node that migrated at start, unless someone rolled the schema
+// back): what /readyz checks.
+func Pending(ctx context.Context, q interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}) ([]string, error) {
+	migs, err := Migrations()
+	if err != nil {
+		return nil, err
+	}
+	rows, err := q.Query(ctx, "SELECT version FROM aerofn.schema_migrations")
+	if err != nil {
+		return nil, fmt.Errorf("reading applied migrations: %w", err)
+	}
+	vs, err := pgx.CollectRows(rows, pgx.RowTo[int])
+	if err != nil {
+		return nil, fmt.Errorf("reading applied migrations: %w", err)
+	}
+	applied := map[int]bool{}
+	for _, v := range vs {
+		applied[v] = true
+	}
+	var out []string
+	for _, m := range migs {
+		if !applied[m.Version] {
+			out = append(out, m.Name)
+		}
+	}
+	return out, nil
+}

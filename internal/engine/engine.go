@@ -305,6 +305,9 @@ func (e *Engine) tick() {
 	}
 }
 
+// Closed reports whether Stop was called: the engine runs nothing more.
+func (e *Engine) Closed() bool { return e.closed.Load() }
+
 // Close is Stop without a bound.
 func (e *Engine) Close() error { return e.Stop(context.Background()) }
 

@@ -54,7 +54,9 @@ type Config struct {
 	Gatherer   prometheus.Gatherer
 	Logger     *slog.Logger
 	Ready      func(ctx context.Context) error // for /healthz
-	Routes     []Route
+	// ReadyChecks are what GET /readyz checks, in order.
+	ReadyChecks []ReadyCheck
+	Routes      []Route
 	// CORSOrigins may call any endpoint from a browser ("*": any; empty:
 	// none); a function's cors block replaces it for that function.
 	CORSOrigins []string
@@ -87,6 +89,7 @@ func New(cfg Config) *API {
 	// pattern, so a wrong method gets aerofn's JSON error, not the mux's
 	// plain-text 405.
 	a.mux.HandleFunc("/healthz", a.wrap(onlyMethod(http.MethodGet, a.healthz)))
+	a.mux.HandleFunc("/readyz", a.wrap(onlyMethod(http.MethodGet, a.readyz)))
 	a.mux.HandleFunc("/webhooks/v1/{name}", a.wrap(onlyMethod(http.MethodPost, a.webhook)))
 	if cfg.Gatherer != nil {
 		metrics := promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{})

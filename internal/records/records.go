@@ -99,6 +99,8 @@ type Metrics struct {
 	MemoryPeak    *prometheus.HistogramVec
 	Dropped       prometheus.Counter
 	Pending       prometheus.GaugeFunc
+
+	phase12 *phase12
 }
 
 // Writer records invocations asynchronously in batches.
@@ -109,6 +111,7 @@ type Writer struct {
 	log     *slog.Logger
 	ch      chan Record
 	metrics *Metrics
+	names   *nameLabels
 	flushed chan chan struct{}
 
 	// stopMu orders Add against Stop: Add sends under the read lock, Stop
@@ -129,6 +132,9 @@ type WriterConfig struct {
 	Logger   *slog.Logger
 	Registry prometheus.Registerer // nil: no metrics
 	Buffer   int                   // queued records before Add blocks; default 10000
+	// MaxFunctionLabels caps the function names in metric labels
+	// (DefaultMaxFunctionLabels when 0); the rest are OtherFunctions.
+	MaxFunctionLabels int
 }
 
 // NewWriter returns a Writer; call Start.
@@ -139,7 +145,10 @@ func NewWriter(cfg WriterConfig) *Writer {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	w := &Writer{pool: cfg.Pool, out: cfg.Stdout, log: cfg.Logger, ch: make(chan Record, cfg.Buffer),
+	if cfg.MaxFunctionLabels <= 0 {
+		cfg.MaxFunctionLabels = DefaultMaxFunctionLabels
+	}
+	w := &Writer{names: &nameLabels{max: cfg.MaxFunctionLabels, seen: map[string]struct{}{}}, pool: cfg.Pool, out: cfg.Stdout, log: cfg.Logger, ch: make(chan Record, cfg.Buffer),
 		flushed: make(chan chan struct{}), done: make(chan struct{}), quit: make(chan struct{})}
 	m := &Metrics{
 		Invocations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aerofn_invocations_total", Help: "Function invocations by outcome."},
@@ -151,11 +160,13 @@ func NewWriter(cfg WriterConfig) *Writer {
 		MemoryPeak: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "aerofn_invocation_memory_peak_bytes", Help: "Guest linear memory high-water mark.",
 			Buckets: prometheus.ExponentialBuckets(64<<10, 2, 14)}, []string{"function"}),
 		Dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "aerofn_invocation_records_failed_total", Help: "Invocation records that could not be written to Postgres."}),
+		phase12: newPhase12(),
 	}
 	m.Pending = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "aerofn_invocation_records_pending", Help: "Invocation records waiting to be written."},
 		func() float64 { return float64(len(w.ch)) })
 	if cfg.Registry != nil {
 		cfg.Registry.MustRegister(m.Invocations, m.HTTPResponses, m.Duration, m.MemoryPeak, m.Dropped, m.Pending)
+		cfg.Registry.MustRegister(m.phase12.collectors()...)
 	}
 	w.metrics = m
 	return w
@@ -167,12 +178,14 @@ func NewWriter(cfg WriterConfig) *Writer {
 // aerofn_invocation_records_failed_total (the server stops the writer only
 // once no call is running, so this is a last resort, never a panic).
 func (w *Writer) Add(r Record) {
-	w.metrics.Invocations.WithLabelValues(r.Function, r.Trigger, r.Status).Inc()
+	name := w.names.label(r.Function)
+	w.metrics.Invocations.WithLabelValues(name, r.Trigger, r.Status).Inc()
 	if r.HTTPStatus >= 100 && r.HTTPStatus <= 599 {
-		w.metrics.HTTPResponses.WithLabelValues(r.Function, httpClass(r.HTTPStatus)).Inc()
+		w.metrics.HTTPResponses.WithLabelValues(name, httpClass(r.HTTPStatus)).Inc()
 	}
-	w.metrics.Duration.WithLabelValues(r.Function, r.Trigger).Observe(r.DurationMS / 1000)
-	w.metrics.MemoryPeak.WithLabelValues(r.Function).Observe(r.MemoryPeakMB * (1 << 20))
+	w.metrics.Duration.WithLabelValues(name, r.Trigger).Observe(r.DurationMS / 1000)
+	w.metrics.MemoryPeak.WithLabelValues(name).Observe(r.MemoryPeakMB * (1 << 20))
+	w.metrics.phase12.observe(name, r)
 	w.stopMu.RLock()
 	defer w.stopMu.RUnlock()
 	if w.stopped {

@@ -27,7 +27,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -83,7 +85,14 @@ type Server struct {
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	stopOnce sync.Once
+	state    atomic.Int32 // stateStarting, stateServing, stateStopping: for /readyz
 }
+
+const (
+	stateStarting int32 = iota
+	stateServing
+	stateStopping
+)
 
 // Options are what a caller may add beyond Config.
 type Options struct {
@@ -154,8 +163,30 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*Server, error) 
 		Registry: s.Registry, Engine: s.Engine, Invoker: s.Invoker, Records: records.NewReader(s.Pool), Follower: s.Follower, Secrets: sec,
 		Verifier: verifier, Gatherer: reg, Logger: log, Deliveries: webhook.NewDeliveries(s.Pool), CORSOrigins: cfg.Origins(),
 		Ready: func(ctx context.Context) error { return s.Pool.Ping(ctx) },
+		ReadyChecks: []httpapi.ReadyCheck{
+			{Name: "database", Check: func(ctx context.Context) error { return s.Pool.Ping(ctx) }},
+			{Name: "migrations", Check: func(ctx context.Context) error {
+				p, err := db.Pending(ctx, s.Pool)
+				if err != nil {
+					return err
+				}
+				if len(p) > 0 {
+					return fmt.Errorf("not applied: %s", strings.Join(p, ", "))
+				}
+				return nil
+			}},
+			{Name: "engine", Check: func(context.Context) error {
+				switch {
+				case s.Engine.Closed() || s.state.Load() == stateStopping:
+					return errors.New("stopping")
+				case s.state.Load() != stateServing:
+					return errors.New("starting: warming modules")
+				}
+				return nil
+			}},
+		},
 	})
-	s.services = append(s.services, &registryListener{pool: s.Pool, inv: s.Invoker, log: log}, s.Pruner)
+	s.services = append(s.services, &registryListener{pool: s.Pool, inv: s.Invoker, log: log, reg: s.Registry, forget: s.Records.ForgetFunction}, s.Pruner)
 	if err := s.openDBTriggers(ctx); err != nil {
 		return nil, err
 	}
@@ -214,6 +245,7 @@ func (s *Server) Start(ctx context.Context) error {
 			s.log.Error("serving http", "error", err)
 		}
 	}()
+	s.state.CompareAndSwap(stateStarting, stateServing)
 	s.log.Info("aerofn listening", "addr", ln.Addr().String())
 	return nil
 }
@@ -233,6 +265,7 @@ func (s *Server) Addr() string {
 func (s *Server) Stop(ctx context.Context) error {
 	var errs []error
 	s.stopOnce.Do(func() {
+		s.state.Store(stateStopping)
 		// The one place calls are cut short, whoever started them.
 		defer context.AfterFunc(ctx, func() {
 			s.log.Warn("shutdown timeout reached; interrupting the calls still running")
@@ -328,6 +361,10 @@ type registryListener struct {
 	pool *pgxpool.Pool
 	inv  *invoker.Invoker
 	log  *slog.Logger
+	// forget drops a deleted function's metric series (reg tells whether
+	// the changed function still exists).
+	reg    *registry.Store
+	forget func(name string)
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -356,6 +393,11 @@ func (l *registryListener) Start(ctx context.Context) error {
 						l.log.Warn("fetching announced artifact", "hash", hash, "error", err)
 					}
 					continue
+				}
+				if l.forget != nil {
+					if _, err := l.reg.Get(ctx, name); errors.Is(err, registry.ErrNotFound) {
+						l.forget(name)
+					}
 				}
 				if err := l.inv.WarmFunction(ctx, name); err != nil && ctx.Err() == nil && !errors.Is(err, invoker.ErrNotReady) {
 					l.log.Warn("warming changed function", "function", name, "error", err)
