@@ -1,0 +1,211 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/aerodb/aerofn/internal/db"
+	"github.com/aerodb/aerofn/internal/db/dbtest"
+)
+
+func newStore(t *testing.T) (*Store, *pgxpool.Pool) {
+	t.Helper()
+	ctx := context.Background()
+	pool, err := db.Open(ctx, dbtest.NewDatabase(t), 4)
+	dbtest.Must(t, err, "opening pool")
+	t.Cleanup(pool.Close)
+	_, err = db.Migrate(ctx, pool)
+	dbtest.Must(t, err, "migrating")
+	return New(pool), pool
+}
+
+func deploy(t *testing.T, s *Store, in DeployInput) Deployed {
+	t.Helper()
+	d, err := s.Deploy(context.Background(), in)
+	dbtest.Must(t, err, "deploying "+in.Name)
+	return d
+}
+
+// TestDeployVersionsRollback: each deploy adds a version that becomes
+// current; rollback by number or by hash makes an earlier one current; the
+// module bytes are kept by hash and verified on read.
+func TestDeployVersionsRollback(t *testing.T) {
+	ctx := context.Background()
+	s, pool := newStore(t)
+	a, b := []byte("module a"), []byte("module b")
+	d1 := deploy(t, s, DeployInput{Name: "fn", Wasm: a})
+	d2 := deploy(t, s, DeployInput{Name: "fn", Wasm: b})
+	if !d1.Created || d2.Created || d1.Version != 1 || d2.Version != 2 || d1.ID != d2.ID || d2.WasmHash != Hash(b) {
+		t.Fatalf("deploys = %+v, %+v", d1, d2)
+	}
+	vs, err := s.Versions(ctx, "fn")
+	dbtest.Must(t, err, "versions")
+	if len(vs) != 2 || !slices.ContainsFunc(vs, func(v Version) bool { return v.Version == 2 && v.Current && v.Size == len(b) }) {
+		t.Fatalf("versions = %+v, want 2 with version 2 current", vs)
+	}
+	f, err := s.Rollback(ctx, "fn", 1, "")
+	dbtest.Must(t, err, "rollback to 1")
+	if f.Version != 1 || f.WasmHash != Hash(a) {
+		t.Fatalf("after rollback to 1: %+v", f)
+	}
+	if f, err = s.Rollback(ctx, "fn", 0, Hash(b)); err != nil || f.Version != 2 {
+		t.Fatalf("rollback by hash: %+v, %v", f, err)
+	}
+	for _, tc := range []struct {
+		name    string
+		version int
+		hash    string
+	}{{"fn", 3, ""}, {"fn", 0, Hash([]byte("never"))}, {"fn", 1 << 40, ""}, {"nope", 1, ""}} {
+		if _, err := s.Rollback(ctx, tc.name, tc.version, tc.hash); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Rollback(%q, %d, %q) = %v, want ErrNotFound", tc.name, tc.version, tc.hash, err)
+		}
+	}
+	got, err := s.ModuleBytes(ctx, Hash(a))
+	if err != nil || string(got) != string(a) {
+		t.Fatalf("ModuleBytes = %q, %v", got, err)
+	}
+	if _, err := s.ModuleBytes(ctx, Hash([]byte("never"))); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("ModuleBytes of an unknown hash: %v", err)
+	}
+	_, err = pool.Exec(ctx, `UPDATE aerofn.modules SET bytes = 'tampered' WHERE hash = $1`, Hash(a))
+	dbtest.Must(t, err, "tampering")
+	if _, err := s.ModuleBytes(ctx, Hash(a)); !errors.Is(err, ErrCorruptModule) {
+		t.Fatalf("ModuleBytes of tampered bytes: %v, want ErrCorruptModule", err)
+	}
+	fns, err := s.List(ctx)
+	dbtest.Must(t, err, "listing")
+	if len(fns) != 1 || fns[0].Name != "fn" || fns[0].Version != 2 {
+		t.Fatalf("List = %+v", fns)
+	}
+}
+
+// TestDeployKeepsOrReplacesConfig: a deploy without a config keeps the
+// current one; one with only triggers replaces the triggers and keeps the
+// rest; a whole config replaces everything.
+func TestDeployKeepsOrReplacesConfig(t *testing.T) {
+	s, _ := newStore(t)
+	s.AddTriggerType("webhook", func(tr Trigger, i int) error { return nil })
+	desc := "first"
+	deploy(t, s, DeployInput{Name: "fn", Wasm: []byte("a"), Description: &desc,
+		Config: &Config{Timeout: 20, Env: []string{"TOKEN"}, Triggers: []Trigger{{Type: "webhook", Secret: "S1"}}}})
+	d := deploy(t, s, DeployInput{Name: "fn", Wasm: []byte("b")})
+	if c := d.Function.Config; c.Timeout != 20 || !slices.Equal(c.Env, []string{"TOKEN"}) || len(c.Triggers) != 1 || d.Function.Description != "first" {
+		t.Fatalf("deploy without config changed it: %+v %q", c, d.Function.Description)
+	}
+	trs := []Trigger{{Type: "webhook", Secret: "S2"}, {Type: "webhook", Secret: "S3"}}
+	d = deploy(t, s, DeployInput{Name: "fn", Wasm: []byte("c"), Triggers: &trs})
+	if c := d.Function.Config; c.Timeout != 20 || len(c.Triggers) != 2 || c.Triggers[1].Secret != "S3" {
+		t.Fatalf("deploy with triggers only: %+v", c)
+	}
+	bad := []Trigger{{Type: "carrier-pigeon"}}
+	if _, err := s.Deploy(context.Background(), DeployInput{Name: "fn", Wasm: []byte("d"), Triggers: &bad}); !isValidation(err) {
+		t.Fatalf("deploy with an unknown trigger type: %v, want a ValidationError", err)
+	}
+	d = deploy(t, s, DeployInput{Name: "fn", Wasm: []byte("e"), Config: &Config{}})
+	if c := d.Function.Config; c.Timeout != 0 || len(c.Env) != 0 || len(c.Triggers) != 0 || d.Version != 4 {
+		t.Fatalf("deploy with a whole config: %+v (version %d; the refused deploy must not use a number)", c, d.Version)
+	}
+}
+
+func isValidation(err error) bool {
+	var ve *ValidationError
+	return errors.As(err, &ve)
+}
+
+// TestPatchMergesConfig: a patch merges into the stored config, null resets
+// a field, an invalid result or an unknown field is refused and changes
+// nothing, and patching what does not exist is ErrNotFound.
+func TestPatchMergesConfig(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	deploy(t, s, DeployInput{Name: "fn", Wasm: []byte("a"), Config: &Config{Timeout: 20, Env: []string{"A"}}})
+	f, err := s.Patch(ctx, "fn", PatchInput{ConfigPatch: []byte(`{"timeout": 30}`)})
+	dbtest.Must(t, err, "patching")
+	if f.Config.Timeout != 30 || !slices.Equal(f.Config.Env, []string{"A"}) || f.Version != 1 {
+		t.Fatalf("after patch: %+v", f)
+	}
+	off := false
+	if f, err = s.Patch(ctx, "fn", PatchInput{ConfigPatch: []byte(`{"env": null}`), Enabled: &off}); err != nil || len(f.Config.Env) != 0 || f.Enabled {
+		t.Fatalf("patch env null, disabled: %+v, %v", f, err)
+	}
+	for _, p := range []string{`{"timeout": 301}`, `{"timout": 5}`, `[]`, `{"run_as": "postgres"}`} {
+		if _, err := s.Patch(ctx, "fn", PatchInput{ConfigPatch: []byte(p)}); !isValidation(err) {
+			t.Errorf("patch %s: %v, want a ValidationError", p, err)
+		}
+	}
+	if f, err = s.Get(ctx, "fn"); err != nil || f.Config.Timeout != 30 {
+		t.Fatalf("refused patches changed the function: %+v, %v", f, err)
+	}
+	if _, err := s.Patch(ctx, "nope", PatchInput{ConfigPatch: []byte(`{"timeout": 5}`)}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("patch of a missing function: %v", err)
+	}
+	if _, err := s.Patch(ctx, "nope", PatchInput{Enabled: &off}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("enable of a missing function: %v", err)
+	}
+}
+
+// refusingHook owns type "table": it refuses a trigger on table "missing"
+// and records what it was asked to sync and remove.
+type refusingHook struct{ synced, removed []string }
+
+func (h *refusingHook) TriggerType() string { return "table" }
+func (h *refusingHook) Validate(_ context.Context, _ pgx.Tx, tr Trigger, i int) error {
+	if tr.Table == "missing" {
+		return &ValidationError{Field: "config.triggers[0].table", Message: "no such table"}
+	}
+	return nil
+}
+func (h *refusingHook) Sync(_ context.Context, _ pgx.Tx, fn Function) error {
+	h.synced = append(h.synced, fn.Name)
+	return nil
+}
+func (h *refusingHook) Remove(_ context.Context, _ pgx.Tx, fn Function) error {
+	h.removed = append(h.removed, fn.Name)
+	return nil
+}
+
+// TestHooksShareTheTransaction: a trigger its hook refuses stores nothing
+// (not the function, not the module's version); hooks sync on deploy and
+// remove on delete; every change is announced on ChangeChannel.
+func TestHooksShareTheTransaction(t *testing.T) {
+	ctx := context.Background()
+	s, pool := newStore(t)
+	h := &refusingHook{}
+	s.AddHook(h)
+
+	listen, err := pool.Acquire(ctx)
+	dbtest.Must(t, err, "acquiring")
+	defer listen.Release()
+	_, err = listen.Exec(ctx, "LISTEN "+ChangeChannel)
+	dbtest.Must(t, err, "listening")
+
+	_, err = s.Deploy(ctx, DeployInput{Name: "bad", Wasm: []byte("a"), Config: &Config{Triggers: []Trigger{{Type: "table", Table: "missing"}}}})
+	if !isValidation(err) {
+		t.Fatalf("deploy with a refused trigger: %v", err)
+	}
+	if _, err := s.Get(ctx, "bad"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the refused deploy stored the function: %v", err)
+	}
+	deploy(t, s, DeployInput{Name: "good", Wasm: []byte("a"), Config: &Config{Triggers: []Trigger{{Type: "table", Table: "t"}}}})
+	dbtest.Must(t, s.Delete(ctx, "good"), "deleting")
+	if !slices.Equal(h.synced, []string{"good"}) || !slices.Equal(h.removed, []string{"good"}) {
+		t.Fatalf("hook saw sync %v, remove %v", h.synced, h.removed)
+	}
+	if err := s.Delete(ctx, "good"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("second delete: %v", err)
+	}
+	for _, want := range []string{"good", "good"} { // the deploy, the delete
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		n, err := listen.Conn().WaitForNotification(wctx)
+		cancel()
+		if err != nil || n.Payload != want {
+			t.Fatalf("notification: %+v, %v; want %q (a refused deploy announces nothing)", n, err, want)
+		}
+	}
+}
