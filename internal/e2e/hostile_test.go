@@ -216,4 +216,28 @@ func TestRefusedGrowEveryTrigger(t *testing.T) {
 			t.Errorf("%s: recorded %s from %s with peak %.3f MiB, want memory_exceeded from %s with one page", fn, status, trig, peak, trigger)
 		}
 	}
+	// Each trigger's own account says the same: the schedule's run, and the
+	// delivery's dead letter (one attempt allowed).
+	var runState, runStatus string
+	if err := e.Admin.QueryRow(context.Background(), `SELECT r.state, coalesce(r.status, '') FROM aerofn.schedule_runs r
+		JOIN aerofn.functions f ON f.id = r.function_id WHERE f.name = 'grow-sched' AND r.state NOT IN ('pending', 'running')
+		ORDER BY r.scheduled_time LIMIT 1`).Scan(&runState, &runStatus); err != nil {
+		t.Fatal(err)
+	}
+	if runState != "failed" || runStatus != "memory_exceeded" {
+		t.Errorf("schedule run %s with status %q, want failed with memory_exceeded", runState, runStatus)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var jobState, errs string
+		_ = e.Admin.QueryRow(context.Background(), `SELECT state, coalesce(errors::text, '') FROM aerofn.river_job
+			WHERE kind = 'aerofn_db_event' AND args->>'function' = 'grow-db'`).Scan(&jobState, &errs)
+		if jobState == "discarded" && strings.Contains(errs, "memory_exceeded") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("delivery %s with errors %s, want a dead letter saying memory_exceeded", jobState, errs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
