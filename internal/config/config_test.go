@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/pflag"
 )
@@ -87,5 +88,32 @@ func TestConfigFileErrors(t *testing.T) {
 		if err := c.Resolve(fs, func(string) string { return "" }); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: got %v, want %q", file, err, want)
 		}
+	}
+}
+
+// TestRecordsRetentionSettings: the defaults keep 7 days and 100,000
+// records per function; 0 turns either off; a negative value is refused.
+func TestRecordsRetentionSettings(t *testing.T) {
+	resolve := func(env map[string]string) Config {
+		t.Helper()
+		var c Config
+		fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+		c.Bind(fs)
+		if err := c.Resolve(fs, func(k string) string { return env[k] }); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	if c := resolve(nil); c.RecordsMaxAge != 7*24*time.Hour || c.RecordsMaxPerFunction != 100000 {
+		t.Fatalf("defaults: %v, %d", c.RecordsMaxAge, c.RecordsMaxPerFunction)
+	}
+	if c := resolve(map[string]string{"AEROFN_RECORDS_MAX_AGE": "0", "AEROFN_RECORDS_MAX_PER_FUNCTION": "0"}); c.RecordsMaxAge != 0 || c.RecordsMaxPerFunction != 0 {
+		t.Fatalf("0 must turn retention off: %v, %d", c.RecordsMaxAge, c.RecordsMaxPerFunction)
+	}
+	c := resolve(map[string]string{"AEROFN_RECORDS_MAX_AGE": "-1h", "AEROFN_DATABASE_URL": "postgres://x",
+		"AEROFN_JWT_SECRET": strings.Repeat("j", 32), "AEROFN_SECRETS_KEY": strings.Repeat("s", 32)})
+	var fe *FieldError
+	if err := c.Validate(); !errors.As(err, &fe) || fe.Setting != "AEROFN_RECORDS_MAX_AGE" {
+		t.Fatalf("negative max age: %v", err)
 	}
 }

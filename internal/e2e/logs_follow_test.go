@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aerodb/aerofn/internal/config"
 	"github.com/aerodb/aerofn/internal/testenv"
 )
 
@@ -222,5 +223,43 @@ func TestLiveLogsClientLeavingAndStop(t *testing.T) {
 		if ev := s2.next(t, 5*time.Second); ev.Event == "eof" {
 			break
 		}
+	}
+}
+
+// TestRetentionKeepsTheNewestPerFunction: a node configured with
+// AEROFN_RECORDS_MAX_PER_FUNCTION prunes a function's older records; the
+// list keeps the newest, stats still count every call.
+func TestRetentionKeepsTheNewestPerFunction(t *testing.T) {
+	e := testenv.Start(t, testenv.Options{Config: func(c *config.Config) { c.RecordsMaxPerFunction = 2 }})
+	e.MustDeploy("echo", compile(t, watEcho), nil)
+	e.MustDeploy("other", compile(t, watEcho), nil)
+	for range 5 {
+		if r := e.Invoke("echo", e.AnonKey, map[string]int{"a": 1}); r.Status != 200 {
+			t.Fatalf("invoking: %d %s", r.Status, r.Body)
+		}
+		time.Sleep(2 * time.Millisecond) // distinct start times
+	}
+	if r := e.Invoke("other", e.AnonKey, map[string]int{"a": 1}); r.Status != 200 {
+		t.Fatalf("invoking other: %d %s", r.Status, r.Body)
+	}
+	e.Flush()
+	before := e.Do("GET", "/admin/v1/functions/echo/logs", e.ServiceKey, "", nil)
+	res, err := e.Server.Pruner.PruneOnce(context.Background())
+	if err != nil || res.ByCount != 3 {
+		t.Fatalf("pruned %+v, %v; want 3 by count", res, err)
+	}
+	var all, kept []map[string]any
+	_ = json.Unmarshal(before.Body, &all)
+	_ = json.Unmarshal(e.Do("GET", "/admin/v1/functions/echo/logs", e.ServiceKey, "", nil).Body, &kept)
+	if len(all) != 5 || len(kept) != 2 || kept[0]["id"] != all[0]["id"] || kept[1]["id"] != all[1]["id"] {
+		t.Fatalf("kept %v of %v, want the newest 2", kept, all)
+	}
+	var other []map[string]any
+	_ = json.Unmarshal(e.Do("GET", "/admin/v1/functions/other/logs", e.ServiceKey, "", nil).Body, &other)
+	if len(other) != 1 {
+		t.Fatalf("other function has %d records, want 1", len(other))
+	}
+	if st := e.Do("GET", "/admin/v1/functions/echo/stats", e.ServiceKey, "", nil).JSON(t); st["count"] != 5.0 {
+		t.Fatalf("stats after pruning: %v, want count 5", st)
 	}
 }
