@@ -16,6 +16,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/aerodb/aerofn/internal/cluster"
 )
 
 //go:embed migrations/*.sql
@@ -83,9 +85,6 @@ func Migrations() ([]Migration, error) {
 	return out, nil
 }
 
-// migrateLockKey serialises migrations across nodes starting at once.
-const migrateLockKey = 0x6165726f666e // "aerofn"
-
 // Migrate applies every embedded migration not yet applied, each in its own
 // transaction, under an advisory lock so that several nodes starting together
 // apply each migration once. It returns the versions it applied.
@@ -99,10 +98,10 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) ([]int, error) {
 		return nil, fmt.Errorf("acquiring connection for migrations: %w", err)
 	}
 	defer conn.Release()
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", migrateLockKey); err != nil {
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", cluster.Migrate); err != nil {
 		return nil, fmt.Errorf("taking migration lock: %w", err)
 	}
-	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", migrateLockKey) //nolint:errcheck // the session ends anyway
+	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", cluster.Migrate) //nolint:errcheck // the session ends anyway
 
 	if _, err := conn.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS aerofn;
 CREATE TABLE IF NOT EXISTS aerofn.schema_migrations (

@@ -11,13 +11,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
-)
 
-// dispatchLock serialises dispatch passes across nodes ("aerofn" + 'd').
-// Only the leader dispatches, but a leader that lost its node connection
-// may still be finishing a pass when the next one starts: the lock keeps
-// passes one after another, which the ordering argument needs.
-const dispatchLock = 0x6165726f666e64
+	"github.com/aerodb/aerofn/internal/cluster"
+)
 
 // dispatchAll runs dispatch passes until one finds less than a full batch.
 func (s *Service) dispatchAll(ctx context.Context) error {
@@ -50,7 +46,11 @@ type sub struct {
 func (s *Service) dispatchPass(ctx context.Context) (int, error) {
 	var n int
 	err := pgx.BeginFunc(ctx, s.cfg.Pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(dispatchLock)); err != nil {
+		// Only the leader dispatches, but a leader that lost its node
+		// connection may still be finishing a pass when the next one starts:
+		// the lock keeps passes one after another, which the ordering
+		// argument needs.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, cluster.EventDispatch); err != nil {
 			return fmt.Errorf("taking dispatch lock: %w", err)
 		}
 		rows, err := tx.Query(ctx, `DELETE FROM aerofn.events WHERE id IN (SELECT id FROM aerofn.events ORDER BY id LIMIT $1)
@@ -274,7 +274,7 @@ func (s *Service) advanceAllOrdered(ctx context.Context) error {
 // time per function is what makes delivery ordered; the function's lock
 // keeps the dispatcher and the workers from advancing it at once.
 func (s *Service) advanceOrdered(ctx context.Context, tx pgx.Tx, functionID, function string, enabled bool) error {
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('aerofn.ordered:' || $1, 0))`, functionID); err != nil {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(`+cluster.OrderedKeySQL+`)`, functionID); err != nil {
 		return fmt.Errorf("locking ordered deliveries of %s: %w", function, err)
 	}
 	for {

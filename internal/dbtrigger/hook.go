@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/aerodb/aerofn/internal/cluster"
 	"github.com/aerodb/aerofn/internal/registry"
 )
 
@@ -273,10 +274,6 @@ func subscribedTables(ctx context.Context, tx pgx.Tx, functionID string) ([]uint
 	return oids, nil
 }
 
-// captureLockSpace is the high half of the advisory lock keys that
-// serialise subscription changes per table (the low half is its oid).
-const captureLockSpace = 0x61657674 // "aevt"
-
 // lockTables serialises every subscription change on these tables until
 // the transaction ends, in oid order (no deadlock between two deploys).
 // Without it, a deploy that drops a table's last-but-one trigger could race
@@ -289,7 +286,7 @@ func lockTables(ctx context.Context, tx pgx.Tx, tables map[uint32]bool) error {
 	}
 	slices.Sort(oids)
 	for _, oid := range oids {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(captureLockSpace)<<32|int64(oid)); err != nil {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, cluster.CaptureKey(oid)); err != nil {
 			return fmt.Errorf("locking subscriptions of table %d: %w", oid, err)
 		}
 	}

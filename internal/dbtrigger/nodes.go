@@ -9,12 +9,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river/riverdriver"
 	"github.com/riverqueue/river/rivertype"
-)
 
-// leaderLock is the session advisory lock that the leading node holds on
-// its node connection ("aerofn" + 'l'). A node that dies loses its
-// connection, so the lock, at once.
-const leaderLock = 0x6165726f666e6c
+	"github.com/aerodb/aerofn/internal/cluster"
+)
 
 // connectNode opens the node's own connection (outside the pool, for as
 // long as the node lives) and records its backend as the node's liveness.
@@ -54,7 +51,7 @@ func (s *Service) runNode(ctx context.Context, conn *pgx.Conn) {
 			}
 		}
 		var got bool
-		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, int64(leaderLock)).Scan(&got); err != nil {
+		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, cluster.EventLeader).Scan(&got); err != nil {
 			if ctx.Err() == nil {
 				s.log.Warn("competing for leadership", "error", err)
 			}

@@ -2,15 +2,12 @@ package dbtrigger
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
 	mrand "math/rand/v2"
-	"os"
 	"sync"
 	"time"
 
@@ -20,6 +17,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivermigrate"
 
+	"github.com/aerodb/aerofn/internal/cluster"
 	"github.com/aerodb/aerofn/internal/engine"
 	"github.com/aerodb/aerofn/internal/invoker"
 	"github.com/aerodb/aerofn/internal/registry"
@@ -35,6 +33,9 @@ type Config struct {
 	Registry *registry.Store
 	Engine   *engine.Engine
 	Logger   *slog.Logger
+	// Node names this node: its River client id (river_job.attempted_by)
+	// and its row in aerofn.event_nodes; default cluster.NewNodeName().
+	Node string
 
 	// Workers is how many deliveries run at once on this node (default 100).
 	// A delivery mostly waits on Postgres (fetch, record, complete), so this
@@ -71,6 +72,9 @@ func (c Config) withDefaults() Config {
 		if *d <= 0 {
 			*d = v
 		}
+	}
+	if c.Node == "" {
+		c.Node = cluster.NewNodeName()
 	}
 	if c.Workers <= 0 {
 		c.Workers = 100
@@ -113,7 +117,7 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 	if err := MigrateRiver(ctx, cfg.Pool); err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg, log: cfg.Logger, clientID: newClientID()}
+	s := &Service{cfg: cfg, log: cfg.Logger, clientID: cfg.Node}
 	workers := river.NewWorkers()
 	if err := river.AddWorkerSafely(workers, &worker{svc: s}); err != nil {
 		return nil, fmt.Errorf("registering delivery worker: %w", err)
@@ -147,10 +151,6 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 	return s, nil
 }
 
-// riverMigrateLock serialises River's migrations across nodes starting at
-// once ("aerofn" + 'r').
-const riverMigrateLock = 0x6165726f666e72
-
 // MigrateRiver brings River's tables in schema aerofn up to date, each
 // migration in its own transaction (one adds an enum value the next uses),
 // under a session advisory lock so that nodes starting together take turns.
@@ -164,25 +164,14 @@ func MigrateRiver(ctx context.Context, pool *pgxpool.Pool) error {
 		return fmt.Errorf("acquiring connection for river migrations: %w", err)
 	}
 	defer conn.Release()
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, int64(riverMigrateLock)); err != nil {
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, cluster.RiverMigrate); err != nil {
 		return fmt.Errorf("taking river migration lock: %w", err)
 	}
-	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, int64(riverMigrateLock)) //nolint:errcheck // the session ends anyway
+	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, cluster.RiverMigrate) //nolint:errcheck // the session ends anyway
 	if _, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
 		return fmt.Errorf("applying river migrations: %w", err)
 	}
 	return nil
-}
-
-func newClientID() string {
-	host, _ := os.Hostname()
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	id := fmt.Sprintf("aerofn-%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
-	if len(id) > 100 {
-		id = id[len(id)-100:]
-	}
-	return id
 }
 
 // Start registers the node, starts its River workers and the loop that

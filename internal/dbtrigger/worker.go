@@ -13,6 +13,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
+	"github.com/aerodb/aerofn/internal/cluster"
 	"github.com/aerodb/aerofn/internal/db"
 	"github.com/aerodb/aerofn/internal/engine"
 	"github.com/aerodb/aerofn/internal/invoker"
@@ -176,7 +177,7 @@ func (w *worker) endOrdered(ctx context.Context, job *river.Job[deliveryArgs]) e
 // head; a replayed or duplicated delivery is not, and moves nothing.
 func (w *worker) advancePast(ctx context.Context, tx pgx.Tx, job *river.Job[deliveryArgs]) error {
 	a := job.Args
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('aerofn.ordered:' || $1, 0))`, a.FunctionID); err != nil {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(`+cluster.OrderedKeySQL+`)`, a.FunctionID); err != nil {
 		return fmt.Errorf("locking ordered deliveries of %s: %w", a.Function, err)
 	}
 	tag, err := tx.Exec(ctx, `DELETE FROM aerofn.event_backlog WHERE seq = $1 AND job_id = $2`, a.Seq, job.ID)

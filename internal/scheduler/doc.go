@@ -21,10 +21,10 @@
 // Every node keeps one scheduler session (application_name "aerofn node
 // <name>") holding two kinds of session-level advisory lock:
 //
-//   - its liveness lock (LockSpace, node key), for as long as the node lives.
+//   - its liveness lock (cluster.SchedulerSpace, node key), for as long as the node lives.
 //     A run claimed by a node records the node key; a run whose key is no
 //     longer locked belongs to a dead node.
-//   - the ticker lock (LockSpace, 0), which one node holds. The others try
+//   - the ticker lock (cluster.SchedulerSpace, 0), which one node holds. The others try
 //     pg_try_advisory_lock every 250 ms. A killed node's session ends with its
 //     TCP connection, so its locks free at once and another node ticks within
 //     a quarter of a second.

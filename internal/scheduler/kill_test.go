@@ -12,8 +12,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/aerodb/aerofn/internal/cluster"
 	"github.com/aerodb/aerofn/internal/db/dbtest"
-	"github.com/aerodb/aerofn/internal/scheduler"
 	"github.com/aerodb/aerofn/internal/testenv"
 )
 
@@ -39,17 +39,17 @@ func currentTicker(t testing.TB, e *testenv.Env) string {
 	var app string
 	err := e.Admin.QueryRow(context.Background(), `SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
 		WHERE l.locktype = 'advisory' AND l.granted AND l.classid = $1::int8 AND l.objid = 0 AND l.objsubid = 2
-			AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`, int64(scheduler.LockSpace)).Scan(&app)
+			AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`, int64(cluster.SchedulerSpace)).Scan(&app)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return ""
 	}
 	if err != nil {
 		t.Fatalf("finding the ticker: %v", err)
 	}
-	if !strings.HasPrefix(app, scheduler.ApplicationNamePrefix) {
+	if !strings.HasPrefix(app, cluster.ApplicationNamePrefix) {
 		t.Fatalf("ticker session %q", app)
 	}
-	return strings.TrimPrefix(app, scheduler.ApplicationNamePrefix)
+	return strings.TrimPrefix(app, cluster.ApplicationNamePrefix)
 }
 
 // nodePID is the process id inside a default node name host:pid:random.

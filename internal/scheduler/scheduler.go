@@ -4,11 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/aerodb/aerofn/internal/cluster"
 	"github.com/aerodb/aerofn/internal/invoker"
 	"github.com/aerodb/aerofn/internal/scheduler/cronspec"
 )
@@ -28,20 +27,12 @@ const (
 	DefaultMaxQueued = 100
 )
 
-// LockSpace is the first key of every advisory lock the scheduler takes
-// ("aesc"); the second is 0 for the ticker and a node's key for its
-// liveness lock. Function roles cannot take advisory locks (sqlexec revokes
-// them), so no function can squat these. The ticker is the session of
+// The scheduler's locks are cluster.SchedulerSpace with 0 (the ticker) and
+// with a node's key (its liveness). The ticker is the session of
 //
 //	SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a USING (pid)
 //	WHERE l.locktype = 'advisory' AND l.classid = 1634038627 AND l.objid = 0 AND l.objsubid = 2
 //	  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-const LockSpace int32 = 0x61657363
-
-// ApplicationNamePrefix starts the application_name of every node's
-// scheduler session; the rest is the node name. pg_stat_activity and
-// pg_locks together tell which node holds the ticker lock.
-const ApplicationNamePrefix = "aerofn node "
 
 // How often the ticker looks for runs of dead nodes, and prunes history.
 const (
@@ -65,7 +56,7 @@ type Config struct {
 	Invoker *invoker.Invoker
 	Logger  *slog.Logger
 	// Node names this node in runs and in its scheduler session's
-	// application_name; default "<host>:<pid>:<random>".
+	// application_name; default cluster.NewNodeName().
 	Node string
 	// LockRetry is how often a node that is not the ticker tries to become
 	// it, and polls for runs it was not told about (default 250 ms).
@@ -118,7 +109,7 @@ func New(cfg Config) *Scheduler {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Node == "" {
-		cfg.Node = defaultNodeName()
+		cfg.Node = cluster.NewNodeName()
 	}
 	if cfg.LockRetry <= 0 {
 		cfg.LockRetry = DefaultLockRetry
@@ -140,16 +131,6 @@ func New(cfg Config) *Scheduler {
 
 // Node is this node's name, as recorded in the runs it claims.
 func (s *Scheduler) Node() string { return s.cfg.Node }
-
-func defaultNodeName() string {
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "localhost"
-	}
-	b := make([]byte, 3)
-	_, _ = rand.Read(b)
-	return fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(b))
-}
 
 // newNodeKey is a random positive int32: the second key of this node's
 // liveness lock.
@@ -251,7 +232,7 @@ func (s *Scheduler) step() time.Duration {
 	wait := s.cfg.LockRetry
 	if !s.leader {
 		var ok bool
-		if err := s.conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, 0)`, LockSpace).Scan(&ok); err != nil {
+		if err := s.conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, $2)`, cluster.SchedulerSpace, cluster.TickerObject).Scan(&ok); err != nil {
 			return s.fail(ctx, "trying the ticker lock", err)
 		}
 		if ok {
@@ -320,7 +301,7 @@ func (s *Scheduler) connect(ctx context.Context) error {
 	if cc.RuntimeParams == nil {
 		cc.RuntimeParams = map[string]string{}
 	}
-	cc.RuntimeParams["application_name"] = ApplicationNamePrefix + s.cfg.Node
+	cc.RuntimeParams["application_name"] = cluster.ApplicationNamePrefix + s.cfg.Node
 	// The server drops this session (and its locks) within seconds of losing
 	// sight of the node, rather than after the default two hours of TCP
 	// keepalive; idle_in_transaction bounds a node that hangs mid-tick.
@@ -336,7 +317,7 @@ func (s *Scheduler) connect(ctx context.Context) error {
 	// The key is random; on the rare clash with a live node, pick another.
 	for range 8 {
 		var ok bool
-		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, $2)`, LockSpace, s.nodeKey.Load()).Scan(&ok); err != nil {
+		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, $2)`, cluster.SchedulerSpace, s.nodeKey.Load()).Scan(&ok); err != nil {
 			_ = conn.Close(ctx)
 			return fmt.Errorf("taking the node lock: %w", err)
 		}
@@ -363,7 +344,7 @@ func (s *Scheduler) evictStaleTicker(ctx context.Context) error {
 			WHERE l.locktype = 'advisory' AND l.granted AND l.classid::int8 = $1 AND l.objid = 0 AND l.objsubid = 2
 				AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
 				AND a.state <> 'active' AND a.state_change < clock_timestamp() - $2::interval)
-		SELECT application_name FROM stale WHERE pg_terminate_backend(pid)`, int64(LockSpace), tickerStaleAfter).Scan(&node)
+		SELECT application_name FROM stale WHERE pg_terminate_backend(pid)`, int64(cluster.SchedulerSpace), tickerStaleAfter).Scan(&node)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil
 	}
@@ -382,7 +363,7 @@ func (s *Scheduler) resign() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := s.conn.Exec(ctx, `SELECT pg_advisory_unlock($1, 0)`, LockSpace); err != nil {
+	if _, err := s.conn.Exec(ctx, `SELECT pg_advisory_unlock($1, $2)`, cluster.SchedulerSpace, cluster.TickerObject); err != nil {
 		s.log.Warn("releasing the ticker lock", "error", err)
 		_ = s.conn.Close(ctx)
 	}

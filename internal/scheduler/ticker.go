@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/aerodb/aerofn/internal/cluster"
 )
 
 // dueSchedule is a schedule whose next tick has come, locked by the ticker.
@@ -159,7 +161,7 @@ func (s *Scheduler) sweep(ctx context.Context) error {
 						AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
 						AND l.classid::int8 = $1 AND l.objid::int8 = r.node_key)
 				RETURNING 1)
-			SELECT count(*) FROM gone`, int64(LockSpace)).Scan(&n); err != nil {
+			SELECT count(*) FROM gone`, int64(cluster.SchedulerSpace)).Scan(&n); err != nil {
 			return err
 		}
 		if n > 0 {

@@ -23,7 +23,7 @@ const nextRunsShown = 5
 // openSchedules wires cron-triggered functions: registry hook, the
 // scheduler service, API routes and describers.
 func (s *Server) openSchedules(ctx context.Context) error {
-	sch := scheduler.New(scheduler.Config{Pool: s.Pool, Invoker: s.Invoker, Logger: s.log})
+	sch := scheduler.New(scheduler.Config{Pool: s.Pool, Invoker: s.Invoker, Logger: s.log, Node: s.Node})
 	s.Registry.AddHook(scheduler.Hook{})
 	s.AddService(sch)
 	s.API.AddDescriber(func(_ context.Context, fn registry.Function) (string, any, error) {

@@ -38,6 +38,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/aerodb/aerofn/internal/auth"
+	"github.com/aerodb/aerofn/internal/cluster"
 	"github.com/aerodb/aerofn/internal/config"
 	"github.com/aerodb/aerofn/internal/db"
 	"github.com/aerodb/aerofn/internal/engine"
@@ -78,6 +79,9 @@ type Server struct {
 	Invoker  *invoker.Invoker
 	API      *httpapi.API
 	SQL      *sqlexec.Executor
+	// Node is this node's one name among the nodes sharing the database
+	// (cluster.NewNodeName): schedule runs, River's client id, sessions.
+	Node string
 
 	services []Service
 	http     *http.Server
@@ -109,7 +113,7 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*Server, error) 
 	if log == nil {
 		log = slog.New(slog.NewJSONHandler(io.Discard, nil))
 	}
-	s := &Server{cfg: cfg, log: log}
+	s := &Server{cfg: cfg, log: log, Node: cluster.NewNodeName()}
 	ok := false
 	defer func() {
 		if !ok {

@@ -1,0 +1,67 @@
+// Package cluster holds what makes one aerofn process a node among others
+// sharing a database: the node's name, and the one table of the advisory
+// locks that nodes take to take turns.
+//
+// Every advisory lock aerofn takes is named here, so that two parts can
+// never pick the same key by accident and an operator reading pg_locks can
+// tell what a lock is. Function roles cannot take advisory locks at all
+// (sqlexec revokes them), so no function can squat one of these keys.
+//
+// Two key forms exist in PostgreSQL and never collide with each other
+// (pg_locks tells them apart by objsubid: 1 for one bigint key, 2 for two
+// int4 keys):
+//
+//	one bigint key                                   objsubid 1
+//	  Migrate        0x6165726f666e      "aerofn"     session lock while migrating aerofn's schema
+//	  RiverMigrate   0x6165726f666e72    "aerofn"+r   session lock while migrating River's tables
+//	  EventLeader    0x6165726f666e6c    "aerofn"+l   session lock of the database-trigger leader
+//	  EventDispatch  0x6165726f666e64    "aerofn"+d   transaction lock of one dispatch pass
+//	  CaptureKey(t)  0x61657674<<32|oid  "aevt",oid   transaction lock on table t's capture triggers
+//	  OrderedKey(f)  hashtextextended('aerofn.ordered:'||f, 0)
+//	                                                   transaction lock on function f's ordered backlog
+//	two int4 keys                                    objsubid 2
+//	  (SchedulerSpace, 0)        "aesc",0    session lock of the schedule ticker
+//	  (SchedulerSpace, nodeKey)  "aesc",key  a node's liveness lock: held while the node lives
+//
+// A new lock gets its name and key here (a bigint key in the "aerofn"+byte
+// series for a singleton, a space of its own for a family) and a line in
+// TestLockKeysDistinct.
+package cluster
+
+// Key is an advisory lock key of the one-bigint form.
+type Key int64
+
+// The singleton locks (one bigint key each).
+const (
+	// Migrate serialises aerofn's schema migrations across nodes starting
+	// at once (db.Migrate).
+	Migrate Key = 0x6165726f666e // "aerofn"
+	// RiverMigrate serialises River's migrations (dbtrigger.MigrateRiver).
+	RiverMigrate Key = 0x6165726f666e72 // "aerofn" + 'r'
+	// EventLeader is held, on its node connection, by the node that leads
+	// database-trigger dispatch.
+	EventLeader Key = 0x6165726f666e6c // "aerofn" + 'l'
+	// EventDispatch keeps dispatch passes one after another, even when a
+	// leader that lost its connection is still finishing one.
+	EventDispatch Key = 0x6165726f666e64 // "aerofn" + 'd'
+)
+
+// CaptureSpace is the high half of CaptureKey.
+const CaptureSpace = 0x61657674 // "aevt"
+
+// CaptureKey serialises subscription changes on one table (by oid).
+func CaptureKey(tableOID uint32) Key { return Key(int64(CaptureSpace)<<32 | int64(tableOID)) }
+
+// OrderedPrefix starts the text whose hashtextextended(…, 0) is the key of
+// an ordered function's backlog lock; the function's id follows.
+const OrderedPrefix = "aerofn.ordered:"
+
+// OrderedKeySQL is the SQL expression of that key, with the function id as $1.
+const OrderedKeySQL = `hashtextextended('` + OrderedPrefix + `' || $1, 0)`
+
+// SchedulerSpace is the first int4 of the scheduler's two-key locks: with
+// 0 the ticker lock, with a node's key that node's liveness lock.
+const SchedulerSpace int32 = 0x61657363 // "aesc"
+
+// TickerObject is the second key of the ticker lock.
+const TickerObject int32 = 0
