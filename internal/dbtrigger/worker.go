@@ -17,7 +17,6 @@ import (
 	"github.com/aerodb/aerofn/internal/db"
 	"github.com/aerodb/aerofn/internal/engine"
 	"github.com/aerodb/aerofn/internal/invoker"
-	"github.com/aerodb/aerofn/internal/registry"
 )
 
 // worker runs one delivery: one change, one function, one attempt.
@@ -31,11 +30,6 @@ func (w *worker) NextRetry(job *river.Job[deliveryArgs]) time.Time {
 	return time.Now().Add(backoff(w.svc.cfg.RetryBase, w.svc.cfg.RetryMax, job.Attempt))
 }
 
-var (
-	errGone     = errors.New("function no longer exists")
-	errDisabled = errors.New("function is disabled")
-)
-
 // Work implements river.Worker. A nil return is success; an error is a
 // failed attempt (River retries it with NextRetry's backoff until
 // max_attempts, then discards it: a dead letter); JobCancel is a failure
@@ -43,42 +37,33 @@ var (
 // tries again later without spending an attempt.
 func (w *worker) Work(ctx context.Context, job *river.Job[deliveryArgs]) error {
 	a := job.Args
-	fn, err := w.lookup(ctx, a.Function)
-	if err == nil && fn.ID != a.FunctionID {
-		err = errGone // deleted and deployed again under the same name
-	}
-	switch {
-	case errors.Is(err, errGone):
-		return river.JobCancel(fmt.Errorf("function %s (%s) no longer exists", a.Function, a.FunctionID))
-	case errors.Is(err, errDisabled):
-		return w.park(ctx, job)
-	case err != nil:
-		return fmt.Errorf("looking up function %s: %w", a.Function, err)
-	}
-	// Background work may wait for a compile (when no node left an artifact),
-	// which Invoke would refuse.
-	if _, err := w.svc.cfg.Invoker.Load(ctx, fn.WasmHash); err != nil {
-		if errors.Is(err, engine.ErrInvalidModule) || errors.Is(err, registry.ErrNotFound) || errors.Is(err, registry.ErrCorruptModule) {
-			err = fmt.Errorf("loading module of %s: %w", fn.Name, err)
-			if aerr := w.endOrdered(ctx, job); aerr != nil {
-				return errors.Join(err, aerr) // retried: the head must not be left behind
-			}
-			return river.JobCancel(err)
-		}
-		return fmt.Errorf("loading module of %s: %w", fn.Name, err)
-	}
 	ev, err := a.Change.EventJSON(job.Attempt)
 	if err != nil {
 		return river.JobCancel(err)
 	}
-	out, err := w.svc.cfg.Invoker.Invoke(ctx, fn, invoker.Call{Trigger: TriggerType, Event: ev, Principal: a.Change.Principal(),
-		RequestID: strconv.FormatInt(a.EventID, 10)})
-	if errors.Is(err, invoker.ErrBusy) || errors.Is(err, invoker.ErrNotReady) {
+	// Background work may wait for a compile (when no node left an
+	// artifact), where an HTTP call would be refused.
+	out, err := w.svc.cfg.Invoker.Invoke(ctx, a.Function, invoker.Call{Trigger: TriggerType, FunctionID: a.FunctionID, Event: ev,
+		Principal: a.Change.Principal(), RequestID: strconv.FormatInt(a.EventID, 10), WaitForCompile: true})
+	switch {
+	case errors.Is(err, invoker.ErrNotFound):
+		// Deleted, or deleted and deployed again under the same name.
+		return river.JobCancel(fmt.Errorf("function %s (%s) no longer exists", a.Function, a.FunctionID))
+	case errors.Is(err, invoker.ErrDisabled):
+		return w.park(ctx, job)
+	case invoker.Retryable(err):
 		return river.JobSnooze(time.Duration(50+mrand.IntN(100)) * time.Millisecond)
+	case err != nil:
+		return fmt.Errorf("invoking %s: %w", a.Function, err)
+	case errors.Is(out.Err, invoker.ErrLoad):
+		// It will never load: every further attempt would fail the same way.
+		err = fmt.Errorf("function %s (invocation %s): %w", a.Function, out.ID, out.Err)
+		if aerr := w.endOrdered(ctx, job); aerr != nil {
+			return errors.Join(err, aerr) // retried: the head must not be left behind
+		}
+		return river.JobCancel(err)
 	}
-	if err != nil {
-		return fmt.Errorf("invoking %s: %w", fn.Name, err)
-	}
+	fn := out.Function
 	if out.Status != engine.StatusSuccess {
 		// River keeps the error in a jsonb column, which refuses NUL: the
 		// guest's text is made valid first, or the completion would fail
@@ -95,25 +80,6 @@ func (w *worker) Work(ctx context.Context, job *river.Job[deliveryArgs]) error {
 		return w.completeOrdered(ctx, job)
 	}
 	return nil
-}
-
-// lookup finds the function through the invoker's cache, telling a
-// disabled function from a deleted one.
-func (w *worker) lookup(ctx context.Context, name string) (registry.Function, error) {
-	fn, err := w.svc.cfg.Invoker.Lookup(ctx, name)
-	if !errors.Is(err, invoker.ErrNotFound) {
-		return fn, err
-	}
-	fn, err = w.svc.cfg.Registry.Get(ctx, name)
-	switch {
-	case errors.Is(err, registry.ErrNotFound):
-		return fn, errGone
-	case err != nil:
-		return fn, err
-	case !fn.Enabled:
-		return fn, errDisabled
-	}
-	return fn, nil
 }
 
 // park holds a delivery of a disabled function until it is enabled: back

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"net/http"
 
 	"github.com/aerodb/aerofn/internal/auth"
@@ -94,23 +93,16 @@ func (a *API) adminInvoke(w http.ResponseWriter, r *http.Request, name string) e
 	if err != nil {
 		return err
 	}
-	fn, err := a.cfg.Invoker.Lookup(r.Context(), name)
-	if errors.Is(err, invoker.ErrNotFound) {
-		return notFound("function %q does not exist or is disabled", name)
-	}
-	if err != nil {
-		return err
-	}
 	call := invoker.Call{Trigger: body.Trigger, Event: evJSON, Principal: eventPrincipal(body.Trigger, ev), RequestID: requestID}
 	if body.Trigger == "http" || body.Trigger == "webhook" {
 		_, httpStatus := answer()
 		call.CheckOutput, call.HTTPStatus = checkResult, httpStatus
 	}
-	out, err := a.cfg.Invoker.Invoke(r.Context(), fn, call)
+	out, err := a.cfg.Invoker.Invoke(r.Context(), name, call)
 	if err != nil {
-		return a.invokeError(err)
+		return invokeError(name, err)
 	}
-	res := adminInvokeResponse{InvocationID: out.ID, RequestID: requestID, Function: fn.Name, Version: out.Version,
+	res := adminInvokeResponse{InvocationID: out.ID, RequestID: requestID, Function: out.Function.Name, Version: out.Version,
 		Trigger: body.Trigger, Status: string(out.Status), Role: string(out.Principal.Role), UserID: out.Principal.UserID,
 		DurationMS: float64(out.Duration.Microseconds()) / 1000, Error: out.Error, Logs: out.Logs, LogsDropped: out.LogsDropped}
 	if res.Logs == nil {

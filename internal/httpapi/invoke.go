@@ -40,47 +40,53 @@ type httpEvent struct {
 var hiddenHeaders = map[string]bool{"authorization": true, "apikey": true}
 
 func (a *API) invoke(w http.ResponseWriter, r *http.Request, name, subpath string) error {
-	tokenPrincipal, tokErr := a.principal(r)
+	p, tokErr := a.principal(r)
 	if tokErr != nil && !errors.Is(tokErr, auth.ErrMissingToken) {
 		return tokErr
 	}
-	fn, err := a.cfg.Invoker.Lookup(r.Context(), name)
-	if errors.Is(err, invoker.ErrNotFound) {
-		return notFound("function %q does not exist or is disabled", name)
-	}
-	if err != nil {
-		return err
-	}
-	p := tokenPrincipal
-	if tokErr != nil { // missing
-		if fn.Config.RequiresJWT() {
-			return apiError(http.StatusUnauthorized, "missing_token", "function %q requires a bearer token", name)
-		}
+	if tokErr != nil {
 		p = auth.Anon()
 	}
-	if !fn.Config.AllowsMethod(r.Method) {
-		w.Header().Set("Allow", strings.Join(fn.Config.Methods, ", "))
-		return methodNotAllowed(r.Method, strings.Join(fn.Config.Methods, ", "))
-	}
 	requestID := requestIDFrom(r.Header.Get("X-Request-Id"))
-	// Admission before anything that costs: a call this node refuses is
-	// answered without reading its body or building its event.
-	adm, err := a.cfg.Invoker.Admit()
-	if err != nil {
+	res, httpStatus := answer()
+	out, err := a.cfg.Invoker.Invoke(r.Context(), name, invoker.Call{Trigger: "http", Principal: p, RequestID: requestID,
+		Check: func(fn registry.Function) error {
+			if tokErr != nil && fn.Config.RequiresJWT() {
+				return apiError(http.StatusUnauthorized, "missing_token", "function %q requires a bearer token", name)
+			}
+			if !fn.Config.AllowsMethod(r.Method) {
+				w.Header().Set("Allow", strings.Join(fn.Config.Methods, ", "))
+				return methodNotAllowed(r.Method, strings.Join(fn.Config.Methods, ", "))
+			}
+			return nil
+		},
+		// Built once the call is admitted: a call this node refuses is
+		// answered without reading its body or building its event.
+		BuildEvent: func(_ registry.Function, eff auth.Principal) ([]byte, string, error) {
+			ev, err := httpEventOf(w, r, subpath, requestID, eff)
+			return ev, "", err
+		},
+		CheckOutput: checkResult, HTTPStatus: httpStatus})
+	if errors.Is(err, invoker.ErrBusy) {
 		// The body stays unread; closing the connection after the answer
 		// spares the server reading it to keep the connection alive.
 		w.Header().Set("Connection", "close")
-		return a.invokeError(err)
 	}
-	defer adm.Release()
+	if err != nil {
+		return invokeError(name, err)
+	}
+	return a.respond(w, out, *res, requestID)
+}
+
+// httpEventOf reads the request's body and builds the event of an HTTP call
+// that acts for eff.
+func httpEventOf(w http.ResponseWriter, r *http.Request, subpath, requestID string, eff auth.Principal) ([]byte, error) {
 	body, err := readInvokeBody(w, r)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ev := httpEvent{Trigger: "http", Method: r.Method, Path: subpath, Headers: map[string]string{}, Query: map[string]string{},
-		HeadersAll: map[string][]string{}, QueryAll: map[string][]string{}, RequestID: requestID}
-	eff := invoker.EffectivePrincipal(fn, p)
-	ev.Role = string(eff.Role)
+		HeadersAll: map[string][]string{}, QueryAll: map[string][]string{}, RequestID: requestID, Role: string(eff.Role)}
 	if eff.UserID != "" {
 		ev.UserID = &eff.UserID
 	}
@@ -100,19 +106,9 @@ func (a *API) invoke(w http.ResponseWriter, r *http.Request, name, subpath strin
 	}
 	ev.Body, ev.BodyEncoding, err = eventBody(r.Header.Get("Content-Type"), body)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	evJSON, err := encodeEvent(ev)
-	if err != nil {
-		return err
-	}
-	res, httpStatus := answer()
-	out, err := adm.Invoke(r.Context(), fn, invoker.Call{Trigger: "http", Event: evJSON, Principal: p, RequestID: requestID,
-		CheckOutput: checkResult, HTTPStatus: httpStatus})
-	if err != nil {
-		return a.invokeError(err)
-	}
-	return a.respond(w, fn, out, *res, requestID)
+	return encodeEvent(ev)
 }
 
 // MaxRequestID is the longest X-Request-Id kept.
@@ -155,11 +151,15 @@ func eventTooLarge(n int) error {
 		"the event would be %d bytes, over the %d-byte limit (the body as the function gets it: text escaped, binary in base64)", n, MaxEvent)
 }
 
-func (a *API) invokeError(err error) error {
-	if errors.Is(err, invoker.ErrBusy) {
+// invokeError is the one mapping of a call the invoker did not run to the
+// API's answer, for every endpoint that runs a function.
+func invokeError(name string, err error) error {
+	switch {
+	case errors.Is(err, invoker.ErrNotFound), errors.Is(err, invoker.ErrDisabled):
+		return notFound("function %q does not exist or is disabled", name)
+	case errors.Is(err, invoker.ErrBusy):
 		return &Error{Status: http.StatusTooManyRequests, Code: "too_many_requests", Message: "this node is running as many calls as it admits; retry shortly", RetryAfter: 1}
-	}
-	if errors.Is(err, invoker.ErrNotReady) {
+	case errors.Is(err, invoker.ErrNotReady):
 		return &Error{Status: http.StatusServiceUnavailable, Code: "not_ready",
 			Message: "this node has no compiled copy of the function's module yet and is compiling it; retry in a few seconds", RetryAfter: 5}
 	}
@@ -193,7 +193,8 @@ func failureStatus(st engine.Status) int {
 
 // respond maps an outcome to the HTTP answer; res is the result of a
 // successful call, built by answer's hook.
-func (a *API) respond(w http.ResponseWriter, fn registry.Function, out invoker.Outcome, res result, requestID string) error {
+func (a *API) respond(w http.ResponseWriter, out invoker.Outcome, res result, requestID string) error {
+	fn := out.Function
 	w.Header().Set("X-Request-Id", requestID)
 	w.Header().Set("X-Aerofn-Invocation-Id", out.ID)
 	switch out.Status {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/aerodb/aerofn/internal/auth"
 	"github.com/aerodb/aerofn/internal/invoker"
+	"github.com/aerodb/aerofn/internal/registry"
 	"github.com/aerodb/aerofn/internal/webhook"
 )
 
@@ -85,92 +86,112 @@ func (b *bufferedResponse) flush(w http.ResponseWriter) {
 // was 2xx, every later copy is answered {"duplicate": true}.
 func (a *API) webhook(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
-	fn, err := a.cfg.Invoker.Lookup(r.Context(), name)
-	if errors.Is(err, invoker.ErrNotFound) {
-		return notFound("function %q does not exist or is disabled", name)
-	}
-	if err != nil {
-		return err
-	}
-	trig, ok := webhook.Trigger(fn)
-	if !ok {
-		return notFound("function %q has no webhook trigger", name)
-	}
-	// Admission before anything that costs, as for an HTTP call: a delivery
-	// this node refuses is answered 429 without reading its body, and is
-	// not claimed, so the sender's retry runs.
-	adm, err := a.cfg.Invoker.Admit()
-	if err != nil {
-		w.Header().Set("Connection", "close")
-		return a.invokeError(err)
-	}
-	defer adm.Release()
-	body, err := readInvokeBody(w, r)
-	if err != nil {
-		return err
-	}
-	secret, _, err := a.cfg.Secrets.Get(r.Context(), trig.Secret)
-	if err != nil {
-		return fmt.Errorf("reading webhook secret: %w", err)
-	}
-	d, err := webhook.Verify(r.Header, body, secret, time.Now())
-	if err != nil {
-		return apiError(http.StatusUnauthorized, "invalid_signature", "%v", err)
-	}
-	evBody, evEncoding, err := eventBody(r.Header.Get("Content-Type"), body)
-	if err != nil {
-		return err
-	}
-	delivery := d.ID
-	if delivery == "" {
-		delivery = uuid.NewString()
-	}
-	ev := webhookEvent{Trigger: "webhook", Headers: map[string]string{}, Timestamp: time.Now().UTC().Format(time.RFC3339Nano), DeliveryID: delivery}
-	for k := range r.Header {
-		if lk := strings.ToLower(k); !webhookHiddenHeaders[lk] {
-			ev.Headers[lk] = r.Header.Get(k)
-		}
-	}
-	ev.Body, ev.BodyEncoding = evBody, evEncoding
-	// Encoded as an HTTP call's event is (no HTML escaping, the limit on
-	// the encoded size), and before the claim: a delivery that can never
-	// run is refused without one.
-	evJSON, err := encodeEvent(ev)
-	if err != nil {
-		return err
-	}
-	claim, err := a.cfg.Deliveries.Claim(r.Context(), fn.ID, d.Key, fn.Config.TimeoutDuration()+webhook.LeaseGrace)
-	if err != nil {
-		return err
-	}
-	switch claim.State {
-	case webhook.Done:
+	var (
+		d        webhook.Delivery
+		delivery string // d.ID, or a new id when the sender gave none
+		claimed  *webhook.Claim
+		fnID     string
+	)
+	res, httpStatus := answer()
+	out, err := a.cfg.Invoker.Invoke(r.Context(), name, invoker.Call{Trigger: "webhook", Principal: auth.Anon(),
+		Check: func(fn registry.Function) error {
+			if _, ok := webhook.Trigger(fn); !ok {
+				return notFound("function %q has no webhook trigger", name)
+			}
+			return nil
+		},
+		// Built once admitted: a delivery this node refuses is answered 429
+		// without reading its body, and is not claimed, so the sender's
+		// retry runs.
+		BuildEvent: func(fn registry.Function, _ auth.Principal) ([]byte, string, error) {
+			var ev []byte
+			var claim webhook.Claim
+			var err error
+			ev, d, delivery, claim, err = a.webhookEvent(w, r, fn)
+			if err != nil {
+				return nil, "", err
+			}
+			switch claim.State {
+			case webhook.Done:
+				return nil, "", errDuplicate
+			case webhook.InProgress:
+				secs := max(int((claim.RetryAfter+time.Second-1)/time.Second), 1)
+				w.Header().Set("Retry-After", strconv.Itoa(secs))
+				return nil, "", apiError(http.StatusConflict, "delivery_in_progress", "this delivery is being run by another attempt; retry after %d s", secs)
+			}
+			claimed, fnID = &claim, fn.ID
+			return ev, delivery, nil
+		},
+		CheckOutput: checkResult, HTTPStatus: httpStatus})
+	if errors.Is(err, errDuplicate) {
 		writeJSON(w, http.StatusOK, map[string]any{"duplicate": true, "delivery_id": d.ID})
 		return nil
-	case webhook.InProgress:
-		secs := int((claim.RetryAfter + time.Second - 1) / time.Second)
-		w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
-		return apiError(http.StatusConflict, "delivery_in_progress", "this delivery is being run by another attempt; retry after %d s", max(secs, 1))
 	}
-	res, httpStatus := answer()
-	out, err := adm.Invoke(r.Context(), fn, invoker.Call{Trigger: "webhook", Event: evJSON, Principal: auth.Anon(), RequestID: delivery,
-		CheckOutput: checkResult, HTTPStatus: httpStatus})
+	if errors.Is(err, invoker.ErrBusy) && claimed == nil {
+		w.Header().Set("Connection", "close")
+	}
 	if err != nil {
-		a.finishDelivery(r.Context(), fn.Name, fn.ID, d.Key, claim.Attempt, false)
-		return a.invokeError(err)
+		if claimed != nil {
+			a.finishDelivery(r.Context(), name, fnID, d.Key, claimed.Attempt, false)
+		}
+		return invokeError(name, err)
 	}
 	// Only a delivery answered 2xx counts as done (the sender retries
 	// anything else, and that retry must run). The claim is settled before
 	// the sender sees the answer, so a retry of a 2xx the sender never
 	// received (a dropped connection, a slow reader) finds it done.
 	buf := &bufferedResponse{header: http.Header{}}
-	if err := a.respond(buf, fn, out, *res, delivery); err != nil {
-		a.finishDelivery(r.Context(), fn.Name, fn.ID, d.Key, claim.Attempt, false)
+	if err := a.respond(buf, out, *res, delivery); err != nil {
+		a.finishDelivery(r.Context(), name, fnID, d.Key, claimed.Attempt, false)
 		return err
 	}
-	a.finishDelivery(r.Context(), fn.Name, fn.ID, d.Key, claim.Attempt, buf.status == 0 || buf.status/100 == 2)
+	a.finishDelivery(r.Context(), name, fnID, d.Key, claimed.Attempt, buf.status == 0 || buf.status/100 == 2)
 	buf.flush(w)
 	return nil
+}
+
+// errDuplicate: the delivery was done already; answered 200 {"duplicate": true}.
+var errDuplicate = errors.New("webhook delivery done already")
+
+// webhookEvent reads and verifies a delivery, builds its event and claims
+// it. The event is encoded as an HTTP call's is (no HTML escaping, the
+// limit on the encoded size), and before the claim: a delivery that can
+// never run is refused without one.
+func (a *API) webhookEvent(w http.ResponseWriter, r *http.Request, fn registry.Function) (
+	ev []byte, d webhook.Delivery, delivery string, claim webhook.Claim, err error) {
+	trig, _ := webhook.Trigger(fn)
+	body, err := readInvokeBody(w, r)
+	if err != nil {
+		return nil, d, "", claim, err
+	}
+	secret, _, err := a.cfg.Secrets.Get(r.Context(), trig.Secret)
+	if err != nil {
+		return nil, d, "", claim, fmt.Errorf("reading webhook secret: %w", err)
+	}
+	d, err = webhook.Verify(r.Header, body, secret, time.Now())
+	if err != nil {
+		return nil, d, "", claim, apiError(http.StatusUnauthorized, "invalid_signature", "%v", err)
+	}
+	evBody, evEncoding, err := eventBody(r.Header.Get("Content-Type"), body)
+	if err != nil {
+		return nil, d, "", claim, err
+	}
+	delivery = d.ID
+	if delivery == "" {
+		delivery = uuid.NewString()
+	}
+	e := webhookEvent{Trigger: "webhook", Headers: map[string]string{}, Timestamp: time.Now().UTC().Format(time.RFC3339Nano), DeliveryID: delivery}
+	for k := range r.Header {
+		if lk := strings.ToLower(k); !webhookHiddenHeaders[lk] {
+			e.Headers[lk] = r.Header.Get(k)
+		}
+	}
+	e.Body, e.BodyEncoding = evBody, evEncoding
+	if ev, err = encodeEvent(e); err != nil {
+		return nil, d, "", claim, err
+	}
+	claim, err = a.cfg.Deliveries.Claim(r.Context(), fn.ID, d.Key, fn.Config.TimeoutDuration()+webhook.LeaseGrace)
+	return ev, d, delivery, claim, err
 }
 
 func (a *API) finishDelivery(ctx context.Context, name, functionID, key, attempt string, ok bool) {

@@ -26,12 +26,43 @@ import (
 	"github.com/aerodb/aerofn/internal/sqlexec"
 )
 
+// Why Invoke did not run a call. Each is returned as Invoke's error and
+// nothing is recorded; callers test them with errors.Is. (ErrNotReady, in
+// modules.go, is one more.)
 var (
-	// ErrNotFound: no such function, or it is disabled.
+	// ErrNotFound: no function of that name, or not the one the trigger
+	// named (Call.FunctionID: deleted and deployed again under the name).
 	ErrNotFound = errors.New("function not found")
-	// ErrBusy: the node is running as many calls as it admits.
+	// ErrDisabled: the function exists and is disabled.
+	ErrDisabled = errors.New("function is disabled")
+	// ErrBusy: the node is running as many calls as it admits, or its
+	// engine has no free instance slot.
 	ErrBusy = errors.New("too many concurrent invocations")
 )
+
+// Why a call that ran failed: Outcome.Err wraps one of these (and the call
+// is recorded with the matching status).
+var (
+	// ErrLoad: the function's module can never be loaded (not valid
+	// WebAssembly, its stored bytes do not match their hash, or gone). A
+	// load that failed for a passing reason (the database blinked) is a
+	// failure without this cause.
+	ErrLoad = errors.New("the function's module cannot be loaded")
+	// ErrTimeout: the call ran past the function's timeout.
+	ErrTimeout = errors.New("function timed out")
+	// ErrMemory: the call grew past the function's memory limit.
+	ErrMemory = errors.New("function exceeded its memory limit")
+	// ErrInterrupted: the node stopped under the call (Interrupt).
+	ErrInterrupted = errors.New("call interrupted by the node stopping")
+	// ErrFunction: the function failed (returned an error, trapped, or
+	// answered what its trigger cannot deliver).
+	ErrFunction = errors.New("function failed")
+)
+
+// Retryable reports whether err (from Invoke) means the call was refused
+// for now and the same call succeeds later: this node was busy, or has not
+// compiled the module yet. Background triggers hand such work back.
+func Retryable(err error) bool { return errors.Is(err, ErrBusy) || errors.Is(err, ErrNotReady) }
 
 // Config wires an Invoker.
 type Config struct {
@@ -143,9 +174,10 @@ func (inv *Invoker) begin() func() {
 	}
 }
 
-// Lookup returns the current, enabled version of a function. Results are
-// cached briefly; Invalidate drops an entry when the registry announces a
-// change, so a disable or delete takes effect at once on every node.
+// Lookup returns the current, enabled version of a function: ErrNotFound
+// when there is none, ErrDisabled when it is disabled. Results are cached
+// briefly; Invalidate drops an entry when the registry announces a change,
+// so a disable or delete takes effect at once on every node.
 func (inv *Invoker) Lookup(ctx context.Context, name string) (registry.Function, error) {
 	inv.mu.Lock()
 	c, ok := inv.cache[name]
@@ -158,7 +190,7 @@ func (inv *Invoker) Lookup(ctx context.Context, name string) (registry.Function,
 			return registry.Function{}, ErrNotFound
 		}
 		if err != nil {
-			return registry.Function{}, err
+			return registry.Function{}, fmt.Errorf("looking up function %s: %w", name, err)
 		}
 		c = cachedFunction{fn: fn, at: time.Now()}
 		inv.mu.Lock()
@@ -169,7 +201,7 @@ func (inv *Invoker) Lookup(ctx context.Context, name string) (registry.Function,
 		inv.mu.Unlock()
 	}
 	if !c.fn.Enabled {
-		return registry.Function{}, ErrNotFound
+		return registry.Function{}, ErrDisabled
 	}
 	return c.fn, nil
 }
@@ -187,10 +219,34 @@ func (inv *Invoker) Invalidate(name string) {
 
 // Call is one invocation request, built by a trigger.
 type Call struct {
-	Trigger   string // http, database, schedule, webhook
-	Event     []byte // the JSON handed to handler
+	Trigger string // http, database, schedule, webhook
+	// FunctionID, when set, is the function the trigger's work was made
+	// for: a function found under the name with another id (the first was
+	// deleted and the name deployed again) is ErrNotFound.
+	FunctionID string
+	// Fresh looks the function up in the registry rather than the cache,
+	// so that a disable committed before the call is seen (the scheduler,
+	// which has claimed a run, must not start it after a disable).
+	Fresh bool
+	// Check, when set, may refuse the call once the function is known and
+	// before it is admitted (an HTTP call's token and method rules); its
+	// error is Invoke's, and nothing runs.
+	Check func(fn registry.Function) error
+	// Event is the JSON handed to handler. When Event is nil, BuildEvent
+	// makes it once the call is admitted, from the function and the
+	// principal the call acts for (an HTTP call reads its body only then,
+	// so a call the node refuses costs it nothing); its error is Invoke's.
+	// A requestID it returns replaces RequestID (a webhook's delivery id is
+	// known once its signature is checked).
+	Event      []byte
+	BuildEvent func(fn registry.Function, p auth.Principal) (event []byte, requestID string, err error)
+	// Principal is who the trigger acts for; the function's run_as may
+	// replace it (Outcome.Principal is the one the call ran as).
 	Principal auth.Principal
 	RequestID string
+	// WaitForCompile lets background work wait for the module to compile
+	// on this node, where an HTTP call is refused with ErrNotReady.
+	WaitForCompile bool
 	// CheckOutput, when set, decides whether a successful call's output is
 	// an answer its trigger can deliver (an HTTP call's statusCode must be
 	// 200-599). An error fails the call with that message, in its Outcome
@@ -203,10 +259,16 @@ type Call struct {
 
 // Outcome is what a call produced, secrets already scrubbed.
 type Outcome struct {
-	ID         string
-	Status     engine.Status
-	Output     []byte
+	ID     string
+	Status engine.Status
+	// Err is nil when the call succeeded; else it wraps why: ErrLoad,
+	// ErrTimeout, ErrMemory, ErrInterrupted or ErrFunction.
+	Err    error
+	Output []byte
+	// Error is the failure's text as recorded (the guest's own words when
+	// it gave some).
 	Error      string
+	Function   registry.Function // the version that ran
 	Principal  auth.Principal
 	Version    int
 	Duration   time.Duration
@@ -216,8 +278,9 @@ type Outcome struct {
 	LogsDropped int
 }
 
-// EffectivePrincipal applies the function's run_as to the trigger's principal.
-func EffectivePrincipal(fn registry.Function, p auth.Principal) auth.Principal {
+// principalFor applies the function's run_as to the trigger's principal:
+// the one place the rule lives.
+func principalFor(fn registry.Function, p auth.Principal) auth.Principal {
 	switch fn.Config.RunAs {
 	case "service_role":
 		return auth.Service()
@@ -230,53 +293,59 @@ func EffectivePrincipal(fn registry.Function, p auth.Principal) auth.Principal {
 	return p
 }
 
-// Invoke runs fn once. The returned error is only for a call that could not
-// be admitted (ErrBusy: over MaxConcurrency, or no free instance slot in the
-// engine's pool) or whose module is not compiled on this node yet
-// (ErrNotReady); every call that was run is recorded and its failure,
-// whatever it was, is in the Outcome.
-func (inv *Invoker) Invoke(ctx context.Context, fn registry.Function, c Call) (Outcome, error) {
-	adm, err := inv.Admit()
+// Invoke runs the function called name once: it looks the function up,
+// lets c.Check refuse it, admits the call (at most MaxConcurrency at once),
+// applies run_as to c.Principal, builds the event, runs it and records it.
+//
+// The error is for a call that was not run, and is not recorded:
+// ErrNotFound, ErrDisabled, ErrBusy (over MaxConcurrency, or no free
+// instance slot in the engine's pool), ErrNotReady (the module is not
+// compiled on this node yet), an error of c.Check or c.BuildEvent, or a
+// failed lookup. Every call that ran is recorded, and how it failed is in
+// Outcome.Err.
+func (inv *Invoker) Invoke(ctx context.Context, name string, c Call) (Outcome, error) {
+	if c.Fresh {
+		inv.Invalidate(name)
+	}
+	fn, err := inv.Lookup(ctx, name)
+	if c.FunctionID != "" && !c.Fresh && (errors.Is(err, ErrDisabled) || err == nil && fn.ID != c.FunctionID) {
+		// Work stored for a function is not given up on the cache's word
+		// (it may predate an enable or a redeploy): ask the registry.
+		inv.Invalidate(name)
+		fn, err = inv.Lookup(ctx, name)
+	}
+	if err == nil && c.FunctionID != "" && fn.ID != c.FunctionID {
+		err = ErrNotFound
+	}
 	if err != nil {
 		return Outcome{}, err
 	}
-	return adm.Invoke(ctx, fn, c)
-}
-
-// Admission is one of the node's MaxConcurrency slots. A trigger that has
-// work to do before it can call (read a request body, build the event)
-// takes its slot first, so a call the node is going to refuse costs it
-// nothing.
-type Admission struct {
-	inv  *Invoker
-	once sync.Once
-}
-
-// Admit takes a slot, or answers ErrBusy at once when there is none. The
-// slot is given back by Admission.Invoke or Admission.Release.
-func (inv *Invoker) Admit() (*Admission, error) {
+	if c.Check != nil {
+		if err := c.Check(fn); err != nil {
+			return Outcome{}, err
+		}
+	}
 	select {
 	case inv.sem <- struct{}{}:
-		return &Admission{inv: inv}, nil
 	default:
-		return nil, ErrBusy
+		return Outcome{}, ErrBusy
 	}
+	defer func() { <-inv.sem }()
+	p := principalFor(fn, c.Principal)
+	if c.Event == nil && c.BuildEvent != nil {
+		ev, id, err := c.BuildEvent(fn, p)
+		if err != nil {
+			return Outcome{}, err
+		}
+		c.Event = ev
+		if id != "" {
+			c.RequestID = id
+		}
+	}
+	return inv.run(ctx, fn, p, c)
 }
 
-// Release gives the slot back without a call. It may be called any number
-// of times, and after Invoke.
-func (a *Admission) Release() {
-	a.once.Do(func() { <-a.inv.sem })
-}
-
-// Invoke runs fn once in the admitted slot, then releases it; see
-// Invoker.Invoke (ErrBusy here: the engine had no instance slot).
-func (a *Admission) Invoke(ctx context.Context, fn registry.Function, c Call) (Outcome, error) {
-	defer a.Release()
-	return a.inv.run(ctx, fn, c)
-}
-
-func (inv *Invoker) run(ctx context.Context, fn registry.Function, c Call) (Outcome, error) {
+func (inv *Invoker) run(ctx context.Context, fn registry.Function, p auth.Principal, c Call) (Outcome, error) {
 	defer inv.begin()()
 	// A caller that goes away does not cut a call short: its database writes
 	// would be left half done. The function's own timeout bounds it, and a
@@ -287,21 +356,31 @@ func (inv *Invoker) run(ctx context.Context, fn registry.Function, c Call) (Outc
 	// db_query bounds what one function holds of its role's pool.
 	ctx = sqlexec.WithFunction(ctx, fn.Name)
 	start := time.Now()
-	out := Outcome{ID: uuid.NewString(), Principal: EffectivePrincipal(fn, c.Principal), Version: fn.Version}
+	out := Outcome{ID: uuid.NewString(), Function: fn, Principal: p, Version: fn.Version}
 	if c.RequestID == "" {
 		c.RequestID = out.ID
 	}
 	host := &hostfn.Call{Ctx: ctx, Principal: out.Principal, EnvKeys: fn.Config.Env, Secrets: inv.cfg.Secrets,
 		DB: inv.cfg.DB, Fetcher: inv.cfg.Fetcher, Allowed: fn.Config.AllowedHosts}
 
-	mod, err := inv.module(ctx, fn.WasmHash)
+	var mod *engine.Module
+	var err error
+	if c.WaitForCompile {
+		mod, err = inv.Load(ctx, fn.WasmHash)
+	} else {
+		mod, err = inv.module(ctx, fn.WasmHash)
+	}
 	if errors.Is(err, ErrNotReady) {
 		return Outcome{}, fmt.Errorf("function %s: %w", fn.Name, ErrNotReady)
 	}
 	if err != nil {
 		out.Status = engine.StatusError
-		if errors.Is(context.Cause(ctx), engine.ErrInterrupted) {
-			out.Status = engine.StatusInterrupted
+		out.Err = fmt.Errorf("loading module %s: %w", fn.WasmHash, err)
+		switch {
+		case errors.Is(context.Cause(ctx), engine.ErrInterrupted):
+			out.Status, out.Err = engine.StatusInterrupted, fmt.Errorf("%w: %w", ErrInterrupted, err)
+		case permanent(err):
+			out.Err = fmt.Errorf("%w: %w", ErrLoad, out.Err)
 		}
 		out.Error = fmt.Sprintf("loading module %s: %v", fn.WasmHash, err)
 		inv.cfg.Logger.Error("loading module", "function", fn.Name, "hash", fn.WasmHash, "error", err)
@@ -335,6 +414,9 @@ func (inv *Invoker) run(ctx context.Context, fn registry.Function, c Call) (Outc
 	}
 	out.Duration = time.Since(start)
 	scrub(&out, host.SecretsRead())
+	if out.Err == nil {
+		out.Err = causeOf(out)
+	}
 
 	httpStatus := 0
 	if c.HTTPStatus != nil {
@@ -347,6 +429,28 @@ func (inv *Invoker) run(ctx context.Context, fn registry.Function, c Call) (Outc
 		Logs: out.Logs, LogsDropped: out.LogsDropped, Timestamp: start.UTC(),
 	})
 	return out, nil
+}
+
+// causeOf is the typed cause of a call that ran, from its status; nil for
+// a success.
+func causeOf(out Outcome) error {
+	var cause error
+	switch out.Status {
+	case engine.StatusSuccess:
+		return nil
+	case engine.StatusTimeout:
+		cause = ErrTimeout
+	case engine.StatusMemoryExceeded:
+		cause = ErrMemory
+	case engine.StatusInterrupted:
+		cause = ErrInterrupted
+	default:
+		cause = ErrFunction
+	}
+	if out.Error == "" {
+		return cause
+	}
+	return fmt.Errorf("%w: %s", cause, out.Error)
 }
 
 // minSecretLen: shorter values would scrub ordinary text; aerofn refuses to

@@ -192,7 +192,7 @@ func (c claimed) requestID() string {
 func (s *Scheduler) execute(c claimed) {
 	defer s.inflight.Done()
 	out, err := s.invoke(context.Background(), c)
-	if errors.Is(err, invoker.ErrBusy) || errors.Is(err, invoker.ErrNotReady) {
+	if invoker.Retryable(err) {
 		// Nothing ran: hand the tick back for another node (or this one,
 		// shortly) to claim.
 		s.busyUntil.Store(time.Now().Add(busyBackoff).UnixNano())
@@ -202,19 +202,16 @@ func (s *Scheduler) execute(c claimed) {
 	s.finish(c, out, err)
 }
 
-// invoke looks the function up afresh (a disable committed after the claim
-// is seen here, so nothing starts after it) and runs it.
+// invoke runs a claimed run, the function looked up afresh (a disable
+// committed after the claim is seen here, so nothing starts after it), as
+// the service role unless the function's run_as names another principal.
 func (s *Scheduler) invoke(ctx context.Context, c claimed) (invoker.Outcome, error) {
-	s.inv.Invalidate(c.name)
-	fn, err := s.inv.Lookup(ctx, c.name)
-	if errors.Is(err, invoker.ErrNotFound) || (err == nil && fn.ID != c.functionID) {
-		return invoker.Outcome{}, errCancelled
+	out, err := s.inv.Invoke(ctx, c.name, invoker.Call{Trigger: TriggerType, FunctionID: c.functionID, Fresh: true, Event: c.event(),
+		Principal: auth.Service(), RequestID: c.requestID()})
+	if errors.Is(err, invoker.ErrNotFound) || errors.Is(err, invoker.ErrDisabled) {
+		return out, errCancelled
 	}
-	if err != nil {
-		return invoker.Outcome{}, fmt.Errorf("looking up %s: %w", c.name, err)
-	}
-	// Service role unless the function's run_as names another principal.
-	return s.inv.Invoke(ctx, fn, invoker.Call{Trigger: TriggerType, Event: c.event(), Principal: auth.Service(), RequestID: c.requestID()})
+	return out, err
 }
 
 var errCancelled = errors.New("the function was disabled or deleted before the run started")
@@ -299,7 +296,7 @@ func (s *Scheduler) release(c claimed) {
 // it as a manual run.
 func (s *Scheduler) RunNow(ctx context.Context, fn registry.Function, index int) (Run, invoker.Outcome, error) {
 	if !fn.Enabled {
-		return Run{}, invoker.Outcome{}, invoker.ErrNotFound
+		return Run{}, invoker.Outcome{}, invoker.ErrDisabled
 	}
 	ts, err := Triggers(fn)
 	if err != nil {
@@ -328,9 +325,15 @@ func (s *Scheduler) RunNow(ctx context.Context, fn registry.Function, index int)
 		fn.ID, t.Index, t.Cron, t.Timezone, s.cfg.Node, s.nodeKey.Load()).Scan(&c.scheduledTime, &c.startedAt); err != nil {
 		return Run{}, invoker.Outcome{}, fmt.Errorf("recording a manual run: %w", err)
 	}
-	out, err := s.inv.Invoke(context.WithoutCancel(ctx), fn, invoker.Call{Trigger: TriggerType, Event: c.event(),
+	out, err := s.inv.Invoke(context.WithoutCancel(ctx), fn.Name, invoker.Call{Trigger: TriggerType, FunctionID: fn.ID, Event: c.event(),
 		Principal: auth.Service(), RequestID: c.requestID()})
-	if errors.Is(err, invoker.ErrBusy) || errors.Is(err, invoker.ErrNotReady) {
+	if errors.Is(err, invoker.ErrNotFound) || errors.Is(err, invoker.ErrDisabled) {
+		// Disabled or deleted since fn was read: nothing ran.
+		s.finish(c, invoker.Outcome{}, errCancelled)
+		return Run{}, invoker.Outcome{}, err
+	}
+	if err != nil {
+		// Refused (busy, not compiled yet) or not looked up: no run.
 		dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if _, derr := s.cfg.Pool.Exec(dctx, `DELETE FROM aerofn.schedule_runs WHERE function_id = $1 AND trigger_index = $2 AND scheduled_time = $3`,

@@ -80,7 +80,7 @@ func schedRunNow(w http.ResponseWriter, r *http.Request, sch *scheduler.Schedule
 	}
 	run, out, err := sch.RunNow(r.Context(), fn, index)
 	switch {
-	case errors.Is(err, invoker.ErrNotFound):
+	case errors.Is(err, invoker.ErrNotFound), errors.Is(err, invoker.ErrDisabled):
 		return schedAPIError(http.StatusNotFound, "not_found", "function "+strconv.Quote(fn.Name)+" is disabled")
 	case errors.Is(err, scheduler.ErrNotScheduled):
 		return schedAPIError(http.StatusConflict, "not_scheduled", err.Error())
