@@ -253,6 +253,53 @@ func TestExamplesRun(t *testing.T) {
 			wantLog: "deleted 12 expired sessions",
 		},
 		{
+			name: "cleanup-old-data", example: "cleanup-old-data",
+			event:   `{"trigger":"schedule","cron":"0 3 * * *","scheduled_time":"2026-02-06T03:00:00Z","actual_time":"2026-02-06T03:00:00.4Z"}`,
+			host:    fakeHost{dbReply: `{"rows":[],"rowCount":7,"command":"DELETE"}`},
+			want:    callResult{0, `{"deleted":7,"older_than_days":30}`},
+			wantDB:  []string{`{"sql":"DELETE FROM logs WHERE created_at \u003c NOW() - make_interval(days =\u003e $1)","params":[30]}`},
+			wantLog: "Deleted 7 old log entries",
+		},
+		{
+			name: "cleanup-old-data refuses a bad RETENTION_DAYS", example: "cleanup-old-data",
+			event: `{"trigger":"schedule","cron":"0 3 * * *"}`,
+			host:  fakeHost{env: map[string]string{"RETENTION_DAYS": "0"}},
+			want:  callResult{1, `RETENTION_DAYS "0" is not a positive number of days`},
+		},
+		{
+			name: "send-welcome-email", example: "send-welcome-email",
+			event: `{"trigger":"database","table":"users","operation":"INSERT","new":{"id":"7b0c"},"event_id":"41"}`,
+			host: fakeHost{
+				env:        map[string]string{"EMAIL_API_KEY": "re_key_123", "EMAIL_API_URL": "https://api.resend.com/emails"},
+				dbReply:    `{"rows":[{"id":"7b0c","email":"ada@example.com","name":""}],"rowCount":1,"command":"SELECT"}`,
+				fetchReply: `{"status":200,"headers":{},"body":"{\"id\":\"em_1\"}"}`,
+			},
+			want:   callResult{0, `{"email_id":"em_1","sent":true,"user_id":"7b0c"}`},
+			wantDB: []string{`{"sql":"SELECT id::text AS id, email, coalesce(name, '') AS name FROM users WHERE id = $1","params":["7b0c"]}`},
+			check: func(t *testing.T, h *fakeHost) {
+				want := `{"url":"https://api.resend.com/emails","method":"POST","headers":{"authorization":"Bearer re_key_123","content-type":"application/json","idempotency-key":"welcome-41"},"body":"{\"from\":\"AeroDB \\u003cwelcome@example.com\\u003e\",\"subject\":\"Welcome to AeroDB!\",\"text\":\"Hello,\\n\\nwelcome to AeroDB! Your account is ready.\\n\",\"to\":[\"ada@example.com\"]}"}`
+				if len(h.fetchRequests) != 1 || h.fetchRequests[0] != want {
+					t.Errorf("fetch requests = %q\nwant [%q]", h.fetchRequests, want)
+				}
+			},
+		},
+		{
+			name: "send-welcome-email fails when the API does", example: "send-welcome-email",
+			event: `{"trigger":"database","table":"users","operation":"INSERT","new":{"id":"7b0c"},"event_id":"41"}`,
+			host: fakeHost{
+				env:        map[string]string{"EMAIL_API_KEY": "re_key_123", "EMAIL_API_URL": "https://api.resend.com/emails"},
+				dbReply:    `{"rows":[{"id":"7b0c","email":"ada@example.com","name":"Ada"}],"rowCount":1,"command":"SELECT"}`,
+				fetchReply: `{"status":503,"headers":{},"body":"busy"}`,
+			},
+			want: callResult{1, `the email API answered 503: busy`},
+		},
+		{
+			name: "send-welcome-email without its key", example: "send-welcome-email",
+			event: `{"trigger":"database","table":"users","operation":"INSERT","new":{"id":"7b0c"},"event_id":"41"}`,
+			host:  fakeHost{dbReply: `{"rows":[{"id":"7b0c","email":"ada@example.com","name":"Ada"}],"rowCount":1,"command":"SELECT"}`},
+			want:  callResult{1, `EMAIL_API_KEY is not set or not in config.env`},
+		},
+		{
 			name: "flaky fails on fail=true", example: "flaky",
 			event: `{"trigger":"database","table":"jobs","operation":"INSERT","new":{"fail":true},"event_id":"e-9","attempt":4}`,
 			want:  callResult{1, `failing on purpose: fail is true (attempt 4)`},
