@@ -117,6 +117,18 @@ func (e *Engine) Artifact(hash string) ([]byte, error) {
 	if !validHash(hash) {
 		return nil, fmt.Errorf("reading artifact: hash %q is not 1-128 characters of [0-9A-Za-z_-]", hash)
 	}
+	e.mu.Lock()
+	if el, ok := e.modules[hash]; ok && el.Value.(*Module).script != nil {
+		s := el.Value.(*Module).script
+		e.mu.Unlock()
+		return ScriptModule(s), nil
+	}
+	e.mu.Unlock()
+	if path := e.scriptPath(hash); path != "" {
+		if b, err := os.ReadFile(path); err == nil && IsScript(b) {
+			return b, nil
+		}
+	}
 	if path := e.cachePath(hash); path != "" {
 		b, err := os.ReadFile(path)
 		if err == nil {

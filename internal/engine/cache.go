@@ -15,7 +15,14 @@ type Module struct {
 	hash string
 	m    *wasmtime.Module
 	info moduleInfo
+	// script is a JavaScript function's bundled script; m is then the
+	// JavaScript runtime's module (script.go).
+	script []byte
 }
+
+// Script reports whether the module is a JavaScript function run by the
+// JavaScript runtime (script.go).
+func (m *Module) Script() bool { return m.script != nil }
 
 // Hash is the key the module was loaded under.
 func (m *Module) Hash() string { return m.hash }
@@ -129,6 +136,9 @@ func (e *Engine) load(hash string, src Source, compiling chan struct{}) (mod *Mo
 		}
 	}()
 
+	if m, ok, err := e.loadCachedScript(hash, src.Wasm != nil); ok {
+		return m, err
+	}
 	path := e.cachePath(hash)
 	if path != "" {
 		if m, ok := e.loadCached(path); ok {
@@ -141,8 +151,27 @@ func (e *Engine) load(hash string, src Source, compiling chan struct{}) (mod *Mo
 		}
 	}
 
+	// A script's artifact is its stored bytes (script.go).
+	var scriptArt []byte
+	if fetch := src.Artifact; fetch != nil {
+		src.Artifact = func() ([]byte, error) {
+			b, err := fetch()
+			if err == nil && IsScript(b) {
+				scriptArt = b
+				return nil, nil
+			}
+			return b, err
+		}
+	}
 	if m, ok := e.loadArtifact(hash, path, src); ok {
 		return m, nil
+	}
+	if scriptArt != nil {
+		m, err := e.bindScript(hash, scriptArt, src.Wasm != nil)
+		if err == nil {
+			e.artifactLoads.Add(1)
+		}
+		return m, err
 	}
 	if src.Wasm == nil {
 		return nil, fmt.Errorf("loading module %s: %w", hash, ErrNotCompiled)
@@ -151,6 +180,9 @@ func (e *Engine) load(hash string, src Source, compiling chan struct{}) (mod *Mo
 	b, err := src.Wasm()
 	if err != nil {
 		return nil, fmt.Errorf("fetching module %s: %w", hash, err)
+	}
+	if IsScript(b) {
+		return e.bindScript(hash, b, true)
 	}
 	m, info, err := e.compileModule(b)
 	if err != nil {
@@ -182,13 +214,17 @@ func (e *Engine) load(hash string, src Source, compiling chan struct{}) (mod *Mo
 // with artifactFormat, so an artifact an older aerofn compiled (with
 // memory.grow unguarded, say) is compiled again rather than loaded.
 func (e *Engine) cachePath(hash string) string {
-	if e.cfg.CacheDir == "" {
+	dir := e.cfg.CacheDir
+	if e.cfg.JSRuntimeCacheDir != "" && e.jsrt.hash != "" && hash == e.jsrt.hash {
+		dir = e.cfg.JSRuntimeCacheDir
+	}
+	if dir == "" {
 		return ""
 	}
 	if e.cfg.DisablePreinit {
-		return filepath.Join(e.cfg.CacheDir, hash+cacheVersion+".cwasm")
+		return filepath.Join(dir, hash+cacheVersion+".cwasm")
 	}
-	return filepath.Join(e.cfg.CacheDir, hash+cacheVersion+".preinit.cwasm")
+	return filepath.Join(dir, hash+cacheVersion+".preinit.cwasm")
 }
 
 // cacheVersion and the names older aerofns used (removed once superseded).

@@ -123,6 +123,15 @@ type Config struct {
 	// per version at Load (see preinit.go).
 	DisablePreinit bool
 
+	// JSRuntimePath is the JavaScript runtime module (bin/aerofn-jsrt.wasm,
+	// built from internal/jsruntime/guest). Empty: JavaScript functions
+	// fail to load with ErrNoJSRuntime (script.go).
+	JSRuntimePath string
+	// JSRuntimeCacheDir, when set, holds the runtime's compiled artifact
+	// instead of CacheDir, so that nodes (or tests) with their own
+	// CacheDir can share the one compile per runtime version.
+	JSRuntimeCacheDir string
+
 	// MaxRunning bounds the calls executing guest code at once; more wait
 	// their turn (within their deadline), and a call blocked in db_query,
 	// http_fetch or a sleep does not count. Default DefaultMaxRunning().
@@ -231,6 +240,7 @@ type Engine struct {
 	preinits, preinitFailures                                          atomic.Uint64
 	artifactState                                                                     // artifact.go: the init engine, the fingerprint, shared artifacts
 	persisting                                                         sync.WaitGroup // artifacts being synced to CacheDir (cache.go, persistLater)
+	jsrt                                                               jsRuntime      // script.go: the JavaScript runtime
 
 	// Calls in flight. Close waits for them before stopping the ticker,
 	// because a guest still running when the epoch stops would never be
@@ -249,9 +259,11 @@ type Engine struct {
 // linker holding every host function, and the goroutine that advances the epoch.
 func New(cfg Config) (*Engine, error) {
 	cfg = cfg.WithDefaults()
-	if cfg.CacheDir != "" {
-		if err := os.MkdirAll(cfg.CacheDir, 0o755); err != nil {
-			return nil, fmt.Errorf("creating cache dir: %w", err)
+	for _, dir := range []string{cfg.CacheDir, cfg.JSRuntimeCacheDir} {
+		if dir != "" {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return nil, fmt.Errorf("creating cache dir: %w", err)
+			}
 		}
 	}
 
@@ -276,6 +288,11 @@ func New(cfg Config) (*Engine, error) {
 		e.slots = make(chan struct{}, cfg.PoolSlots)
 	}
 	removeStaleTemps(cfg.CacheDir)
+	if cfg.JSRuntimePath != "" {
+		// Hashed now, before any Load: cachePath reads the hash unlocked.
+		// An unreadable runtime is reported when a script is loaded.
+		_, _ = e.runtimeHash()
+	}
 	linker, err := newLinker(wt)
 	if err != nil {
 		return nil, fmt.Errorf("defining host functions: %w", err)

@@ -1,0 +1,171 @@
+package engine
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// jsRuntimeFile is the JavaScript runtime module: $AEROFN_JS_RUNTIME when
+// set (make builds bin/aerofn-jsrt.wasm), else built once per test binary.
+func jsRuntimeFile(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("AEROFN_JS_RUNTIME"); p != "" {
+		return p
+	}
+	jsrtOnce.Do(func() {
+		jsrtPath = filepath.Join(os.TempDir(), "aerofn-jsrt-enginetest.wasm")
+		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-trimpath", "-ldflags=-s -w", "-o", jsrtPath, "./internal/jsruntime/guest")
+		cmd.Dir = filepath.Join("..", "..")
+		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			jsrtErr = err
+			t.Logf("%s", b)
+		}
+	})
+	if jsrtErr != nil {
+		t.Fatalf("building the JavaScript runtime: %v", jsrtErr)
+	}
+	return jsrtPath
+}
+
+var (
+	jsrtOnce sync.Once
+	jsrtPath string
+	jsrtErr  error
+)
+
+// newJSEngine is an engine with the runtime, whose compiled artifact is
+// shared by every test run on this machine (its name is the runtime's hash).
+func newJSEngine(t testing.TB, cfg Config) *Engine {
+	t.Helper()
+	cfg.JSRuntimePath = jsRuntimeFile(t)
+	cfg.JSRuntimeCacheDir = filepath.Join(os.TempDir(), "aerofn-jsrt-cache")
+	return newEngine(t, cfg)
+}
+
+func loadScript(t testing.TB, e *Engine, hash, script string) *Module {
+	t.Helper()
+	m, err := e.Load(hash, func() ([]byte, error) { return ScriptModule([]byte(script)), nil })
+	if err != nil {
+		t.Fatalf("loading script: %v", err)
+	}
+	if !m.Script() {
+		t.Fatal("a script loaded as a plain module")
+	}
+	return m
+}
+
+func TestScriptRunsOnTheRuntime(t *testing.T) {
+	e := newJSEngine(t, Config{CacheDir: t.TempDir()})
+	start := time.Now()
+	rt, err := e.JSRuntime(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := rt.Preinitialized(); !ok {
+		t.Fatalf("runtime not pre-initialised: %v", err)
+	}
+	t.Logf("runtime ready in %v", time.Since(start))
+
+	m := loadScript(t, e, "hello", `var __aerofn_exports = { handler: async function (ev) {
+		const r = await db_query("SELECT 1", [ev.name]);
+		console.log("hi", {a: 1});
+		return { message: "Hello, " + ev.name + "!", rows: r.rowCount, env: env("K"), missing: env("NOPE") === undefined };
+	} };`)
+	var got string
+	host := &fakeHost{env: map[string]string{"K": "v"}, db: func(ctx context.Context, req []byte) []byte {
+		got = string(req)
+		return []byte(`{"rows":[{"x":1}],"rowCount":1,"command":"SELECT"}`)
+	}}
+	res := run(t, e, m, `{"trigger":"http","body":{"name":"World"}}`, Limits{}, host)
+	wantStatus(t, res, StatusSuccess)
+	if want := `{"message":"Hello, World!","rows":1,"env":"v","missing":true}`; string(res.Output) != want {
+		t.Fatalf("output %s, want %s", res.Output, want)
+	}
+	if got != `{"sql":"SELECT 1","params":["World"]}` {
+		t.Fatalf("db_query request %s", got)
+	}
+	if len(res.Logs) != 1 || res.Logs[0].Message != `hi {"a":1}` || res.Logs[0].Level != "info" {
+		t.Fatalf("logs %+v", res.Logs)
+	}
+	t.Logf("memory %d KiB, took %v", res.MemoryPeak>>10, res.Duration)
+
+	// The shared artifact of a script is its stored bytes.
+	art, err := e.Artifact("hello")
+	if err != nil || !IsScript(art) {
+		t.Fatalf("artifact %q, %v", art, err)
+	}
+}
+
+func TestScriptErrors(t *testing.T) {
+	e := newJSEngine(t, Config{})
+	for _, c := range []struct{ name, script, want string }{
+		{"throws", `var __aerofn_exports = { handler() { throw new Error("boom"); } };`, "Error: boom"},
+		{"rejects", `var __aerofn_exports = { handler: async () => { throw new TypeError("bad"); } };`, "TypeError: bad"},
+		{"syntax", `var __aerofn_exports = {`, "SyntaxError"},
+		{"nohandler", `var __aerofn_exports = {};`, "exports no handler"},
+		{"pending", `var __aerofn_exports = { handler: () => new Promise(() => {}) };`, "never settled"},
+		{"dberror", `var __aerofn_exports = { handler: async () => { try { await db_query("x") } catch (e) { throw new Error(e.name + " " + e.code) } } };`, "DBError 42501"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m := loadScript(t, e, "err-"+c.name, c.script)
+			res := run(t, e, m, `{}`, Limits{}, &fakeHost{db: func(context.Context, []byte) []byte {
+				return []byte(`{"error":{"code":"42501","message":"permission denied"}}`)
+			}})
+			wantStatus(t, res, StatusError)
+			if !strings.Contains(string(res.Output), c.want) {
+				t.Fatalf("output %q, want it to contain %q", res.Output, c.want)
+			}
+		})
+	}
+}
+
+func TestScriptLoopTimesOut(t *testing.T) {
+	e := newJSEngine(t, Config{})
+	m := loadScript(t, e, "loop", `var __aerofn_exports = { handler() { for (;;) {} } };`)
+	res := promptly(t, 2*time.Second, func() Result {
+		return run(t, e, m, `{}`, Limits{Timeout: 200 * time.Millisecond}, &fakeHost{})
+	})
+	wantStatus(t, res, StatusTimeout)
+}
+
+func TestScriptRandomDiffersPerCall(t *testing.T) {
+	e := newJSEngine(t, Config{})
+	m := loadScript(t, e, "random", `var __aerofn_exports = { handler() {
+		const a = new Uint8Array(8); crypto.getRandomValues(a);
+		return [Math.random(), Array.from(a).join(","), crypto.randomUUID()];
+	} };`)
+	a := run(t, e, m, `{}`, Limits{}, &fakeHost{})
+	b := run(t, e, m, `{}`, Limits{}, &fakeHost{})
+	wantStatus(t, a, StatusSuccess)
+	wantStatus(t, b, StatusSuccess)
+	if string(a.Output) == string(b.Output) {
+		t.Fatalf("two calls drew the same random values: %s", a.Output)
+	}
+}
+
+func TestScriptWebGlobals(t *testing.T) {
+	e := newJSEngine(t, Config{})
+	m := loadScript(t, e, "web", `var __aerofn_exports = { handler() {
+		const u = new URL("/a/b?x=1&y=two+words#frag", "https://Example.com:443/base");
+		u.searchParams.append("z", "3");
+		const bytes = new TextEncoder().encode("héllo");
+		return {
+			href: u.href, host: u.host, path: u.pathname, x: u.searchParams.get("x"), y: u.searchParams.get("y"),
+			len: bytes.length, back: new TextDecoder().decode(bytes), b64: btoa("hi"), unb64: atob("aGk="),
+			qs: new URLSearchParams({a: "1 2", b: "&"}).toString(), json: JSON.parse('{"k":[1]}').k[0],
+		};
+	} };`)
+	res := run(t, e, m, `{}`, Limits{}, &fakeHost{})
+	wantStatus(t, res, StatusSuccess)
+	want := `{"href":"https://example.com/a/b?x=1&y=two+words&z=3#frag","host":"example.com","path":"/a/b","x":"1","y":"two words","len":6,"back":"héllo","b64":"aGk=","unb64":"hi","qs":"a=1+2&b=%26","json":1}`
+	if string(res.Output) != want {
+		t.Fatalf("output\n%s\nwant\n%s", res.Output, want)
+	}
+}

@@ -1,0 +1,320 @@
+// aerofn's JavaScript host API (sdk/ts/aerofn.d.ts describes it). It runs
+// once, when the runtime initialises; __host holds the Go primitives
+// (internal/jsruntime/guest/main.go) and is removed from the global scope
+// afterwards.
+(function (global, host) {
+  "use strict";
+
+  function define(name, value) {
+    Object.defineProperty(global, name, { value: value, writable: true, configurable: true, enumerable: false });
+  }
+
+  // Logging: log lines go to the call's record (same caps as every module).
+  function show(v) {
+    if (typeof v === "string") return v;
+    if (v instanceof Error) return v.stack || String(v);
+    if (v === undefined || typeof v === "function" || typeof v === "symbol") return String(v);
+    try {
+      var s = JSON.stringify(v, function (k, x) { return typeof x === "bigint" ? x.toString() : x; });
+      return s === undefined ? String(v) : s;
+    } catch (e) {
+      return String(v);
+    }
+  }
+  function line(args) {
+    var parts = [];
+    for (var i = 0; i < args.length; i++) parts.push(show(args[i]));
+    return parts.join(" ");
+  }
+  var DEBUG = 0, INFO = 1, WARN = 2, ERROR = 3;
+  function log() { host.log(INFO, line(arguments)); }
+  log.debug = function () { host.log(DEBUG, line(arguments)); };
+  log.info = function () { host.log(INFO, line(arguments)); };
+  log.warn = function () { host.log(WARN, line(arguments)); };
+  log.error = function () { host.log(ERROR, line(arguments)); };
+  define("log", log);
+  define("console", {
+    log: log.info, info: log.info, debug: log.debug, trace: log.debug,
+    warn: log.warn, error: log.error,
+  });
+
+  define("env", function env(key) { return host.env(String(key)); });
+
+  // db_query: the reply of the db_query import, or a DBError.
+  class DBError extends Error {
+    constructor(e) {
+      super(e.message);
+      this.name = "DBError";
+      this.code = e.code;
+    }
+  }
+  define("DBError", DBError);
+  async function db_query(sql, params) {
+    if (typeof sql !== "string") throw new TypeError("db_query: sql must be a string");
+    if (params === undefined || params === null) params = [];
+    if (!Array.isArray(params)) throw new TypeError("db_query: params must be an array");
+    var reply = JSON.parse(host.db_query(JSON.stringify({ sql: sql, params: params })));
+    if (reply.error) throw new DBError(reply.error);
+    if (!reply.rows) reply.rows = [];
+    return reply;
+  }
+  define("db_query", db_query);
+  define("db", { query: db_query });
+
+  // http_fetch: a FetchResponse, or a FetchError when the host did not make
+  // the request (off the allow-list, timeout, refused connection).
+  class FetchError extends Error {
+    constructor(e) {
+      super(e.message);
+      this.name = "FetchError";
+      this.code = e.code;
+    }
+  }
+  define("FetchError", FetchError);
+  function toBytes(v) {
+    if (v instanceof ArrayBuffer) return new Uint8Array(v);
+    if (ArrayBuffer.isView(v)) return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+    return null;
+  }
+  class FetchResponse {
+    constructor(r) {
+      this.status = r.status;
+      this.ok = r.status >= 200 && r.status < 300;
+      this.headers = r.headers || {};
+      if (r.body_encoding === "base64") {
+        this._bytes = new Uint8Array(host.b64decode(r.body || ""));
+        this.body = host.utf8decode(this._bytes, false);
+      } else {
+        this.body = r.body || "";
+      }
+    }
+    text() { return Promise.resolve(this.body); }
+    json() { var b = this.body; return new Promise(function (ok) { ok(JSON.parse(b)); }); }
+    arrayBuffer() {
+      var b = this._bytes || new Uint8Array(host.utf8encode(this.body));
+      return Promise.resolve(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+    }
+  }
+  async function http_fetch(url, opts) {
+    opts = opts || {};
+    var req = { url: String(url), method: (opts.method || "GET").toUpperCase() };
+    var headers = {};
+    if (opts.headers) {
+      for (var k in opts.headers) {
+        if (Object.prototype.hasOwnProperty.call(opts.headers, k)) headers[k.toLowerCase()] = String(opts.headers[k]);
+      }
+    }
+    var body = opts.body;
+    if (body !== undefined && body !== null) {
+      var bytes = toBytes(body);
+      if (bytes) {
+        req.body = host.b64encode(bytes);
+        req.body_encoding = "base64";
+      } else if (typeof body === "string") {
+        req.body = body;
+      } else {
+        req.body = JSON.stringify(body);
+        if (!headers["content-type"]) headers["content-type"] = "application/json";
+      }
+    }
+    req.headers = headers;
+    var reply = JSON.parse(host.http_fetch(JSON.stringify(req)));
+    if (reply.error) throw new FetchError(reply.error);
+    return new FetchResponse(reply);
+  }
+  define("http_fetch", http_fetch);
+  define("http", {
+    fetch: http_fetch,
+    get: function (url, opts) { return http_fetch(url, Object.assign({}, opts, { method: "GET" })); },
+    post: function (url, body, opts) { return http_fetch(url, Object.assign({}, opts, { method: "POST", body: body })); },
+    put: function (url, body, opts) { return http_fetch(url, Object.assign({}, opts, { method: "PUT", body: body })); },
+    patch: function (url, body, opts) { return http_fetch(url, Object.assign({}, opts, { method: "PATCH", body: body })); },
+    delete: function (url, opts) { return http_fetch(url, Object.assign({}, opts, { method: "DELETE" })); },
+  });
+
+  // crypto: random bytes from the host's CSPRNG on every call.
+  function getRandomValues(a) {
+    if (!ArrayBuffer.isView(a) || a instanceof Float32Array || a instanceof Float64Array || a instanceof DataView) {
+      throw new TypeError("getRandomValues: expected an integer typed array");
+    }
+    if (a.byteLength > 65536) throw new RangeError("getRandomValues: at most 65536 bytes");
+    new Uint8Array(a.buffer, a.byteOffset, a.byteLength).set(new Uint8Array(host.random(a.byteLength)));
+    return a;
+  }
+  function randomUUID() {
+    var b = new Uint8Array(host.random(16));
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    var h = [];
+    for (var i = 0; i < 16; i++) h.push((b[i] + 0x100).toString(16).slice(1));
+    return h.slice(0, 4).join("") + "-" + h.slice(4, 6).join("") + "-" + h.slice(6, 8).join("") + "-" +
+      h.slice(8, 10).join("") + "-" + h.slice(10).join("");
+  }
+  define("crypto", { getRandomValues: getRandomValues, randomUUID: randomUUID });
+
+  // TextEncoder / TextDecoder: UTF-8 only, as in the web platform.
+  class TextEncoder {
+    get encoding() { return "utf-8"; }
+    encode(s) { return new Uint8Array(host.utf8encode(s === undefined ? "" : String(s))); }
+  }
+  class TextDecoder {
+    constructor(label, opts) {
+      label = (label === undefined ? "utf-8" : String(label)).toLowerCase();
+      if (label !== "utf-8" && label !== "utf8") throw new RangeError("TextDecoder: only utf-8 is supported");
+      this.fatal = !!(opts && opts.fatal);
+    }
+    get encoding() { return "utf-8"; }
+    decode(v) {
+      if (v === undefined) return "";
+      var b = toBytes(v);
+      if (!b) throw new TypeError("TextDecoder.decode: expected an ArrayBuffer or a view");
+      return host.utf8decode(b, this.fatal);
+    }
+  }
+  define("TextEncoder", TextEncoder);
+  define("TextDecoder", TextDecoder);
+
+  define("btoa", function btoa(s) {
+    s = String(s);
+    var b = new Uint8Array(s.length);
+    for (var i = 0; i < s.length; i++) {
+      var c = s.charCodeAt(i);
+      if (c > 255) throw new Error("btoa: the string contains characters outside Latin1");
+      b[i] = c;
+    }
+    return host.b64encode(b);
+  });
+  define("atob", function atob(s) {
+    var b = new Uint8Array(host.b64decode(String(s).replace(/[\t\n\f\r ]/g, "")));
+    var out = "";
+    for (var i = 0; i < b.length; i += 4096) out += String.fromCharCode.apply(null, b.subarray(i, i + 4096));
+    return out;
+  });
+
+  // URLSearchParams and URL (parsing by Go's net/url).
+  function formDecode(s) { return decodeURIComponent(s.replace(/\+/g, " ")); }
+  function formEncode(s) {
+    return encodeURIComponent(s).replace(/%20/g, "+").replace(/[!'()~]/g, function (c) {
+      return "%" + c.charCodeAt(0).toString(16).toUpperCase();
+    });
+  }
+  class URLSearchParams {
+    constructor(init) {
+      this._list = [];
+      this._url = null;
+      if (init === undefined || init === null) return;
+      if (typeof init === "string") {
+        this._parse(init);
+      } else if (init instanceof URLSearchParams) {
+        this._list = init._list.map(function (p) { return [p[0], p[1]]; });
+      } else if (typeof init[Symbol.iterator] === "function") {
+        for (var p of init) this._list.push([String(p[0]), String(p[1])]);
+      } else {
+        for (var k of Object.keys(init)) this._list.push([k, String(init[k])]);
+      }
+    }
+    _parse(s) {
+      this._list = [];
+      if (s.charAt(0) === "?") s = s.slice(1);
+      var parts = s.split("&");
+      for (var i = 0; i < parts.length; i++) {
+        if (parts[i] === "") continue;
+        var eq = parts[i].indexOf("=");
+        if (eq < 0) this._list.push([formDecode(parts[i]), ""]);
+        else this._list.push([formDecode(parts[i].slice(0, eq)), formDecode(parts[i].slice(eq + 1))]);
+      }
+    }
+    _update() { if (this._url) this._url._search = this.toString(); }
+    get size() { return this._list.length; }
+    append(k, v) { this._list.push([String(k), String(v)]); this._update(); }
+    delete(k) { k = String(k); this._list = this._list.filter(function (p) { return p[0] !== k; }); this._update(); }
+    get(k) { k = String(k); for (var p of this._list) if (p[0] === k) return p[1]; return null; }
+    getAll(k) { k = String(k); return this._list.filter(function (p) { return p[0] === k; }).map(function (p) { return p[1]; }); }
+    has(k) { return this.get(k) !== null; }
+    set(k, v) {
+      k = String(k); v = String(v);
+      var i = this._list.findIndex(function (p) { return p[0] === k; });
+      if (i < 0) this._list.push([k, v]);
+      else {
+        this._list[i][1] = v;
+        this._list = this._list.filter(function (p, j) { return j <= i || p[0] !== k; });
+      }
+      this._update();
+    }
+    sort() { this._list.sort(function (a, b) { return a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0; }); this._update(); }
+    forEach(f, self) { for (var p of this._list) f.call(self, p[1], p[0], this); }
+    keys() { return this._list.map(function (p) { return p[0]; })[Symbol.iterator](); }
+    values() { return this._list.map(function (p) { return p[1]; })[Symbol.iterator](); }
+    entries() { return this._list.map(function (p) { return [p[0], p[1]]; })[Symbol.iterator](); }
+    [Symbol.iterator]() { return this.entries(); }
+    toString() { return this._list.map(function (p) { return formEncode(p[0]) + "=" + formEncode(p[1]); }).join("&"); }
+  }
+  class URL {
+    constructor(url, base) {
+      var p = host.parseURL(String(url), base === undefined ? undefined : String(base));
+      for (var k in p) this["_" + k] = p[k];
+      this._params = new URLSearchParams(this._search);
+      this._params._url = this;
+    }
+    get protocol() { return this._protocol; }
+    get username() { return this._username; }
+    get password() { return this._password; }
+    get host() { return this._host; }
+    get hostname() { return this._hostname; }
+    get port() { return this._port; }
+    get pathname() { return this._pathname; }
+    get search() { return this._search === "" || this._search === "?" ? "" : this._search.charAt(0) === "?" ? this._search : "?" + this._search; }
+    set search(s) { s = String(s); this._search = s; this._params._parse(s); }
+    get hash() { return this._hash; }
+    set hash(s) { s = String(s); this._hash = s === "" ? "" : s.charAt(0) === "#" ? s : "#" + s; }
+    get searchParams() { return this._params; }
+    get origin() { return this._host ? this._protocol + "//" + this._host : "null"; }
+    get href() {
+      var auth = this._username ? this._username + (this._password ? ":" + this._password : "") + "@" : "";
+      var slashes = this._host || this._protocol === "file:" ? "//" : "";
+      return this._protocol + slashes + auth + this._host + this._pathname + this.search + this._hash;
+    }
+    toString() { return this.href; }
+    toJSON() { return this.href; }
+  }
+  define("URL", URL);
+  define("URLSearchParams", URLSearchParams);
+  define("globalThis", global);
+
+  // __aerofn_invoke runs the bundle's handler on one event and resolves to
+  // the JSON text of its result. The handler is the export named handler,
+  // else the default export, else the module's only exported function.
+  function pickHandler(exports) {
+    if (!exports || (typeof exports !== "object" && typeof exports !== "function")) return null;
+    if (typeof exports.handler === "function") return exports.handler;
+    if (typeof exports.default === "function") return exports.default;
+    var fns = Object.keys(exports).filter(function (k) { return typeof exports[k] === "function"; });
+    return fns.length === 1 ? exports[fns[0]] : null;
+  }
+  // The handler's argument is the event; the fields of its payload (an
+  // HTTP or webhook JSON body, a database event's new row, or old row for a
+  // DELETE) can also be read from it directly, through its prototype, so
+  // that request.name reads the body's name. The event's own fields win.
+  function eventArg(ev) {
+    if (!ev || typeof ev !== "object" || Array.isArray(ev)) return ev;
+    var payload = null;
+    if ((ev.trigger === "http" || ev.trigger === "webhook") && ev.body && typeof ev.body === "object" && !Array.isArray(ev.body)) {
+      payload = ev.body;
+    } else if (ev.trigger === "database") {
+      payload = ev.new || ev.old || null;
+    }
+    if (payload && typeof payload === "object" && !Array.isArray(payload)) {
+      Object.setPrototypeOf(ev, payload);
+    }
+    return ev;
+  }
+  global.__aerofn_invoke = async function (exports, eventJSON) {
+    var fn = pickHandler(exports);
+    if (!fn) {
+      throw new Error("the module exports no handler: export a function named handler, a default function, or exactly one function");
+    }
+    var result = await fn(eventArg(JSON.parse(eventJSON)));
+    var out = JSON.stringify(result === undefined ? null : result);
+    return out === undefined ? "null" : out;
+  };
+})(this, __host);
