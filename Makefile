@@ -4,15 +4,20 @@ GO ?= go
 BIN := bin
 EXAMPLES_OUT := $(BIN)/examples
 export AEROFN_EXAMPLES_DIR := $(CURDIR)/$(EXAMPLES_OUT)
+# The JavaScript runtime module (internal/jsruntime/guest), next to bin/aerofn
+# where `aerofn serve` looks for it; tests use it too.
+JSRT := $(BIN)/aerofn-jsrt.wasm
+export AEROFN_JS_RUNTIME := $(CURDIR)/$(JSRT)
 
 .DEFAULT_GOAL := help
 
 help: ## Show this help
 	@grep -hE '^[a-z][a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}'
 
-build: ## Build bin/aerofn
+build: ## Build bin/aerofn and its JavaScript runtime bin/aerofn-jsrt.wasm
 	@./scripts/check-go.sh
 	$(GO) build -o $(BIN)/aerofn ./cmd/aerofn
+	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -ldflags="-s -w" -o $(JSRT) ./internal/jsruntime/guest
 
 examples: ## Build every example function to bin/examples/*.wasm
 	OUT_DIR=$(EXAMPLES_OUT) ./examples/build.sh
@@ -28,6 +33,7 @@ lint: ## gofmt and go vet (host and wasip1; the SDK is its own module, sdk/go)
 	$(GO) vet ./...
 	GOOS=wasip1 GOARCH=wasm $(GO) vet ./examples/...
 	cd sdk/go && $(GO) vet ./... && GOOS=wasip1 GOARCH=wasm $(GO) vet ./...
+	GOOS=wasip1 GOARCH=wasm $(GO) vet ./internal/jsruntime/...
 
 js-deps: ## Install the pinned JS clients of the Node and browser tests (tests/js, npm ci)
 	cd tests/js && npm ci --no-audit --no-fund

@@ -25,6 +25,11 @@ func newDeploy(stdout, stderr io.Writer) *cobra.Command {
 		Short: "Deploy a project (built first) or a module as a new version; shows the version and triggers",
 		Long: `Deploy a new version of a function and make it current.
 
+A .ts or .js file, or a directory without go.mod holding them (aerofn new
+--lang ts makes one), is a TypeScript/JavaScript function: it is bundled here
+to report errors first, then uploaded as script parts and bundled by the
+server; it is named --name or after the file or directory.
+
 DIR is a project made by aerofn new: it is built first (as aerofn build does),
 named after its go.mod module, and its config.json is sent with it. FILE.wasm
 is deployed as it is, named --name or after the file; --config-file sends a
@@ -50,7 +55,17 @@ The older form "deploy NAME FILE.wasm" still works.`,
 			if err != nil {
 				return fmt.Errorf("%v: give a project directory (aerofn new NAME makes one) or a .wasm file", err)
 			}
-			if st.IsDir() {
+			script := isScript(target)
+			if script {
+				if name == "" {
+					name = scriptFunctionName(target)
+				}
+				if configFile == "" && st.IsDir() {
+					if p := filepath.Join(target, "config.json"); fileExists(p) {
+						configFile = p
+					}
+				}
+			} else if st.IsDir() {
 				path, projName, err := buildProject(target, "", stderr)
 				if err != nil {
 					return err
@@ -90,8 +105,14 @@ The older form "deploy NAME FILE.wasm" still works.`,
 				}
 				_ = mw.WriteField("config", string(cfg))
 			}
-			part, _ := mw.CreateFormFile("wasm", name+".wasm")
-			_, _ = part.Write(wasm)
+			if script {
+				if err := writeScriptParts(mw, target); err != nil {
+					return err
+				}
+			} else {
+				part, _ := mw.CreateFormFile("wasm", name+".wasm")
+				_, _ = part.Write(wasm)
+			}
 			if err := mw.Close(); err != nil {
 				return err
 			}

@@ -36,7 +36,7 @@ var projectFiles = []struct{ tmpl, file string }{
 }
 
 func newNew(stdout io.Writer) *cobra.Command {
-	var dir string
+	var dir, lang string
 	cmd := &cobra.Command{
 		Use:   "new NAME",
 		Short: "Create a Go function project that builds anywhere (go.mod, handler, test, config, README, SDK copy)",
@@ -56,6 +56,12 @@ toolchain: offline, anywhere, without this repository.`,
 			if dir == "" {
 				dir = name
 			}
+			if lang == "ts" {
+				return newTSProject(stdout, dir, name)
+			}
+			if lang != "go" {
+				return fmt.Errorf("--lang must be go or ts, not %q", lang)
+			}
 			if err := writeProject(dir, name); err != nil {
 				return err
 			}
@@ -65,6 +71,7 @@ toolchain: offline, anywhere, without this repository.`,
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", "", "directory to create (default ./NAME)")
+	cmd.Flags().StringVar(&lang, "lang", "go", "go, or ts for a TypeScript function (index.ts, aerofn.d.ts, tsconfig.json, config.json)")
 	return cmd
 }
 

@@ -51,6 +51,12 @@ type Config struct {
 	// RecordsMaxPerFunction: a function's records beyond its newest this
 	// many are pruned; 0: no cap.
 	RecordsMaxPerFunction int
+	// JSRuntime is the JavaScript runtime module; empty: aerofn-jsrt.wasm
+	// next to the aerofn executable, when it is there.
+	JSRuntime string
+	// JSRuntimeCache, when set, holds the runtime's compiled artifact
+	// instead of DataDir (nodes sharing a machine compile it once).
+	JSRuntimeCache string
 	// File is the optional config file that was read.
 	File string
 }
@@ -86,6 +92,8 @@ func (c *Config) settings() []setting {
 		{flag: "log-level", env: "AEROFN_LOG_LEVEL", help: "debug, info, warn or error", str: &c.LogLevel, def: "info"},
 		{flag: "records-max-age", env: "AEROFN_RECORDS_MAX_AGE", help: "invocation records older than this are pruned (0: kept forever)", dur: &c.RecordsMaxAge, def: "168h"},
 		{flag: "records-max-per-function", env: "AEROFN_RECORDS_MAX_PER_FUNCTION", help: "records kept per function, newest first (0: no cap)", num: &c.RecordsMaxPerFunction, def: "100000"},
+		{flag: "js-runtime", env: "AEROFN_JS_RUNTIME", help: "the JavaScript runtime module (default: aerofn-jsrt.wasm next to the executable)", str: &c.JSRuntime},
+		{flag: "js-runtime-cache", env: "AEROFN_JS_RUNTIME_CACHE", help: "directory for the JavaScript runtime's compiled artifact (default: the data dir)", str: &c.JSRuntimeCache},
 		{flag: "cors-origins", env: "AEROFN_CORS_ORIGINS", help: `browser origins allowed to call the API: comma-separated, "*" (any) or "none"`, str: &c.CORSOrigins, def: "*"},
 	}
 }

@@ -41,7 +41,7 @@ func (a *API) deploy(w http.ResponseWriter, r *http.Request) error {
 	if err := registry.ValidateName(name); err != nil {
 		return badRequest("invalid_name", "%v", err)
 	}
-	wasm, err := formFile(r, "wasm")
+	wasm, err := a.deployModule(r)
 	if err != nil {
 		return err
 	}
@@ -79,6 +79,9 @@ func (a *API) deploy(w http.ResponseWriter, r *http.Request) error {
 	if err := a.cfg.Invoker.Prepare(r.Context(), hash, func() ([]byte, error) { return wasm, nil }); err != nil {
 		if errors.Is(err, engine.ErrInvalidModule) {
 			return badRequest("invalid_module", "%s", strings.TrimPrefix(err.Error(), "loading module "+hash+": "))
+		}
+		if errors.Is(err, engine.ErrNoJSRuntime) {
+			return apiError(http.StatusServiceUnavailable, "js_runtime_unavailable", "%s", strings.TrimPrefix(err.Error(), "loading module "+hash+": "))
 		}
 		return err
 	}

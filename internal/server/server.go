@@ -138,7 +138,8 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*Server, error) 
 	}
 	// One instance slot per call the node admits, so admission, not the
 	// pool, is what turns callers away.
-	s.Engine, err = engine.New(engine.Config{CacheDir: cfg.DataDir + "/modules", PoolSlots: cfg.MaxConcurrency})
+	s.Engine, err = engine.New(engine.Config{CacheDir: cfg.DataDir + "/modules", PoolSlots: cfg.MaxConcurrency,
+		JSRuntimePath: jsRuntimePath(cfg), JSRuntimeCacheDir: cfg.JSRuntimeCache})
 	if err != nil {
 		return nil, fmt.Errorf("starting engine: %w", err)
 	}
@@ -223,6 +224,7 @@ func (s *Server) Start(ctx context.Context) error {
 		s.log.Info("modules warmed", "functions", st.Functions, "ready", st.Ready, "compiling", st.Compiling,
 			"failed", st.Failed, "took", st.Took.String())
 	}
+	s.warmJSRuntime()
 	if err := s.Records.Start(ctx); err != nil {
 		return err
 	}

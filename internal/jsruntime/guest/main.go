@@ -40,7 +40,7 @@ const exportsName = "__aerofn_exports"
 const maxCallStack = 4096
 
 var (
-	vm     *goja.Runtime
+	vm       *goja.Runtime
 	invokeFn goja.Callable // prelude's __aerofn_invoke(exports, eventJSON) → Promise<string>
 )
 

@@ -282,7 +282,7 @@
   define("globalThis", global);
 
   // __aerofn_invoke runs the bundle's handler on one event and resolves to
-  // the JSON text of its result. The handler is the export named handler,
+  // the JSON text of its result, or "" for undefined. The handler is the export named handler,
   // else the default export, else the module's only exported function.
   function pickHandler(exports) {
     if (!exports || (typeof exports !== "object" && typeof exports !== "function")) return null;
@@ -291,22 +291,25 @@
     var fns = Object.keys(exports).filter(function (k) { return typeof exports[k] === "function"; });
     return fns.length === 1 ? exports[fns[0]] : null;
   }
-  // The handler's argument is the event; the fields of its payload (an
-  // HTTP or webhook JSON body, a database event's new row, or old row for a
-  // DELETE) can also be read from it directly, through its prototype, so
-  // that request.name reads the body's name. The event's own fields win.
+  // The handler's argument is the event's payload, when it has one: an
+  // HTTP or webhook JSON object body, a database event's new row (old row
+  // for a DELETE). The event itself is the payload's prototype, so its
+  // fields (trigger, method, headers, body, table, new, old...) are read
+  // through it unless the payload has a field of the same name, and
+  // JSON.stringify(arg) is the payload alone. Without a payload the
+  // argument is the event.
   function eventArg(ev) {
     if (!ev || typeof ev !== "object" || Array.isArray(ev)) return ev;
     var payload = null;
-    if ((ev.trigger === "http" || ev.trigger === "webhook") && ev.body && typeof ev.body === "object" && !Array.isArray(ev.body)) {
+    if (ev.trigger === "http" || ev.trigger === "webhook") {
       payload = ev.body;
     } else if (ev.trigger === "database") {
       payload = ev.new || ev.old || null;
     }
-    if (payload && typeof payload === "object" && !Array.isArray(payload)) {
-      Object.setPrototypeOf(ev, payload);
-    }
-    return ev;
+    if (!payload || typeof payload !== "object" || Array.isArray(payload)) return ev;
+    var arg = Object.assign({}, payload);
+    Object.setPrototypeOf(arg, ev);
+    return arg;
   }
   global.__aerofn_invoke = async function (exports, eventJSON) {
     var fn = pickHandler(exports);
@@ -314,7 +317,8 @@
       throw new Error("the module exports no handler: export a function named handler, a default function, or exactly one function");
     }
     var result = await fn(eventArg(JSON.parse(eventJSON)));
-    var out = JSON.stringify(result === undefined ? null : result);
-    return out === undefined ? "null" : out;
+    // undefined (a handler that returns nothing) is an empty result: 204.
+    var out = JSON.stringify(result);
+    return out === undefined ? "" : out;
   };
 })(this, __host);
