@@ -147,3 +147,15 @@ func scriptInput(script, event []byte) []byte {
 	in = append(in, script...)
 	return append(in, event...)
 }
+
+// JSRuntimeHash is the hash the runtime module is loaded under, or
+// ErrNoJSRuntime.
+func (e *Engine) JSRuntimeHash() (string, error) { return e.runtimeHash() }
+
+// ReadJSRuntime returns the runtime module's bytes.
+func (e *Engine) ReadJSRuntime() ([]byte, error) {
+	if _, err := e.runtimeHash(); err != nil {
+		return nil, err
+	}
+	return os.ReadFile(e.cfg.JSRuntimePath)
+}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"time"
@@ -30,23 +31,31 @@ func jsRuntimePath(cfg config.Config) string {
 	return p
 }
 
-// warmJSRuntime loads the JavaScript runtime before any call needs it: from
-// the cache directory in milliseconds, or compiled and pre-initialised once
-// per runtime version (tens of seconds), in the background so the node
-// serves Go functions meanwhile. A JavaScript call that comes first is
-// answered 503 not ready, as for any module still compiling.
-func (s *Server) warmJSRuntime() {
-	if s.cfg.JSRuntime == "" && jsRuntimePath(s.cfg) == "" {
+// warmJSRuntime loads the JavaScript runtime before any call needs it.
+// From memory or the cache directory it is ready in milliseconds, before
+// the node listens. Otherwise it comes from the database's shared artifact
+// (another node's compile) or is compiled and pre-initialised, once per
+// runtime version (tens of seconds), in the background so the node serves
+// other functions meanwhile; a JavaScript call that comes first is
+// answered 503 not ready, as for any module still compiling, and a
+// JavaScript deploy waits for it.
+func (s *Server) warmJSRuntime(ctx context.Context) {
+	hash, err := s.Engine.JSRuntimeHash()
+	if err != nil {
+		if s.cfg.JSRuntime != "" {
+			s.log.Error("loading the JavaScript runtime", "error", err)
+		}
+		return
+	}
+	if _, err := s.Engine.JSRuntime(false); err == nil {
 		return
 	}
 	go func() {
 		start := time.Now()
-		m, err := s.Engine.JSRuntime(true)
-		if err != nil {
+		if err := s.Invoker.Prepare(ctx, hash, s.Engine.ReadJSRuntime); err != nil {
 			s.log.Error("loading the JavaScript runtime", "error", err)
 			return
 		}
-		pre, perr := m.Preinitialized()
-		s.log.Info("JavaScript runtime ready", "hash", m.Hash(), "preinitialized", pre, "preinit_error", perr, "took", time.Since(start).String())
+		s.log.Info("JavaScript runtime ready", "hash", hash, "took", time.Since(start).String())
 	}()
 }

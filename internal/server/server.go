@@ -218,13 +218,13 @@ func (s *Server) AddService(svc Service) { s.services = append(s.services, svc) 
 // port is open.
 func (s *Server) Start(ctx context.Context) error {
 	ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	s.warmJSRuntime(ctx)
 	if st, err := s.Invoker.WarmAll(ctx, s.Engine.MaxModules()); err != nil {
 		s.log.Warn("warming modules", "error", err)
 	} else {
 		s.log.Info("modules warmed", "functions", st.Functions, "ready", st.Ready, "compiling", st.Compiling,
 			"failed", st.Failed, "took", st.Took.String())
 	}
-	s.warmJSRuntime()
 	if err := s.Records.Start(ctx); err != nil {
 		return err
 	}
