@@ -38,7 +38,7 @@ func main() {
 	out := flag.String("out", "BENCHMARKS.md", "where to write the report")
 	n := flag.Int("n", 2000, "samples per measurement")
 	admin := flag.String("database-url", envOr("AEROFN_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"), "admin URL of the PostgreSQL to use")
-	only = flag.String("only", "", "run only one section: cold, http, db_query, events, records or serve (for development; the report then holds only it)")
+	only = flag.String("only", "", "run only one section: cold, http, db_query, js, events, records or serve (for development; the report then holds only it)")
 	aerofnBin := flag.String("aerofn", "", "the aerofn binary the serve section runs (default: build ./cmd/aerofn)")
 	loadDuration := flag.Duration("load-duration", 0, "serve section: length of one load run (default 2s, 1s when n < 1000; whole seconds)")
 	loadRounds := flag.Int("load-rounds", 0, "serve section: rounds over every target and level (default 3, 1 when n < 1000)")
@@ -112,7 +112,8 @@ func run(ctx context.Context, out string, n int, adminURL string, lc loadConfig)
 	dataDir := filepathTemp()
 	defer os.RemoveAll(dataDir)
 	srv, err := server.Open(ctx, config.Config{DatabaseURL: dbURL, Listen: "127.0.0.1:0", JWTSecret: jwtSecret, SecretsKey: secretsKey,
-		DataDir: dataDir, MaxConcurrency: 1000, RolePoolSize: 10, ShutdownTimeout: 10 * time.Second, LogLevel: "error"}, server.Options{})
+		DataDir: dataDir, MaxConcurrency: 1000, RolePoolSize: 10, ShutdownTimeout: 10 * time.Second, LogLevel: "error",
+		JSRuntime: os.Getenv("AEROFN_JS_RUNTIME"), JSRuntimeCache: jsRuntimeCache()}, server.Options{})
 	if err != nil {
 		return err
 	}
@@ -137,6 +138,15 @@ func run(ctx context.Context, out string, n int, adminURL string, lc loadConfig)
 		}
 		sections = append(sections, s)
 		fmt.Fprintln(os.Stderr, "db_query done")
+	}
+
+	if want("js") {
+		s, err := jsSection(ctx, srv, dbURL, n)
+		if err != nil {
+			return fmt.Errorf("javascript: %w", err)
+		}
+		sections = append(sections, s)
+		fmt.Fprintln(os.Stderr, "javascript done")
 	}
 
 	for _, extra := range extraSections {
