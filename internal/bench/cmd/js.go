@@ -17,6 +17,7 @@ import (
 	"github.com/aerodb/aerofn/internal/bench"
 	"github.com/aerodb/aerofn/internal/config"
 	"github.com/aerodb/aerofn/internal/engine"
+	"github.com/aerodb/aerofn/internal/latency"
 	"github.com/aerodb/aerofn/internal/registry"
 	"github.com/aerodb/aerofn/internal/server"
 	"github.com/aerodb/aerofn/internal/testenv"
@@ -305,8 +306,8 @@ func jsSection(ctx context.Context, srv *server.Server, dbURL string, n int) (be
 
 	mib := func(v int64) string { return fmt.Sprintf("%.1f MiB", float64(v)/(1<<20)) }
 	kib := func(v int) string { return fmt.Sprintf("%.1f KiB", float64(v)/(1<<10)) }
-	p := func(d bench.Dist) string { return fmt.Sprintf("%s / %s ms", jsms(d.P50), jsms(d.P95)) }
-	dist := func(name string) bench.Dist { return bench.Summarize(res[name].ds) }
+	p := func(d latency.Summary) string { return fmt.Sprintf("%s / %s ms", jsms(d.P50), jsms(d.P95)) }
+	dist := func(name string) latency.Summary { return latency.Summarize(res[name].ds) }
 	ratioRow := func(a, b string) string { return fmt.Sprintf("%.1fx", ratio(dist(b).P50, dist(a).P50)) }
 	met := func(ok bool) string {
 		if ok {
@@ -314,7 +315,7 @@ func jsSection(ctx context.Context, srv *server.Server, dbURL string, n int) (be
 		}
 		return "NOT met"
 	}
-	dg, dt := bench.Summarize(depGo), bench.Summarize(depTS)
+	dg, dt := latency.Summarize(depGo), latency.Summarize(depTS)
 	var t strings.Builder
 	t.WriteString("| | Go | TypeScript | TS / Go | target |\n|---|---|---|---|---|\n")
 	fmt.Fprintf(&t, "| module stored per function | %s | %s (bundled script) | | user's script under the 10 MiB limit |\n", kib(len(hello)), kib(len(tsArt)-len(engine.ScriptMagic)))
@@ -322,7 +323,7 @@ func jsSection(ctx context.Context, srv *server.Server, dbURL string, n int) (be
 	fmt.Fprintf(&t, "| runtime, once per node and version | | %s module, %s artifact | | |\n", mib(int64(len(rtBytes))), mib(int64(len(rtArt))))
 	fmt.Fprintf(&t, "| deploy of hello (p50 of %d, new bytes each) | %s ms | %s ms | %.2fx | TS ≤ 2 s: %s |\n", len(depGo), jsms(dg.P50), jsms(dt.P50), ratio(dt.P50, dg.P50), met(dt.P50 <= 2*time.Second))
 	fmt.Fprintf(&t, "| first call on a fresh node | %s ms | %s ms | %.1fx | |\n", jsms(firstGo), jsms(firstTS), ratio(firstTS, firstGo))
-	vg, vt := bench.Summarize(viaGo), bench.Summarize(viaTS)
+	vg, vt := latency.Summarize(viaGo), latency.Summarize(viaTS)
 	fmt.Fprintf(&t, "| hello through the server, p50 / p95 (%d calls) | %s | %s | %.1fx | |\n", len(viaGo), p(vg), p(vt), ratio(vt.P50, vg.P50))
 	fmt.Fprintf(&t, "| hello, engine time p50 / p95 | %s | %s | %s | ≤ 2x: %s |\n", p(dist("go-hello")), p(dist("ts-hello")), ratioRow("go-hello", "ts-hello"), met(ratio(dist("ts-hello").P50, dist("go-hello").P50) <= 2))
 	fmt.Fprintf(&t, "| hello, CPU (user+sys) per call | %s ms | %s ms | %.1fx | |\n", jsms(res["go-hello"].cpu), jsms(res["ts-hello"].cpu), ratio(res["ts-hello"].cpu, res["go-hello"].cpu))
