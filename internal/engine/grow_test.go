@@ -163,3 +163,23 @@ func TestOldCachedArtifactRecompiled(t *testing.T) {
 		}
 	}
 }
+
+// A rewrite that goes wrong (here: one that breaks the module) never costs
+// the deploy: the module is compiled as it is, unguarded, and runs.
+func TestBrokenGuardFallsBack(t *testing.T) {
+	rewriteGrow = func(wasm []byte) ([]byte, error) {
+		g, err := guardGrow(wasm)
+		if err != nil {
+			return nil, err
+		}
+		return g[:len(g)-3], nil
+	}
+	defer func() { rewriteGrow = guardGrow }()
+	e := newEngine(t, Config{})
+	m := loadWAT(t, e, "broken-guard", `(module (memory (export "memory") 1)
+  (func (export "handler") (result i32) (if (i32.eq (memory.grow (i32.const 1)) (i32.const -1)) (then unreachable)) (i32.const 0)))`)
+	if m.info.growGuard {
+		t.Fatal("marked guarded")
+	}
+	wantStatus(t, run(t, e, m, "", Limits{}, nil), StatusSuccess)
+}

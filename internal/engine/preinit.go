@@ -78,11 +78,23 @@ var preinitLimits = Limits{}.WithDefaults()
 // when the module allows it. guarded then says the bytes are the engine's
 // rewrite of a module that exports no reserved name (guardGrow checked), so
 // the guard's export is ours, not the user's.
+//
+// Should the guarded module fail to compile or check (a defect of the
+// rewrite, never the user's), the module is compiled as it is, unguarded:
+// the guard must not cost a deploy.
 func (e *Engine) compileModule(wasm []byte) (*wasmtime.Module, moduleInfo, error) {
-	guarded := false
-	if g, err := guardGrow(wasm); err == nil {
-		wasm, guarded = g, true
+	if g, err := rewriteGrow(wasm); err == nil {
+		if m, info, err := e.compileAs(g, true); err == nil {
+			return m, info, nil
+		}
 	}
+	return e.compileAs(wasm, false)
+}
+
+// rewriteGrow is guardGrow; tests replace it.
+var rewriteGrow = guardGrow
+
+func (e *Engine) compileAs(wasm []byte, guarded bool) (*wasmtime.Module, moduleInfo, error) {
 	if e.cfg.DisablePreinit {
 		return e.compileChecked(wasm, guarded)
 	}
