@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -101,6 +102,11 @@ func decodeJSON(r *http.Request, limit int64, v any) error {
 			return err
 		}
 		return badRequest("invalid_json", "request body is not valid JSON for this endpoint: %v", err)
+	}
+	// One JSON value and nothing after it: a body with more is not what the
+	// client meant to send, and acting on its first half would store that.
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return badRequest("invalid_json", "request body has data after its JSON value")
 	}
 	return nil
 }
