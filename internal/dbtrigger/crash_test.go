@@ -101,6 +101,21 @@ func TestCrashThreeNodes(t *testing.T) {
 		t.Fatalf("stream has %d rows, %d inserted", queryInt(t, e, `SELECT count(*) FROM stream`), total)
 	}
 	if stray != 0 {
+		// Say what happened to those deliveries, so that a failure here can
+		// be told apart from at-least-once retries of failed attempts.
+		rows, err := e.Admin.Query(ctx, `SELECT j.args->>'event_id', j.state::text, j.attempt, j.errors::text
+			FROM aerofn.river_job j WHERE j.kind = 'aerofn_db_event' AND j.args->>'event_id' IN (
+				SELECT event_id FROM handled WHERE ok GROUP BY event_id HAVING count(*) > 1) LIMIT 5`)
+		if err == nil {
+			for rows.Next() {
+				var id, state, errs string
+				var attempt int
+				if rows.Scan(&id, &state, &attempt, &errs) == nil {
+					t.Logf("duplicated event %s: job %s, attempt %d, errors %.600s", id, state, attempt, errs)
+				}
+			}
+			rows.Close()
+		}
 		t.Fatalf("%d events were handled twice without their delivery being interrupted", stray)
 	}
 	if dups > rescued {
