@@ -192,3 +192,52 @@ func waitUntil(t *testing.T, d time.Duration, ok func() bool, what string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// A hostile or broken script meets the same limits and errors as a module.
+func TestTypeScriptLimitsAndErrors(t *testing.T) {
+	e := testenv.Start(t, testenv.WithJS(t))
+
+	// Bad scripts are refused at deploy with the file and line, and store nothing.
+	r := e.DeployScript("broken", map[string]string{"fn.ts": "export function handler() {\n  return {;\n}\n"}, nil)
+	if r.Status != 400 || !strings.Contains(string(r.Body), `"invalid_script"`) || !strings.Contains(string(r.Body), "fn.ts:2:") {
+		t.Fatalf("syntax error: %d %s", r.Status, r.Body)
+	}
+	r = e.DeployScript("broken", map[string]string{"fn.ts": "import x from 'left-pad';\nexport default x;\n"}, nil)
+	if r.Status != 400 || !strings.Contains(string(r.Body), "only relative imports") {
+		t.Fatalf("package import: %d %s", r.Status, r.Body)
+	}
+	if g := e.Do("GET", "/admin/v1/functions/broken", e.ServiceKey, "", nil); g.Status != 404 {
+		t.Fatalf("a refused deploy stored a function: %d %s", g.Status, g.Body)
+	}
+	big := "export const s = \"" + strings.Repeat("x", 11<<20) + "\";\nexport function handler() { return s.length; }\n"
+	if r := e.DeployScript("big", map[string]string{"fn.js": big}, nil); r.Status != 413 {
+		t.Fatalf("oversized script: %d %s", r.Status, r.Body)
+	}
+
+	// A thrown error names the user's file and line (the bundle's source map).
+	e.MustDeployScript("thrower", map[string]string{"index.ts": "import { fail } from './lib';\nexport async function handler() {\n  return fail();\n}\n",
+		"lib.ts": "// a helper\nexport function fail(): never {\n  throw new Error(\"boom\");\n}\n"}, nil)
+	if r := e.Invoke("thrower", e.AnonKey, nil); r.Status != 500 {
+		t.Fatalf("thrower: %d %s", r.Status, r.Body)
+	}
+	if status, errText, _, _ := lastRecord(t, e, "thrower"); status != "error" || !strings.Contains(errText, "Error: boom") || !strings.Contains(errText, "lib.ts:3") {
+		t.Fatalf("thrower record: %s %q", status, errText)
+	}
+
+	// Memory: a script that grows without bound ends memory_exceeded (507).
+	e.MustDeployScript("hog", map[string]string{"fn.js": "export function handler() { const a = []; for (;;) a.push(new Array(100000).fill(1)); }\n"},
+		map[string]any{"max_memory": 32 << 20})
+	if r := e.Invoke("hog", e.AnonKey, nil); r.Status != 507 {
+		t.Fatalf("hog: %d %s", r.Status, r.Body)
+	}
+
+	// Time: a loop that never ends is stopped at the function's timeout (504).
+	e.MustDeployScript("spin", map[string]string{"fn.js": "export function handler() { for (;;) {} }\n"}, map[string]any{"timeout": 1})
+	start := time.Now()
+	if r := e.Invoke("spin", e.AnonKey, nil); r.Status != 504 {
+		t.Fatalf("spin: %d %s", r.Status, r.Body)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("spin stopped after %v", d)
+	}
+}
