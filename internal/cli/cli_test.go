@@ -391,7 +391,7 @@ func TestEventsAndReplay(t *testing.T) {
 	}
 }
 
-// secrets, keys and the profile file.
+// secrets, env, keys and the profile file.
 func TestSecretsKeysAndProfiles(t *testing.T) {
 	e := testenv.Start(t)
 	c := newCLIEnv(t, e)
@@ -417,6 +417,33 @@ func TestSecretsKeysAndProfiles(t *testing.T) {
 	}
 	if msg := c.fails("secrets", "set", "BAD"); !strings.Contains(msg, "NAME=VALUE") {
 		t.Fatalf("secrets set BAD: %s", msg)
+	}
+
+	// Plain values: shown, any length, empty allowed.
+	if out := c.ok("env", "set", "DEBUG=1", "EMPTY=", "GREETING=Hello there"); !strings.Contains(out, "DEBUG, EMPTY, GREETING") {
+		t.Fatalf("env set: %s", out)
+	}
+	var env struct {
+		Env []map[string]any `json:"env"`
+	}
+	c.okJSON(&env, "env", "ls")
+	got := map[string]any{}
+	for _, v := range env.Env {
+		got[v["name"].(string)] = v["value"]
+		if v["updated_at"] == nil {
+			t.Fatalf("env ls: %v", env)
+		}
+	}
+	if len(got) != 3 || got["DEBUG"] != "1" || got["EMPTY"] != "" || got["GREETING"] != "Hello there" {
+		t.Fatalf("env ls: %v", env)
+	}
+	if out := c.ok("env", "ls", "-o", "table"); !strings.Contains(out, "Hello there") || !strings.HasPrefix(out, "NAME") {
+		t.Fatalf("env ls table: %s", out)
+	}
+	c.ok("env", "rm", "EMPTY")
+	c.okJSON(&env, "env", "ls")
+	if len(env.Env) != 2 {
+		t.Fatalf("env after rm: %v", env)
 	}
 
 	out := c.ok("keys", "--sub", "u-1")
