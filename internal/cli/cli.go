@@ -54,14 +54,14 @@ Run the server:     aerofn serve, migrate, keys
 Commands that talk to a server find it, in this order, in --url and
 --service-key, in AEROFN_URL and AEROFN_SERVICE_KEY (or AEROFN_JWT_SECRET, to
 sign a service token), or in the profile file (--profile, AEROFN_PROFILE,
-default "default"), which is JSON at $AEROFN_CONFIG or
+default "default"), which is JSON at $AEROFN_CLI_CONFIG or
 <user config dir>/aerofn/config.json:
 
   {"profiles": {"default": {"url": "http://127.0.0.1:8080",
     "service_key": "...", "anon_key": "...", "jwt_secret": "..."}}}
 
 Read commands print a table on a terminal and JSON otherwise; --output
-table|json chooses.`
+table|json (or AEROFN_OUTPUT) chooses. The JSON is the API's answer as it is.`
 
 func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{

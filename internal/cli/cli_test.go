@@ -25,7 +25,7 @@ type cliEnv struct {
 func newCLIEnv(t *testing.T, e *testenv.Env) *cliEnv {
 	c := &cliEnv{t: t, e: e, env: map[string]string{
 		"AEROFN_JWT_SECRET": testenv.JWTSecret,
-		"AEROFN_CONFIG":     filepath.Join(t.TempDir(), "none.json"),
+		"AEROFN_CLI_CONFIG":     filepath.Join(t.TempDir(), "none.json"),
 	}}
 	if e != nil {
 		c.env["AEROFN_URL"] = e.URL
@@ -460,7 +460,7 @@ func TestSecretsKeysAndProfiles(t *testing.T) {
 	if err := os.WriteFile(path, prof, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c.env = map[string]string{"AEROFN_CONFIG": path}
+	c.env = map[string]string{"AEROFN_CLI_CONFIG": path}
 	if msg := c.fails("ls"); !strings.Contains(msg, "no service key") {
 		t.Fatalf("ls without a profile: %s", msg)
 	}

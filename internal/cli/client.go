@@ -38,10 +38,10 @@ type profileFile struct {
 	Profiles map[string]profile `json:"profiles"`
 }
 
-// configPath is the profile file: $AEROFN_CONFIG, else aerofn/config.json
+// configPath is the profile file: $AEROFN_CLI_CONFIG, else aerofn/config.json
 // in the user's config directory.
 func configPath() (string, error) {
-	if p := getenv("AEROFN_CONFIG"); p != "" {
+	if p := getenv("AEROFN_CLI_CONFIG"); p != "" {
 		return p, nil
 	}
 	dir, err := os.UserConfigDir()

@@ -13,16 +13,20 @@ import (
 )
 
 // outputFlag is --output on read commands: table on a terminal, JSON
-// otherwise, unless asked.
+// otherwise, unless --output or AEROFN_OUTPUT says.
 type outputFlag struct{ format string }
 
 func (o *outputFlag) bind(cmd *cobra.Command) {
-	cmd.Flags().StringVarP(&o.format, "output", "o", "", "table or json (default: table on a terminal, json otherwise)")
+	cmd.Flags().StringVarP(&o.format, "output", "o", "", "table or json (default: AEROFN_OUTPUT, else table on a terminal and json otherwise)")
 }
 
 // json reports whether to print JSON to w.
 func (o *outputFlag) json(w io.Writer) (bool, error) {
-	switch o.format {
+	format := o.format
+	if format == "" {
+		format = getenv("AEROFN_OUTPUT")
+	}
+	switch format {
 	case "json":
 		return true, nil
 	case "table":
@@ -30,7 +34,7 @@ func (o *outputFlag) json(w io.Writer) (bool, error) {
 	case "":
 		return !isTerminal(w), nil
 	}
-	return false, fmt.Errorf("--output %q: use table or json", o.format)
+	return false, fmt.Errorf("--output (or AEROFN_OUTPUT) %q: use table or json", format)
 }
 
 // isTerminal reports whether w is a character device (a terminal).
