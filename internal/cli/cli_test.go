@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -72,6 +73,24 @@ func (c *cliEnv) okJSON(v any, args ...string) {
 	if err := json.Unmarshal([]byte(out), v); err != nil {
 		c.t.Fatalf("aerofn %s -o json: %v\n%s", strings.Join(args, " "), err, out)
 	}
+}
+
+// syncWriter is a buffer written by one goroutine and read by another.
+type syncWriter struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *syncWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
 }
 
 func writeWasm(t *testing.T, name string) string {
@@ -169,6 +188,31 @@ func TestFunctionCommands(t *testing.T) {
 	if out := c.ok("invoke", "echo", "-i", "--data", "plain text"); !strings.HasPrefix(out, "HTTP/1.1 200 OK\n") || !strings.Contains(out, `"body":"plain text"`) {
 		t.Fatalf("invoke -i: %s", out)
 	}
+	// logs -f streams a call as it finishes, with its trigger and role.
+	var follow syncWriter
+	fctx, stop := context.WithCancel(context.Background())
+	followed := make(chan int)
+	go func() {
+		followed <- MainWithInput(fctx, []string{"logs", "echo", "-f", "-o", "json"}, strings.NewReader(""), &follow, &follow)
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(follow.String(), `"request_id":"followed-call"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("logs -f showed no call: %s", follow.String())
+		}
+		c.ok("invoke", "echo", "-H", "X-Request-Id: followed-call")
+		time.Sleep(200 * time.Millisecond)
+	}
+	stop()
+	if code := <-followed; code != 0 {
+		t.Fatalf("logs -f exit %d: %s", code, follow.String())
+	}
+	var rec map[string]any
+	line, _, _ := strings.Cut(follow.String()[strings.Index(follow.String(), "{"):], "\n")
+	if err := json.Unmarshal([]byte(line), &rec); err != nil || rec["trigger"] != "http" || rec["role"] != "anon" || rec["function"] != "echo" {
+		t.Fatalf("logs -f line: %v %s", err, line)
+	}
+
 	// Without the JWT secret or an anon key, --as anon says what to set.
 	delete(c.env, "AEROFN_JWT_SECRET")
 	c.env["AEROFN_SERVICE_KEY"] = e.ServiceKey

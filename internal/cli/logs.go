@@ -173,9 +173,20 @@ func followLogs(ctx context.Context, c *client, path string, w io.Writer, asJSON
 		line := sc.Text()
 		switch {
 		case line == "":
-			if event == "invocation" || (event == "" && data.Len() > 0) {
+			switch {
+			case event == "invocation" || (event == "" && data.Len() > 0):
 				if err := printFollowed(w, []byte(data.String()), asJSON); err != nil {
 					return err
+				}
+			case event == "dropped":
+				var d struct {
+					Dropped int `json:"dropped"`
+				}
+				_ = json.Unmarshal([]byte(data.String()), &d)
+				if asJSON {
+					fmt.Fprintln(w, data.String())
+				} else {
+					fmt.Fprintf(w, "(%d invocations skipped: they came faster than this follower read them; aerofn logs lists them)\n", d.Dropped)
 				}
 			}
 			event = ""
