@@ -26,7 +26,7 @@ type cliEnv struct {
 func newCLIEnv(t *testing.T, e *testenv.Env) *cliEnv {
 	c := &cliEnv{t: t, e: e, env: map[string]string{
 		"AEROFN_JWT_SECRET": testenv.JWTSecret,
-		"AEROFN_CLI_CONFIG":     filepath.Join(t.TempDir(), "none.json"),
+		"AEROFN_CLI_CONFIG": filepath.Join(t.TempDir(), "none.json"),
 	}}
 	if e != nil {
 		c.env["AEROFN_URL"] = e.URL

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -58,21 +57,12 @@ func shCommands(t *testing.T, path string) []string {
 	return cmds
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
+// fileOutput reads what the commands wrote so far.
+type fileOutput struct{ path string }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+func (f fileOutput) String() string {
+	b, _ := os.ReadFile(f.path)
+	return string(b)
 }
 
 // TestGettingStarted follows docs/getting-started.md word for word: its sh
@@ -116,15 +106,22 @@ func TestGettingStarted(t *testing.T) {
 		"GOCACHE=" + goEnv(t, "GOCACHE"), "GOMODCACHE=" + goEnv(t, "GOMODCACHE"), "GOPATH=" + goEnv(t, "GOPATH"),
 		"GOPROXY=off", "GOFLAGS=-mod=readonly", "GOWORK=off", "GOTOOLCHAIN=local",
 		"AEROFN_OUTPUT=table", "AEROFN_CLI_CONFIG=" + filepath.Join(dir, "no-profile.json")}
-	var out syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	// A file, not a pipe: the background jobs keep their output open after
+	// the shell exits, and Wait would wait for them to close a pipe.
+	outFile, err := os.Create(filepath.Join(t.TempDir(), "output"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer outFile.Close()
+	out := fileOutput{outFile.Name()}
+	cmd.Stdout, cmd.Stderr = outFile, outFile
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	// The background jobs (the server, the follower) are in the shell's
 	// process group.
 	t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
-	err := cmd.Wait()
+	err = cmd.Wait()
 	if err != nil || !strings.Contains(out.String(), "::: done") {
 		log, _ := os.ReadFile(filepath.Join(dir, "aerofn.log"))
 		t.Fatalf("the getting-started commands failed: %v\n%s\naerofn.log:\n%s", err, out.String(), log)
@@ -160,7 +157,12 @@ func TestGettingStarted(t *testing.T) {
 		}
 	}
 	// The follower showed the HTTP call as anon with its log line, and the
-	// scheduled runs with theirs.
+	// scheduled runs with theirs (it may print them a moment after the
+	// shell is done).
+	deadline := time.Now().Add(10 * time.Second)
+	for !regexp.MustCompile(`info\s+scheduled run for `).MatchString(out.String()) && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
 	for _, re := range []string{`http\s+success\s.*anon/-`, `info\s+greeting Ada`, `schedule\s+success\s.*service_role/-`, `info\s+scheduled run for `} {
 		if !regexp.MustCompile(re).MatchString(out.String()) {
 			t.Errorf("logs -f printed nothing matching %s:\n%s", re, out.String())
