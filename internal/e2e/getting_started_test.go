@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -71,7 +72,9 @@ func (f fileOutput) String() string {
 // port are the test's own.
 func TestGettingStarted(t *testing.T) {
 	dbURL := dbtest.NewDatabase(t)
-	addr := testenv.FreePort(t)
+	// The document's server listens on a fixed port; the test's on a random
+	// high one (the document's AEROFN_URL must name it before it starts).
+	addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(40000))
 	bin := t.TempDir()
 	if err := os.Symlink(testenv.Binary(t), filepath.Join(bin, "aerofn")); err != nil {
 		t.Fatal(err)
