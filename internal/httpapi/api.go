@@ -33,12 +33,12 @@ const (
 	maxJSONBody   = 1 << 20
 )
 
-// Route is an extra route under /admin/v1/functions/{name}/..., added by the
-// packages of later triggers (events, run).
-type Route struct {
-	Method  string
-	Suffix  string // after the name, e.g. "events" or "events/*/replay"
-	Handler func(w http.ResponseWriter, r *http.Request, fn registry.Function, parts []string) error
+// route is a route under /admin/v1/functions/{name}/... that a trigger's
+// endpoints add (events.go, schedules.go): the function is looked up first.
+type route struct {
+	method  string
+	suffix  string // after the name, e.g. "events" or "events/*/replay"
+	handler func(w http.ResponseWriter, r *http.Request, fn registry.Function, parts []string) error
 }
 
 // Config wires the API.
@@ -56,22 +56,22 @@ type Config struct {
 	Ready      func(ctx context.Context) error // for /healthz
 	// ReadyChecks are what GET /readyz checks, in order.
 	ReadyChecks []ReadyCheck
-	Routes      []Route
 	// CORSOrigins may call any endpoint from a browser ("*": any; empty:
 	// none); a function's cors block replaces it for that function.
 	CORSOrigins []string
-	Describers  []Describer // extra fields shown by GET /admin/v1/functions/{name}
 }
 
-// Describer adds a field to a function's description (e.g. next run times).
-type Describer func(ctx context.Context, fn registry.Function) (key string, value any, err error)
+// describer adds a field to a function's description (e.g. next run times).
+type describer func(ctx context.Context, fn registry.Function) (key string, value any, err error)
 
 // API is the HTTP handler.
 type API struct {
-	cfg  Config
-	log  *slog.Logger
-	mux  *http.ServeMux
-	cors *corsPolicies
+	cfg        Config
+	log        *slog.Logger
+	mux        *http.ServeMux
+	cors       *corsPolicies
+	routes     []route     // the triggers' endpoints (AddEvents, AddSchedules)
+	describers []describer // extra fields shown by GET /admin/v1/functions/{name}
 	// heartbeat is the live logs' idle interval, in nanoseconds.
 	heartbeat atomic.Int64
 }
@@ -111,12 +111,6 @@ func New(cfg Config) *API {
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a.corsPolicy(r).ServeHTTP(w, r, a.mux.ServeHTTP)
 }
-
-// AddRoute adds a per-function route; call before serving.
-func (a *API) AddRoute(rt Route) { a.cfg.Routes = append(a.cfg.Routes, rt) }
-
-// AddDescriber adds a field to function descriptions; call before serving.
-func (a *API) AddDescriber(d Describer) { a.cfg.Describers = append(a.cfg.Describers, d) }
 
 func (a *API) healthz(w http.ResponseWriter, r *http.Request) error {
 	if a.cfg.Ready != nil {
@@ -221,8 +215,8 @@ func (a *API) routeAdmin(w http.ResponseWriter, r *http.Request) error {
 	case sub == "invoke" && m == http.MethodPost:
 		return a.admin(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.adminInvoke(w, r, name) })
 	}
-	for _, rt := range a.cfg.Routes {
-		if rt.Method == m && matchSuffix(rt.Suffix, parts[1:]) {
+	for _, rt := range a.routes {
+		if rt.method == m && matchSuffix(rt.suffix, parts[1:]) {
 			return a.admin(w, r, func(w http.ResponseWriter, r *http.Request) error {
 				fn, err := a.cfg.Registry.Get(r.Context(), name)
 				if errors.Is(err, registry.ErrNotFound) {
@@ -231,7 +225,7 @@ func (a *API) routeAdmin(w http.ResponseWriter, r *http.Request) error {
 				if err != nil {
 					return err
 				}
-				return rt.Handler(w, r, fn, parts[1:])
+				return rt.handler(w, r, fn, parts[1:])
 			})
 		}
 	}

@@ -92,6 +92,23 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(append(b, '\n'))
 }
 
+// maxLimit is the most entries one list answers.
+const maxLimit = 1000
+
+// limitParam is the request's ?limit=, 1-1000, or def when there is none:
+// the one parser of every list endpoint's limit.
+func limitParam(r *http.Request, def int) (int, error) {
+	v := r.URL.Query().Get("limit")
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > maxLimit {
+		return 0, badRequest("invalid_limit", "limit %q is not a whole number from 1 to %d", v, maxLimit)
+	}
+	return n, nil
+}
+
 // decodeJSON reads a small JSON body strictly.
 func decodeJSON(r *http.Request, limit int64, v any) error {
 	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, limit))

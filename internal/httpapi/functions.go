@@ -185,7 +185,7 @@ func (a *API) describe(r *http.Request, fn registry.Function) (map[string]any, e
 	if err := json.Unmarshal(b, &out); err != nil {
 		return nil, err
 	}
-	for _, d := range a.cfg.Describers {
+	for _, d := range a.describers {
 		k, v, err := d(r.Context(), fn)
 		if err != nil {
 			return nil, err

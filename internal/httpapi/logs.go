@@ -31,12 +31,8 @@ func logsQuery(r *http.Request, function string) (records.Query, error) {
 		return records.Query{}, err
 	}
 	q := records.Query{Function: function, Status: r.URL.Query().Get("status"), Trigger: r.URL.Query().Get("trigger"), Since: since}
-	if l := r.URL.Query().Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > 1000 {
-			return q, badRequest("invalid_limit", "limit must be 1-1000")
-		}
-		q.Limit = n
+	if q.Limit, err = limitParam(r, 0); err != nil {
+		return q, err
 	}
 	if q.Status != "" {
 		switch engine.Status(q.Status) {

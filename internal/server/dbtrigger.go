@@ -8,7 +8,7 @@ import (
 
 // openDBTriggers wires database-change triggers: the registry hook that
 // installs capture triggers with each deploy, the delivery service (River
-// workers on every node, dispatch on the leader) and the events API routes.
+// workers on every node, dispatch on the leader) the events API endpoints and the backlog metrics.
 func (s *Server) openDBTriggers(ctx context.Context) error {
 	svc, err := dbtrigger.Open(ctx, dbtrigger.Config{
 		Pool: s.Pool, Invoker: s.Invoker, Registry: s.Registry, Engine: s.Engine, Logger: s.log, Node: s.Node,
@@ -19,8 +19,7 @@ func (s *Server) openDBTriggers(ctx context.Context) error {
 	}
 	s.Registry.AddHook(dbtrigger.Hook{})
 	s.AddService(svc)
-	for _, rt := range svc.Routes() {
-		s.API.AddRoute(rt)
-	}
+	s.API.AddEvents(svc)
+	s.queues = append(s.queues, dbtrigger.NewCollector(s.Pool))
 	return nil
 }

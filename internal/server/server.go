@@ -84,6 +84,7 @@ type Server struct {
 	Node string
 
 	services []Service
+	queues   []queueSource // the triggers' backlog collectors (metrics.go)
 	http     *http.Server
 	ln       net.Listener
 	cancel   context.CancelFunc
@@ -198,7 +199,7 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*Server, error) 
 	if err := s.openSchedules(ctx); err != nil {
 		return nil, err
 	}
-	reg.MustRegister(newQueueCollector(s.Pool), newDBQueryCollector(s.SQL))
+	reg.MustRegister(&queueCollector{sources: s.queues}, newDBQueryCollector(s.SQL))
 	ok = true
 	return s, nil
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"strconv"
 	"time"
 
@@ -13,7 +12,6 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
-	"github.com/aerodb/aerofn/internal/httpapi"
 	"github.com/aerodb/aerofn/internal/registry"
 )
 
@@ -89,59 +87,55 @@ func deliveryFromChange(c Change) Delivery {
 		Old: c.Old, New: c.New, Writer: c.Writer, CapturedAt: c.CapturedAt}
 }
 
-// Routes are the API's per-function routes for database events.
-func (s *Service) Routes() []httpapi.Route {
-	return []httpapi.Route{
-		{Method: http.MethodGet, Suffix: "events", Handler: s.listHandler},
-		{Method: http.MethodPost, Suffix: "events/*/replay", Handler: s.replayHandler},
-	}
+// Why Deliveries or Replay refused; each error's text is the whole
+// message for people, and errors.Is tells which.
+var (
+	// ErrInvalidState: Deliveries was asked for a state that is not one of
+	// the States.
+	ErrInvalidState = errors.New("invalid delivery state")
+	// ErrNoDelivery: the function has no delivery of that event (any more).
+	ErrNoDelivery = errors.New("no such delivery")
+	// ErrNotReplayable: the delivery is still pending, running or retrying.
+	ErrNotReplayable = errors.New("delivery cannot be replayed yet")
+)
+
+// States are the states Deliveries accepts.
+var States = []string{StateHeld, StatePending, StateRunning, StateRetrying, StateSucceeded, StateDead}
+
+// refusal is an error whose text is its message and whose kind is one of
+// the errors above.
+type refusal struct {
+	kind error
+	msg  string
 }
 
-func apiErr(status int, code, format string, args ...any) error {
-	return &httpapi.Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+func (e *refusal) Error() string { return e.msg }
+func (e *refusal) Unwrap() error { return e.kind }
+
+func refuse(kind error, format string, args ...any) error {
+	return &refusal{kind: kind, msg: fmt.Sprintf(format, args...)}
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("encoding response: %w", err)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
-	return nil
-}
-
-// listHandler serves GET /admin/v1/functions/{name}/events?state=dead&limit=100:
-// the function's deliveries, newest first. state is one of held, pending,
-// running, retrying, succeeded, dead; without it, all but held.
-func (s *Service) listHandler(w http.ResponseWriter, r *http.Request, fn registry.Function, _ []string) error {
-	state := r.URL.Query().Get("state")
-	limit := 100
-	if v := r.URL.Query().Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			return apiErr(http.StatusBadRequest, "invalid_limit", "limit %q is not a number from 1 to 1000", v)
-		}
-		limit = n
-	}
+// Deliveries lists fn's deliveries, newest first, at most limit. state is
+// one of States; "" means all but held.
+func (s *Service) Deliveries(ctx context.Context, fn registry.Function, state string, limit int) ([]Delivery, error) {
 	var out []Delivery
 	var err error
 	switch {
 	case state == StateHeld:
-		out, err = s.listHeld(r.Context(), fn, limit)
+		out, err = s.listHeld(ctx, fn, limit)
 	case state == "" || riverStates[state] != nil:
-		out, err = s.listJobs(r.Context(), fn, state, limit)
+		out, err = s.listJobs(ctx, fn, state, limit)
 	default:
-		return apiErr(http.StatusBadRequest, "invalid_state", "state %q is not one of held, pending, running, retrying, succeeded, dead", state)
+		return nil, refuse(ErrInvalidState, "state %q is not one of held, pending, running, retrying, succeeded, dead", state)
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if out == nil {
 		out = []Delivery{}
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"function": fn.Name, "state": state, "count": len(out), "events": out})
+	return out, nil
 }
 
 func functionFilter(fn registry.Function, eventID int64) string {
@@ -202,24 +196,19 @@ func (s *Service) listHeld(ctx context.Context, fn registry.Function, limit int)
 	})
 }
 
-// replayHandler serves POST /admin/v1/functions/{name}/events/{id}/replay: a dead
-// (or succeeded) delivery of event id to this function runs again, as one
-// more attempt of the same job, so it leaves the dead letters when it
+// Replay runs a dead (or succeeded) delivery of event id to fn again, as
+// one more attempt of the same job, so it leaves the dead letters when it
 // succeeds and returns to them when it fails. An ordered function's replay
-// runs beside its stream, not in its place.
-func (s *Service) replayHandler(w http.ResponseWriter, r *http.Request, fn registry.Function, parts []string) error {
-	id, err := strconv.ParseInt(parts[1], 10, 64)
-	if err != nil || id <= 0 {
-		return apiErr(http.StatusBadRequest, "invalid_event_id", "event id %q is not a positive integer", parts[1])
-	}
-	ctx := r.Context()
+// runs beside its stream, not in its place. It returns the delivery as it
+// is once queued again.
+func (s *Service) Replay(ctx context.Context, fn registry.Function, id int64) (Delivery, error) {
 	res, err := s.client.JobList(ctx, river.NewJobListParams().Kinds(JobKind).First(10).OrderBy(river.JobListOrderByID, river.SortOrderDesc).
 		Where("args @> @filter::jsonb", river.NamedArgs{"filter": functionFilter(fn, id)}))
 	if err != nil {
-		return fmt.Errorf("finding event %d of %s: %w", id, fn.Name, err)
+		return Delivery{}, fmt.Errorf("finding event %d of %s: %w", id, fn.Name, err)
 	}
 	if len(res.Jobs) == 0 {
-		return apiErr(http.StatusNotFound, "not_found", "function %q has no delivery of event %d (deliveries are kept 24 h after success, 30 days when dead)", fn.Name, id)
+		return Delivery{}, refuse(ErrNoDelivery, "function %q has no delivery of event %d (deliveries are kept 24 h after success, 30 days when dead)", fn.Name, id)
 	}
 	var target *rivertype.JobRow
 	for _, j := range res.Jobs {
@@ -229,19 +218,15 @@ func (s *Service) replayHandler(w http.ResponseWriter, r *http.Request, fn regis
 				target = j
 			}
 		default:
-			return apiErr(http.StatusConflict, "conflict", "event %d of %q is %s; only dead or succeeded deliveries can be replayed", id, fn.Name, stateOf(j))
+			return Delivery{}, refuse(ErrNotReplayable, "event %d of %q is %s; only dead or succeeded deliveries can be replayed", id, fn.Name, stateOf(j))
 		}
 	}
 	job, err := s.client.JobRetry(ctx, target.ID)
 	if errors.Is(err, river.ErrNotFound) {
-		return apiErr(http.StatusNotFound, "not_found", "delivery of event %d is gone", id)
+		return Delivery{}, refuse(ErrNoDelivery, "delivery of event %d is gone", id)
 	}
 	if err != nil {
-		return fmt.Errorf("replaying event %d of %s: %w", id, fn.Name, err)
+		return Delivery{}, fmt.Errorf("replaying event %d of %s: %w", id, fn.Name, err)
 	}
-	d, err := deliveryFromJob(job)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusAccepted, d)
+	return deliveryFromJob(job)
 }
