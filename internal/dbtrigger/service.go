@@ -18,7 +18,6 @@ import (
 	"github.com/riverqueue/river/rivermigrate"
 
 	"github.com/aerodb/aerofn/internal/cluster"
-	"github.com/aerodb/aerofn/internal/engine"
 	"github.com/aerodb/aerofn/internal/invoker"
 	"github.com/aerodb/aerofn/internal/registry"
 )
@@ -28,11 +27,9 @@ const Schema = "aerofn"
 
 // Config wires a Service. Zero durations and sizes take their defaults.
 type Config struct {
-	Pool     *pgxpool.Pool // the admin pool (River, dispatcher, reaper)
-	Invoker  *invoker.Invoker
-	Registry *registry.Store
-	Engine   *engine.Engine
-	Logger   *slog.Logger
+	Pool    *pgxpool.Pool // the admin pool (River, dispatcher, reaper)
+	Invoker *invoker.Invoker
+	Logger  *slog.Logger
 	// Node names this node: its River client id (river_job.attempted_by)
 	// and its row in aerofn.event_nodes; default cluster.NewNodeName().
 	Node string
@@ -111,8 +108,8 @@ type Service struct {
 // River client; nothing runs until Start.
 func Open(ctx context.Context, cfg Config) (*Service, error) {
 	cfg = cfg.withDefaults()
-	if cfg.Pool == nil || cfg.Invoker == nil || cfg.Registry == nil || cfg.Engine == nil {
-		return nil, errors.New("opening database triggers: Pool, Invoker, Registry and Engine are required")
+	if cfg.Pool == nil || cfg.Invoker == nil {
+		return nil, errors.New("opening database triggers: Pool and Invoker are required")
 	}
 	if err := MigrateRiver(ctx, cfg.Pool); err != nil {
 		return nil, err
