@@ -16,6 +16,7 @@
 //	  RiverMigrate   0x6165726f666e72    "aerofn"+r   session lock while migrating River's tables
 //	  EventLeader    0x6165726f666e6c    "aerofn"+l   session lock of the database-trigger leader
 //	  EventDispatch  0x6165726f666e64    "aerofn"+d   transaction lock of one dispatch pass
+//	  RecordsPrune   0x6165726f666e70    "aerofn"+p   session lock of the node pruning invocation records
 //	  CaptureKey(t)  0x61657674<<32|oid  "aevt",oid   transaction lock on table t's capture triggers
 //	  OrderedKey(f)  hashtextextended('aerofn.ordered:'||f, 0)
 //	                                                   transaction lock on function f's ordered backlog
@@ -44,6 +45,9 @@ const (
 	// EventDispatch keeps dispatch passes one after another, even when a
 	// leader that lost its connection is still finishing one.
 	EventDispatch Key = 0x6165726f666e64 // "aerofn" + 'd'
+	// RecordsPrune is held by the one node pruning invocation records;
+	// the others skip that round.
+	RecordsPrune Key = 0x6165726f666e70 // "aerofn" + 'p'
 )
 
 // CaptureSpace is the high half of CaptureKey.

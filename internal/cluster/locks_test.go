@@ -7,7 +7,7 @@ import (
 
 func TestLockKeysDistinct(t *testing.T) {
 	keys := map[Key]string{}
-	for name, k := range map[string]Key{"Migrate": Migrate, "RiverMigrate": RiverMigrate, "EventLeader": EventLeader, "EventDispatch": EventDispatch} {
+	for name, k := range map[string]Key{"Migrate": Migrate, "RiverMigrate": RiverMigrate, "EventLeader": EventLeader, "EventDispatch": EventDispatch, "RecordsPrune": RecordsPrune} {
 		if other, dup := keys[k]; dup {
 			t.Fatalf("%s and %s share key %#x", name, other, int64(k))
 		}

@@ -11,13 +11,13 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/aerodb/aerofn/internal/cluster"
 )
 
 // pruneLock is the session advisory lock a node holds while it prunes, so
-// that one node at a time does (the others skip that round). The key is
-// "aerofnr" in ASCII, beside the migration ("aerofn") and leader ("aerofnl")
-// locks.
-const pruneLock = 0x6165726f666e72
+// that one node at a time does (the others skip that round).
+const pruneLock = cluster.RecordsPrune
 
 // Retention defaults.
 const (
