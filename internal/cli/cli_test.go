@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -517,5 +518,48 @@ func TestSecretsKeysAndProfiles(t *testing.T) {
 	// A wrong URL says what to do.
 	if msg := c.fails("ls", "--url", "http://127.0.0.1:1"); !strings.Contains(msg, "AEROFN_URL") {
 		t.Fatalf("unreachable: %s", msg)
+	}
+}
+
+// new refuses a bad name and an existing directory, and says what to do;
+// build outside a project says so.
+func TestNewAndBuildErrors(t *testing.T) {
+	c := newCLIEnv(t, nil)
+	dir := t.TempDir()
+	if msg := c.fails("new", "Bad Name", "--dir", filepath.Join(dir, "x")); !strings.Contains(msg, "a-z") {
+		t.Fatalf("new with a bad name: %s", msg)
+	}
+	c.ok("new", "fn", "--dir", filepath.Join(dir, "fn"))
+	if msg := c.fails("new", "fn", "--dir", filepath.Join(dir, "fn")); !strings.Contains(msg, "already exists") {
+		t.Fatalf("new over a directory: %s", msg)
+	}
+	for _, f := range []string{"go.mod", "main.go", "main_test.go", "config.json", "README.md", ".gitignore", "aerofn-sdk/go.mod", "aerofn-sdk/handler.go"} {
+		if _, err := os.Stat(filepath.Join(dir, "fn", f)); err != nil {
+			t.Fatalf("new wrote no %s: %v", f, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "fn", "aerofn-sdk", "handler_test.go")); err == nil {
+		t.Fatal("the SDK copy has its tests")
+	}
+	if name, err := projectName(filepath.Join(dir, "fn")); err != nil || name != "fn" {
+		t.Fatalf("projectName: %q %v", name, err)
+	}
+	if msg := c.fails("build", t.TempDir()); !strings.Contains(msg, "aerofn new NAME") {
+		t.Fatalf("build outside a project: %s", msg)
+	}
+}
+
+// The SDK is a module of its own whose graph holds nothing but itself: a
+// function's module pulls in no server dependency.
+func TestSDKModuleHasNoDependencies(t *testing.T) {
+	cmd := exec.Command("go", "list", "-m", "all")
+	cmd.Dir = filepath.Join(testenv.RepoRoot(t), "sdk", "go")
+	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=readonly", "GOPROXY=off", "GOWORK=off")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list -m all: %v\n%s", err, out)
+	}
+	if got := strings.TrimSpace(string(out)); got != "github.com/aerodb/aerofn/sdk/go" {
+		t.Fatalf("the SDK's module graph: %s", got)
 	}
 }
