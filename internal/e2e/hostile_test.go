@@ -218,11 +218,19 @@ func TestRefusedGrowEveryTrigger(t *testing.T) {
 	}
 	// Each trigger's own account says the same: the schedule's run, and the
 	// delivery's dead letter (one attempt allowed).
+	// The run is settled after its call's record is written: wait for it.
 	var runState, runStatus string
-	if err := e.Admin.QueryRow(context.Background(), `SELECT r.state, coalesce(r.status, '') FROM aerofn.schedule_runs r
-		JOIN aerofn.functions f ON f.id = r.function_id WHERE f.name = 'grow-sched' AND r.state NOT IN ('pending', 'running')
-		ORDER BY r.scheduled_time LIMIT 1`).Scan(&runState, &runStatus); err != nil {
-		t.Fatal(err)
+	for settle := time.Now().Add(20 * time.Second); ; {
+		err := e.Admin.QueryRow(context.Background(), `SELECT r.state, coalesce(r.status, '') FROM aerofn.schedule_runs r
+			JOIN aerofn.functions f ON f.id = r.function_id WHERE f.name = 'grow-sched' AND r.state NOT IN ('pending', 'running')
+			ORDER BY r.scheduled_time LIMIT 1`).Scan(&runState, &runStatus)
+		if err == nil {
+			break
+		}
+		if time.Now().After(settle) {
+			t.Fatalf("no settled schedule run: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	if runState != "failed" || runStatus != "memory_exceeded" {
 		t.Errorf("schedule run %s with status %q, want failed with memory_exceeded", runState, runStatus)
