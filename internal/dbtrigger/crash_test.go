@@ -17,8 +17,9 @@ import (
 // TestCrashThreeNodes runs three real aerofn processes on one database and
 // a steady stream of inserts, kills one with SIGKILL mid-stream and starts
 // it again: every event is handled, and an event is handled twice only when
-// the kill interrupted its delivery (its job was rescued from the dead
-// node). The counts are reported.
+// an attempt of its delivery failed (the kill interrupted it and its job was
+// rescued from the dead node, or the call timed out on a loaded machine).
+// The counts are reported.
 func TestCrashThreeNodes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs three server processes")
@@ -91,12 +92,17 @@ func TestCrashThreeNodes(t *testing.T) {
 	handled := queryInt(t, e, `SELECT count(*) FROM handled WHERE ok`)
 	dups := queryInt(t, e, `SELECT count(*) - count(DISTINCT event_id) FROM handled WHERE ok`)
 	rescued := queryInt(t, e, `SELECT count(*) FROM aerofn.river_job WHERE kind = 'aerofn_db_event' AND errors::text LIKE '%stopped while handling%'`)
-	// Every duplicated event is one whose delivery the kill interrupted.
+	// Delivery is at least once: an attempt that ended badly after the
+	// function's writes committed (cut off by the kill, or, on a loaded
+	// machine, by the function's timeout) runs again. So every duplicated
+	// event is one whose delivery has a failed attempt on record, and there
+	// are no more duplicates than failed attempts.
+	failed := queryInt(t, e, `SELECT coalesce(sum(coalesce(array_length(errors, 1), 0)), 0) FROM aerofn.river_job WHERE kind = 'aerofn_db_event'`)
 	stray := queryInt(t, e, `SELECT count(*) FROM (SELECT event_id FROM handled WHERE ok GROUP BY event_id HAVING count(*) > 1) d
-		WHERE d.event_id NOT IN (SELECT args->>'event_id' FROM aerofn.river_job WHERE kind = 'aerofn_db_event' AND errors::text LIKE '%stopped while handling%')`)
+		WHERE d.event_id NOT IN (SELECT args->>'event_id' FROM aerofn.river_job WHERE kind = 'aerofn_db_event' AND coalesce(array_length(errors, 1), 0) > 0)`)
 	t.Logf("%d events inserted by 4 writers over %v; node %d killed (SIGKILL) after %d were handled and restarted 2 s later; "+
-		"%d handlings: %d duplicates, %d deliveries interrupted by the kill and rescued (%v after the kill the stream was fully handled)",
-		total, 6*time.Second, victim, handledBefore, handled, dups, rescued, time.Since(killedAt).Round(time.Millisecond))
+		"%d handlings: %d duplicates, %d deliveries interrupted by the kill and rescued, %d failed attempts in all (%v after the kill the stream was fully handled)",
+		total, 6*time.Second, victim, handledBefore, handled, dups, rescued, failed, time.Since(killedAt).Round(time.Millisecond))
 	if queryInt(t, e, `SELECT count(*) FROM stream`) != total {
 		t.Fatalf("stream has %d rows, %d inserted", queryInt(t, e, `SELECT count(*) FROM stream`), total)
 	}
@@ -116,9 +122,9 @@ func TestCrashThreeNodes(t *testing.T) {
 			}
 			rows.Close()
 		}
-		t.Fatalf("%d events were handled twice without their delivery being interrupted", stray)
+		t.Fatalf("%d events were handled twice without a failed attempt of their delivery", stray)
 	}
-	if dups > rescued {
-		t.Fatalf("%d duplicates but only %d interrupted deliveries", dups, rescued)
+	if dups > failed {
+		t.Fatalf("%d duplicates but only %d failed attempts", dups, failed)
 	}
 }
