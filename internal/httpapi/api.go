@@ -162,9 +162,9 @@ func (a *API) routeAdmin(w http.ResponseWriter, r *http.Request) error {
 	}
 	switch parts[0] {
 	case "secrets":
-		return a.admin(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.secrets(w, r, parts[1:]) })
+		return a.admin(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.valueRoutes(w, r, secretKind, parts[1:]) })
 	case "env":
-		return a.admin(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.envValues(w, r, parts[1:]) })
+		return a.admin(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.valueRoutes(w, r, envKind, parts[1:]) })
 	case "logs":
 		if len(parts) > 1 {
 			return notFound("no route for %s %s", m, r.URL.Path)
