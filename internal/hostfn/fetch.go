@@ -37,6 +37,11 @@ type FetcherConfig struct {
 	AllowPrivate bool
 	MaxBody      int64         // response bytes; default 5 MiB
 	MaxDuration  time.Duration // per request; default 30 s
+	// Transport, when set, replaces the dialing transport (and with it the
+	// private-address check): tests route an allow-listed public name, such
+	// as the seed's https://warehouse.example.com, to a local server. The
+	// allow-list, limits and redirect checks still apply.
+	Transport http.RoundTripper
 }
 
 // NewFetcher returns a Fetcher.
@@ -65,6 +70,9 @@ func NewFetcher(cfg FetcherConfig) *Fetcher {
 		TLSHandshakeTimeout: 10 * time.Second, ResponseHeaderTimeout: 30 * time.Second, Proxy: nil}
 	f := &Fetcher{MaxBody: cfg.MaxBody, MaxRequest: 5 << 20, MaxDuration: cfg.MaxDuration}
 	f.client = &http.Client{Transport: tr}
+	if cfg.Transport != nil {
+		f.client.Transport = cfg.Transport
+	}
 	return f
 }
 

@@ -103,6 +103,9 @@ const (
 type Options struct {
 	Stdout io.Writer // invocation lines; nil: none
 	Logger *slog.Logger
+	// FetchTransport, when set, carries every http_fetch request instead of
+	// the dialing transport (tests only; see hostfn.FetcherConfig.Transport).
+	FetchTransport http.RoundTripper
 }
 
 // Open connects, migrates and builds every part; nothing runs yet.
@@ -159,7 +162,7 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*Server, error) 
 	s.Registry.AddTriggerType("webhook", webhook.Validate)
 	s.Invoker = invoker.New(invoker.Config{
 		Registry: s.Registry, Engine: s.Engine, Records: s.Records, Secrets: sec, DB: s.SQL,
-		Fetcher:        hostfn.NewFetcher(hostfn.FetcherConfig{AllowPrivate: cfg.FetchAllowPrivate}),
+		Fetcher:        hostfn.NewFetcher(hostfn.FetcherConfig{AllowPrivate: cfg.FetchAllowPrivate, Transport: opt.FetchTransport}),
 		Artifacts:      registry.NewArtifacts(s.Pool, cfg.SecretsKey),
 		MaxConcurrency: cfg.MaxConcurrency, Logger: log,
 	})

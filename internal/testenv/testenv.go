@@ -50,6 +50,8 @@ type Env struct {
 // Options adjust Start.
 type Options struct {
 	Config func(*config.Config) // edit the node's config
+	// FetchTransport carries the node's http_fetch requests (server.Options).
+	FetchTransport http.RoundTripper
 }
 
 // Config is a node config for a database.
@@ -72,13 +74,17 @@ func Start(t testing.TB, opts ...Options) *Env {
 func StartOn(t testing.TB, dbURL string, opts ...Options) *Env {
 	t.Helper()
 	cfg := Config(t, dbURL)
+	var sopt server.Options
 	for _, o := range opts {
 		if o.Config != nil {
 			o.Config(&cfg)
 		}
+		if o.FetchTransport != nil {
+			sopt.FetchTransport = o.FetchTransport
+		}
 	}
 	ctx := context.Background()
-	srv, err := server.Open(ctx, cfg, server.Options{})
+	srv, err := server.Open(ctx, cfg, sopt)
 	if err != nil {
 		t.Fatalf("opening server: %v", err)
 	}

@@ -23,6 +23,7 @@ import (
 	mrand "math/rand/v2"
 	"net/url"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/dop251/goja"
@@ -42,6 +43,7 @@ const maxCallStack = 4096
 var (
 	vm       *goja.Runtime
 	invokeFn goja.Callable // prelude's __aerofn_invoke(exports, eventJSON) → Promise<string>
+	tickFn   goja.Callable // prelude's __aerofn_tick() → whether a timer ran
 )
 
 func init() {
@@ -84,6 +86,13 @@ func init() {
 		return vm.NewArrayBuffer(b)
 	}))
 	must(h.Set("parseURL", parseURL))
+	// sleep blocks in the host (poll_oneoff, which lends the call's run
+	// slot and ends at the call's deadline) until a timer is due.
+	must(h.Set("sleep", func(ms float64) {
+		if ms > 0 {
+			time.Sleep(time.Duration(ms * float64(time.Millisecond)))
+		}
+	}))
 	must(vm.Set("__host", h))
 
 	if _, err := vm.RunScript("aerofn:prelude.js", preludeSource); err != nil {
@@ -94,7 +103,11 @@ func init() {
 		panic("aerofn js runtime: prelude defines no __aerofn_invoke")
 	}
 	invokeFn = fn
+	if tickFn, ok = goja.AssertFunction(vm.Get("__aerofn_tick")); !ok {
+		panic("aerofn js runtime: prelude defines no __aerofn_tick")
+	}
 	must(vm.GlobalObject().Delete("__aerofn_invoke"))
+	must(vm.GlobalObject().Delete("__aerofn_tick"))
 	must(vm.GlobalObject().Delete("__host"))
 }
 
@@ -218,13 +231,24 @@ func invoke(input []byte) (out []byte, ok bool) {
 	if !isPromise {
 		return []byte("aerofn js runtime: __aerofn_invoke returned no promise"), false
 	}
+	// The event loop: while the handler's promise is pending, run the next
+	// timer; goja runs the promise jobs it queued when the call returns.
+	for p.State() == goja.PromiseStatePending {
+		ran, err := tickFn(goja.Undefined())
+		if err != nil {
+			return []byte(errorText(err)), false
+		}
+		if !ran.ToBoolean() {
+			break
+		}
+	}
 	switch p.State() {
 	case goja.PromiseStateFulfilled:
 		return []byte(p.Result().String()), true
 	case goja.PromiseStateRejected:
 		return []byte(reasonText(p.Result())), false
 	default:
-		return []byte("the handler's promise never settled: it waits for something that cannot happen in a call (aerofn has no timers or events)"), false
+		return []byte("the handler's promise never settled: no timer or host call is left that could settle it"), false
 	}
 }
 

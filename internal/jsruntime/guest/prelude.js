@@ -56,6 +56,12 @@
     var reply = JSON.parse(host.db_query(JSON.stringify({ sql: sql, params: params })));
     if (reply.error) throw new DBError(reply.error);
     if (!reply.rows) reply.rows = [];
+    // The first row is the result's prototype, so a query for one row can
+    // be read as the row (the seed's `const user = await db.query(...)`;
+    // `user.email`): rows, rowCount and command win over columns of those
+    // names, and JSON.stringify(result) is {rows, rowCount, command}.
+    var first = reply.rows[0];
+    if (first && typeof first === "object" && !Array.isArray(first)) Object.setPrototypeOf(reply, first);
     return reply;
   }
   define("db_query", db_query);
@@ -63,7 +69,8 @@
 
   // http_fetch: a FetchResponse, or a FetchError when the host did not make
   // the request (off the allow-list, timeout, refused connection).
-  class FetchError extends Error {
+  // A FetchError is a TypeError, as the standard fetch's network errors are.
+  class FetchError extends TypeError {
     constructor(e) {
       super(e.message);
       this.name = "FetchError";
@@ -123,6 +130,158 @@
     return new FetchResponse(reply);
   }
   define("http_fetch", http_fetch);
+
+  // Headers, as in the fetch standard: names are case-insensitive, a
+  // repeated header's values are joined with ", " (getSetCookie() keeps
+  // Set-Cookie's apart), iteration is by lower-cased name in order.
+  class Headers {
+    constructor(init) {
+      this._map = new Map();
+      if (init === undefined || init === null) return;
+      var self = this;
+      if (init instanceof Headers) {
+        init._map.forEach(function (vs, k) { self._map.set(k, vs.slice()); });
+      } else if (typeof init[Symbol.iterator] === "function") {
+        for (var p of init) {
+          if (!p || p.length !== 2) throw new TypeError("Headers: each pair must be [name, value]");
+          this.append(p[0], p[1]);
+        }
+      } else if (typeof init === "object") {
+        for (var k of Object.keys(init)) {
+          var v = init[k];
+          if (Array.isArray(v)) v.forEach(function (x) { self.append(k, x); });
+          else this.append(k, v);
+        }
+      } else {
+        throw new TypeError("Headers: expected an object, an iterable of pairs or a Headers");
+      }
+    }
+    append(k, v) {
+      k = String(k).toLowerCase();
+      var l = this._map.get(k);
+      if (l) l.push(String(v)); else this._map.set(k, [String(v)]);
+    }
+    set(k, v) { this._map.set(String(k).toLowerCase(), [String(v)]); }
+    get(k) { var l = this._map.get(String(k).toLowerCase()); return l ? l.join(", ") : null; }
+    getSetCookie() { return (this._map.get("set-cookie") || []).slice(); }
+    has(k) { return this._map.has(String(k).toLowerCase()); }
+    delete(k) { this._map.delete(String(k).toLowerCase()); }
+    _pairs() {
+      var self = this;
+      return Array.from(this._map.keys()).sort().map(function (k) { return [k, self.get(k)]; });
+    }
+    forEach(f, thisArg) { for (var p of this._pairs()) f.call(thisArg, p[1], p[0], this); }
+    entries() { return this._pairs()[Symbol.iterator](); }
+    keys() { return this._pairs().map(function (p) { return p[0]; })[Symbol.iterator](); }
+    values() { return this._pairs().map(function (p) { return p[1]; })[Symbol.iterator](); }
+    [Symbol.iterator]() { return this.entries(); }
+  }
+  define("Headers", Headers);
+
+  // The answer of fetch(): the fetch standard's Response, read whole (the
+  // host buffers the body, up to http_fetch's limit), its body readable once.
+  class Response {
+    constructor(body, init) {
+      init = init || {};
+      this.status = init.status === undefined ? 200 : init.status;
+      this.statusText = init.statusText === undefined ? "" : String(init.statusText);
+      this.ok = this.status >= 200 && this.status < 300;
+      this.headers = new Headers(init.headers);
+      this.url = init.url || "";
+      this.redirected = false;
+      this.type = "default";
+      this._used = false;
+      if (body === undefined || body === null) this._bytes = new Uint8Array(0);
+      else if (toBytes(body)) this._bytes = toBytes(body).slice();
+      else {
+        this._bytes = new Uint8Array(host.utf8encode(String(body)));
+        if (!this.headers.has("content-type")) this.headers.set("content-type", "text/plain;charset=UTF-8");
+      }
+    }
+    get bodyUsed() { return this._used; }
+    _take() {
+      if (this._used) return Promise.reject(new TypeError("Response body is already used"));
+      this._used = true;
+      return Promise.resolve(this._bytes);
+    }
+    arrayBuffer() { return this._take().then(function (b) { return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength); }); }
+    bytes() { return this._take().then(function (b) { return b.slice(); }); }
+    text() { return this._take().then(function (b) { return host.utf8decode(b, false); }); }
+    json() { return this.text().then(function (s) { return JSON.parse(s); }); }
+    clone() {
+      if (this._used) throw new TypeError("Response body is already used");
+      var r = new Response(this._bytes, { status: this.status, statusText: this.statusText, headers: this.headers, url: this.url });
+      r.redirected = this.redirected;
+      r.type = this.type;
+      return r;
+    }
+  }
+  define("Response", Response);
+
+  // fetch(input, init): the standard global over http_fetch (same
+  // allow-list, limits and errors). input is a URL string, a URL, or an
+  // object with url (and method, headers, body); init's method, headers
+  // (object, pairs or Headers) and body (string, bytes, URLSearchParams)
+  // as in the standard. A request the host did not make rejects with a
+  // FetchError, a TypeError as the standard's network errors are.
+  async function fetch(input, init) {
+    init = init || {};
+    var url, method, headers, body;
+    if (input && typeof input === "object" && !(input instanceof URL) && typeof input.url === "string") {
+      url = input.url; method = input.method; headers = input.headers; body = input.body;
+    } else {
+      url = String(input);
+    }
+    if (init.method !== undefined) method = init.method;
+    if (init.headers !== undefined) headers = init.headers;
+    if (init.body !== undefined) body = init.body;
+    method = String(method || "GET").toUpperCase();
+    var h = new Headers(headers);
+    var req = { url: url, method: method };
+    if (body !== undefined && body !== null) {
+      if (method === "GET" || method === "HEAD") throw new TypeError("fetch: a " + method + " request cannot have a body");
+      var bytes = toBytes(body);
+      if (bytes) {
+        req.body = host.b64encode(bytes);
+        req.body_encoding = "base64";
+      } else if (body instanceof URLSearchParams) {
+        req.body = body.toString();
+        if (!h.has("content-type")) h.set("content-type", "application/x-www-form-urlencoded;charset=UTF-8");
+      } else {
+        req.body = String(body);
+        if (!h.has("content-type")) h.set("content-type", "text/plain;charset=UTF-8");
+      }
+    }
+    req.headers = {};
+    h.forEach(function (v, k) { req.headers[k] = v; });
+    var reply = JSON.parse(host.http_fetch(JSON.stringify(req)));
+    if (reply.error) throw new FetchError(reply.error);
+    var data = reply.body_encoding === "base64" ? new Uint8Array(host.b64decode(reply.body || "")) : new Uint8Array(host.utf8encode(reply.body || ""));
+    return new Response(data, { status: reply.status, headers: reply.headers || {}, url: url });
+  }
+  define("fetch", fetch);
+
+  // email.send(to, subject, textOrFields): the seed's email helper, over
+  // http_fetch to an HTTP email API in Resend's shape (POST {from, to,
+  // subject, text} with "Authorization: Bearer <key>"). The function's
+  // config.env names EMAIL_API_URL (and EMAIL_API_KEY, a secret, and
+  // EMAIL_FROM); the API's host must be in allowed_hosts. Resolves to the
+  // API's JSON answer; rejects when it answers other than 2xx.
+  define("email", {
+    send: async function send(to, subject, text) {
+      var url = host.env("EMAIL_API_URL");
+      if (!url) throw new Error("email.send: EMAIL_API_URL is not set or not in the function's config.env");
+      var msg = { from: host.env("EMAIL_FROM") || "AeroDB <welcome@example.com>", to: Array.isArray(to) ? to : [String(to)], subject: String(subject) };
+      if (text && typeof text === "object") Object.assign(msg, text);
+      else msg.text = text === undefined ? String(subject) : String(text);
+      var headers = { "content-type": "application/json" };
+      var key = host.env("EMAIL_API_KEY");
+      if (key) headers.authorization = "Bearer " + key;
+      var res = await http_fetch(url, { method: "POST", headers: headers, body: JSON.stringify(msg) });
+      if (!res.ok) throw new Error("email.send: the email API answered " + res.status + ": " + res.body.slice(0, 200));
+      try { return JSON.parse(res.body); } catch (e) { return res.body; }
+    },
+  });
   define("http", {
     fetch: http_fetch,
     get: function (url, opts) { return http_fetch(url, Object.assign({}, opts, { method: "GET" })); },
@@ -278,6 +437,57 @@
     toJSON() { return this.href; }
   }
   define("URL", URL);
+
+  // Timers, run by the call: when the handler's promise is still pending,
+  // the runtime runs the earliest timer (__aerofn_tick), sleeping in the
+  // host until it is due, then the promise jobs it caused, and again, until
+  // the promise settles, no timer is left, or the call's deadline ends it.
+  // Timers still pending when the promise settles are dropped with the call.
+  var timers = [];
+  var timerSeq = 0;
+  function addTimer(name, fn, ms, args, repeat) {
+    if (typeof fn !== "function") throw new TypeError(name + ": the callback must be a function");
+    ms = Math.floor(Number(ms));
+    if (!(ms > 0)) ms = 0;
+    var id = ++timerSeq;
+    timers.push({ id: id, seq: id, due: Date.now() + ms, fn: fn, args: args, every: repeat ? ms : -1 });
+    return id;
+  }
+  function clearTimer(id) {
+    for (var i = 0; i < timers.length; i++) {
+      if (timers[i].id === id) { timers.splice(i, 1); return; }
+    }
+  }
+  define("setTimeout", function setTimeout(fn, ms) { return addTimer("setTimeout", fn, ms, Array.prototype.slice.call(arguments, 2), false); });
+  define("setInterval", function setInterval(fn, ms) { return addTimer("setInterval", fn, ms, Array.prototype.slice.call(arguments, 2), true); });
+  define("clearTimeout", function clearTimeout(id) { clearTimer(id); });
+  define("clearInterval", function clearInterval(id) { clearTimer(id); });
+  define("queueMicrotask", function queueMicrotask(fn) {
+    if (typeof fn !== "function") throw new TypeError("queueMicrotask: the callback must be a function");
+    Promise.resolve().then(function () { fn(); });
+  });
+  // __aerofn_tick runs the earliest due timer (ties in the order they were
+  // set) and reports whether there was one. A callback's exception fails
+  // the call, as an uncaught error ends a Deno program.
+  global.__aerofn_tick = function () {
+    if (timers.length === 0) return false;
+    var k = 0;
+    for (var i = 1; i < timers.length; i++) {
+      var a = timers[i], b = timers[k];
+      if (a.due < b.due || (a.due === b.due && a.seq < b.seq)) k = i;
+    }
+    var t = timers[k];
+    var wait = t.due - Date.now();
+    if (wait > 0) host.sleep(wait);
+    if (t.every >= 0) {
+      t.due = Math.max(t.due + t.every, Date.now());
+      t.seq = ++timerSeq;
+    } else {
+      timers.splice(timers.indexOf(t), 1);
+    }
+    t.fn.apply(undefined, t.args);
+    return true;
+  };
   define("URLSearchParams", URLSearchParams);
   define("globalThis", global);
 
