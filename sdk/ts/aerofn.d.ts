@@ -62,8 +62,11 @@ declare class DBError extends Error {
 }
 
 /** Runs one SQL statement ($1, $2... bound to params) under the row-level
- * security of the principal the call acts for. Rejects with a DBError. */
-declare function db_query<Row = Record<string, any>>(sql: string, params?: unknown[]): Promise<QueryResult<Row>>;
+ * security of the principal the call acts for. Rejects with a DBError.
+ * The result's prototype is its first row, so a one-row query reads as the
+ * row (`(await db.query("SELECT * FROM users WHERE id = $1", [id])).email`);
+ * rows, rowCount and command win over columns of those names. */
+declare function db_query<Row = Record<string, any>>(sql: string, params?: unknown[]): Promise<QueryResult<Row> & Partial<Row>>;
 declare const db: { query: typeof db_query };
 
 interface FetchOptions {
@@ -84,8 +87,9 @@ interface FetchResponse {
   arrayBuffer(): Promise<ArrayBuffer>;
 }
 
-/** The host did not make the request (off the allow-list, timeout...). */
-declare class FetchError extends Error {
+/** The host did not make the request (off the allow-list, timeout...).
+ * A TypeError, as the standard fetch's network errors are. */
+declare class FetchError extends TypeError {
   name: "FetchError";
   code: string;
 }
@@ -121,3 +125,108 @@ declare const console: {
   warn(...args: unknown[]): void;
   error(...args: unknown[]): void;
 };
+
+/** Sends an email through an HTTP email API in Resend's shape: POST
+ * {from, to, subject, text} to env EMAIL_API_URL with "Authorization:
+ * Bearer" env EMAIL_API_KEY (from: env EMAIL_FROM). List the three in the
+ * function's config.env and the API's host in allowed_hosts. The third
+ * argument is the text (default: the subject) or fields merged into the
+ * request (html, cc, reply_to...). Resolves to the API's JSON answer;
+ * rejects when the API answers other than 2xx. */
+declare const email: {
+  send(to: string | string[], subject: string, textOrFields?: string | Record<string, unknown>): Promise<any>;
+};
+
+type HeadersInit = Headers | Record<string, string | string[]> | Iterable<[string, string]>;
+
+/** The fetch standard's Headers: case-insensitive names; a repeated
+ * header's values joined with ", ". */
+declare class Headers implements Iterable<[string, string]> {
+  constructor(init?: HeadersInit);
+  append(name: string, value: string): void;
+  set(name: string, value: string): void;
+  get(name: string): string | null;
+  getSetCookie(): string[];
+  has(name: string): boolean;
+  delete(name: string): void;
+  forEach(fn: (value: string, name: string, headers: Headers) => void, thisArg?: unknown): void;
+  entries(): IterableIterator<[string, string]>;
+  keys(): IterableIterator<string>;
+  values(): IterableIterator<string>;
+  [Symbol.iterator](): IterableIterator<[string, string]>;
+}
+
+/** What fetch() resolves to: the whole body, buffered by the host (within
+ * http_fetch's limits), readable once. */
+declare class Response {
+  constructor(body?: string | ArrayBuffer | ArrayBufferView | null, init?: { status?: number; statusText?: string; headers?: HeadersInit });
+  readonly status: number;
+  readonly statusText: string;
+  readonly ok: boolean;
+  readonly headers: Headers;
+  readonly url: string;
+  readonly redirected: boolean;
+  readonly bodyUsed: boolean;
+  text(): Promise<string>;
+  json<T = any>(): Promise<T>;
+  arrayBuffer(): Promise<ArrayBuffer>;
+  bytes(): Promise<Uint8Array>;
+  clone(): Response;
+}
+
+interface RequestInit {
+  method?: string;
+  headers?: HeadersInit;
+  /** A string, bytes or URLSearchParams (form-encoded), as in the standard. */
+  body?: string | ArrayBuffer | ArrayBufferView | URLSearchParams | null;
+}
+
+/** The standard fetch over http_fetch: the function's allowed_hosts, limits
+ * and timeout apply. Any status is a Response; rejects with a FetchError (a
+ * TypeError) when no response came. No streams, no AbortSignal. */
+declare function fetch(input: string | URL | { url: string; method?: string; headers?: HeadersInit; body?: RequestInit["body"] }, init?: RequestInit): Promise<Response>;
+
+/** Timers run within the call until the handler's promise settles (timers
+ * still pending then are dropped); the call's timeout bounds every wait. */
+declare function setTimeout<A extends unknown[]>(fn: (...args: A) => void, ms?: number, ...args: A): number;
+declare function setInterval<A extends unknown[]>(fn: (...args: A) => void, ms?: number, ...args: A): number;
+declare function clearTimeout(id?: number): void;
+declare function clearInterval(id?: number): void;
+declare function queueMicrotask(fn: () => void): void;
+
+/** WHATWG URL (parsed by the host's URL parser). */
+declare class URL {
+  constructor(url: string, base?: string | URL);
+  readonly origin: string;
+  readonly protocol: string;
+  readonly username: string;
+  readonly password: string;
+  readonly host: string;
+  readonly hostname: string;
+  readonly port: string;
+  readonly pathname: string;
+  search: string;
+  hash: string;
+  readonly href: string;
+  readonly searchParams: URLSearchParams;
+  toString(): string;
+  toJSON(): string;
+}
+
+declare class URLSearchParams implements Iterable<[string, string]> {
+  constructor(init?: string | URLSearchParams | Record<string, string> | Iterable<[string, string]>);
+  readonly size: number;
+  append(name: string, value: string): void;
+  delete(name: string): void;
+  get(name: string): string | null;
+  getAll(name: string): string[];
+  has(name: string): boolean;
+  set(name: string, value: string): void;
+  sort(): void;
+  forEach(fn: (value: string, name: string, params: URLSearchParams) => void, thisArg?: unknown): void;
+  entries(): IterableIterator<[string, string]>;
+  keys(): IterableIterator<string>;
+  values(): IterableIterator<string>;
+  [Symbol.iterator](): IterableIterator<[string, string]>;
+  toString(): string;
+}

@@ -1,7 +1,8 @@
 // The seed's use case 1: POST /functions/v1/send-welcome-email
 // {"user_id": 7}. A directory deploy: email.ts is a local import, bundled
-// with this file. db.query resolves to {rows, rowCount, command}, so the
-// user is its first row (the seed reads the result as the row itself).
+// with this file. db.query resolves to {rows, rowCount, command}; the user
+// is its first row (the result's prototype is that row too, so the seed's
+// examples/js/send-welcome-email.js reads the result as the user).
 import * as email from "./email";
 
 export async function handler(event: AerofnEvent & { user_id: number }) {
