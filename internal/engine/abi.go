@@ -116,8 +116,14 @@ func newLinker(wt *wasmtime.Engine) (*wasmtime.Linker, error) {
 	for _, f := range hostFns {
 		fn, name, duringInit := f.fn, f.module+"."+f.name, availableDuringInit(f)
 		err := l.FuncNew(f.module, f.name, f.sig.funcType(), func(c *wasmtime.Caller, args []wasmtime.Val) ([]wasmtime.Val, *wasmtime.Trap) {
-			st, ok := c.Data().(*callState)
-			if !ok {
+			var st *callState
+			switch d := c.Data().(type) {
+			case *callState:
+				st = d
+			case *storeBox: // a reusable instance's store (reuse.go)
+				st = d.st
+			}
+			if st == nil {
 				return nil, wasmtime.NewTrap("host function called outside a call")
 			}
 			if st.preinit && !duringInit {
@@ -195,6 +201,11 @@ type moduleInfo struct {
 	// growGuard: memory.grow is guarded, and a refused one can be read
 	// after the call (growguard.go).
 	growGuard bool
+
+	// resettable: a snapshot that exports every mutable global (named in
+	// globals), so an instance can be reset and reused (reuse.go).
+	resettable bool
+	globals    []string
 }
 
 // checkModule applies the ABI's rules on exports and imports. It reports all
@@ -225,6 +236,12 @@ func checkModule(m *wasmtime.Module, ours bool) (moduleInfo, error) {
 				info.preinit, info.initElapsed = true, time.Duration(ns)
 			case name == growRefusedExport:
 				info.growGuard = ty.GlobalType() != nil
+			case name == resetExport:
+				info.resettable = true
+			case strings.HasPrefix(name, globalExportPrefix):
+				if gt := ty.GlobalType(); gt != nil && gt.Mutable() {
+					info.globals = append(info.globals, name)
+				}
 			}
 			continue
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 
 	"github.com/bytecodealliance/wasmtime-go/v39"
 )
@@ -18,6 +19,10 @@ type Module struct {
 	// script is a JavaScript function's bundled script; m is then the
 	// JavaScript runtime's module (script.go).
 	script []byte
+	// imageMapped: a page of an instance's memory was seen mapped from the
+	// module's image file, so dropping private pages restores the image
+	// (reuse.go).
+	imageMapped atomic.Bool
 }
 
 // Script reports whether the module is a JavaScript function run by the

@@ -1,7 +1,8 @@
 /*
 Package engine runs WebAssembly function modules under wasmtime: each version
-is compiled once (its artifact cached on disk), every call gets a fresh store
-and instance with a deadline (epoch interruption), a memory cap (store
+is compiled once (its artifact cached on disk), every call gets an instance
+in the module's initial state (a new one, or for a pre-initialised module
+one reset after an earlier call, reuse.go) with a deadline (epoch interruption), a memory cap (store
 limiter) and a bounded stack. It implements the host side of docs/ABI.md;
 what db_query, env and http_fetch actually do is supplied by the caller
 through Host, so nothing here knows about HTTP or Postgres.
@@ -59,11 +60,14 @@ _initialize left them. What initialisation computes is shared by every call
 of the version, the Go runtime's random state included (docs/ABI.md says
 what that means for guests); preinit.go gives the soundness argument.
 
-# Running (every call, nothing reused between calls)
+# Running (every call; no state crosses calls)
 
 	Run(ctx, m, input, limits, host)
 	  │ deadline = min(now + limits.Timeout, ctx's deadline)
-	  ├─ new Store, its data = callState (input, output, logs, host, deadline)
+	  ├─ run token (pool.go)
+	  ├─ a pre-initialised snapshot with an idle instance reset after an
+	  │   earlier call (reuse.go): take it, its store's data = this callState
+	  ├─ else new Store, its data = callState (input, output, logs, host, deadline)
 	  ├─ store limiter: memory ≤ limits.MemoryBytes, ≤100k table elements,
 	  │                 1 instance, ≤4 tables, 1 memory
 	  ├─ epoch deadline 1 tick ahead + C epoch callback
@@ -77,7 +81,11 @@ what that means for guests); preinit.go gives the soundness argument.
 	  │     bounds-checked; db_query/http_fetch get a ctx with the deadline
 	  ├─ flush unterminated stdout/stderr lines into the log
 	  ├─ classify → Result
-	  └─ store.Close(), then free the interrupt flag
+	  └─ handler returned (not interrupted, no proc_exit), memory not grown,
+	      the instance reusable: reset memory (PAGEMAP_SCAN: the written
+	      pages copied back) and globals, keep it idle;
+	      else store.Close() (wasmtime resets the pool slot);
+	      then free the interrupt flag
 
 # Failure modes and the status they get
 

@@ -168,6 +168,10 @@ type Config struct {
 	// docs/RATIONALE.md, "Instance pool", for why the default maps it).
 	// Only with the pool.
 	CopyMemoryInit bool
+	// DisableReuse gives every call of a pre-initialised module a new
+	// instance, instead of resetting one that served an earlier call
+	// (reuse.go). At most WarmSlots reusable instances wait between calls.
+	DisableReuse bool
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -218,6 +222,8 @@ type Stats struct {
 	InitCompiles         uint64 // cheap compiles for the one run of _initialize (preinit.go), not counted in Compiles
 	ArtifactLoads        uint64 // modules loaded from a Source's artifact (another engine's compile)
 	ArtifactLoadFailures uint64 // artifacts that could not be fetched or that wasmtime refused
+
+	Reused uint64 // calls that ran on an instance reset after an earlier call (reuse.go)
 }
 
 // Engine compiles and runs modules. It is safe for concurrent use.
@@ -241,6 +247,7 @@ type Engine struct {
 	artifactState                                                                     // artifact.go: the init engine, the fingerprint, shared artifacts
 	persisting                                                         sync.WaitGroup // artifacts being synced to CacheDir (cache.go, persistLater)
 	jsrt                                                               jsRuntime      // script.go: the JavaScript runtime
+	reuseState                                                                        // reuse.go: idle reusable instances
 
 	// Calls in flight. Close waits for them before stopping the ticker,
 	// because a guest still running when the epoch stops would never be
@@ -346,6 +353,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 			return fmt.Errorf("stopping engine: calls still running: %w", ctx.Err())
 		}
 	}
+	e.endIdle()
 	e.closeOnce.Do(func() {
 		close(e.stop)
 		e.ticker.Wait()
@@ -394,6 +402,9 @@ func (e *Engine) Stats() Stats {
 	e.mu.Lock()
 	n := len(e.modules)
 	e.mu.Unlock()
+	e.reuseMu.Lock()
+	reused := e.reused
+	e.reuseMu.Unlock()
 	return Stats{
 		Compiles:         e.compiles.Load(),
 		DiskLoads:        e.diskLoads.Load(),
@@ -407,5 +418,6 @@ func (e *Engine) Stats() Stats {
 		InitCompiles:         e.initCompiles.Load(),
 		ArtifactLoads:        e.artifactLoads.Load(),
 		ArtifactLoadFailures: e.artifactLoadFailures.Load(),
+		Reused:               reused,
 	}
 }

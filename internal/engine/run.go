@@ -101,19 +101,60 @@ func (e *Engine) Run(ctx context.Context, m *Module, input []byte, lim Limits, h
 	}
 	defer e.leaveRun() // after the store is closed, below
 	st.running = e.running
-	if !e.acquireSlot() {
-		return Result{Status: StatusError, Err: ErrPoolExhausted}
+
+	var w *warmInst
+	reusable := e.reusable(m)
+	if reusable {
+		w = e.takeWarm(m)
 	}
-	store := wasmtime.NewStoreWithData(e.wt, st)
+	var (
+		store *wasmtime.Store
+		inst  *wasmtime.Instance
+		box   *storeBox // the new store's data, when its instance may be reused
+		rc    int32
+		err   error
+	)
+	if w != nil {
+		store, inst = w.store, w.inst
+		w.box.st = st
+		st.mem = w.mem
+	} else {
+		if !e.acquireSlot() && !(e.evictIdle() && e.acquireSlot()) {
+			return Result{Status: StatusError, Err: ErrPoolExhausted}
+		}
+		if reusable {
+			box = &storeBox{st: st}
+			store = wasmtime.NewStoreWithData(e.wt, box)
+		} else {
+			store = wasmtime.NewStoreWithData(e.wt, st)
+		}
+	}
 	store.Limiter(lim.MemoryBytes, maxTableElements, maxInstances, maxTables, maxMemories)
 	intr := e.armInterrupt(store, ctx, time.Until(st.deadline))
+	keep := false
 	defer func() {
-		store.Close() // first: after this the epoch callback cannot run, and the slot is free
-		e.releaseSlot()
+		if w != nil {
+			e.finish(w, keep) // resets the instance for the next call, or ends it
+		} else {
+			store.Close() // first: after this the epoch callback cannot run, and the slot is free
+			e.releaseSlot()
+		}
 		intr.release()
 	}()
 
-	inst, rc, err := e.callModule(store, st, m)
+	switch {
+	case w != nil:
+		rc, err = callHandler(store, w.handler)
+	case box != nil:
+		inst, err = e.linker.Instantiate(store, m.m)
+		if err == nil {
+			st.mem = exportedMemory(store, inst, "memory")
+			w = e.adopt(m, store, box, inst, st.mem) // nil: not reusable after all
+			rc, err = callHandler(store, exportedFunc(store, inst, "handler"))
+		}
+	default:
+		inst, rc, err = e.callModule(store, st, m)
+	}
 	st.flushStreams()
 
 	res = Result{Output: st.output, Logs: st.logs, LogsDropped: st.dropped}
@@ -153,6 +194,9 @@ func (e *Engine) Run(ctx context.Context, m *Module, input []byte, lim Limits, h
 	default:
 		res.Status = StatusSuccess
 	}
+	// Only an instance whose handler returned, neither interrupted nor
+	// exited, is reset and kept (reuse.go).
+	keep = err == nil && !intr.fired() && st.interrupted == nil && !st.exited
 	return res
 }
 
@@ -180,12 +224,18 @@ func (e *Engine) callModule(store *wasmtime.Store, st *callState, m *Module) (in
 			return inst, 0, err
 		}
 	}
-	v, err := exportedFunc(store, inst, "handler").Call(store)
+	rc, err = callHandler(store, exportedFunc(store, inst, "handler"))
+	return inst, rc, err
+}
+
+// callHandler calls the guest's handler and returns its result.
+func callHandler(store *wasmtime.Store, handler *wasmtime.Func) (int32, error) {
+	v, err := handler.Call(store)
 	if err != nil {
-		return inst, 0, err
+		return 0, err
 	}
-	rc, _ = v.(int32)
-	return inst, rc, nil
+	rc, _ := v.(int32)
+	return rc, nil
 }
 
 // exportedFunc and exportedMemory look up an export the module is known to

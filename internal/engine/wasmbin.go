@@ -621,6 +621,10 @@ const (
 	reservedPrefix     = "aerofn:"
 	globalExportPrefix = reservedPrefix + "global:"
 	preinitExport      = reservedPrefix + "preinit:"
+	// resetExport marks a snapshot that also exports every mutable global
+	// under globalExportName, so the engine can put an instance back to the
+	// snapshot's state and run it again (reuse.go).
+	resetExport = reservedPrefix + "reset"
 )
 
 func globalExportName(i int) string { return globalExportPrefix + strconv.Itoa(i) }
@@ -693,6 +697,14 @@ func (m *wasmModule) snapshotModule(mem []byte, globals map[int]snapshotValue, e
 		}
 	}
 	exports = append(exports, wasmExport{preinitExport + strconv.FormatInt(elapsed, 10), kindMemory, 0})
+	// Every mutable global, for the engine to reset between calls
+	// (reuse.go), and the mark that says they are all there.
+	for i, g := range m.globals {
+		if g.mutable {
+			exports = append(exports, wasmExport{globalExportName(i), kindGlobal, uint32(i)})
+		}
+	}
+	exports = append(exports, wasmExport{resetExport, kindMemory, 0})
 
 	segs := dataSegments(mem)
 	if len(segs) > maxDataSegments {

@@ -1,0 +1,391 @@
+package engine
+
+import (
+	"bytes"
+	"container/list"
+	"os"
+	"sync"
+	"syscall"
+	"unsafe"
+
+	"github.com/bytecodealliance/wasmtime-go/v39"
+)
+
+// Reusing instances of pre-initialised modules.
+//
+// Every call must start from the module's snapshot, with nothing left by the
+// call before. The plain way is a new store and instance per call; dropping
+// the store makes wasmtime reset the pool slot's memory, and without
+// dirty-page tracking (which wasmtime-go's C API cannot turn on) that reset
+// copies the whole image and zeroes the rest of the kept region: for a Go
+// guest, about 3.4 MiB per call, of which a call writes some 35 pages.
+//
+// For a snapshot that exports all its mutable globals (resetExport), the
+// engine instead keeps the instance after a call that ended normally and
+// puts it back into the snapshot's state itself:
+//
+//   - memory: the size must not have changed (memory cannot shrink; a call
+//     that grew it ends the instance). The pages that are private to this
+//     mapping, present or swapped out, are found with Linux's PAGEMAP_SCAN
+//     ioctl and copied back from the module's initial memory, kept in
+//     reuseImage.mem. Every other page still reads what the mapping below
+//     holds: the image (mapped copy-on-write from the compiled artifact) or
+//     zeros, which is the snapshot's content. When the private pages exceed
+//     reuseDirtyLimit and the mapping has been seen to be the image
+//     (Module.imageMapped), they are dropped with madvise(MADV_DONTNEED)
+//     instead, which brings the mapping's own content back; otherwise the
+//     instance is ended.
+//   - globals: every mutable one is set back to its value in a fresh
+//     instance.
+//   - tables and segments: a snapshot's code cannot change them (scanCode
+//     refuses modules that could), so they are as instantiation built them.
+//   - the store: its data (storeBox) points at the current call's state only
+//     while the call runs; limits and the epoch callback are set per call.
+//
+// Anything else (a trap, a timeout, a host panic, proc_exit, a grown
+// memory, a failed scan) ends the instance the plain way, and wasmtime
+// resets its slot as before.
+
+// storeBox is the data of a reusable instance's store: the call using it.
+type storeBox struct{ st *callState }
+
+// reuseDirtyLimit: above this many bytes of private pages, a reset drops
+// them instead of copying them back.
+var reuseDirtyLimit = 1 << 20 // a variable for tests
+
+// reuseMaxCalls bounds the calls one instance serves, so nothing that
+// wasmtime might accumulate per store over calls can grow without bound.
+const reuseMaxCalls = 100_000
+
+// reuseImage is a module's state at instantiation, shared by its reusable
+// instances.
+type reuseImage struct {
+	mem    []byte
+	values []wasmtime.Val // of the mutable globals, in moduleInfo.globals order
+	live   int            // reusable instances of the module, idle or running
+}
+
+// warmInst is a reusable instance, between calls or in one.
+type warmInst struct {
+	mod     *Module
+	img     *reuseImage
+	store   *wasmtime.Store
+	box     *storeBox
+	inst    *wasmtime.Instance
+	mem     *wasmtime.Memory
+	handler *wasmtime.Func
+	globals []*wasmtime.Global
+	calls   int
+	scan    *pageScan
+}
+
+// reuseState is the engine's idle reusable instances and the images of the
+// modules they belong to.
+type reuseState struct {
+	reuseMu sync.Mutex
+	idle    *list.List // of *warmInst, front = most recently used
+	images  map[*Module]*reuseImage
+	reused  uint64 // calls served by an existing instance
+}
+
+// reusable says whether m's calls may run on reused instances.
+func (e *Engine) reusable(m *Module) bool {
+	return e.slots != nil && !e.cfg.DisableReuse && m.info.preinit && m.info.resettable && pagemapFD() >= 0
+}
+
+// takeWarm takes an idle instance of m, or returns nil.
+func (e *Engine) takeWarm(m *Module) *warmInst {
+	e.reuseMu.Lock()
+	defer e.reuseMu.Unlock()
+	if e.idle == nil {
+		return nil
+	}
+	for el := e.idle.Front(); el != nil; el = el.Next() {
+		if w := el.Value.(*warmInst); w.mod == m {
+			e.idle.Remove(el)
+			e.reused++
+			return w
+		}
+	}
+	return nil
+}
+
+// adopt makes the fresh instance inst of m reusable, before its first call:
+// it records the module's initial memory and globals if this is the first
+// of its instances. It returns nil when the instance cannot be reused.
+func (e *Engine) adopt(m *Module, store *wasmtime.Store, box *storeBox, inst *wasmtime.Instance, mem *wasmtime.Memory) *warmInst {
+	if mem == nil || int64(mem.DataSize(store)) > e.cfg.KeepResident {
+		return nil
+	}
+	w := &warmInst{mod: m, store: store, box: box, inst: inst, mem: mem, scan: newPageScan()}
+	for _, name := range m.info.globals {
+		ext := inst.GetExport(store, name)
+		if ext == nil {
+			return nil
+		}
+		g := ext.Global()
+		ext.Close()
+		if g == nil {
+			return nil
+		}
+		w.globals = append(w.globals, g)
+	}
+	ext := inst.GetExport(store, "handler")
+	if ext == nil {
+		return nil
+	}
+	w.handler = ext.Func()
+	ext.Close()
+
+	data := mem.UnsafeData(store)
+	e.reuseMu.Lock()
+	defer e.reuseMu.Unlock()
+	if e.images == nil {
+		e.images = make(map[*Module]*reuseImage)
+		e.idle = list.New()
+	}
+	img := e.images[m]
+	if img == nil {
+		// A fresh instance holds the snapshot, whichever slot it is in.
+		img = &reuseImage{mem: bytes.Clone(data)}
+		for _, g := range w.globals {
+			img.values = append(img.values, g.Get(store))
+		}
+		e.images[m] = img
+	} else if len(img.mem) != len(data) {
+		return nil
+	}
+	if !m.imageMapped.Load() && w.scan.mappedFromFile(data) {
+		m.imageMapped.Store(true)
+	}
+	img.live++
+	w.img = img
+	return w
+}
+
+// finish ends a call on w: back to the idle list when keep and the reset
+// succeeds, else the instance is ended (its store closed, its slot freed).
+func (e *Engine) finish(w *warmInst, keep bool) {
+	w.box.st = nil
+	if keep && w.calls < reuseMaxCalls && e.reset(w) {
+		w.calls++
+		e.reuseMu.Lock()
+		if !e.closed.Load() {
+			e.idle.PushFront(w)
+			var evict []*warmInst
+			for e.idle.Len() > e.cfg.WarmSlots {
+				evict = append(evict, e.idle.Remove(e.idle.Back()).(*warmInst))
+			}
+			e.reuseMu.Unlock()
+			for _, v := range evict {
+				e.end(v)
+			}
+			return
+		}
+		e.reuseMu.Unlock()
+	}
+	e.end(w)
+}
+
+// end closes w's store and frees its slot.
+func (e *Engine) end(w *warmInst) {
+	w.store.Close()
+	e.releaseSlot()
+	e.reuseMu.Lock()
+	if w.img.live--; w.img.live == 0 && e.images[w.mod] == w.img {
+		delete(e.images, w.mod)
+	}
+	e.reuseMu.Unlock()
+}
+
+// evictIdle ends the least recently used idle instance, so that its slot
+// can serve another module; false when there is none.
+func (e *Engine) evictIdle() bool {
+	e.reuseMu.Lock()
+	var w *warmInst
+	if e.idle != nil && e.idle.Len() > 0 {
+		w = e.idle.Remove(e.idle.Back()).(*warmInst)
+	}
+	e.reuseMu.Unlock()
+	if w == nil {
+		return false
+	}
+	e.end(w)
+	return true
+}
+
+// endIdle ends every idle instance (Stop).
+func (e *Engine) endIdle() {
+	for e.evictIdle() {
+	}
+}
+
+// reset puts w's instance back into the snapshot's state; false when it
+// cannot, and the instance must end.
+func (e *Engine) reset(w *warmInst) bool {
+	if int(w.mem.DataSize(w.store)) != len(w.img.mem) {
+		return false
+	}
+	data := w.mem.UnsafeData(w.store)
+	dirty, ok := w.scan.privatePages(data, reuseDirtyLimit)
+	switch {
+	case ok:
+		for _, r := range dirty {
+			copy(data[r[0]:r[1]], w.img.mem[r[0]:r[1]])
+		}
+	case w.mod.imageMapped.Load() && len(data) > 0:
+		if err := madviseDontNeed(data); err != nil {
+			return false
+		}
+	default:
+		return false
+	}
+	for i, g := range w.globals {
+		if g.Set(w.store, w.img.values[i]) != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// Linux's PAGEMAP_SCAN (linux/fs.h, since 6.7).
+const (
+	pageIsFile    = 1 << 2
+	pageIsPresent = 1 << 3
+	pageIsSwapped = 1 << 4
+	pageIsPFNZero = 1 << 5
+
+	// _IOWR('f', 16, struct pm_scan_arg)
+	pagemapScan = 3<<30 | uint64(unsafe.Sizeof(pmScanArg{}))<<16 | 'f'<<8 | 16
+)
+
+type pmScanArg struct {
+	size, flags, start, end, walkEnd, vec, vecLen, maxPages       uint64
+	categoryInverted, categoryMask, categoryAnyofMask, returnMask uint64
+}
+
+type pageRegion struct{ start, end, categories uint64 }
+
+var pagemap struct {
+	once sync.Once
+	fd   int
+}
+
+// pagemapFD is /proc/self/pagemap opened for PAGEMAP_SCAN, or -1 where
+// the file or the ioctl is missing (instances are then not reused).
+func pagemapFD() int {
+	pagemap.once.Do(func() {
+		pagemap.fd = -1
+		f, err := os.Open("/proc/self/pagemap")
+		if err != nil {
+			return
+		}
+		fd, err := syscall.Dup(int(f.Fd()))
+		f.Close()
+		if err != nil {
+			return
+		}
+		syscall.CloseOnExec(fd)
+		// An empty range, as wasmtime probes it: fails where the ioctl is
+		// unknown.
+		a := &pmScanArg{size: uint64(unsafe.Sizeof(pmScanArg{}))}
+		if _, err := scanFrom(fd, a); err != nil {
+			syscall.Close(fd)
+			return
+		}
+		pagemap.fd = fd
+	})
+	return pagemap.fd
+}
+
+// pageScan holds the regions PAGEMAP_SCAN writes. It is always allocated
+// on the heap (newPageScan), never on a goroutine stack, which may move.
+type pageScan struct{ regions [64]pageRegion }
+
+//go:noinline
+func newPageScan() *pageScan { return new(pageScan) }
+
+func scanFrom(fd int, a *pmScanArg) (int, error) {
+	r, _, errno := syscall.Syscall(syscall.SYS_IOCTL, uintptr(fd), uintptr(pagemapScan), uintptr(unsafe.Pointer(a)))
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(r), nil
+}
+
+// scan runs PAGEMAP_SCAN over mem (memory not managed by Go: a linear
+// memory) from offset from, for pages whose categories, after flipping
+// those in inverted, include all of mask and any of anyof. It returns the
+// regions found, as offsets in mem, and the offset where the walk stopped.
+func (ps *pageScan) scan(mem []byte, from int, mask, inverted, anyof uint64) (regions [][2]int, walkEnd int, err error) {
+	fd := pagemapFD()
+	if fd < 0 {
+		return nil, 0, syscall.ENOTSUP
+	}
+	base := uint64(uintptr(unsafe.Pointer(unsafe.SliceData(mem))))
+	a := &pmScanArg{
+		size: uint64(unsafe.Sizeof(pmScanArg{})), start: base + uint64(from), end: base + uint64(len(mem)),
+		vec: uint64(uintptr(unsafe.Pointer(&ps.regions[0]))), vecLen: uint64(len(ps.regions)),
+		categoryInverted: inverted, categoryMask: mask, categoryAnyofMask: anyof,
+	}
+	n, err := scanFrom(fd, a)
+	if err != nil {
+		return nil, 0, err
+	}
+	if a.walkEnd <= a.start || a.walkEnd > a.end || n > len(ps.regions) {
+		return nil, 0, syscall.EIO
+	}
+	for _, r := range ps.regions[:n] {
+		if r.start < a.start || r.end > a.walkEnd || r.start >= r.end {
+			return nil, 0, syscall.EIO
+		}
+		regions = append(regions, [2]int{int(r.start - base), int(r.end - base)})
+	}
+	return regions, int(a.walkEnd - base), nil
+}
+
+// privatePages returns the [start, end) offsets in mem of the pages that
+// hold a private copy (written since they were mapped; present or swapped
+// out; not the shared zero page, not a page of the mapped file). Those are
+// the only pages whose content may differ from what the mapping below them
+// holds. ok is false when they exceed limit bytes or the scan fails.
+func (ps *pageScan) privatePages(mem []byte, limit int) (dirty [][2]int, ok bool) {
+	total := 0
+	for from := 0; from < len(mem); {
+		regions, end, err := ps.scan(mem, from, pageIsFile|pageIsPFNZero, pageIsFile|pageIsPFNZero, pageIsPresent|pageIsSwapped)
+		if err != nil {
+			return nil, false
+		}
+		for _, r := range regions {
+			total += r[1] - r[0]
+		}
+		if total > limit {
+			return nil, false
+		}
+		dirty = append(dirty, regions...)
+		from = end
+	}
+	return dirty, true
+}
+
+// mappedFromFile reports whether some page of mem is a present page of a
+// mapped file: wasmtime maps a module's image copy-on-write or not at all,
+// so then the mapping below the memory is the image and dropping private
+// pages restores it.
+func (ps *pageScan) mappedFromFile(mem []byte) bool {
+	for from := 0; from < len(mem); {
+		regions, end, err := ps.scan(mem, from, pageIsFile|pageIsPresent, 0, 0)
+		if err != nil {
+			return false
+		}
+		if len(regions) > 0 {
+			return true
+		}
+		from = end
+	}
+	return false
+}
+
+func madviseDontNeed(b []byte) error {
+	return syscall.Madvise(b, syscall.MADV_DONTNEED)
+}

@@ -1,0 +1,83 @@
+package engine
+
+import (
+	"strings"
+	"testing"
+)
+
+// A reused instance starts every call from the snapshot: memory written by
+// the call before (a byte of the image, a byte of zeroed memory, the output
+// buffer) and globals it set are back, whether the written pages are copied
+// back or dropped; with reuse off every call has a new instance.
+func TestReuseFreshState(t *testing.T) {
+	for name, c := range map[string]struct {
+		cfg      Config
+		drop     bool // the reset drops private pages instead of copying them
+		reuseOff bool
+	}{
+		"copy":     {cfg: Config{PoolSlots: 1}},
+		"drop":     {cfg: Config{PoolSlots: 1}, drop: true},
+		"disabled": {cfg: Config{PoolSlots: 1, DisableReuse: true}, reuseOff: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if c.drop {
+				old := reuseDirtyLimit
+				reuseDirtyLimit = 0
+				t.Cleanup(func() { reuseDirtyLimit = old })
+			}
+			e := newEngine(t, c.cfg)
+			m := load(t, e, "reuse")
+			if !m.info.preinit || !m.info.resettable {
+				t.Fatalf("module info %+v: want a resettable snapshot", m.info)
+			}
+			if pagemapFD() < 0 {
+				t.Skip("PAGEMAP_SCAN is not available on this kernel")
+			}
+			const calls = 5
+			for i := range calls {
+				res := run(t, e, m, "", Limits{}, nil)
+				wantStatus(t, res, StatusSuccess)
+				if want := "A079"; string(res.Output) != want {
+					t.Fatalf("call %d saw %q, want %q: state crossed calls", i, res.Output, want)
+				}
+			}
+			reused := e.Stats().Reused
+			if c.reuseOff && reused != 0 || !c.reuseOff && reused != calls-1 {
+				t.Fatalf("%d calls reused an instance", reused)
+			}
+		})
+	}
+}
+
+// A Go guest on a reused instance: each call counts from the snapshot, a
+// call that grows memory (8 MiB) ends its instance, and the next one starts
+// from the snapshot again.
+func TestReuseGoGuest(t *testing.T) {
+	if pagemapFD() < 0 {
+		t.Skip("PAGEMAP_SCAN is not available on this kernel")
+	}
+	e := goEngine(t, Config{PoolSlots: 2})
+	m := loadBytes(t, e, "goguest", goGuest(t, "goguest"))
+	state := func() {
+		t.Helper()
+		res := run(t, e, m, `{"trigger":"http","body":{"do":"state"}}`, Limits{}, nil)
+		wantStatus(t, res, StatusSuccess)
+		if !strings.Contains(string(res.Output), `"calls":1,`) {
+			t.Fatalf("output %s: state crossed calls", res.Output)
+		}
+	}
+	for range 5 {
+		state()
+	}
+	if r := e.Stats().Reused; r != 4 {
+		t.Fatalf("%d of 5 calls reused an instance, want 4", r)
+	}
+	wantStatus(t, run(t, e, m, `{"trigger":"http","body":{"do":"alloc","mib":8}}`, Limits{}, nil), StatusSuccess)
+	state()
+	state()
+	// The grown instance was ended, not kept: the alloc call reused one
+	// instance, the state call after it started a new one.
+	if r := e.Stats().Reused; r != 6 {
+		t.Fatalf("%d calls reused an instance, want 6", r)
+	}
+}
