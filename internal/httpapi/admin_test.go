@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/aerodb/aerofn/internal/auth"
-	"github.com/aerodb/aerofn/internal/db"
 	"github.com/aerodb/aerofn/internal/db/dbtest"
 	"github.com/aerodb/aerofn/internal/registry"
 	"github.com/aerodb/aerofn/internal/secrets"
@@ -23,12 +21,7 @@ const testJWTSecret = "httpapi-test-jwt-secret-0123456789abcdef"
 // secrets store, and returns it with a service_role and an anon token.
 func adminAPI(t *testing.T) (srv *httptest.Server, service, anon string) {
 	t.Helper()
-	ctx := context.Background()
-	pool, err := db.Open(ctx, dbtest.NewDatabase(t), 4)
-	dbtest.Must(t, err, "opening pool")
-	t.Cleanup(pool.Close)
-	_, err = db.Migrate(ctx, pool)
-	dbtest.Must(t, err, "migrating")
+	pool, _ := dbtest.Migrated(t, 4)
 	sec, err := secrets.New(pool, "httpapi-test-secrets-key-0123456789abcdef")
 	dbtest.Must(t, err, "secrets")
 	v, err := auth.NewVerifier(testJWTSecret)

@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/aerodb/aerofn/internal/db"
 	"github.com/aerodb/aerofn/internal/db/dbtest"
 	"github.com/aerodb/aerofn/internal/engine"
 )
@@ -22,11 +21,7 @@ import (
 func startWriter(t *testing.T) (*Writer, *pgxpool.Pool) {
 	t.Helper()
 	ctx := context.Background()
-	pool, err := db.Open(ctx, dbtest.NewDatabase(t), 4)
-	dbtest.Must(t, err, "opening pool")
-	t.Cleanup(pool.Close)
-	_, err = db.Migrate(ctx, pool)
-	dbtest.Must(t, err, "migrating")
+	pool, _ := dbtest.Migrated(t, 4)
 	w := NewWriter(WriterConfig{Pool: pool, Registry: prometheus.NewRegistry()})
 	w.Start(ctx)
 	t.Cleanup(func() { _ = w.Stop(context.Background()) })
@@ -122,11 +117,7 @@ func (c *writeCounter) Write(p []byte) (int, error) {
 // what is still queued.
 func TestStdoutLinesBatched(t *testing.T) {
 	ctx := context.Background()
-	pool, err := db.Open(ctx, dbtest.NewDatabase(t), 4)
-	dbtest.Must(t, err, "opening pool")
-	t.Cleanup(pool.Close)
-	_, err = db.Migrate(ctx, pool)
-	dbtest.Must(t, err, "migrating")
+	pool, _ := dbtest.Migrated(t, 4)
 	out := &writeCounter{}
 	w := NewWriter(WriterConfig{Pool: pool, Stdout: out})
 	w.Start(ctx)

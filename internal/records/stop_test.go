@@ -6,7 +6,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/aerodb/aerofn/internal/db"
 	"github.com/aerodb/aerofn/internal/db/dbtest"
 )
 
@@ -21,11 +20,7 @@ func recordWith(fn, status string) Record {
 // panic; Stop is safe twice.
 func TestStopDrainsThenRefuses(t *testing.T) {
 	ctx := context.Background()
-	pool, err := db.Open(ctx, dbtest.NewDatabase(t), 4)
-	dbtest.Must(t, err, "opening pool")
-	t.Cleanup(pool.Close)
-	_, err = db.Migrate(ctx, pool)
-	dbtest.Must(t, err, "migrating")
+	pool, _ := dbtest.Migrated(t, 4)
 
 	w := NewWriter(WriterConfig{Pool: pool, Buffer: 8})
 	dbtest.Must(t, w.Start(ctx), "starting")

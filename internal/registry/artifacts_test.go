@@ -9,18 +9,12 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/aerodb/aerofn/internal/db"
 	"github.com/aerodb/aerofn/internal/db/dbtest"
 )
 
 func artifactStore(t *testing.T) (*Artifacts, *pgxpool.Pool) {
 	t.Helper()
-	ctx := context.Background()
-	pool, err := db.Open(ctx, dbtest.NewDatabase(t), 4)
-	dbtest.Must(t, err, "opening pool")
-	t.Cleanup(pool.Close)
-	_, err = db.Migrate(ctx, pool)
-	dbtest.Must(t, err, "migrating")
+	pool, _ := dbtest.Migrated(t, 4)
 	return NewArtifacts(pool, "artifacts-test-secrets-key"), pool
 }
 

@@ -10,18 +10,12 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/aerodb/aerofn/internal/db"
 	"github.com/aerodb/aerofn/internal/db/dbtest"
 )
 
 func newStore(t *testing.T) (*Store, *pgxpool.Pool) {
 	t.Helper()
-	ctx := context.Background()
-	pool, err := db.Open(ctx, dbtest.NewDatabase(t), 4)
-	dbtest.Must(t, err, "opening pool")
-	t.Cleanup(pool.Close)
-	_, err = db.Migrate(ctx, pool)
-	dbtest.Must(t, err, "migrating")
+	pool, _ := dbtest.Migrated(t, 4)
 	return New(pool), pool
 }
 

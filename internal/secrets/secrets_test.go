@@ -9,7 +9,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/aerodb/aerofn/internal/db"
 	"github.com/aerodb/aerofn/internal/db/dbtest"
 )
 
@@ -18,12 +17,7 @@ const testKey = "secrets-test-key-0123456789abcdef0123456789"
 // newStore opens a fresh, migrated database and a Store on it.
 func newStore(t *testing.T, key string) (*Store, *pgxpool.Pool) {
 	t.Helper()
-	ctx := context.Background()
-	pool, err := db.Open(ctx, dbtest.NewDatabase(t), 4)
-	dbtest.Must(t, err, "opening pool")
-	t.Cleanup(pool.Close)
-	_, err = db.Migrate(ctx, pool)
-	dbtest.Must(t, err, "migrating")
+	pool, _ := dbtest.Migrated(t, 4)
 	s, err := New(pool, key)
 	dbtest.Must(t, err, "creating store")
 	return s, pool

@@ -9,7 +9,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/aerodb/aerofn/internal/auth"
-	"github.com/aerodb/aerofn/internal/db"
 	"github.com/aerodb/aerofn/internal/db/dbtest"
 	"github.com/aerodb/aerofn/internal/sqlexec"
 )
@@ -25,12 +24,7 @@ func newEnv(t testing.TB, cfg sqlexec.Config) *env {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	url := dbtest.NewDatabase(t)
-	admin, err := db.Open(ctx, url, 4)
-	dbtest.Must(t, err, "opening admin pool")
-	t.Cleanup(admin.Close)
-	_, err = db.Migrate(ctx, admin)
-	dbtest.Must(t, err, "migrating")
+	admin, url := dbtest.Migrated(t, 4)
 	cfg.AdminURL = url
 	dbtest.Must(t, sqlexec.Setup(ctx, admin, cfg), "setting up rls")
 	e, err := sqlexec.New(ctx, cfg)

@@ -132,12 +132,7 @@ func TestSetupCustomRolesAndMembership(t *testing.T) {
 			_, _ = c.Exec(context.Background(), "DROP ROLE IF EXISTS "+r)
 		}
 	})
-	url := dbtest.NewDatabase(t)
-	admin, err := db.Open(ctx, url, 2)
-	dbtest.Must(t, err, "opening admin pool")
-	defer admin.Close()
-	_, err = db.Migrate(ctx, admin)
-	dbtest.Must(t, err, "migrating")
+	admin, url := dbtest.Migrated(t, 2)
 	cfg := sqlexec.Config{AdminURL: url, Roles: roles, PoolSize: 1}
 	dbtest.Must(t, sqlexec.Setup(ctx, admin, cfg), "Setup with custom roles")
 	e, err := sqlexec.New(ctx, cfg)

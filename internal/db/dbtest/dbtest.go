@@ -7,13 +7,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-
 	"net/url"
 	"os"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/aerodb/aerofn/internal/db"
 )
 
 // AdminURL is the maintenance connection used to create and drop databases.
@@ -60,6 +62,21 @@ func NewDatabase(t testing.TB) string {
 	}
 	u.Path = "/" + name
 	return u.String()
+}
+
+// Migrated creates a database as NewDatabase does, migrates it, and returns
+// a pool of at most maxConns connections on it, closed when the test ends
+// (before the database is dropped), with the database's URL.
+func Migrated(t testing.TB, maxConns int32) (*pgxpool.Pool, string) {
+	t.Helper()
+	ctx := context.Background()
+	url := NewDatabase(t)
+	pool, err := db.Open(ctx, url, maxConns)
+	Must(t, err, "opening pool")
+	t.Cleanup(pool.Close)
+	_, err = db.Migrate(ctx, pool)
+	Must(t, err, "migrating")
+	return pool, url
 }
 
 // Must fails the test on err.
