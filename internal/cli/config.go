@@ -45,10 +45,8 @@ func newConfigGet(stdout io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var fn struct {
-				Config map[string]json.RawMessage `json:"config"`
-			}
-			if err := c.getJSON(fnPath(args[0]), &fn); err != nil {
+			fn, err := getConfig(c, args[0])
+			if err != nil {
 				return err
 			}
 			var b []byte
@@ -153,6 +151,14 @@ A field given is replaced as a whole: triggers=[...] sets every trigger.`,
 	return cmd
 }
 
+// getConfig gets a function's config, field by field.
+func getConfig(c *client, name string) (fn struct {
+	Config map[string]json.RawMessage `json:"config"`
+}, err error) {
+	err = c.getJSON(fnPath(name), &fn)
+	return fn, err
+}
+
 // patchConfig sends a config change and prints the config that results.
 func patchConfig(c *client, o *outputFlag, stdout io.Writer, name string, change map[string]json.RawMessage) error {
 	b, err := c.json("PATCH", fnPath(name), map[string]any{"config": change})
@@ -192,10 +198,8 @@ reset to its default (sent as null). Nothing is sent when nothing changed.`,
 			if err != nil {
 				return err
 			}
-			var fn struct {
-				Config map[string]json.RawMessage `json:"config"`
-			}
-			if err := c.getJSON(fnPath(args[0]), &fn); err != nil {
+			fn, err := getConfig(c, args[0])
+			if err != nil {
 				return err
 			}
 			before, _ := json.MarshalIndent(fn.Config, "", "  ")

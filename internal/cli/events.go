@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"strconv"
 	"text/tabwriter"
 	"time"
 
@@ -26,11 +25,9 @@ type delivery struct {
 }
 
 func newEvents(stdout io.Writer) *cobra.Command {
-	var f clientFlags
-	var o outputFlag
 	var state string
 	var limit int
-	cmd := &cobra.Command{
+	cmd := getCommand(stdout, &cobra.Command{
 		Use:   "events NAME",
 		Short: "List a function's database event deliveries (dead ones with --state dead)",
 		Long: `List the deliveries of a function's database events, newest first.
@@ -39,36 +36,17 @@ all but held are listed. A dead delivery ran out of attempts: aerofn replay
 runs it again.`,
 		Example: "  aerofn events on-user-created\n  aerofn events on-user-created --state dead -o json",
 		Args:    exactArgs(1, "give the function's name"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.client()
-			if err != nil {
-				return err
-			}
-			q := url.Values{"limit": {strconv.Itoa(limit)}}
-			if state != "" {
-				q.Set("state", state)
-			}
-			b, err := c.json("GET", fnPath(args[0], "events")+"?"+q.Encode(), nil)
-			if err != nil {
-				return err
-			}
-			return o.emit(stdout, b, func(t *tabwriter.Writer) error {
-				var res struct {
-					Events []delivery `json:"events"`
-				}
-				if err := json.Unmarshal(b, &res); err != nil {
-					return err
-				}
-				row(t, "EVENT", "STATE", "TABLE", "OPERATION", "ATTEMPT", "CAPTURED", "LAST ERROR")
-				for _, d := range res.Events {
-					row(t, d.ID, d.State, d.Table, d.Operation, fmt.Sprintf("%d/%d", d.Attempt, d.MaxAttempts), d.CapturedAt, clip(d.LastError, 60))
-				}
-				return nil
-			})
-		},
-	}
-	f.bind(cmd)
-	o.bind(cmd)
+	}, func(args []string) string {
+		return fnPath(args[0], "events") + "?" + listQuery(limit, state)
+	}, func(t *tabwriter.Writer, _ []string, res struct {
+		Events []delivery `json:"events"`
+	}) error {
+		row(t, "EVENT", "STATE", "TABLE", "OPERATION", "ATTEMPT", "CAPTURED", "LAST ERROR")
+		for _, d := range res.Events {
+			row(t, d.ID, d.State, d.Table, d.Operation, fmt.Sprintf("%d/%d", d.Attempt, d.MaxAttempts), d.CapturedAt, clip(d.LastError, 60))
+		}
+		return nil
+	})
 	cmd.Flags().StringVar(&state, "state", "", "held, pending, running, retrying, succeeded or dead")
 	cmd.Flags().IntVar(&limit, "limit", 100, "how many (1-1000)")
 	return cmd
@@ -91,11 +69,7 @@ func newReplay(stdout io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return o.emit(stdout, b, func(t *tabwriter.Writer) error {
-				var d delivery
-				if err := json.Unmarshal(b, &d); err != nil {
-					return err
-				}
+			return emitAs(&o, stdout, b, func(t *tabwriter.Writer, d delivery) error {
 				fmt.Fprintf(t, "event %s of %s is %s again; aerofn events %s shows how it goes\n", d.ID, args[0], d.State, args[0])
 				return nil
 			})
@@ -121,68 +95,47 @@ type run struct {
 }
 
 func newRuns(stdout io.Writer) *cobra.Command {
-	var f clientFlags
-	var o outputFlag
 	var state string
 	var limit int
-	cmd := &cobra.Command{
+	cmd := getCommand(stdout, &cobra.Command{
 		Use:     "runs NAME",
 		Short:   "List a scheduled function's runs (newest first) and its next run times",
 		Example: "  aerofn runs nightly\n  aerofn runs nightly --state failed -o json",
 		Args:    exactArgs(1, "give the function's name"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.client()
-			if err != nil {
-				return err
+	}, func(args []string) string {
+		return fnPath(args[0], "runs") + "?" + listQuery(limit, state)
+	}, func(t *tabwriter.Writer, args []string, res struct {
+		Schedules []struct {
+			TriggerIndex int         `json:"trigger_index"`
+			Cron         string      `json:"cron"`
+			NextRuns     []time.Time `json:"next_runs"`
+		} `json:"schedules"`
+		Runs []run `json:"runs"`
+	}) error {
+		for _, s := range res.Schedules {
+			next := "-"
+			if len(s.NextRuns) > 0 {
+				next = cell(s.NextRuns[0])
 			}
-			q := url.Values{"limit": {strconv.Itoa(limit)}}
-			if state != "" {
-				q.Set("state", state)
+			fmt.Fprintf(t, "schedule %d: %s, next run %s\n", s.TriggerIndex, s.Cron, next)
+		}
+		if len(res.Schedules) == 0 {
+			fmt.Fprintf(t, "(%s has no schedule: aerofn config set %s 'triggers=[{\"type\":\"schedule\",\"cron\":\"*/5 * * * *\"}]' adds one)\n", args[0], args[0])
+		}
+		row(t, "SCHEDULED", "KIND", "STATE", "STATUS", "LATE", "NOTE")
+		for _, r := range res.Runs {
+			late := "-"
+			if r.LateMS != nil {
+				late = fmt.Sprintf("%.0fms", *r.LateMS)
 			}
-			b, err := c.json("GET", fnPath(args[0], "runs")+"?"+q.Encode(), nil)
-			if err != nil {
-				return err
+			note := r.Note
+			if r.Error != "" {
+				note = r.Error
 			}
-			return o.emit(stdout, b, func(t *tabwriter.Writer) error {
-				var res struct {
-					Schedules []struct {
-						TriggerIndex int         `json:"trigger_index"`
-						Cron         string      `json:"cron"`
-						NextRuns     []time.Time `json:"next_runs"`
-					} `json:"schedules"`
-					Runs []run `json:"runs"`
-				}
-				if err := json.Unmarshal(b, &res); err != nil {
-					return err
-				}
-				for _, s := range res.Schedules {
-					next := "-"
-					if len(s.NextRuns) > 0 {
-						next = cell(s.NextRuns[0])
-					}
-					fmt.Fprintf(t, "schedule %d: %s, next run %s\n", s.TriggerIndex, s.Cron, next)
-				}
-				if len(res.Schedules) == 0 {
-					fmt.Fprintf(t, "(%s has no schedule: aerofn config set %s 'triggers=[{\"type\":\"schedule\",\"cron\":\"*/5 * * * *\"}]' adds one)\n", args[0], args[0])
-				}
-				row(t, "SCHEDULED", "KIND", "STATE", "STATUS", "LATE", "NOTE")
-				for _, r := range res.Runs {
-					late := "-"
-					if r.LateMS != nil {
-						late = fmt.Sprintf("%.0fms", *r.LateMS)
-					}
-					note := r.Note
-					if r.Error != "" {
-						note = r.Error
-					}
-					row(t, r.ScheduledTime, r.Kind, r.State, r.Status, late, clip(note, 60))
-				}
-				return nil
-			})
-		},
-	}
-	f.bind(cmd)
-	o.bind(cmd)
+			row(t, r.ScheduledTime, r.Kind, r.State, r.Status, late, clip(note, 60))
+		}
+		return nil
+	})
 	cmd.Flags().StringVar(&state, "state", "", "only runs in this state (e.g. succeeded, failed, skipped)")
 	cmd.Flags().IntVar(&limit, "limit", 20, "how many runs (1-1000)")
 	return cmd

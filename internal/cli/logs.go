@@ -51,15 +51,7 @@ With -o json each invocation is one JSON object (one per line with -f).
 				q.Set("since", since)
 			}
 			if stats {
-				b, err := c.json("GET", fnPath(args[0], "stats")+"?"+q.Encode(), nil)
-				if err != nil {
-					return err
-				}
-				return o.emit(stdout, b, func(t *tabwriter.Writer) error {
-					var m map[string]any
-					if err := json.Unmarshal(b, &m); err != nil {
-						return err
-					}
+				return show(c, &o, stdout, fnPath(args[0], "stats")+"?"+q.Encode(), func(t *tabwriter.Writer, m map[string]any) error {
 					for _, k := range slices.Sorted(maps.Keys(m)) {
 						v, _ := json.Marshal(m[k])
 						row(t, k, string(v))
@@ -79,15 +71,7 @@ With -o json each invocation is one JSON object (one per line with -f).
 				return followLogs(cmd.Context(), c, fnPath(args[0], "logs")+"?"+q.Encode(), stdout, asJSON)
 			}
 			q.Set("limit", strconv.Itoa(limit))
-			b, err := c.json("GET", fnPath(args[0], "logs")+"?"+q.Encode(), nil)
-			if err != nil {
-				return err
-			}
-			return o.emit(stdout, b, func(t *tabwriter.Writer) error {
-				var recs []records.Record
-				if err := json.Unmarshal(b, &recs); err != nil {
-					return err
-				}
+			return show(c, &o, stdout, fnPath(args[0], "logs")+"?"+q.Encode(), func(t *tabwriter.Writer, recs []records.Record) error {
 				if len(recs) == 0 {
 					fmt.Fprintf(t, "(no invocations of %s in this window: aerofn invoke %s calls it, --since widens the window)\n", args[0], args[0])
 				}

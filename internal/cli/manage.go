@@ -77,89 +77,49 @@ func triggerSummary(cfg registry.Config) []string {
 }
 
 func newList(stdout io.Writer) *cobra.Command {
-	var f clientFlags
-	var o outputFlag
-	cmd := &cobra.Command{
+	return getCommand(stdout, &cobra.Command{
 		Use:     "ls",
 		Short:   "List functions",
 		Example: "  aerofn ls\n  aerofn ls -o json | jq '.[].name'",
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.client()
-			if err != nil {
-				return err
-			}
-			b, err := c.json("GET", "/admin/v1/functions", nil)
-			if err != nil {
-				return err
-			}
-			return o.emit(stdout, b, func(t *tabwriter.Writer) error {
-				var fns []registry.Function
-				if err := json.Unmarshal(b, &fns); err != nil {
-					return err
-				}
-				row(t, "NAME", "VERSION", "ENABLED", "TRIGGERS", "UPDATED")
-				for _, fn := range fns {
-					row(t, fn.Name, fn.Version, fn.Enabled, strings.Join(triggerSummary(fn.Config), "; "), fn.UpdatedAt)
-				}
-				if len(fns) == 0 {
-					fmt.Fprintln(t, "(no functions yet: aerofn new NAME, then aerofn deploy)")
-				}
-				return nil
-			})
-		},
-	}
-	f.bind(cmd)
-	o.bind(cmd)
-	return cmd
+	}, func([]string) string { return "/admin/v1/functions" }, func(t *tabwriter.Writer, _ []string, fns []registry.Function) error {
+		row(t, "NAME", "VERSION", "ENABLED", "TRIGGERS", "UPDATED")
+		for _, fn := range fns {
+			row(t, fn.Name, fn.Version, fn.Enabled, strings.Join(triggerSummary(fn.Config), "; "), fn.UpdatedAt)
+		}
+		if len(fns) == 0 {
+			fmt.Fprintln(t, "(no functions yet: aerofn new NAME, then aerofn deploy)")
+		}
+		return nil
+	})
 }
 
 func newInspect(stdout io.Writer) *cobra.Command {
-	var f clientFlags
-	var o outputFlag
-	cmd := &cobra.Command{
+	return getCommand(stdout, &cobra.Command{
 		Use:     "inspect NAME",
 		Short:   "Show a function: version, module hash, config, triggers, next scheduled runs",
 		Example: "  aerofn inspect hello\n  aerofn inspect hello -o json | jq .config",
 		Args:    exactArgs(1, "give the function's name"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.client()
-			if err != nil {
-				return err
+	}, func(args []string) string { return fnPath(args[0]) }, func(t *tabwriter.Writer, _ []string, fn describedFunction) error {
+		cfg, _ := json.Marshal(fn.Config)
+		row(t, "name", fn.Name)
+		row(t, "description", fn.Description)
+		row(t, "enabled", fn.Enabled)
+		row(t, "version", fn.Version)
+		row(t, "wasm_hash", fn.WasmHash)
+		row(t, "created", fn.CreatedAt)
+		row(t, "updated", fn.UpdatedAt)
+		for i, tr := range triggerSummary(fn.Config) {
+			row(t, map[bool]string{true: "triggers", false: ""}[i == 0], tr)
+		}
+		for _, nr := range fn.NextRuns {
+			for i, tm := range nr.Times {
+				row(t, map[bool]string{true: "next_runs (" + nr.Cron + ")", false: ""}[i == 0], tm)
 			}
-			b, err := c.json("GET", fnPath(args[0]), nil)
-			if err != nil {
-				return err
-			}
-			return o.emit(stdout, b, func(t *tabwriter.Writer) error {
-				var fn describedFunction
-				if err := json.Unmarshal(b, &fn); err != nil {
-					return err
-				}
-				cfg, _ := json.Marshal(fn.Config)
-				row(t, "name", fn.Name)
-				row(t, "description", fn.Description)
-				row(t, "enabled", fn.Enabled)
-				row(t, "version", fn.Version)
-				row(t, "wasm_hash", fn.WasmHash)
-				row(t, "created", fn.CreatedAt)
-				row(t, "updated", fn.UpdatedAt)
-				for i, tr := range triggerSummary(fn.Config) {
-					row(t, map[bool]string{true: "triggers", false: ""}[i == 0], tr)
-				}
-				for _, nr := range fn.NextRuns {
-					for i, tm := range nr.Times {
-						row(t, map[bool]string{true: "next_runs (" + nr.Cron + ")", false: ""}[i == 0], tm)
-					}
-				}
-				row(t, "config", string(cfg))
-				return nil
-			})
-		},
-	}
-	f.bind(cmd)
-	o.bind(cmd)
-	return cmd
+		}
+		row(t, "config", string(cfg))
+		return nil
+	})
 }
 
 func newEnable(stdout io.Writer, enable bool) *cobra.Command {
@@ -271,11 +231,7 @@ func newRollback(stdout io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return o.emit(stdout, b, func(t *tabwriter.Writer) error {
-				var fn registry.Function
-				if err := json.Unmarshal(b, &fn); err != nil {
-					return err
-				}
+			return emitAs(&o, stdout, b, func(t *tabwriter.Writer, fn registry.Function) error {
 				fmt.Fprintf(t, "%s is at version %d (sha256 %s)\n", fn.Name, fn.Version, short(fn.WasmHash))
 				return nil
 			})
@@ -287,40 +243,20 @@ func newRollback(stdout io.Writer) *cobra.Command {
 }
 
 func newVersions(stdout io.Writer) *cobra.Command {
-	var f clientFlags
-	var o outputFlag
-	cmd := &cobra.Command{
+	return getCommand(stdout, &cobra.Command{
 		Use:     "versions NAME",
 		Short:   "List a function's versions, newest first",
 		Example: "  aerofn versions hello",
 		Args:    exactArgs(1, "give the function's name"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.client()
-			if err != nil {
-				return err
+	}, func(args []string) string { return fnPath(args[0], "versions") }, func(t *tabwriter.Writer, _ []string, vs []registry.Version) error {
+		row(t, "VERSION", "CURRENT", "SHA256", "SIZE", "CREATED", "DESCRIPTION")
+		for _, v := range vs {
+			cur := ""
+			if v.Current {
+				cur = "*"
 			}
-			b, err := c.json("GET", fnPath(args[0], "versions"), nil)
-			if err != nil {
-				return err
-			}
-			return o.emit(stdout, b, func(t *tabwriter.Writer) error {
-				var vs []registry.Version
-				if err := json.Unmarshal(b, &vs); err != nil {
-					return err
-				}
-				row(t, "VERSION", "CURRENT", "SHA256", "SIZE", "CREATED", "DESCRIPTION")
-				for _, v := range vs {
-					cur := ""
-					if v.Current {
-						cur = "*"
-					}
-					row(t, v.Version, cur, short(v.WasmHash), v.Size, v.CreatedAt, v.Description)
-				}
-				return nil
-			})
-		},
-	}
-	f.bind(cmd)
-	o.bind(cmd)
-	return cmd
+			row(t, v.Version, cur, short(v.WasmHash), v.Size, v.CreatedAt, v.Description)
+		}
+		return nil
+	})
 }

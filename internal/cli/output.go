@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -129,4 +131,53 @@ func short(hash string) string {
 		return hash[:12]
 	}
 	return hash
+}
+
+// getCommand makes cmd a read command: it gets the client and --output
+// flags, and its run GETs path(args) and prints the answer as JSON or,
+// decoded into a T, as the table that table draws.
+func getCommand[T any](stdout io.Writer, cmd *cobra.Command, path func(args []string) string,
+	table func(t *tabwriter.Writer, args []string, v T) error) *cobra.Command {
+	var f clientFlags
+	var o outputFlag
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		c, err := f.client()
+		if err != nil {
+			return err
+		}
+		return show(c, &o, stdout, path(args), func(t *tabwriter.Writer, v T) error { return table(t, args, v) })
+	}
+	f.bind(cmd)
+	o.bind(cmd)
+	return cmd
+}
+
+// show GETs path and prints the answer as emitAs does.
+func show[T any](c *client, o *outputFlag, w io.Writer, path string, table func(t *tabwriter.Writer, v T) error) error {
+	b, err := c.json("GET", path, nil)
+	if err != nil {
+		return err
+	}
+	return emitAs(o, w, b, table)
+}
+
+// emitAs prints the API's JSON answer b as indented JSON or, decoded into a
+// T, as the table that table draws.
+func emitAs[T any](o *outputFlag, w io.Writer, b []byte, table func(t *tabwriter.Writer, v T) error) error {
+	return o.emit(w, b, func(t *tabwriter.Writer) error {
+		var v T
+		if err := json.Unmarshal(b, &v); err != nil {
+			return err
+		}
+		return table(t, v)
+	})
+}
+
+// listQuery is the query of a list: how many, and of which state if any.
+func listQuery(limit int, state string) string {
+	q := url.Values{"limit": {strconv.Itoa(limit)}}
+	if state != "" {
+		q.Set("state", state)
+	}
+	return q.Encode()
 }

@@ -69,8 +69,7 @@ type valueStore struct {
 func newValueStore(stdout io.Writer, vs valueStore) *cobra.Command {
 	cmd := &cobra.Command{Use: vs.use, Short: vs.what, Example: vs.example}
 	var fromFile string
-	var fset, fls, frm clientFlags
-	var o outputFlag
+	var fset, frm clientFlags
 	set := &cobra.Command{
 		Use:     "set NAME=VALUE... | --from-env-file FILE",
 		Short:   vs.setShort,
@@ -97,48 +96,37 @@ func newValueStore(stdout io.Writer, vs valueStore) *cobra.Command {
 		},
 	}
 	set.Flags().StringVar(&fromFile, "from-env-file", "", "read NAME=value lines from a dotenv file")
-	list := &cobra.Command{
+	list := getCommand(stdout, &cobra.Command{
 		Use:     "ls",
 		Aliases: []string{"list"},
 		Short:   "List " + vs.use,
 		Example: fmt.Sprintf("  aerofn %[1]s ls\n  aerofn %[1]s ls -o json", vs.use),
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := fls.client()
-			if err != nil {
-				return err
+	}, func([]string) string { return vs.path }, func(t *tabwriter.Writer, _ []string, b json.RawMessage) error {
+		l, err := nameList(b, vs.key)
+		if err != nil {
+			return err
+		}
+		if vs.showValues {
+			row(t, "NAME", "VALUE", "UPDATED")
+		} else {
+			row(t, "NAME", "UPDATED")
+		}
+		for _, e := range l {
+			var upd any = e["updated_at"]
+			if s, ok := upd.(string); ok {
+				if tm, err := time.Parse(time.RFC3339Nano, s); err == nil {
+					upd = tm
+				}
 			}
-			b, err := c.json("GET", vs.path, nil)
-			if err != nil {
-				return err
+			if vs.showValues {
+				row(t, e["name"], e["value"], upd)
+			} else {
+				row(t, e["name"], upd)
 			}
-			return o.emit(stdout, b, func(t *tabwriter.Writer) error {
-				l, err := nameList(b, vs.key)
-				if err != nil {
-					return err
-				}
-				if vs.showValues {
-					row(t, "NAME", "VALUE", "UPDATED")
-				} else {
-					row(t, "NAME", "UPDATED")
-				}
-				for _, e := range l {
-					var upd any = e["updated_at"]
-					if s, ok := upd.(string); ok {
-						if tm, err := time.Parse(time.RFC3339Nano, s); err == nil {
-							upd = tm
-						}
-					}
-					if vs.showValues {
-						row(t, e["name"], e["value"], upd)
-					} else {
-						row(t, e["name"], upd)
-					}
-				}
-				return nil
-			})
-		},
-	}
+		}
+		return nil
+	})
 	rm := &cobra.Command{
 		Use:     "rm NAME...",
 		Aliases: []string{"unset"},
@@ -160,8 +148,6 @@ func newValueStore(stdout io.Writer, vs valueStore) *cobra.Command {
 		},
 	}
 	fset.bind(set)
-	fls.bind(list)
-	o.bind(list)
 	frm.bind(rm)
 	cmd.AddCommand(set, list, rm)
 	return cmd
