@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"debug/elf"
 	"encoding/hex"
@@ -44,6 +45,12 @@ type Source struct {
 	// Wasm returns the module's bytes, which LoadFrom then compiles.
 	// nil: LoadFrom never compiles, and fails with ErrNotCompiled instead.
 	Wasm func() ([]byte, error)
+	// Context, when set, gives the load up once it ends: before the
+	// compile and between its steps (a wasmtime compile in progress cannot
+	// be interrupted and finishes first; the run of _initialize is
+	// interrupted). Loads of the same hash waiting for this one then
+	// fail with its error and may try again.
+	Context context.Context
 }
 
 // artifactFormat changes whenever what an artifact holds changes in a way

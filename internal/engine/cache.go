@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -181,7 +182,18 @@ func (e *Engine) load(hash string, src Source, compiling chan struct{}) (mod *Mo
 	if src.Wasm == nil {
 		return nil, fmt.Errorf("loading module %s: %w", hash, ErrNotCompiled)
 	}
+	ctx := src.Context
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	// A load given up is ErrNotCompiled too: a Load of the same hash that
+	// waited for this one and may compile tries again.
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("loading module %s: %w: %w", hash, ErrNotCompiled, context.Cause(ctx))
+	}
 	close(compiling)
+	e.compilingNow.Add(1)
+	defer e.compilingNow.Add(-1)
 	b, err := src.Wasm()
 	if err != nil {
 		return nil, fmt.Errorf("fetching module %s: %w", hash, err)
@@ -189,7 +201,10 @@ func (e *Engine) load(hash string, src Source, compiling chan struct{}) (mod *Mo
 	if IsScript(b) {
 		return e.bindScript(hash, b, true)
 	}
-	m, info, err := e.compileModule(b)
+	m, info, err := e.compileModule(ctx, b)
+	if err != nil && ctx.Err() != nil {
+		return nil, fmt.Errorf("loading module %s: %w: %w", hash, ErrNotCompiled, context.Cause(ctx))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("loading module %s: %w", hash, err)
 	}

@@ -244,6 +244,7 @@ type Engine struct {
 
 	compiles, diskLoads, diskLoadFailures, diskWriteErrors, memoryHits atomic.Uint64
 	preinits, preinitFailures                                          atomic.Uint64
+	compilingNow                                                       atomic.Int64   // loads compiling right now (Compiling)
 	artifactState                                                                     // artifact.go: the init engine, the fingerprint, shared artifacts
 	persisting                                                         sync.WaitGroup // artifacts being synced to CacheDir (cache.go, persistLater)
 	jsrt                                                               jsRuntime      // script.go: the JavaScript runtime
@@ -396,6 +397,12 @@ func removeStaleTemps(dir string) {
 		}
 	}
 }
+
+// Compiling is how many loads are compiling a module right now (pre-init
+// run included): what a node does in the background after a deploy of
+// another node's module without artifact, after an engine upgrade, or
+// while the JavaScript runtime warms up.
+func (e *Engine) Compiling() int { return int(e.compilingNow.Load()) }
 
 // Stats reports cache counters.
 func (e *Engine) Stats() Stats {

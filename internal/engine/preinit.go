@@ -82,23 +82,30 @@ var preinitLimits = Limits{}.WithDefaults()
 // Should the guarded module fail to compile or check (a defect of the
 // rewrite, never the user's), the module is compiled as it is, unguarded:
 // the guard must not cost a deploy.
-func (e *Engine) compileModule(wasm []byte) (*wasmtime.Module, moduleInfo, error) {
+//
+// ctx ends the work between its steps (compiles, the run of _initialize,
+// which it interrupts); a compile in progress cannot be interrupted and
+// finishes first.
+func (e *Engine) compileModule(ctx context.Context, wasm []byte) (*wasmtime.Module, moduleInfo, error) {
 	if g, err := rewriteGrow(wasm); err == nil {
-		if m, info, err := e.compileAs(g, true); err == nil {
+		if m, info, err := e.compileAs(ctx, g, true); err == nil {
 			return m, info, nil
 		}
 	}
-	return e.compileAs(wasm, false)
+	if err := ctx.Err(); err != nil {
+		return nil, moduleInfo{}, context.Cause(ctx)
+	}
+	return e.compileAs(ctx, wasm, false)
 }
 
 // rewriteGrow is guardGrow; tests replace it.
 var rewriteGrow = guardGrow
 
-func (e *Engine) compileAs(wasm []byte, guarded bool) (*wasmtime.Module, moduleInfo, error) {
+func (e *Engine) compileAs(ctx context.Context, wasm []byte, guarded bool) (*wasmtime.Module, moduleInfo, error) {
 	if e.cfg.DisablePreinit {
 		return e.compileChecked(wasm, guarded)
 	}
-	return e.compilePreinit(wasm, guarded)
+	return e.compilePreinit(ctx, wasm, guarded)
 }
 
 // compileChecked compiles wasm as it is and applies the ABI's rules.
@@ -115,9 +122,13 @@ func (e *Engine) compileChecked(wasm []byte, guarded bool) (*wasmtime.Module, mo
 	return m, info, nil
 }
 
-func (e *Engine) compilePreinit(wasm []byte, guarded bool) (m *wasmtime.Module, info moduleInfo, err error) {
-	// unchanged falls back to the module as it is.
+func (e *Engine) compilePreinit(ctx context.Context, wasm []byte, guarded bool) (m *wasmtime.Module, info moduleInfo, err error) {
+	// unchanged falls back to the module as it is, unless the load was
+	// given up meanwhile.
 	unchanged := func(why error) (*wasmtime.Module, moduleInfo, error) {
+		if ctx.Err() != nil {
+			return nil, moduleInfo{}, context.Cause(ctx)
+		}
 		m, info, err := e.compileChecked(wasm, guarded)
 		if err == nil {
 			e.preinitFailures.Add(1)
@@ -168,9 +179,15 @@ func (e *Engine) compilePreinit(wasm []byte, guarded bool) (m *wasmtime.Module, 
 	fallback := func(why error) (*wasmtime.Module, moduleInfo, error) {
 		return unchanged(fmt.Errorf("pre-initialising: %w", why))
 	}
-	snap, err := e.snapshot(ie, im, p)
+	if ctx.Err() != nil {
+		return nil, moduleInfo{}, context.Cause(ctx)
+	}
+	snap, err := e.snapshot(ctx, ie, im, p)
 	if err != nil {
 		return fallback(err)
+	}
+	if ctx.Err() != nil {
+		return nil, moduleInfo{}, context.Cause(ctx)
 	}
 	sm, err := e.compile(snap)
 	if err != nil {
@@ -190,7 +207,7 @@ func (e *Engine) compilePreinit(wasm []byte, guarded bool) (m *wasmtime.Module, 
 
 // snapshot instantiates the instrumented module m in a sandbox, runs
 // _initialize and returns the pre-initialised module's bytes.
-func (e *Engine) snapshot(ie *initEngine, m *wasmtime.Module, p *wasmModule) (_ []byte, err error) {
+func (e *Engine) snapshot(ctx context.Context, ie *initEngine, m *wasmtime.Module, p *wasmModule) (_ []byte, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("panic: %v", r)
@@ -209,7 +226,7 @@ func (e *Engine) snapshot(ie *initEngine, m *wasmtime.Module, p *wasmModule) (_ 
 	lim := preinitLimits
 	start := time.Now()
 	st := &callState{
-		lim: lim, start: start, parent: context.Background(), deadline: start.Add(lim.Timeout),
+		lim: lim, start: start, parent: ctx, deadline: start.Add(lim.Timeout),
 		monoOrigin: start, monoOffset: initClockStart, preinit: true,
 	}
 	defer st.release()

@@ -55,7 +55,19 @@ type jsRuntime struct {
 	once sync.Once
 	hash string
 	err  error
+	// loader, when set (SetJSRuntimeLoader), is how a script gets the
+	// runtime that is not loaded yet.
+	loader func(wait bool) error
 }
+
+// SetJSRuntimeLoader hands the engine the node's way of loading the
+// JavaScript runtime (the server's warm-up: the shared artifact, else a
+// compile, owned by the server's lifecycle). A script whose runtime is
+// neither in memory nor in the cache directory then asks it: a call
+// starts it and fails with ErrNotCompiled, a load that may compile (a
+// deploy) waits for it. Without one, such a load compiles the runtime
+// itself. Set it before any Load.
+func (e *Engine) SetJSRuntimeLoader(load func(wait bool) error) { e.jsrt.loader = load }
 
 // runtimeHash hashes the runtime file once: "jsrt-" and its SHA-256.
 func (e *Engine) runtimeHash() (string, error) {
@@ -82,8 +94,8 @@ func (e *Engine) runtimeHash() (string, error) {
 
 // JSRuntime loads the JavaScript runtime module: from memory or disk, else
 // by compiling (and pre-initialising) it when compile is true, else
-// ErrNotCompiled. The server calls it with compile true at startup, so that
-// no call waits for it.
+// ErrNotCompiled. A script loads it through the node's loader when one is
+// set (SetJSRuntimeLoader).
 func (e *Engine) JSRuntime(compile bool) (*Module, error) {
 	hash, err := e.runtimeHash()
 	if err != nil {
@@ -99,7 +111,20 @@ func (e *Engine) JSRuntime(compile bool) (*Module, error) {
 // bindScript makes the Module of a script: the runtime's compiled module
 // carrying the script. It compiles the runtime only when compile is true.
 func (e *Engine) bindScript(hash string, stored []byte, compile bool) (*Module, error) {
-	rt, err := e.JSRuntime(compile)
+	rt, err := e.JSRuntime(false)
+	if errors.Is(err, ErrNotCompiled) {
+		switch load := e.jsrt.loader; {
+		case load != nil:
+			// The node's loader: a call starts it, a deploy waits for it.
+			if lerr := load(compile); lerr != nil && compile {
+				err = lerr
+			} else if compile {
+				rt, err = e.JSRuntime(false)
+			}
+		case compile:
+			rt, err = e.JSRuntime(true)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("loading module %s: %w", hash, err)
 	}

@@ -118,7 +118,7 @@ func (inv *Invoker) Prepare(ctx context.Context, hash string, wasm func() ([]byt
 	}
 	compiled := false
 	if _, err := inv.cfg.Engine.LoadFrom(hash, engine.Source{Artifact: inv.artifactSource(ctx, hash),
-		Wasm: func() ([]byte, error) { compiled = true; return wasm() }}); err != nil {
+		Wasm: func() ([]byte, error) { compiled = true; return wasm() }, Context: ctx}); err != nil {
 		return err
 	}
 	inv.bg.mu.Lock()
@@ -289,6 +289,14 @@ func (inv *Invoker) compileLater(hash string) {
 		}
 		inv.cfg.Logger.Info("compiled module in the background", "hash", hash, "took", time.Since(start).String())
 	}()
+}
+
+// BackgroundPending is how many modules are queued or compiling in the
+// background (compileLater).
+func (inv *Invoker) BackgroundPending() int {
+	inv.bg.mu.Lock()
+	defer inv.bg.mu.Unlock()
+	return len(inv.bg.pending)
 }
 
 // stopBackground ends background work: queued compiles are dropped, one in

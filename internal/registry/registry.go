@@ -246,6 +246,22 @@ func (s *Store) List(ctx context.Context) ([]Function, error) {
 	return out, rows.Err()
 }
 
+// AnyEnabledWithPrefix reports whether the current version of an enabled
+// function has stored bytes starting with prefix (the server asks it with
+// engine.ScriptMagic: is there a JavaScript function to warm the runtime
+// for).
+func (s *Store) AnyEnabledWithPrefix(ctx context.Context, prefix []byte) (bool, error) {
+	var ok bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM aerofn.functions f
+		JOIN aerofn.versions v ON v.function_id = f.id AND v.version = f.current_version
+		JOIN aerofn.modules m ON m.hash = v.wasm_hash
+		WHERE f.enabled AND substring(m.bytes FROM 1 FOR $2) = $1)`, prefix, len(prefix)).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("looking for enabled functions: %w", err)
+	}
+	return ok, nil
+}
+
 // Versions lists a function's versions, newest first.
 func (s *Store) Versions(ctx context.Context, name string) ([]Version, error) {
 	rows, err := s.pool.Query(ctx, `SELECT v.version, v.wasm_hash, m.size, v.description, v.config, v.created_at, v.version = f.current_version

@@ -78,3 +78,35 @@ func (c *dbQueryCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.fall, prometheus.CounterValue, float64(p.Fallback.Load()))
 	ch <- prometheus.MustNewConstMetric(c.reconnect, prometheus.CounterValue, float64(p.Reconnect.Load()))
 }
+
+// loadCollector reports the node's module loading work in progress, so
+// that an operator (or the benchmark, before it measures) can tell a node
+// that is compiling in the background from an idle one.
+type loadCollector struct {
+	s                                  *Server
+	compiling, pending, jsBusy, jsWarm *prometheus.Desc
+}
+
+func newLoadCollector(s *Server) *loadCollector {
+	return &loadCollector{
+		s:         s,
+		compiling: prometheus.NewDesc("aerofn_modules_compiling", "Module loads compiling right now (deploys, background compiles, the JavaScript runtime).", nil, nil),
+		pending:   prometheus.NewDesc("aerofn_modules_background_pending", "Modules queued or compiling in the background.", nil, nil),
+		jsBusy:    prometheus.NewDesc("aerofn_js_runtime_warming", "1 while the JavaScript runtime is being loaded in the background.", nil, nil),
+		jsWarm:    prometheus.NewDesc("aerofn_js_runtime_warmups_total", "Loads of the JavaScript runtime this node began (0 on a node that never needed it).", nil, nil),
+	}
+}
+
+func (c *loadCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.compiling
+	ch <- c.pending
+	ch <- c.jsBusy
+	ch <- c.jsWarm
+}
+
+func (c *loadCollector) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(c.compiling, prometheus.GaugeValue, float64(c.s.Engine.Compiling()))
+	ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, float64(c.s.Invoker.BackgroundPending()))
+	ch <- prometheus.MustNewConstMetric(c.jsBusy, prometheus.GaugeValue, float64(c.s.js.busy.Load()))
+	ch <- prometheus.MustNewConstMetric(c.jsWarm, prometheus.CounterValue, float64(c.s.js.begun.Load()))
+}

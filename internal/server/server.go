@@ -91,6 +91,7 @@ type Server struct {
 	wg       sync.WaitGroup
 	stopOnce sync.Once
 	state    atomic.Int32 // stateStarting, stateServing, stateStopping: for /readyz
+	js       jsWarm       // the JavaScript runtime's warm-up (jsruntime.go)
 }
 
 const (
@@ -166,6 +167,7 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*Server, error) 
 		Artifacts:      registry.NewArtifacts(s.Pool, cfg.SecretsKey),
 		MaxConcurrency: cfg.MaxConcurrency, Logger: log,
 	})
+	s.Engine.SetJSRuntimeLoader(s.loadJSRuntime)
 	s.Follower = records.NewFollower(s.Pool, log, reg)
 	s.Pruner = records.NewPruner(s.Pool, records.RetentionConfig{MaxAge: cfg.RecordsMaxAge, MaxPerFunction: cfg.RecordsMaxPerFunction}, log, reg)
 	s.API = httpapi.New(httpapi.Config{
@@ -202,7 +204,7 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*Server, error) 
 	if err := s.openSchedules(ctx); err != nil {
 		return nil, err
 	}
-	reg.MustRegister(&queueCollector{sources: s.queues}, newDBQueryCollector(s.SQL))
+	reg.MustRegister(&queueCollector{sources: s.queues}, newDBQueryCollector(s.SQL), newLoadCollector(s))
 	ok = true
 	return s, nil
 }
@@ -222,7 +224,7 @@ func (s *Server) AddService(svc Service) { s.services = append(s.services, svc) 
 // port is open.
 func (s *Server) Start(ctx context.Context) error {
 	ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	s.warmJSRuntime(ctx)
+	s.startJS(ctx)
 	if st, err := s.Invoker.WarmAll(ctx, s.Engine.MaxModules()); err != nil {
 		s.log.Warn("warming modules", "error", err)
 	} else {
@@ -276,6 +278,7 @@ func (s *Server) Stop(ctx context.Context) error {
 	var errs []error
 	s.stopOnce.Do(func() {
 		s.state.Store(stateStopping)
+		s.stopJS()
 		// The one place calls are cut short, whoever started them.
 		defer context.AfterFunc(ctx, func() {
 			s.log.Warn("shutdown timeout reached; interrupting the calls still running")
@@ -316,6 +319,7 @@ func (s *Server) Stop(ctx context.Context) error {
 		if s.cancel != nil {
 			s.cancel()
 		}
+		errs = append(errs, s.waitJS(drain))
 		errs = append(errs, s.closeParts(drain))
 	})
 	return errors.Join(errs...)
