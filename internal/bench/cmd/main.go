@@ -42,9 +42,10 @@ func main() {
 	aerofnBin := flag.String("aerofn", "", "the aerofn binary the serve section runs (default: build ./cmd/aerofn)")
 	loadDuration := flag.Duration("load-duration", 0, "serve section: length of one load run (default 2s, 1s when n < 1000; whole seconds)")
 	loadRounds := flag.Int("load-rounds", 0, "serve section: rounds over every target and level (default 3, 1 when n < 1000)")
+	coldOnly := flag.Bool("cold-only", false, "serve section: measure only the cold paths (deploy, first calls on other and restarted nodes), no load")
 	peers := flag.String("peers", "auto", "serve section: workerd and Deno from npm: auto (skipped when CI=true or n < 1000), all, or none")
 	flag.Parse()
-	lc, err := newLoadConfig(*n, *aerofnBin, *loadDuration, *loadRounds, *peers)
+	lc, err := newLoadConfig(*n, *aerofnBin, *loadDuration, *loadRounds, *peers, *coldOnly)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(2)

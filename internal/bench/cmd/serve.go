@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -12,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,6 +33,7 @@ type loadConfig struct {
 	duration   time.Duration // of one cell: one target at one level
 	warmup     time.Duration
 	firstCalls int    // repetitions of each first-call measurement
+	coldOnly   bool   // measure the cold paths only, no load
 	npm        bool   // workerd and Deno
 	npmWhy     string // why not, when !npm
 	quick      bool
@@ -40,8 +43,8 @@ type loadConfig struct {
 // times for 2 s; a small n (CI's smoke run, -n 100) one round of 1 s at two
 // levels without the npm peers, which still drives the real binary through
 // every step so the code path cannot rot.
-func newLoadConfig(n int, aerofnBin string, duration time.Duration, rounds int, peers string) (loadConfig, error) {
-	c := loadConfig{aerofnBin: aerofnBin, quick: n < 1000}
+func newLoadConfig(n int, aerofnBin string, duration time.Duration, rounds int, peers string, coldOnly bool) (loadConfig, error) {
+	c := loadConfig{aerofnBin: aerofnBin, quick: n < 1000, coldOnly: coldOnly}
 	if c.quick {
 		c.levels, c.rounds, c.duration, c.warmup, c.firstCalls = []int{1, 64}, 1, time.Second, time.Second, 1
 	} else {
@@ -154,6 +157,7 @@ type serveBench struct {
 	gen       bench.LoadGen
 	procs     []*process
 	notes     []string
+	idle      []idleReading
 
 	loadBefore, loadAfter string
 }
@@ -206,16 +210,22 @@ func serverUnderLoad(ctx context.Context, adminURL string, coldHello time.Durati
 	if err != nil {
 		return bench.Section{}, err
 	}
+	s.waitIdle(ctx, a, "before the deploys")
 	fc, err := s.firstCalls(ctx, a, hello)
 	if err != nil {
 		return bench.Section{}, err
 	}
 	fmt.Fprintf(os.Stderr, "server under load: cold paths done (%s)\n", time.Since(t0).Round(time.Second))
+	if s.cfg.coldOnly {
+		s.loadAfter = loadAverage()
+		return s.section(nil, fc, recorded{}, coldHello), nil
+	}
 
 	targets, err := s.targets(ctx, a)
 	if err != nil {
 		return bench.Section{}, err
 	}
+	s.waitIdle(ctx, a, "before the load")
 	if err := s.load(ctx, targets); err != nil {
 		return bench.Section{}, err
 	}
@@ -290,7 +300,8 @@ func (s *serveBench) deploy(ctx context.Context, n *aerofnNode, name string, was
 // firstCallResults are the cold paths: deploy, first calls elsewhere.
 type firstCallResults struct {
 	deploy, onA, onB, restartHealthy, restarted []time.Duration
-	failsA, failsB, failsRestarted              int // calls that failed or ran a stale version
+	deployCPU                                   []bench.ProcStat // node A's, over each deploy
+	failsA, failsB, failsRestarted              int              // calls that failed or ran a stale version
 	problems                                    []string
 }
 
@@ -303,6 +314,7 @@ func (s *serveBench) firstCalls(ctx context.Context, a *aerofnNode, hello []byte
 	if err != nil {
 		return r, err
 	}
+	s.waitIdle(ctx, b, "before the deploys")
 	// A first call that fails is retried until it succeeds (30 s at most),
 	// so the report can say how long the node took to serve after all.
 	call := func(n *aerofnNode, reqID string) (time.Duration, error) {
@@ -332,11 +344,14 @@ func (s *serveBench) firstCalls(ctx context.Context, a *aerofnNode, hello []byte
 		if i > 0 {
 			wasm = engine.WithCustomSection(hello, fmt.Sprintf("aerofn-bench-%d-%d", time.Now().UnixNano(), i))
 		}
+		before, _ := bench.ReadStat(a.pid())
 		v, d, err := s.deploy(ctx, a, "hello", wasm)
 		if err != nil {
 			return r, err
 		}
+		after, _ := bench.ReadStat(a.pid())
 		r.deploy = append(r.deploy, d)
+		r.deployCPU = append(r.deployCPU, after.Sub(before))
 		id := fmt.Sprintf("bench-first-b-%d", i)
 		if d, err := call(b, id); err != nil {
 			r.problems = append(r.problems, err.Error())
@@ -627,4 +642,95 @@ func (s *serveBench) recordedDuration(ctx context.Context, hello *target) (recor
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// idleReading is one wait for an idle node: how long it took, and the
+// server's CPU over the idle second that followed.
+type idleReading struct {
+	node, when string
+	waited     time.Duration
+	cpu        bench.ProcStat
+	err        string
+}
+
+// busyGauges are the node's metrics that say it is loading modules in the
+// background (internal/server/metrics.go).
+var busyGauges = []string{"aerofn_modules_compiling", "aerofn_modules_background_pending", "aerofn_js_runtime_warming"}
+
+// waitIdle waits until node n reports no compile or module load in
+// progress (its /metrics), then reads its CPU time over one second, which
+// proves it idle: a measurement that follows is not sharing the cores with
+// a background compile. The reading goes into the report.
+func (s *serveBench) waitIdle(ctx context.Context, n *aerofnNode, when string) {
+	r := idleReading{node: n.name, when: when}
+	defer func() { s.idle = append(s.idle, r) }()
+	t0 := time.Now()
+	for {
+		busy, err := s.busy(ctx, n)
+		if err == nil && busy == "" {
+			break
+		}
+		if errors.Is(err, errNoGauges) {
+			r.err = err.Error() + "; idle CPU measured without waiting"
+			break
+		}
+		if time.Since(t0) > 5*time.Minute || ctx.Err() != nil {
+			r.err = fmt.Sprintf("still busy after %s (%s %v)", time.Since(t0).Round(time.Second), busy, err)
+			return
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval
+	}
+	r.waited = time.Since(t0)
+	before, err := bench.ReadStat(n.pid())
+	if err != nil {
+		r.err = err.Error()
+		return
+	}
+	time.Sleep(time.Second) // the idle second measured
+	after, err := bench.ReadStat(n.pid())
+	if err != nil {
+		r.err = err.Error()
+		return
+	}
+	r.cpu = after.Sub(before)
+}
+
+// busy returns the first busy gauge of n that is not zero, "" when none.
+func (s *serveBench) busy(ctx context.Context, n *aerofnNode) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", n.base+"/metrics", nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+s.svc)
+	resp, err := oneShot.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		return "", fmt.Errorf("GET /metrics: %d %v", resp.StatusCode, err)
+	}
+	return busyIn(string(b))
+}
+
+var errNoGauges = fmt.Errorf("/metrics lacks %v (an older aerofn)", busyGauges)
+
+// busyIn reads the busy gauges from a /metrics page.
+func busyIn(page string) (string, error) {
+	seen := 0
+	for _, line := range strings.Split(page, "\n") {
+		for _, g := range busyGauges {
+			if v, ok := strings.CutPrefix(line, g+" "); ok {
+				seen++
+				if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err != nil || f != 0 {
+					return g + "=" + v, nil
+				}
+			}
+		}
+	}
+	if seen < len(busyGauges) {
+		return "", errNoGauges
+	}
+	return "", nil
 }

@@ -102,12 +102,27 @@ func (s *serveBench) section(ts []*target, fc firstCallResults, rec recorded, co
 		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", name, strings.Join(vals, ", "), tgt, verdict)
 	}
 	coldRow("deploy of examples/hello on node A (`POST /admin/v1/functions`)", fc.deploy, 0, targetDeploy)
+	if len(fc.deployCPU) > 0 {
+		vals := make([]string, len(fc.deployCPU))
+		for i, c := range fc.deployCPU {
+			vals[i] = msf(c.User) + " / " + msf(c.System)
+		}
+		fmt.Fprintf(&b, "| node A's CPU over each deploy, user / sys (ms) | %s | | |\n", strings.Join(vals, ", "))
+	}
 	coldRow("first call on node B, which was running, right after the deploy on A returned", fc.onB, fc.failsB, targetFirstCall)
 	coldRow("first call on node A after its own deploy", fc.onA, fc.failsA, 0)
 	coldRow("node B restarted with an empty data directory: start to /healthz answering", fc.restartHealthy, 0, 0)
 	coldRow("node B restarted with an empty data directory: its first call after /healthz", fc.restarted, fc.failsRestarted, targetFirstCall)
 	for _, p := range fc.problems {
 		fmt.Fprintf(&b, "\nProblem: %s\n", p)
+	}
+	if len(s.idle) > 0 {
+		b.WriteString("\nEach node was idle before it was measured: the bench waited until its /metrics showed no compile or module load in progress " +
+			"(`aerofn_modules_compiling`, `aerofn_modules_background_pending`, `aerofn_js_runtime_warming` all 0), then read its CPU time over one second:\n\n" +
+			"| node | before | waited | CPU user / sys over the idle second | |\n|---|---|---|---|---|\n")
+		for _, r := range s.idle {
+			fmt.Fprintf(&b, "| %s | %s | %s ms | %s / %s ms | %s |\n", r.node, r.when, msf(r.waited), msf(r.cpu.User), msf(r.cpu.System), r.err)
+		}
 	}
 
 	b.WriteString("\nTargets (ratios from this run):\n\n| target | measured | |\n|---|---|---|\n")

@@ -35,22 +35,22 @@ func TestMedianAndFormat(t *testing.T) {
 
 func TestNewLoadConfig(t *testing.T) {
 	t.Setenv("CI", "")
-	c, err := newLoadConfig(2000, "", 0, 0, "auto")
+	c, err := newLoadConfig(2000, "", 0, 0, "auto", false)
 	if err != nil || !c.npm || c.quick || len(c.levels) != 4 || c.rounds != 3 {
 		t.Fatalf("full run: %+v %v", c, err)
 	}
-	c, _ = newLoadConfig(100, "", 0, 0, "auto")
+	c, _ = newLoadConfig(100, "", 0, 0, "auto", false)
 	if c.npm || !c.quick || c.duration != time.Second || c.rounds != 1 || !strings.Contains(c.npmWhy, "quick") {
 		t.Fatalf("smoke run: %+v", c)
 	}
-	if c, _ = newLoadConfig(100, "", 2*time.Second, 2, "all"); !c.npm || c.duration != 2*time.Second || c.rounds != 2 {
+	if c, _ = newLoadConfig(100, "", 2*time.Second, 2, "all", false); !c.npm || c.duration != 2*time.Second || c.rounds != 2 {
 		t.Fatalf("flags: %+v", c)
 	}
 	t.Setenv("CI", "true")
-	if c, _ = newLoadConfig(2000, "", 0, 0, "auto"); c.npm || !strings.Contains(c.npmWhy, "CI=true") {
+	if c, _ = newLoadConfig(2000, "", 0, 0, "auto", false); c.npm || !strings.Contains(c.npmWhy, "CI=true") {
 		t.Fatalf("CI: %+v", c)
 	}
-	if _, err := newLoadConfig(2000, "", 0, 0, "some"); err == nil {
+	if _, err := newLoadConfig(2000, "", 0, 0, "some", false); err == nil {
 		t.Fatal("accepted -peers some")
 	}
 }
@@ -256,5 +256,23 @@ func TestStartListeningRetriesATakenPort(t *testing.T) {
 	}, func(context.Context, string) error { return errors.New("not yet") }, track)
 	if err == nil || !strings.Contains(err.Error(), "no config") || len(tracked) != 3 {
 		t.Fatalf("a broken server: %v (%d tracked)", err, len(tracked))
+	}
+}
+
+// The bench waits for a node that reports no background load, and does
+// not wait forever for an aerofn that reports nothing.
+func TestBusyIn(t *testing.T) {
+	idle := "# HELP x\naerofn_modules_compiling 0\naerofn_modules_background_pending 0\naerofn_js_runtime_warming 0\n"
+	if b, err := busyIn(idle); b != "" || err != nil {
+		t.Fatalf("idle page: %q %v", b, err)
+	}
+	if b, err := busyIn(strings.Replace(idle, "aerofn_js_runtime_warming 0", "aerofn_js_runtime_warming 1", 1)); b != "aerofn_js_runtime_warming=1" || err != nil {
+		t.Fatalf("warming page: %q %v", b, err)
+	}
+	if b, err := busyIn(strings.Replace(idle, "aerofn_modules_compiling 0", "aerofn_modules_compiling 2", 1)); b == "" || err != nil {
+		t.Fatalf("compiling page: %q %v", b, err)
+	}
+	if _, err := busyIn("go_goroutines 12\n"); !errors.Is(err, errNoGauges) {
+		t.Fatalf("page without the gauges: %v", err)
 	}
 }
