@@ -23,20 +23,20 @@ setTimeout(() => top.push("top-level"), 1);
 export async function handler() {
   const order = [];
   const t0 = Date.now();
-  setTimeout(() => order.push("c"), 30);
-  setTimeout((x, y) => order.push(x + y), 10, "a", "b");
-  const cancelled = setTimeout(() => order.push("never"), 5);
+  // Set first, due last (the later timers are due long before it).
+  const late = new Promise((r) => setTimeout(() => { order.push("late"); r(); }, 1000));
+  setTimeout((x, y) => order.push(x + y), 0, "a", "b");
+  const cancelled = setTimeout(() => order.push("never"), 0);
   clearTimeout(cancelled);
-  setTimeout(() => order.push("zero1"), 0);
-  setTimeout(() => order.push("zero2"));
+  setTimeout(() => order.push("zero")); // as due as "ab" or later, set after it
   queueMicrotask(() => order.push("micro"));
   let n = 0;
   await new Promise((resolve) => {
     const id = setInterval(() => { n++; order.push("i" + n); if (n === 3) { clearInterval(id); resolve(); } }, 20);
   });
-  await new Promise((r) => setTimeout(r, 50));
+  await late;
   setTimeout(() => console.log("late"), 10); // dropped: the call has ended
-  return { order, top, waited: Date.now() - t0 >= 110 };
+  return { order, top, waited: Date.now() - t0 >= 1000 };
 }`}, nil)
 	r := e.Invoke("timers", e.AnonKey, nil)
 	var got struct {
@@ -47,7 +47,7 @@ export async function handler() {
 	if r.Status != 200 || json.Unmarshal(r.Body, &got) != nil {
 		t.Fatalf("invoke: %d %s", r.Status, r.Body)
 	}
-	if o := strings.Join(got.Order, ","); o != "micro,zero1,zero2,ab,i1,c,i2,i3" || !got.Waited || len(got.Top) != 1 {
+	if o := strings.Join(got.Order, ","); o != "micro,ab,zero,i1,i2,i3,late" || !got.Waited || len(got.Top) != 1 {
 		t.Fatalf("got %s", r.Body)
 	}
 	if status, _, logs, _ := lastRecord(t, e, "timers"); status != "success" || len(logs) != 0 {
@@ -138,5 +138,32 @@ func TestJSFetch(t *testing.T) {
 		`"getBody":"TypeError","blocked":{"typeError":true,"name":"FetchError","code":"host_not_allowed"}}`
 	if strings.TrimSpace(string(r.Body)) != want {
 		t.Fatalf("got  %s\nwant %s", r.Body, want)
+	}
+}
+
+// A handler may return a Response, as Workers and Deno handlers do: its
+// status, headers and body are the HTTP answer.
+func TestJSHandlerReturnsResponse(t *testing.T) {
+	e := testenv.Start(t, testenv.WithJS(t))
+	e.MustDeployScript("resp", map[string]string{"r.js": `export default async function (req) {
+  if (req.kind === "json") return Response.json({ a: 1 }, { status: 201, headers: { "X-A": "1" } });
+  if (req.kind === "bytes") return new Response(new Uint8Array([0, 255, 1]), { headers: { "content-type": "application/octet-stream" } });
+  const h = new Headers();
+  h.append("Set-Cookie", "a=1");
+  h.append("Set-Cookie", "b=2");
+  return new Response("hello", { status: 202, headers: h });
+}`}, nil)
+	r := e.Invoke("resp", e.AnonKey, map[string]string{"kind": "json"})
+	if r.Status != 201 || strings.TrimSpace(string(r.Body)) != `{"a":1}` || r.Header.Get("X-A") != "1" || r.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("json: %d %v %s", r.Status, r.Header, r.Body)
+	}
+	r = e.Invoke("resp", e.AnonKey, map[string]string{"kind": "bytes"})
+	if r.Status != 200 || string(r.Body) != "\x00\xff\x01" || r.Header.Get("Content-Type") != "application/octet-stream" {
+		t.Fatalf("bytes: %d %v %q", r.Status, r.Header, r.Body)
+	}
+	r = e.Invoke("resp", e.AnonKey, map[string]string{"kind": "text"})
+	if r.Status != 202 || string(r.Body) != "hello" || strings.Join(r.Header.Values("Set-Cookie"), ";") != "a=1;b=2" ||
+		!strings.HasPrefix(r.Header.Get("Content-Type"), "text/plain") {
+		t.Fatalf("text: %d %v %q", r.Status, r.Header, r.Body)
 	}
 }

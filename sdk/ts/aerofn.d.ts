@@ -39,7 +39,7 @@ interface AerofnEvent {
   [field: string]: unknown;
 }
 
-/** An HTTP result; any other JSON value is sent as a 200 JSON body. */
+/** An HTTP result (or return a Response); any other JSON value is sent as a 200 JSON body. */
 interface AerofnResponse {
   statusCode: number;
   headers?: Record<string, string | string[]>;
@@ -157,9 +157,12 @@ declare class Headers implements Iterable<[string, string]> {
 }
 
 /** What fetch() resolves to: the whole body, buffered by the host (within
- * http_fetch's limits), readable once. */
+ * http_fetch's limits), readable once. A handler may also return one: its
+ * status, headers and body are the HTTP answer. */
 declare class Response {
   constructor(body?: string | ArrayBuffer | ArrayBufferView | null, init?: { status?: number; statusText?: string; headers?: HeadersInit });
+  /** A JSON response (content-type application/json unless init sets one). */
+  static json(data: unknown, init?: { status?: number; statusText?: string; headers?: HeadersInit }): Response;
   readonly status: number;
   readonly statusText: string;
   readonly ok: boolean;

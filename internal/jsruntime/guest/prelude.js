@@ -208,6 +208,11 @@
     bytes() { return this._take().then(function (b) { return b.slice(); }); }
     text() { return this._take().then(function (b) { return host.utf8decode(b, false); }); }
     json() { return this.text().then(function (s) { return JSON.parse(s); }); }
+    static json(data, init) {
+      var h = new Headers(init && init.headers);
+      if (!h.has("content-type")) h.set("content-type", "application/json");
+      return new Response(JSON.stringify(data), Object.assign({}, init, { headers: h }));
+    }
     clone() {
       if (this._used) throw new TypeError("Response body is already used");
       var r = new Response(this._bytes, { status: this.status, statusText: this.statusText, headers: this.headers, url: this.url });
@@ -527,6 +532,21 @@
       throw new Error("the module exports no handler: export a function named handler, a default function, or exactly one function");
     }
     var result = await fn(eventArg(JSON.parse(eventJSON)));
+    // A Response (as Workers and Deno handlers return) is the HTTP result
+    // it describes: its body as text when it is UTF-8, else base64.
+    if (result instanceof Response) {
+      var headers = {};
+      result.headers.forEach(function (v, k) { headers[k] = k === "set-cookie" ? result.headers.getSetCookie() : v; });
+      var bytes = result._used ? new Uint8Array(0) : result._bytes;
+      var http = { statusCode: result.status, headers: headers };
+      try {
+        http.body = host.utf8decode(bytes, true);
+      } catch (e) {
+        http.body = host.b64encode(bytes);
+        http.isBase64Encoded = true;
+      }
+      result = http;
+    }
     // undefined (a handler that returns nothing) is an empty result: 204.
     var out = JSON.stringify(result);
     return out === undefined ? "" : out;
