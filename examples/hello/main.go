@@ -9,14 +9,20 @@ package main
 
 import aerofn "github.com/aerodb/aerofn/sdk/go"
 
+// request is the body hello reads.
+type request struct {
+	Name string `json:"name"`
+}
+
 func init() {
+	// Decoding a request and encoding the reply's map is then prepared once
+	// per version, in the snapshot every call starts from, not in each call.
+	aerofn.Prepare(request{})
 	aerofn.Handle(hello)
 }
 
 func hello(ev aerofn.Event) (any, error) {
-	var in struct {
-		Name string `json:"name"`
-	}
+	var in request
 	if err := ev.DecodeBody(&in); err != nil {
 		return aerofn.Response{
 			StatusCode: 400,
