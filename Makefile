@@ -4,8 +4,9 @@ GO ?= go
 BIN := bin
 EXAMPLES_OUT := $(BIN)/examples
 export AEROFN_EXAMPLES_DIR := $(CURDIR)/$(EXAMPLES_OUT)
-# The JavaScript runtime module (internal/jsruntime/guest), next to bin/aerofn
-# where `aerofn serve` looks for it; tests use it too.
+# The JavaScript runtime module (internal/jsruntime/guest: QuickJS built for
+# wasm32-wasi by scripts/build-jsrt.sh), next to bin/aerofn where `aerofn
+# serve` looks for it; tests use it too.
 JSRT := $(BIN)/aerofn-jsrt.wasm
 export AEROFN_JS_RUNTIME := $(CURDIR)/$(JSRT)
 
@@ -17,7 +18,11 @@ help: ## Show this help
 build: ## Build bin/aerofn and its JavaScript runtime bin/aerofn-jsrt.wasm
 	@./scripts/check-go.sh
 	$(GO) build -o $(BIN)/aerofn ./cmd/aerofn
-	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -ldflags="-s -w" -o $(JSRT) ./internal/jsruntime/guest
+	@$(MAKE) --no-print-directory $(JSRT)
+
+# Rebuilt only when its sources change (a build takes about a minute).
+$(JSRT): scripts/build-jsrt.sh $(wildcard internal/jsruntime/guest/*.c internal/jsruntime/guest/*.js internal/jsruntime/guest/include/*.h)
+	./scripts/build-jsrt.sh $(JSRT)
 
 examples: ## Build every example function to bin/examples/*.wasm
 	OUT_DIR=$(EXAMPLES_OUT) ./examples/build.sh
@@ -33,7 +38,6 @@ lint: ## gofmt and go vet (host and wasip1; the SDK is its own module, sdk/go)
 	$(GO) vet ./...
 	GOOS=wasip1 GOARCH=wasm $(GO) vet ./examples/...
 	cd sdk/go && $(GO) vet ./... && GOOS=wasip1 GOARCH=wasm $(GO) vet ./...
-	GOOS=wasip1 GOARCH=wasm $(GO) vet ./internal/jsruntime/...
 
 js-deps: ## Install the pinned JS clients of the Node and browser tests (tests/js, npm ci)
 	cd tests/js && npm ci --no-audit --no-fund

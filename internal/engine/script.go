@@ -18,9 +18,9 @@ import (
 // A JavaScript (or TypeScript) function version is not a WebAssembly
 // module: its stored bytes are ScriptMagic followed by the bundled script
 // (the server bundles it, internal/jsbundle). It runs on the JavaScript
-// runtime, aerofn's own module (internal/jsruntime/guest, the goja engine
-// built for wasip1), which the engine loads like any module under the hash
-// of its bytes: compiled and pre-initialised once per node and runtime
+// runtime, aerofn's own module (internal/jsruntime/guest, the QuickJS
+// engine built for wasm32-wasi), which the engine loads like any module
+// under the hash of its bytes: compiled and pre-initialised once per node and runtime
 // version, never once per function. A script's Module shares the
 // runtime's compiled module and carries the script; each call hands the
 // runtime the script and the event as its input:

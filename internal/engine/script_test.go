@@ -20,9 +20,8 @@ func jsRuntimeFile(t testing.TB) string {
 	}
 	jsrtOnce.Do(func() {
 		jsrtPath = filepath.Join(os.TempDir(), "aerofn-jsrt-enginetest.wasm")
-		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-trimpath", "-ldflags=-s -w", "-o", jsrtPath, "./internal/jsruntime/guest")
+		cmd := exec.Command("./scripts/build-jsrt.sh", jsrtPath)
 		cmd.Dir = filepath.Join("..", "..")
-		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
 		if b, err := cmd.CombinedOutput(); err != nil {
 			jsrtErr = err
 			t.Logf("%s", b)

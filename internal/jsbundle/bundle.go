@@ -1,9 +1,10 @@
 // Package jsbundle turns a JavaScript or TypeScript function (one file, or
 // several with relative imports between them) into the one script aerofn's
 // JavaScript runtime runs: bundled and type-stripped by esbuild, as an
-// IIFE whose exports land in the global the runtime reads, for ES2017 (what
-// the goja engine runs), with an inline source map so that stack traces
-// name the user's files and lines.
+// IIFE whose exports land in the global the runtime reads, for ES2017
+// (newer syntax is lowered; the QuickJS runtime is built without BigInt, so
+// a BigInt literal is refused at deploy rather than at every call), with an
+// inline source map so that stack traces name the user's files and lines.
 //
 // Nothing is read from disk: the files are given, and only relative
 // imports between them resolve. Packages (bare imports such as "lodash")

@@ -1,0 +1,531 @@
+/*
+ * aerofn's JavaScript runtime: QuickJS built for wasm32-wasi as one
+ * WebAssembly module (scripts/build-jsrt.sh fetches the QuickJS sources and
+ * builds it; none is kept in this repository).
+ *
+ * Initialisation (a QuickJS runtime and context, the host API's globals of
+ * prelude.js and runner.js) runs in _initialize, as a C constructor, which
+ * the engine snapshots once per node (docs/ABI.md, "Initialisation runs
+ * once per version"). Each call then reads its input, framed by the host as
+ *
+ *     uint32 little-endian n | n bytes of the bundled script | the event JSON
+ *
+ * evaluates the script, calls its handler with the event, runs the promise
+ * jobs to completion and writes the JSON of what the handler returned (or
+ * resolved to) as the output.
+ *
+ * QuickJS is compiled in this translation unit so that the runtime can
+ * reseed Math.random's state per call (ctx->random_state is internal).
+ */
+#include <malloc.h> /* malloc_usable_size, which quickjs.c uses undeclared */
+#include <fenv.h>
+/* WebAssembly has one rounding mode: QuickJS's fesetround calls for these
+ * fail and leave it, so a tie in toFixed/toPrecision/toExponential rounds
+ * to even (the engine's printf) rather than away from zero; see
+ * aerofn_fix_rounding below. */
+#ifndef FE_DOWNWARD
+#define FE_DOWNWARD 0x400
+#endif
+#ifndef FE_UPWARD
+#define FE_UPWARD 0x800
+#endif
+#include "quickjs.c"
+/* quickjs.c forbids the C allocator past its own; the glue uses it. */
+#undef malloc
+#undef free
+#undef realloc
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define AEROFN_IMPORT(name) __attribute__((import_module("aerodb"), import_name(name)))
+
+AEROFN_IMPORT("input_len") int32_t aerodb_input_len(void);
+AEROFN_IMPORT("input_read") int32_t aerodb_input_read(void *ptr, int32_t n);
+AEROFN_IMPORT("output") int32_t aerodb_output(const void *ptr, int32_t n);
+AEROFN_IMPORT("log") void aerodb_log(int32_t level, const void *ptr, int32_t n);
+AEROFN_IMPORT("env") int32_t aerodb_env(const void *key, int32_t n);
+AEROFN_IMPORT("db_query") int32_t aerodb_db_query(const void *req, int32_t n);
+AEROFN_IMPORT("http_fetch") int32_t aerodb_http_fetch(const void *req, int32_t n);
+AEROFN_IMPORT("reply_read") int32_t aerodb_reply_read(void *ptr, int32_t n);
+
+/* The sources of the host API, generated from prelude.js and runner.js. */
+#include "aerofn_js.h"
+
+/* Stack for JavaScript recursion: past it a RangeError is thrown, long
+ * before the shadow stack (AEROFN_STACK_SIZE, set at link) runs out. */
+#ifndef AEROFN_STACK_SIZE
+#define AEROFN_STACK_SIZE (1024 * 1024)
+#endif
+#define AEROFN_JS_STACK (AEROFN_STACK_SIZE - 128 * 1024)
+
+static JSRuntime *aerofn_rt;
+static JSContext *aerofn_ctx;
+static JSValue aerofn_run;      /* runner.js's run(exports, eventJSON) -> state */
+static JSValue aerofn_describe; /* runner.js's describe(thrown, script) -> text */
+
+static void aerofn_fatal(const char *msg)
+{
+    aerodb_output(msg, (int32_t)strlen(msg));
+    abort();
+}
+
+/* ---- host primitives (the __host object prelude.js receives) ---- */
+
+static JSValue aerofn_reply(JSContext *ctx, int32_t n)
+{
+    if (n <= 0)
+        return JS_NewStringLen(ctx, "", 0);
+    char *buf = malloc((size_t)n);
+    if (!buf)
+        return JS_ThrowOutOfMemory(ctx);
+    int32_t got = aerodb_reply_read(buf, n);
+    if (got < 0)
+        got = 0;
+    JSValue v = JS_NewStringLen(ctx, buf, (size_t)got);
+    free(buf);
+    return v;
+}
+
+static JSValue h_log(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv)
+{
+    int32_t level;
+    size_t n;
+    if (JS_ToInt32(ctx, &level, argv[0]))
+        return JS_EXCEPTION;
+    const char *s = JS_ToCStringLen(ctx, &n, argv[1]);
+    if (!s)
+        return JS_EXCEPTION;
+    aerodb_log(level, s, (int32_t)n);
+    JS_FreeCString(ctx, s);
+    return JS_UNDEFINED;
+}
+
+static JSValue h_env(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv)
+{
+    size_t n;
+    const char *k = JS_ToCStringLen(ctx, &n, argv[0]);
+    if (!k)
+        return JS_EXCEPTION;
+    int32_t r = aerodb_env(k, (int32_t)n);
+    JS_FreeCString(ctx, k);
+    if (r < 0)
+        return JS_UNDEFINED;
+    return aerofn_reply(ctx, r);
+}
+
+static JSValue h_db_query(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv)
+{
+    size_t n;
+    const char *req = JS_ToCStringLen(ctx, &n, argv[0]);
+    if (!req)
+        return JS_EXCEPTION;
+    int32_t r = aerodb_db_query(req, (int32_t)n);
+    JS_FreeCString(ctx, req);
+    return aerofn_reply(ctx, r);
+}
+
+static JSValue h_http_fetch(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv)
+{
+    size_t n;
+    const char *req = JS_ToCStringLen(ctx, &n, argv[0]);
+    if (!req)
+        return JS_EXCEPTION;
+    int32_t r = aerodb_http_fetch(req, (int32_t)n);
+    JS_FreeCString(ctx, req);
+    return aerofn_reply(ctx, r);
+}
+
+static JSValue h_random(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv)
+{
+    int32_t n;
+    if (JS_ToInt32(ctx, &n, argv[0]))
+        return JS_EXCEPTION;
+    if (n < 0 || n > 65536)
+        return JS_ThrowTypeError(ctx, "random: %d bytes asked, at most 65536", n);
+    uint8_t buf[256];
+    uint8_t *b = n <= (int32_t)sizeof(buf) ? buf : malloc((size_t)n);
+    if (!b)
+        return JS_ThrowOutOfMemory(ctx);
+    for (int32_t off = 0; off < n; off += 256) {
+        int32_t k = n - off < 256 ? n - off : 256;
+        if (getentropy(b + off, (size_t)k) != 0)
+            aerofn_fatal("aerofn js runtime: the host gave no random bytes");
+    }
+    JSValue v = JS_NewArrayBufferCopy(ctx, b, (size_t)n);
+    if (b != buf)
+        free(b);
+    return v;
+}
+
+/* bytes_of returns the bytes of an ArrayBuffer or a typed array (a view). */
+static uint8_t *bytes_of(JSContext *ctx, JSValueConst v, size_t *len)
+{
+    size_t off, n, bpe;
+    JSValue ab = JS_GetTypedArrayBuffer(ctx, v, &off, &n, &bpe);
+    if (!JS_IsException(ab)) {
+        size_t total;
+        uint8_t *p = JS_GetArrayBuffer(ctx, &total, ab);
+        JS_FreeValue(ctx, ab);
+        if (!p)
+            return NULL;
+        *len = n;
+        return p + off;
+    }
+    JS_FreeValue(ctx, JS_GetException(ctx));
+    uint8_t *p = JS_GetArrayBuffer(ctx, len, v);
+    if (!p) {
+        JS_FreeValue(ctx, JS_GetException(ctx));
+        JS_ThrowTypeError(ctx, "expected an ArrayBuffer or a Uint8Array");
+    }
+    return p;
+}
+
+static JSValue h_utf8encode(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv)
+{
+    size_t n;
+    const char *s = JS_ToCStringLen(ctx, &n, argv[0]);
+    if (!s)
+        return JS_EXCEPTION;
+    JSValue v = JS_NewArrayBufferCopy(ctx, (const uint8_t *)s, n);
+    JS_FreeCString(ctx, s);
+    return v;
+}
+
+/* utf8_seq is the length of the valid UTF-8 sequence at p (at most n bytes
+ * available), or 0 when the bytes there are not one. */
+static size_t utf8_seq(const uint8_t *p, size_t n)
+{
+    uint8_t c = p[0];
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        return n >= 2 && (p[1] & 0xc0) == 0x80 ? 2 : 0;
+    if (c >= 0xe0 && c <= 0xef) {
+        if (n < 3 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80)
+            return 0;
+        if (c == 0xe0 && p[1] < 0xa0)
+            return 0; /* overlong */
+        if (c == 0xed && p[1] >= 0xa0)
+            return 0; /* surrogate */
+        return 3;
+    }
+    if (c >= 0xf0 && c <= 0xf4) {
+        if (n < 4 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 || (p[3] & 0xc0) != 0x80)
+            return 0;
+        if (c == 0xf0 && p[1] < 0x90)
+            return 0;
+        if (c == 0xf4 && p[1] >= 0x90)
+            return 0;
+        return 4;
+    }
+    return 0;
+}
+
+static JSValue h_utf8decode(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv)
+{
+    size_t n;
+    uint8_t *b = bytes_of(ctx, argv[0], &n);
+    if (!b)
+        return JS_EXCEPTION;
+    int fatal = JS_ToBool(ctx, argv[1]);
+    size_t i = 0, bad = 0;
+    while (i < n) {
+        size_t k = utf8_seq(b + i, n - i);
+        if (!k) {
+            bad++;
+            i++;
+        } else {
+            i += k;
+        }
+    }
+    if (!bad)
+        return JS_NewStringLen(ctx, (const char *)b, n);
+    if (fatal)
+        return JS_ThrowTypeError(ctx, "The encoded data was not valid UTF-8");
+    /* Each run of invalid bytes becomes one U+FFFD. */
+    char *out = malloc(n + 3 * bad);
+    if (!out)
+        return JS_ThrowOutOfMemory(ctx);
+    size_t o = 0;
+    int in_bad = 0;
+    for (i = 0; i < n;) {
+        size_t k = utf8_seq(b + i, n - i);
+        if (!k) {
+            if (!in_bad) {
+                memcpy(out + o, "\xef\xbf\xbd", 3);
+                o += 3;
+            }
+            in_bad = 1;
+            i++;
+        } else {
+            memcpy(out + o, b + i, k);
+            o += k;
+            i += k;
+            in_bad = 0;
+        }
+    }
+    JSValue v = JS_NewStringLen(ctx, out, o);
+    free(out);
+    return v;
+}
+
+static const char b64chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static JSValue h_b64encode(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv)
+{
+    size_t n;
+    uint8_t *b = bytes_of(ctx, argv[0], &n);
+    if (!b)
+        return JS_EXCEPTION;
+    size_t outn = (n + 2) / 3 * 4;
+    char *out = malloc(outn + 1);
+    if (!out)
+        return JS_ThrowOutOfMemory(ctx);
+    size_t o = 0, i = 0;
+    for (; i + 2 < n; i += 3) {
+        uint32_t x = (uint32_t)b[i] << 16 | (uint32_t)b[i + 1] << 8 | b[i + 2];
+        out[o++] = b64chars[x >> 18];
+        out[o++] = b64chars[(x >> 12) & 63];
+        out[o++] = b64chars[(x >> 6) & 63];
+        out[o++] = b64chars[x & 63];
+    }
+    if (i < n) {
+        uint32_t x = (uint32_t)b[i] << 16 | (i + 1 < n ? (uint32_t)b[i + 1] << 8 : 0);
+        out[o++] = b64chars[x >> 18];
+        out[o++] = b64chars[(x >> 12) & 63];
+        out[o++] = i + 1 < n ? b64chars[(x >> 6) & 63] : '=';
+        out[o++] = '=';
+    }
+    JSValue v = JS_NewStringLen(ctx, out, o);
+    free(out);
+    return v;
+}
+
+static int b64val(int c)
+{
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+}
+
+static JSValue h_b64decode(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv)
+{
+    size_t n;
+    const char *s = JS_ToCStringLen(ctx, &n, argv[0]);
+    if (!s)
+        return JS_EXCEPTION;
+    /* Padding is optional; anything after it, or a lone trailing sixth
+     * bit group, is an error. */
+    size_t end = n;
+    while (end > 0 && s[end - 1] == '=' && n - end < 2)
+        end--;
+    if ((end % 4) == 1 || (end != n && (n % 4) != 0)) {
+        JS_FreeCString(ctx, s);
+        return JS_ThrowTypeError(ctx, "invalid base64: bad length");
+    }
+    uint8_t *out = malloc(end / 4 * 3 + 3);
+    if (!out) {
+        JS_FreeCString(ctx, s);
+        return JS_ThrowOutOfMemory(ctx);
+    }
+    size_t o = 0;
+    uint32_t acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < end; i++) {
+        int v = b64val((unsigned char)s[i]);
+        if (v < 0) {
+            free(out);
+            JS_FreeCString(ctx, s);
+            return JS_ThrowTypeError(ctx, "invalid base64: illegal data at input byte %d", (int)i);
+        }
+        acc = acc << 6 | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[o++] = (uint8_t)(acc >> bits);
+        }
+    }
+    JS_FreeCString(ctx, s);
+    JSValue r = JS_NewArrayBufferCopy(ctx, out, o);
+    free(out);
+    return r;
+}
+
+static const JSCFunctionListEntry aerofn_host_funcs[] = {
+    JS_CFUNC_DEF("log", 2, h_log),
+    JS_CFUNC_DEF("env", 1, h_env),
+    JS_CFUNC_DEF("db_query", 1, h_db_query),
+    JS_CFUNC_DEF("http_fetch", 1, h_http_fetch),
+    JS_CFUNC_DEF("random", 1, h_random),
+    JS_CFUNC_DEF("utf8encode", 1, h_utf8encode),
+    JS_CFUNC_DEF("utf8decode", 2, h_utf8decode),
+    JS_CFUNC_DEF("b64encode", 1, h_b64encode),
+    JS_CFUNC_DEF("b64decode", 1, h_b64decode),
+};
+
+/* ---- initialisation (snapshotted) ---- */
+
+static JSValue aerofn_eval(const char *src, size_t len, const char *name)
+{
+    JSValue v = JS_Eval(aerofn_ctx, src, len, name, JS_EVAL_TYPE_GLOBAL | JS_EVAL_FLAG_STRICT);
+    if (JS_IsException(v)) {
+        JSValue e = JS_GetException(aerofn_ctx);
+        const char *s = JS_ToCString(aerofn_ctx, e);
+        aerodb_log(3, s ? s : "?", s ? (int32_t)strlen(s) : 1);
+        aerofn_fatal("aerofn js runtime: initialisation failed");
+    }
+    return v;
+}
+
+__attribute__((constructor)) static void aerofn_init(void)
+{
+    aerofn_rt = JS_NewRuntime();
+    if (!aerofn_rt)
+        aerofn_fatal("aerofn js runtime: no runtime");
+    JS_SetMaxStackSize(aerofn_rt, AEROFN_JS_STACK);
+    aerofn_ctx = JS_NewContext(aerofn_rt);
+    if (!aerofn_ctx)
+        aerofn_fatal("aerofn js runtime: no context");
+    JSValue global = JS_GetGlobalObject(aerofn_ctx);
+    JSValue host = JS_NewObject(aerofn_ctx);
+    JS_SetPropertyFunctionList(aerofn_ctx, host, aerofn_host_funcs,
+                               sizeof(aerofn_host_funcs) / sizeof(aerofn_host_funcs[0]));
+    JS_SetPropertyStr(aerofn_ctx, global, "__host", JS_DupValue(aerofn_ctx, host));
+    JS_FreeValue(aerofn_ctx, aerofn_eval(aerofn_prelude_js, sizeof(aerofn_prelude_js) - 1, "aerofn:prelude.js"));
+    /* runner.js is an expression: a function of the host object that
+     * returns [run, describe]. */
+    JSValue mk = aerofn_eval(aerofn_runner_js, sizeof(aerofn_runner_js) - 1, "aerofn:runner.js");
+    JSValue pair = JS_Call(aerofn_ctx, mk, JS_UNDEFINED, 1, (JSValueConst *)&host);
+    if (JS_IsException(pair))
+        aerofn_fatal("aerofn js runtime: runner.js failed");
+    aerofn_run = JS_GetPropertyUint32(aerofn_ctx, pair, 0);
+    aerofn_describe = JS_GetPropertyUint32(aerofn_ctx, pair, 1);
+    JS_FreeValue(aerofn_ctx, pair);
+    JS_FreeValue(aerofn_ctx, mk);
+    JS_FreeValue(aerofn_ctx, host);
+    JSAtom a = JS_NewAtom(aerofn_ctx, "__host");
+    JS_DeleteProperty(aerofn_ctx, global, a, 0);
+    JS_FreeAtom(aerofn_ctx, a);
+    JS_FreeValue(aerofn_ctx, global);
+    /* Leave the heap tidy for the snapshot. */
+    JS_RunGC(aerofn_rt);
+}
+
+/* ---- one call ---- */
+
+static int aerofn_out_value(JSValueConst v, int ok)
+{
+    size_t n;
+    const char *s = JS_ToCStringLen(aerofn_ctx, &n, v);
+    if (!s) {
+        JS_FreeValue(aerofn_ctx, JS_GetException(aerofn_ctx));
+        static const char m[] = "aerofn js runtime: the result is not a string";
+        aerodb_output(m, sizeof(m) - 1);
+        return 1;
+    }
+    aerodb_output(s, (int32_t)n);
+    JS_FreeCString(aerofn_ctx, s);
+    return ok ? 0 : 1;
+}
+
+/* aerofn_fail writes the description of the pending exception. */
+static int aerofn_fail(const char *script, size_t script_len)
+{
+    JSValue e = JS_GetException(aerofn_ctx);
+    JSValue args[2] = {e, JS_NewStringLen(aerofn_ctx, script, script_len)};
+    JSValue text = JS_Call(aerofn_ctx, aerofn_describe, JS_UNDEFINED, 2, (JSValueConst *)args);
+    JS_FreeValue(aerofn_ctx, args[1]);
+    if (JS_IsException(text)) {
+        JS_FreeValue(aerofn_ctx, JS_GetException(aerofn_ctx));
+        text = JS_ToString(aerofn_ctx, e);
+    }
+    JS_FreeValue(aerofn_ctx, e);
+    int rc = aerofn_out_value(text, 0);
+    JS_FreeValue(aerofn_ctx, text);
+    return rc;
+}
+
+static int aerofn_msg(const char *m)
+{
+    aerodb_output(m, (int32_t)strlen(m));
+    return 1;
+}
+
+__attribute__((export_name("handler"))) int32_t handler(void)
+{
+    JS_UpdateStackTop(aerofn_rt);
+
+    /* Math.random differs in every call: seeded from the host's CSPRNG,
+     * not from anything the snapshot holds. */
+    uint64_t seed = 0;
+    while (seed == 0)
+        if (getentropy(&seed, sizeof(seed)) != 0)
+            aerofn_fatal("aerofn js runtime: the host gave no random bytes");
+    aerofn_ctx->random_state = seed;
+
+    int32_t n = aerodb_input_len();
+    if (n < 4)
+        return aerofn_msg("aerofn js runtime: no script in the input");
+    char *in = malloc((size_t)n + 1);
+    if (!in)
+        return aerofn_msg("aerofn js runtime: out of memory reading the input");
+    n = aerodb_input_read(in, n);
+    in[n] = 0;
+    uint32_t slen = (uint32_t)(uint8_t)in[0] | (uint32_t)(uint8_t)in[1] << 8 |
+                    (uint32_t)(uint8_t)in[2] << 16 | (uint32_t)(uint8_t)in[3] << 24;
+    if ((uint64_t)slen > (uint64_t)(n - 4))
+        return aerofn_msg("aerofn js runtime: truncated script in the input");
+    /* JS_Eval wants a NUL after the source: copy the script out. */
+    char *script = malloc((size_t)slen + 1);
+    if (!script)
+        return aerofn_msg("aerofn js runtime: out of memory reading the input");
+    memcpy(script, in + 4, slen);
+    script[slen] = 0;
+    const char *event = in + 4 + slen;
+    size_t elen = (size_t)(n - 4) - slen;
+    if (elen == 0) {
+        event = "null";
+        elen = 4;
+    }
+
+    JSValue r = JS_Eval(aerofn_ctx, script, slen, "function.js", JS_EVAL_TYPE_GLOBAL);
+    if (JS_IsException(r))
+        return aerofn_fail(script, slen);
+    JS_FreeValue(aerofn_ctx, r);
+
+    JSValue global = JS_GetGlobalObject(aerofn_ctx);
+    JSValue exports = JS_GetPropertyStr(aerofn_ctx, global, "__aerofn_exports");
+    JS_FreeValue(aerofn_ctx, global);
+    JSValue args[2] = {exports, JS_NewStringLen(aerofn_ctx, event, elen)};
+    JSValue st = JS_Call(aerofn_ctx, aerofn_run, JS_UNDEFINED, 2, (JSValueConst *)args);
+    JS_FreeValue(aerofn_ctx, args[0]);
+    JS_FreeValue(aerofn_ctx, args[1]);
+    if (JS_IsException(st))
+        return aerofn_fail(script, slen);
+    for (;;) {
+        JSContext *c;
+        int k = JS_ExecutePendingJob(aerofn_rt, &c);
+        if (k == 0)
+            break;
+        if (k < 0)
+            return aerofn_fail(script, slen);
+    }
+    /* st is [state, value]: 1 fulfilled, 2 rejected, 0 pending. */
+    JSValue state = JS_GetPropertyUint32(aerofn_ctx, st, 0);
+    JSValue val = JS_GetPropertyUint32(aerofn_ctx, st, 1);
+    int32_t s = 0;
+    JS_ToInt32(aerofn_ctx, &s, state);
+    if (s == 1)
+        return aerofn_out_value(val, 1);
+    if (s == 2) {
+        JS_Throw(aerofn_ctx, val);
+        return aerofn_fail(script, slen);
+    }
+    return aerofn_msg("the handler's promise never settled: it waits for something that cannot happen in a call (aerofn has no timers or events)");
+}
