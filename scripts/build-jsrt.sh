@@ -18,6 +18,8 @@ QJS_TGZ=qjsc-0.3.0.tgz
 QJS_INTEGRITY='sha512-a7+cU6/IVcZbIejffdt/wZVMX6LL2MDL3HQ9Zb5Gm23G9DvBMS/z9GHFxz39bAvp2PvMOM+ypSOAyokt2DdZ2w=='
 QJS_DIR=package/deps/quickjs_2021_03_27
 QJS_VERSION=2021-03-27
+# The shadow stack, which bounds JavaScript recursion (runtime.c).
+STACK_SIZE=524288
 
 CLANG=${CLANG:-clang-14}
 WASI_INC=/usr/include/wasm32-wasi
@@ -76,7 +78,7 @@ carray() {
 }
 { carray aerofn_prelude_js "$src/prelude.js"; carray aerofn_runner_js "$src/runner.js"; } >"$work/aerofn_js.h"
 
-cflags=(--target=wasm32-wasi --sysroot="$work/sysroot" -O2 -D_GNU_SOURCE "-DCONFIG_VERSION=\"$QJS_VERSION\""
+cflags=(--target=wasm32-wasi --sysroot="$work/sysroot" -O2 -D_GNU_SOURCE "-DCONFIG_VERSION=\"$QJS_VERSION\"" -DAEROFN_STACK_SIZE=$STACK_SIZE
   -I"$src/include" -I"$qjs" -I"$work" -w)
 pids=()
 for f in libregexp libunicode cutils; do
@@ -88,7 +90,7 @@ for p in "${pids[@]}"; do wait "$p"; done
 # initialisation, which the engine snapshots); the shadow stack first, so
 # that overflowing it traps instead of overwriting data.
 "$CLANG" --target=wasm32-wasi --sysroot="$work/sysroot" -mexec-model=reactor -s \
-  -Wl,--stack-first -Wl,-z,stack-size=1048576 \
+  -Wl,--stack-first -Wl,-z,stack-size=$STACK_SIZE \
   -o "$work/out.wasm" "$work/runtime.o" "$work/libregexp.o" "$work/libunicode.o" "$work/cutils.o"
 mkdir -p "$(dirname "$out")"
 mv "$work/out.wasm" "$out"

@@ -113,7 +113,9 @@ type Config struct {
 	// timeouts and cancellation. Default 10 ms.
 	EpochTick time.Duration
 	// MaxWasmStack bounds the guest's native stack, so runaway recursion traps
-	// quickly instead of exhausting the host thread. Default 512 KiB.
+	// quickly instead of exhausting the host thread. Default 2 MiB: the
+	// JavaScript runtime's interpreter uses about 1 KiB of it per nested
+	// JavaScript call, and stops recursion itself at about 1,400 calls.
 	MaxWasmStack int
 	// MaxModules bounds the in-memory cache of compiled modules (least
 	// recently used ones are dropped; the disk cache keeps them). Default 256.
@@ -180,7 +182,7 @@ func (c Config) WithDefaults() Config {
 		c.EpochTick = 10 * time.Millisecond
 	}
 	if c.MaxWasmStack <= 0 {
-		c.MaxWasmStack = 512 << 10
+		c.MaxWasmStack = 2 << 20
 	}
 	if c.MaxModules <= 0 {
 		c.MaxModules = 256

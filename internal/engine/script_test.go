@@ -168,3 +168,37 @@ func TestScriptWebGlobals(t *testing.T) {
 		t.Fatalf("output\n%s\nwant\n%s", res.Output, want)
 	}
 }
+
+// The language as QuickJS in wasm runs it: deep recursion is a catchable
+// error (QuickJS's InternalError "stack overflow", not a trap), number formatting rounds ties away from zero as
+// the specification says (WebAssembly has no rounding modes for printf to
+// use), and the usual built-ins work.
+func TestScriptLanguage(t *testing.T) {
+	e := newJSEngine(t, Config{})
+	m := loadScript(t, e, "lang", `var __aerofn_exports = { handler() {
+		function deep(n) { return n === 0 ? 0 : 1 + deep(n - 1); }
+		let overflow;
+		try { deep(1e7); overflow = "none"; } catch (err) { overflow = err.name; }
+		return {
+			overflow, ok: deep(1000),
+			fixed: [(0.5).toFixed(0), (1.5).toFixed(0), (2.5).toFixed(0), (1.25).toFixed(1), (-2.5).toFixed(0), (1.005).toFixed(2), (123.456).toFixed(1)],
+			prec: [(2.5).toPrecision(1), (0.125).toPrecision(2), (1.25).toExponential(1), (123456).toPrecision(2),
+				(-0.0000125).toPrecision(2), (25).toPrecision(1), (9.5).toPrecision(1), (1.005).toPrecision(3), (0.5).toExponential(0),
+				(1234.5678).toPrecision(6), (1.5).toExponential()],
+			str: [String(0.1 + 0.2), String(1e21), String(-0), (255).toString(16)],
+			re: "2024-01-02".replace(/(\d+)-(\d+)-(\d+)/u, "$3/$2/$1"),
+			date: new Date(Date.UTC(2020, 1, 29)).toISOString(),
+			sorted: [3, 1, 2].sort((a, b) => a - b),
+		};
+	} };`)
+	res := run(t, e, m, `{}`, Limits{}, &fakeHost{})
+	wantStatus(t, res, StatusSuccess)
+	want := `{"overflow":"InternalError","ok":1000,` +
+		`"fixed":["1","2","3","1.3","-3","1.00","123.5"],` +
+		`"prec":["3","0.13","1.3e+0","1.2e+5","-0.000013","3e+1","1e+1","1.00","5e-1","1234.57","1.5e+0"],` +
+		`"str":["0.30000000000000004","1e+21","0","ff"],` +
+		`"re":"02/01/2024","date":"2020-02-29T00:00:00.000Z","sorted":[1,2,3]}`
+	if string(res.Output) != want {
+		t.Fatalf("output\n%s\nwant\n%s", res.Output, want)
+	}
+}

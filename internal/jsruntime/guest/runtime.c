@@ -21,8 +21,8 @@
 #include <fenv.h>
 /* WebAssembly has one rounding mode: QuickJS's fesetround calls for these
  * fail and leave it, so a tie in toFixed/toPrecision/toExponential rounds
- * to even (the engine's printf) rather than away from zero; see
- * aerofn_fix_rounding below. */
+ * to even (the engine's printf) rather than away from zero; the three
+ * are corrected below (aerofn_to_fixed and the two after it). */
 #ifndef FE_DOWNWARD
 #define FE_DOWNWARD 0x400
 #endif
@@ -54,12 +54,20 @@ AEROFN_IMPORT("reply_read") int32_t aerodb_reply_read(void *ptr, int32_t n);
 /* The sources of the host API, generated from prelude.js and runner.js. */
 #include "aerofn_js.h"
 
-/* Stack for JavaScript recursion: past it a RangeError is thrown, long
- * before the shadow stack (AEROFN_STACK_SIZE, set at link) runs out. */
+/* The shadow stack (in linear memory, AEROFN_STACK_SIZE, set at link by
+ * scripts/build-jsrt.sh) bounds JavaScript recursion: QuickJS throws
+ * InternalError "stack overflow" when a call would leave less than the
+ * margin, which C code below a JavaScript frame (JSON, regexps, the host
+ * functions) needs. Each JavaScript call also uses about 2-4 times its
+ * shadow stack bytes of the engine's native stack (Config.MaxWasmStack,
+ * 2 MiB by default); 384 KiB here is about 1,400 nested calls, which stays
+ * inside it. */
 #ifndef AEROFN_STACK_SIZE
-#define AEROFN_STACK_SIZE (1024 * 1024)
+#define AEROFN_STACK_SIZE (512 * 1024)
 #endif
+#ifndef AEROFN_JS_STACK
 #define AEROFN_JS_STACK (AEROFN_STACK_SIZE - 128 * 1024)
+#endif
 
 static JSRuntime *aerofn_rt;
 static JSContext *aerofn_ctx;
@@ -369,6 +377,199 @@ static const JSCFunctionListEntry aerofn_host_funcs[] = {
     JS_CFUNC_DEF("b64decode", 1, h_b64decode),
 };
 
+/* ---- toFixed, toPrecision, toExponential: ties away from zero ---- */
+
+/* QuickJS rounds a tie in toFixed away from zero (as the specification
+ * says) by switching the FPU's rounding mode around printf; WebAssembly has
+ * only round-to-nearest-even, so (2.5).toFixed(0) would be "2". A double is
+ * a tie at f decimals exactly when its binary fraction has f+1 digits in
+ * decimal, that is when it has f+1 fraction bits (its expansion then ends
+ * in a 5 at place f+1). Only those are formatted here; every other number
+ * goes to QuickJS's own toFixed, which is exact for them. */
+static int fraction_bits(double a)
+{
+    int e;
+    double m = frexp(a, &e);
+    uint64_t im = (uint64_t)ldexp(m, 53);
+    if (im == 0)
+        return 0;
+    int p = 53 - e - __builtin_ctzll(im);
+    return p > 0 ? p : 0;
+}
+
+static JSValue aerofn_to_fixed(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv)
+{
+    double d;
+    int f;
+    JSValue v = js_thisNumberValue(ctx, this_val);
+    if (JS_IsException(v))
+        return v;
+    if (JS_ToFloat64Free(ctx, &d, v))
+        return JS_EXCEPTION;
+    if (JS_ToInt32Sat(ctx, &f, argv[0]))
+        return JS_EXCEPTION;
+    if (f < 0 || f > 100 || !isfinite(d) || fabs(d) >= 1e21 || d == 0 || fraction_bits(fabs(d)) != f + 1)
+        return js_number_toFixed(ctx, this_val, argc, argv);
+    char buf[160];
+    /* exact: the number has f+1 decimals, the last a 5 */
+    int n = snprintf(buf + 2, sizeof(buf) - 2, "%.*f", f + 1, fabs(d));
+    char *s = buf + 2;
+    s[--n] = 0;       /* drop the 5 */
+    if (f == 0)
+        s[--n] = 0;   /* and the point */
+    int i = n - 1;
+    for (; i >= 0; i--) {
+        if (s[i] == '.')
+            continue;
+        if (s[i] == '9') {
+            s[i] = '0';
+        } else {
+            s[i]++;
+            break;
+        }
+    }
+    if (i < 0)
+        *--s = '1';
+    if (d < 0)
+        *--s = '-';
+    return JS_NewString(ctx, s);
+}
+
+/* tie_digits: when |d| (finite, non-zero) is a tie at P significant
+ * digits, its exact expansion has P+1 significant digits, the last a 5:
+ * then digits gets the P digits rounded away from zero, *exp the decimal
+ * exponent of the first, and it returns 1. Otherwise 0. */
+static int tie_digits(double d, int P, char *digits, int *exp)
+{
+    char buf[400];
+    double a = fabs(d);
+    int q = fraction_bits(a);
+    snprintf(buf, sizeof(buf), "%.*e", P, a); /* d.ddd...e±XX, P+1 digits */
+    char *e = strchr(buf, 'e');
+    if (!e)
+        return 0;
+    int E = atoi(e + 1);
+    if (q > 0) {
+        if (q + E + 1 != P + 1)
+            return 0;
+    } else {
+        /* an integer: its significant digits without trailing zeros */
+        int n = snprintf(buf, sizeof(buf), "%.0f", a);
+        while (n > 0 && buf[n - 1] == '0')
+            n--;
+        if (n != P + 1)
+            return 0;
+        snprintf(buf, sizeof(buf), "%.*e", P, a);
+    }
+    /* collect the P+1 digits (skipping the point) */
+    char m[120];
+    int k = 0;
+    for (char *c = buf; c < e && k < (int)sizeof(m) - 1; c++)
+        if (*c >= '0' && *c <= '9')
+            m[k++] = *c;
+    if (k != P + 1 || m[P] != '5')
+        return 0;
+    int i = P - 1;
+    for (; i >= 0; i--) {
+        if (m[i] == '9') {
+            m[i] = '0';
+        } else {
+            m[i]++;
+            break;
+        }
+    }
+    if (i < 0) {
+        m[0] = '1';
+        E++;
+    }
+    memcpy(digits, m, (size_t)P);
+    digits[P] = 0;
+    *exp = E;
+    return 1;
+}
+
+static JSValue number_this(JSContext *ctx, JSValueConst this_val, double *d)
+{
+    JSValue v = js_thisNumberValue(ctx, this_val);
+    if (JS_IsException(v))
+        return v;
+    if (JS_ToFloat64Free(ctx, d, v))
+        return JS_EXCEPTION;
+    return JS_UNDEFINED;
+}
+
+/* exp_form writes sign, d.ddd (the P digits) and e±E. */
+static JSValue exp_form(JSContext *ctx, int neg, const char *digits, int P, int E)
+{
+    char out[160];
+    int o = 0;
+    if (neg)
+        out[o++] = '-';
+    out[o++] = digits[0];
+    if (P > 1) {
+        out[o++] = '.';
+        memcpy(out + o, digits + 1, (size_t)P - 1);
+        o += P - 1;
+    }
+    snprintf(out + o, sizeof(out) - (size_t)o, "e%c%d", E < 0 ? '-' : '+', E < 0 ? -E : E);
+    return JS_NewString(ctx, out);
+}
+
+static JSValue aerofn_to_exponential(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv)
+{
+    double d;
+    int f;
+    char digits[120];
+    int E;
+    JSValue r = number_this(ctx, this_val, &d);
+    if (JS_IsException(r))
+        return r;
+    if (JS_IsUndefined(argv[0]) || JS_ToInt32Sat(ctx, &f, argv[0]))
+        return js_number_toExponential(ctx, this_val, argc, argv);
+    if (f < 0 || f > 100 || !isfinite(d) || d == 0 || !tie_digits(d, f + 1, digits, &E))
+        return js_number_toExponential(ctx, this_val, argc, argv);
+    return exp_form(ctx, d < 0, digits, f + 1, E);
+}
+
+static JSValue aerofn_to_precision(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv)
+{
+    double d;
+    int p;
+    char digits[120];
+    int E;
+    JSValue r = number_this(ctx, this_val, &d);
+    if (JS_IsException(r))
+        return r;
+    if (JS_IsUndefined(argv[0]) || JS_ToInt32Sat(ctx, &p, argv[0]))
+        return js_number_toPrecision(ctx, this_val, argc, argv);
+    if (p < 1 || p > 100 || !isfinite(d) || d == 0 || !tie_digits(d, p, digits, &E))
+        return js_number_toPrecision(ctx, this_val, argc, argv);
+    if (E < -6 || E >= p)
+        return exp_form(ctx, d < 0, digits, p, E);
+    char out[240];
+    int o = 0;
+    if (d < 0)
+        out[o++] = '-';
+    if (E >= 0) {
+        memcpy(out + o, digits, (size_t)E + 1);
+        o += E + 1;
+        if (p > E + 1) {
+            out[o++] = '.';
+            memcpy(out + o, digits + E + 1, (size_t)(p - E - 1));
+            o += p - E - 1;
+        }
+    } else {
+        out[o++] = '0';
+        out[o++] = '.';
+        for (int i = 0; i < -E - 1; i++)
+            out[o++] = '0';
+        memcpy(out + o, digits, (size_t)p);
+        o += p;
+    }
+    out[o] = 0;
+    return JS_NewString(ctx, out);
+}
+
 /* ---- initialisation (snapshotted) ---- */
 
 static JSValue aerofn_eval(const char *src, size_t len, const char *name)
@@ -393,6 +594,15 @@ __attribute__((constructor)) static void aerofn_init(void)
     if (!aerofn_ctx)
         aerofn_fatal("aerofn js runtime: no context");
     JSValue global = JS_GetGlobalObject(aerofn_ctx);
+    JSValue np = aerofn_ctx->class_proto[JS_CLASS_NUMBER];
+    JS_DefinePropertyValueStr(aerofn_ctx, np, "toFixed", JS_NewCFunction(aerofn_ctx, aerofn_to_fixed, "toFixed", 1),
+                              JS_PROP_WRITABLE | JS_PROP_CONFIGURABLE);
+    JS_DefinePropertyValueStr(aerofn_ctx, np, "toExponential",
+                              JS_NewCFunction(aerofn_ctx, aerofn_to_exponential, "toExponential", 1),
+                              JS_PROP_WRITABLE | JS_PROP_CONFIGURABLE);
+    JS_DefinePropertyValueStr(aerofn_ctx, np, "toPrecision",
+                              JS_NewCFunction(aerofn_ctx, aerofn_to_precision, "toPrecision", 1),
+                              JS_PROP_WRITABLE | JS_PROP_CONFIGURABLE);
     JSValue host = JS_NewObject(aerofn_ctx);
     JS_SetPropertyFunctionList(aerofn_ctx, host, aerofn_host_funcs,
                                sizeof(aerofn_host_funcs) / sizeof(aerofn_host_funcs[0]));
