@@ -1,6 +1,6 @@
 // aerofn's JavaScript host API (sdk/ts/aerofn.d.ts describes it). It runs
-// once, when the runtime initialises; __host holds the Go primitives
-// (internal/jsruntime/guest/main.go) and is removed from the global scope
+// once, when the runtime initialises; __host holds the C primitives
+// (runtime.c; parseURL is runner.js's) and is removed from the global scope
 // afterwards.
 (function (global, host) {
   "use strict";
@@ -355,7 +355,7 @@
     return out;
   });
 
-  // URLSearchParams and URL (parsing by Go's net/url).
+  // URLSearchParams and URL (parsing by runner.js's parseURL).
   function formDecode(s) { return decodeURIComponent(s.replace(/\+/g, " ")); }
   function formEncode(s) {
     return encodeURIComponent(s).replace(/%20/g, "+").replace(/[!'()~]/g, function (c) {
