@@ -1,12 +1,14 @@
 // The QuickJS runtime's side of a call (runtime.c): it runs once, when the
-// runtime initialises, after prelude.js, and returns [run, describe].
+// runtime initialises, after prelude.js, and returns [run, describe, tick].
 // host is the object of C primitives prelude.js received; parseURL, which
 // prelude.js's URL class calls, is written here.
 (function (host) {
   "use strict";
   var global = globalThis;
   var invoke = global.__aerofn_invoke;
+  var tick = global.__aerofn_tick;
   delete global.__aerofn_invoke;
+  delete global.__aerofn_tick;
 
   // run calls the handler; the promise jobs then run in C, after which
   // state[0] is 1 (fulfilled, state[1] the output) or 2 (rejected, state[1]
@@ -177,5 +179,5 @@
   }
   host.parseURL = parseURL;
 
-  return [run, describe];
+  return [run, describe, tick];
 })

@@ -73,6 +73,7 @@ static JSRuntime *aerofn_rt;
 static JSContext *aerofn_ctx;
 static JSValue aerofn_run;      /* runner.js's run(exports, eventJSON) -> state */
 static JSValue aerofn_describe; /* runner.js's describe(thrown, script) -> text */
+static JSValue aerofn_tick;     /* prelude.js's __aerofn_tick() -> whether a timer ran */
 
 static void aerofn_fatal(const char *msg)
 {
@@ -365,7 +366,25 @@ static JSValue h_b64decode(JSContext *ctx, JSValueConst this_val, int argc, JSVa
     return r;
 }
 
+/* sleep(ms) blocks in the host until a timer is due: nanosleep is WASI's
+ * poll_oneoff, which the engine bounds by the call's deadline and during
+ * which it lends the call's run slot. */
+static JSValue h_sleep(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv)
+{
+    double ms;
+    if (JS_ToFloat64(ctx, &ms, argv[0]))
+        return JS_EXCEPTION;
+    if (ms > 0 && ms < 1e12) {
+        struct timespec ts;
+        ts.tv_sec = (time_t)(ms / 1000);
+        ts.tv_nsec = (long)((ms - (double)ts.tv_sec * 1000) * 1e6);
+        nanosleep(&ts, NULL);
+    }
+    return JS_UNDEFINED;
+}
+
 static const JSCFunctionListEntry aerofn_host_funcs[] = {
+    JS_CFUNC_DEF("sleep", 1, h_sleep),
     JS_CFUNC_DEF("log", 2, h_log),
     JS_CFUNC_DEF("env", 1, h_env),
     JS_CFUNC_DEF("db_query", 1, h_db_query),
@@ -609,13 +628,14 @@ __attribute__((constructor)) static void aerofn_init(void)
     JS_SetPropertyStr(aerofn_ctx, global, "__host", JS_DupValue(aerofn_ctx, host));
     JS_FreeValue(aerofn_ctx, aerofn_eval(aerofn_prelude_js, sizeof(aerofn_prelude_js) - 1, "aerofn:prelude.js"));
     /* runner.js is an expression: a function of the host object that
-     * returns [run, describe]. */
+     * returns [run, describe, tick]. */
     JSValue mk = aerofn_eval(aerofn_runner_js, sizeof(aerofn_runner_js) - 1, "aerofn:runner.js");
     JSValue pair = JS_Call(aerofn_ctx, mk, JS_UNDEFINED, 1, (JSValueConst *)&host);
     if (JS_IsException(pair))
         aerofn_fatal("aerofn js runtime: runner.js failed");
     aerofn_run = JS_GetPropertyUint32(aerofn_ctx, pair, 0);
     aerofn_describe = JS_GetPropertyUint32(aerofn_ctx, pair, 1);
+    aerofn_tick = JS_GetPropertyUint32(aerofn_ctx, pair, 2);
     JS_FreeValue(aerofn_ctx, pair);
     JS_FreeValue(aerofn_ctx, mk);
     JS_FreeValue(aerofn_ctx, host);
@@ -718,24 +738,38 @@ __attribute__((export_name("handler"))) int32_t handler(void)
     JS_FreeValue(aerofn_ctx, args[1]);
     if (JS_IsException(st))
         return aerofn_fail(script, slen);
-    for (;;) {
-        JSContext *c;
-        int k = JS_ExecutePendingJob(aerofn_rt, &c);
-        if (k == 0)
-            break;
-        if (k < 0)
-            return aerofn_fail(script, slen);
-    }
-    /* st is [state, value]: 1 fulfilled, 2 rejected, 0 pending. */
-    JSValue state = JS_GetPropertyUint32(aerofn_ctx, st, 0);
-    JSValue val = JS_GetPropertyUint32(aerofn_ctx, st, 1);
+    /* The event loop: run the promise jobs; while the handler's promise
+     * is pending, run the next timer (prelude's tick), and again. st is
+     * [state, value]: 1 fulfilled, 2 rejected, 0 pending. */
     int32_t s = 0;
-    JS_ToInt32(aerofn_ctx, &s, state);
+    for (;;) {
+        for (;;) {
+            JSContext *c;
+            int k = JS_ExecutePendingJob(aerofn_rt, &c);
+            if (k == 0)
+                break;
+            if (k < 0)
+                return aerofn_fail(script, slen);
+        }
+        JSValue state = JS_GetPropertyUint32(aerofn_ctx, st, 0);
+        JS_ToInt32(aerofn_ctx, &s, state);
+        JS_FreeValue(aerofn_ctx, state);
+        if (s != 0)
+            break;
+        JSValue ran = JS_Call(aerofn_ctx, aerofn_tick, JS_UNDEFINED, 0, NULL);
+        if (JS_IsException(ran))
+            return aerofn_fail(script, slen);
+        int more = JS_ToBool(aerofn_ctx, ran);
+        JS_FreeValue(aerofn_ctx, ran);
+        if (!more)
+            break;
+    }
+    JSValue val = JS_GetPropertyUint32(aerofn_ctx, st, 1);
     if (s == 1)
         return aerofn_out_value(val, 1);
     if (s == 2) {
         JS_Throw(aerofn_ctx, val);
         return aerofn_fail(script, slen);
     }
-    return aerofn_msg("the handler's promise never settled: it waits for something that cannot happen in a call (aerofn has no timers or events)");
+    return aerofn_msg("the handler's promise never settled: no timer or host call is left that could settle it");
 }
