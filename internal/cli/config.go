@@ -41,11 +41,7 @@ func newConfigGet(stdout io.Writer) *cobra.Command {
 		Example: "  aerofn config get hello\n  aerofn config get hello triggers -o json",
 		Args:    cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.client()
-			if err != nil {
-				return err
-			}
-			fn, err := getConfig(c, args[0])
+			_, fn, err := getConfig(&f, args[0])
 			if err != nil {
 				return err
 			}
@@ -151,12 +147,16 @@ A field given is replaced as a whole: triggers=[...] sets every trigger.`,
 	return cmd
 }
 
-// getConfig gets a function's config, field by field.
-func getConfig(c *client, name string) (fn struct {
+// getConfig makes the client f says and gets a function's config with it,
+// field by field.
+func getConfig(f *clientFlags, name string) (c *client, fn struct {
 	Config map[string]json.RawMessage `json:"config"`
 }, err error) {
+	if c, err = f.client(); err != nil {
+		return nil, fn, err
+	}
 	err = c.getJSON(fnPath(name), &fn)
-	return fn, err
+	return c, fn, err
 }
 
 // patchConfig sends a config change and prints the config that results.
@@ -194,11 +194,7 @@ reset to its default (sent as null). Nothing is sent when nothing changed.`,
 		Example: "  aerofn config edit hello\n  EDITOR=nano aerofn config edit hello",
 		Args:    exactArgs(1, "give the function's name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.client()
-			if err != nil {
-				return err
-			}
-			fn, err := getConfig(c, args[0])
+			c, fn, err := getConfig(&f, args[0])
 			if err != nil {
 				return err
 			}
