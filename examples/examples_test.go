@@ -14,8 +14,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/aerodb/aerofn/internal/testenv/guest"
 )
 
 // abiImports is every import of module aerodb in ABI v1, with its type.
@@ -49,18 +50,6 @@ func exampleNames(t *testing.T) []string {
 	return names
 }
 
-var builds struct {
-	sync.Mutex
-	dir  string
-	done map[string]*buildResult
-}
-
-type buildResult struct {
-	once sync.Once
-	bin  []byte
-	err  error
-}
-
 // buildExample builds ./name for wasip1 once per test binary and returns
 // the module's bytes.
 func buildExample(t *testing.T, name string) []byte {
@@ -68,49 +57,10 @@ func buildExample(t *testing.T, name string) []byte {
 	if testing.Short() {
 		t.Skip("builds the examples with the Go toolchain")
 	}
-	goBin, err := exec.LookPath("go")
-	if err != nil {
+	if _, err := exec.LookPath("go"); err != nil {
 		t.Skip("no go command on PATH")
 	}
-	builds.Lock()
-	if builds.done == nil {
-		builds.done = map[string]*buildResult{}
-	}
-	r := builds.done[name]
-	if r == nil {
-		r = &buildResult{}
-		builds.done[name] = r
-	}
-	builds.Unlock()
-	r.once.Do(func() {
-		path := filepath.Join(buildDir, name+".wasm")
-		cmd := exec.Command(goBin, "build", "-buildmode=c-shared", "-trimpath", "-o", path, "./"+name)
-		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-		if msg, err := cmd.CombinedOutput(); err != nil {
-			r.err = fmt.Errorf("go build ./%s: %v\n%s", name, err, msg)
-			return
-		}
-		r.bin, r.err = os.ReadFile(path)
-	})
-	if r.err != nil {
-		t.Fatal(r.err)
-	}
-	return r.bin
-}
-
-// buildDir holds the built modules for the whole test binary.
-var buildDir string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "aerofn-examples-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	buildDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	return guest.Once(t, "./examples/"+name)
 }
 
 func TestExamplesBuildToABI(t *testing.T) {

@@ -6,41 +6,17 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/aerodb/aerofn/internal/testenv"
-)
-
-var (
-	planOnce sync.Once
-	planWasm []byte
-	planErr  error
+	"github.com/aerodb/aerofn/internal/testenv/guest"
 )
 
 // planGuest builds testdata/plan (see its doc) once per test binary.
 func planGuest(t testing.TB) []byte {
-	t.Helper()
-	planOnce.Do(func() {
-		out := filepath.Join(t.TempDir(), "plan.wasm")
-		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-trimpath", "-o", out, "./internal/e2e/testdata/plan")
-		cmd.Dir = testenv.RepoRoot(t)
-		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			planErr = err
-			t.Logf("%s", b)
-			return
-		}
-		planWasm, planErr = os.ReadFile(out)
-	})
-	if planErr != nil {
-		t.Fatalf("building testdata/plan: %v", planErr)
-	}
-	return planWasm
+	return guest.Once(t, "./internal/e2e/testdata/plan")
 }
 
 // FuzzInvokeRecord drives the whole invoke → record path with bytes the

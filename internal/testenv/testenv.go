@@ -27,6 +27,7 @@ import (
 	"github.com/aerodb/aerofn/internal/config"
 	"github.com/aerodb/aerofn/internal/db/dbtest"
 	"github.com/aerodb/aerofn/internal/server"
+	"github.com/aerodb/aerofn/internal/testenv/guest"
 )
 
 // Secrets used by every test node.
@@ -256,31 +257,8 @@ func Example(t testing.TB, name string) []byte {
 			return b
 		}
 	}
-	exampleMu.Lock()
-	defer exampleMu.Unlock()
-	if b, ok := exampleCache[name]; ok {
-		return b
-	}
-	out := filepath.Join(os.TempDir(), fmt.Sprintf("aerofn-example-%s-%d.wasm", name, os.Getpid()))
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "./examples/"+name)
-	cmd.Dir = RepoRoot(t)
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building example %s: %v\n%s", name, err, b)
-	}
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = os.Remove(out)
-	exampleCache[name] = b
-	return b
+	return guest.Once(t, "./examples/"+name)
 }
-
-var (
-	exampleMu    sync.Mutex
-	exampleCache = map[string][]byte{}
-)
 
 // RepoRoot is the module root.
 func RepoRoot(t testing.TB) string {

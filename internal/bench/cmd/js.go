@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -21,6 +20,7 @@ import (
 	"github.com/aerodb/aerofn/internal/registry"
 	"github.com/aerodb/aerofn/internal/server"
 	"github.com/aerodb/aerofn/internal/testenv"
+	"github.com/aerodb/aerofn/internal/testenv/guest"
 )
 
 // The JavaScript section: TypeScript functions on aerofn's JavaScript
@@ -54,13 +54,7 @@ const tsLoop = `export function handler() {
 
 // goGuest builds internal/bench/guests/<name> for wasip1.
 func goGuest(name string) ([]byte, error) {
-	out := filepath.Join(os.TempDir(), "aerofn-bench-guest-"+name+".wasm")
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-trimpath", "-o", out, "./internal/bench/guests/"+name)
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("building guest %s: %v\n%s", name, err, b)
-	}
-	return os.ReadFile(out)
+	return guest.Build("", "./internal/bench/guests/"+name)
 }
 
 // withSection appends a custom section so that each deploy sample has new

@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -26,6 +25,7 @@ import (
 	"github.com/aerodb/aerofn/internal/latency"
 	"github.com/aerodb/aerofn/internal/registry"
 	"github.com/aerodb/aerofn/internal/server"
+	"github.com/aerodb/aerofn/internal/testenv/guest"
 	"github.com/aerodb/aerofn/internal/testenv/wat"
 )
 
@@ -195,13 +195,7 @@ func example(name string) ([]byte, error) {
 	if b, err := os.ReadFile(filepath.Join(dir, name+".wasm")); err == nil {
 		return b, nil
 	}
-	outPath := filepath.Join(os.TempDir(), "aerofn-bench-"+name+".wasm")
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", outPath, "./examples/"+name)
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("building example %s: %v\n%s", name, err, b)
-	}
-	return os.ReadFile(outPath)
+	return guest.Build("", "./examples/"+name)
 }
 
 // coldStart: a fresh store and instance per call, whole Run timed
