@@ -28,19 +28,7 @@ func TestSignedWebhooks(t *testing.T) {
 
 	body := []byte(`{"type":"payment_intent.succeeded","id":"evt_1"}`)
 	post := func(name string, h map[string]string, b []byte) testenv.Response {
-		req, _ := http.NewRequest("POST", e.URL+"/webhooks/v1/"+name, bytes.NewReader(b))
-		req.Header.Set("Content-Type", "application/json")
-		for k, v := range h {
-			req.Header.Set(k, v)
-		}
-		resp, err := e.HTTP.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var buf bytes.Buffer
-		_, _ = buf.ReadFrom(resp.Body)
-		return testenv.Response{Status: resp.StatusCode, Header: resp.Header, Body: buf.Bytes()}
+		return postWebhook(t, e.HTTP, e.URL, name, h, b)
 	}
 
 	sig := webhook.Sign(secret, time.Now(), body)

@@ -148,23 +148,14 @@ func (r Response) Code() string {
 // Do sends a request with a bearer token ("" for none).
 func (e *Env) Do(method, path, token, contentType string, body io.Reader) Response {
 	e.T.Helper()
-	req, err := http.NewRequest(method, e.URL+path, body)
-	if err != nil {
-		e.T.Fatalf("building request: %v", err)
-	}
+	h := http.Header{}
 	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+		h.Set("Authorization", "Bearer "+token)
 	}
 	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
+		h.Set("Content-Type", contentType)
 	}
-	resp, err := e.HTTP.Do(req)
-	if err != nil {
-		e.T.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return Response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+	return e.Send(method, path, h, body)
 }
 
 // Send sends a request built by the caller (any headers) to the node.
