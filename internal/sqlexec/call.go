@@ -172,7 +172,7 @@ func (c *call) begin(ctx context.Context, sql string, id *token.Identity) (*pgco
 	}
 	var sd *pgconn.StatementDescription
 	var where error
-	serverErr, fatal := segment(pl, func(i int, r any) error {
+	if err := lastSegment(pl, func(i int, r any) error {
 		switch i {
 		case 1:
 			rr, ok := r.(*pgconn.ResultReader)
@@ -198,15 +198,8 @@ func (c *call) begin(ctx context.Context, sql string, id *token.Identity) (*pgco
 			return nil
 		}
 		return closeReader(r)
-	})
-	if fatal != nil {
-		return nil, fatal
-	}
-	if err := pl.Close(); err != nil && serverErr == nil {
+	}); err != nil {
 		return nil, err
-	}
-	if serverErr != nil {
-		return nil, serverErr
 	}
 	if where != nil {
 		return nil, where
@@ -330,7 +323,7 @@ func (c *call) execute(ctx context.Context, tok string, budget time.Duration, va
 		return nil, err
 	}
 	res := &Result{Columns: cols}
-	serverErr, fatal := segment(pl, func(i int, r any) error {
+	if err := lastSegment(pl, func(i int, r any) error {
 		rr, ok := r.(*pgconn.ResultReader)
 		if !ok {
 			return errors.New("unexpected pipeline result")
@@ -340,15 +333,8 @@ func (c *call) execute(ctx context.Context, tok string, budget time.Duration, va
 			return err
 		}
 		return c.readRows(rr, res, names, types)
-	})
-	if fatal != nil {
-		return nil, fatal
-	}
-	if err := pl.Close(); err != nil && serverErr == nil {
+	}); err != nil {
 		return nil, err
-	}
-	if serverErr != nil {
-		return nil, serverErr
 	}
 	return res, nil
 }

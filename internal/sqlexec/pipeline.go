@@ -116,6 +116,20 @@ func segment(pl *pgconn.Pipeline, each func(i int, r any) error) (serverErr, fat
 	}
 }
 
+// lastSegment reads the pipeline's last segment as segment does and closes
+// the pipeline. Its error is the first of: one that leaves the connection
+// unusable (the pipeline is then not closed), the server's, closing's.
+func lastSegment(pl *pgconn.Pipeline, each func(i int, r any) error) error {
+	serverErr, fatal := segment(pl, each)
+	if fatal != nil {
+		return fatal
+	}
+	if err := pl.Close(); serverErr == nil {
+		return err
+	}
+	return serverErr
+}
+
 func closeReader(r any) error {
 	if rr, ok := r.(*pgconn.ResultReader); ok {
 		_, err := rr.Close()
