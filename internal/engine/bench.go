@@ -9,9 +9,10 @@ import (
 )
 
 // MeasureColdStart runs m n times, one after another, and summarizes how long
-// each whole Run took: new store, instantiate, _initialize (unless the module
-// is pre-initialised), handler, close.
-// That is the cold start every call pays, since no instance is reused. It is
+// each whole Run took: an instance in the module's initial state (new, or
+// for a pre-initialised module one reset after an earlier call, reuse.go),
+// _initialize (unless the module is pre-initialised), handler, and closing
+// or resetting the instance. That is the start every call pays. It is
 // meant for benchmarks and `make bench`; any call that does not succeed is an
 // error.
 func (e *Engine) MeasureColdStart(ctx context.Context, m *Module, input []byte, lim Limits, n int) (latency.Summary, error) {

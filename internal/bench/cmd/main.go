@@ -246,8 +246,8 @@ func coldStart(ctx context.Context, n int) (bench.Section, error) {
 	bench.Check(&rows[1], 100*time.Microsecond)
 	bench.Check(&rows[2], time.Millisecond)
 	return bench.Section{
-		Title: "Cold start: a fresh instance per call (no server)",
-		About: "`engine.Run` timed whole: new store, instantiate, `handler`, close. Every call pays this; no instance is reused. A Go guest's `_initialize` ran once at load and every call starts from that snapshot (docs/ABI.md). The three modules are interleaved in rounds of 100.",
+		Title: "Cold start: every call from the initial state (no server)",
+		About: "`engine.Run` timed whole: an instance in the module's initial state, `handler`, and putting the instance away. Every call pays this and none sees another's state. The WAT modules get a new store and instance per call, closed after it; a Go guest's `_initialize` ran once at load, and every call starts from that snapshot (docs/ABI.md), on an instance reset after an earlier call (the pages it wrote copied back, its globals set back; docs/RATIONALE.md, \"Engine: instance pool and run gate\") or a new one. The three modules are interleaved in rounds of 100.",
 		Rows:  rows,
 		Ratio: fmt.Sprintf("Go SDK / small module at p50: %.1fx. The seed's target is 100 ms.", ratio(rows[2].Dist.P50, rows[1].Dist.P50)),
 	}, nil
