@@ -2,19 +2,15 @@ package dbtrigger_test
 
 import (
 	"context"
-	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/bytecodealliance/wasmtime-go/v39"
 
 	"github.com/aerodb/aerofn/internal/testenv"
+	"github.com/aerodb/aerofn/internal/testenv/guest"
 )
 
 // watOK succeeds at once with {"ok":true}: the trivial function.
@@ -40,31 +36,9 @@ func wat(t testing.TB, src string) []byte {
 	return b
 }
 
-var (
-	recorderOnce sync.Once
-	recorderWasm []byte
-	recorderErr  error
-)
-
 // recorder builds testdata/recorder (see its doc) once per test binary.
 func recorder(t testing.TB) []byte {
-	t.Helper()
-	recorderOnce.Do(func() {
-		out := filepath.Join(os.TempDir(), fmt.Sprintf("aerofn-recorder-%d.wasm", os.Getpid()))
-		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-trimpath", "-o", out, "./internal/dbtrigger/testdata/recorder")
-		cmd.Dir = testenv.RepoRoot(t)
-		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			recorderErr = fmt.Errorf("building recorder: %v\n%s", err, b)
-			return
-		}
-		recorderWasm, recorderErr = os.ReadFile(out)
-		_ = os.Remove(out)
-	})
-	if recorderErr != nil {
-		t.Fatal(recorderErr)
-	}
-	return recorderWasm
+	return guest.Once(t, "./internal/dbtrigger/testdata/recorder")
 }
 
 func sqlExec(t testing.TB, e *testenv.Env, sql string, args ...any) {

@@ -23,6 +23,20 @@ import (
 // shared (see startNode).
 var database sync.RWMutex
 
+// startProcesses starts n aerofn processes on a fresh database, holding the
+// test server exclusively (see database), and returns an Env on the first.
+func startProcesses(t *testing.T, n int) (*testenv.Env, []*testenv.Process, string) {
+	t.Helper()
+	database.Lock()
+	t.Cleanup(database.Unlock) // first registered, so run after the processes are gone
+	dbURL := dbtest.NewDatabase(t)
+	procs := make([]*testenv.Process, n)
+	for i := range procs {
+		procs[i] = testenv.StartBinary(t, dbURL)
+	}
+	return testenv.EnvFor(t, dbURL, procs[0]), procs, dbURL
+}
+
 // tickerNode returns the node name of the session holding the ticker lock.
 func tickerNode(t testing.TB, e *testenv.Env) string {
 	t.Helper()
@@ -75,14 +89,7 @@ func TestThreeProcessesKillTheTicker(t *testing.T) {
 		t.Skip("runs for about 45 s")
 	}
 	t.Parallel()
-	database.Lock()
-	t.Cleanup(database.Unlock) // first registered, so run after the processes are gone
-	dbURL := dbtest.NewDatabase(t)
-	procs := make([]*testenv.Process, 3)
-	for i := range procs {
-		procs[i] = testenv.StartBinary(t, dbURL)
-	}
-	e := testenv.EnvFor(t, dbURL, procs[0])
+	e, procs, dbURL := startProcesses(t, 3)
 	e.MustDeploy("tick", echoModule(t), schedule("* * * * * *"))
 	deployed := dbNow(t, e)
 
@@ -188,11 +195,7 @@ func TestKillMidRun(t *testing.T) {
 		t.Skip("runs real processes for about 15 s")
 	}
 	t.Parallel()
-	database.Lock()
-	t.Cleanup(database.Unlock) // first registered, so run after the processes are gone
-	dbURL := dbtest.NewDatabase(t)
-	procs := []*testenv.Process{testenv.StartBinary(t, dbURL), testenv.StartBinary(t, dbURL)}
-	e := testenv.EnvFor(t, dbURL, procs[0])
+	e, procs, dbURL := startProcesses(t, 2)
 	cfg := schedule("*/4 * * * * *")
 	cfg["timeout"] = 10
 	e.MustDeploy("slow", sleepModule(t, 3*time.Second), cfg)
@@ -256,11 +259,7 @@ func TestFrozenTickerIsEvicted(t *testing.T) {
 		t.Skip("runs real processes for about 25 s")
 	}
 	t.Parallel()
-	database.Lock()
-	t.Cleanup(database.Unlock) // first registered, so run after the processes are gone
-	dbURL := dbtest.NewDatabase(t)
-	procs := []*testenv.Process{testenv.StartBinary(t, dbURL), testenv.StartBinary(t, dbURL)}
-	e := testenv.EnvFor(t, dbURL, procs[0])
+	e, procs, dbURL := startProcesses(t, 2)
 	e.MustDeploy("tick", echoModule(t), schedule("* * * * * *"))
 	waitFor(t, 10*time.Second, "runs", func() bool { return count(runs(t, e, "tick"), "succeeded") >= 2 })
 	first := tickerNode(t, e)
