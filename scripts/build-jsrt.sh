@@ -79,7 +79,11 @@ carray() {
 { carray aerofn_prelude_js "$src/prelude.js"; carray aerofn_runner_js "$src/runner.js"; } >"$work/aerofn_js.h"
 
 cflags=(--target=wasm32-wasi --sysroot="$work/sysroot" -O2 -D_GNU_SOURCE "-DCONFIG_VERSION=\"$QJS_VERSION\"" -DAEROFN_STACK_SIZE=$STACK_SIZE
-  -I"$src/include" -I"$qjs" -I"$work" -w)
+  -I"$src/include" -I"$qjs" -I"$work" -w
+  # The same bytes on every machine (assert messages name source files):
+  # the runtime's hash, under which nodes share its compiled artifact,
+  # must not depend on where the cache or the checkout is.
+  -ffile-prefix-map="$qjs"=quickjs -ffile-prefix-map="$src"=guest -ffile-prefix-map="$work"=build)
 pids=()
 for f in libregexp libunicode cutils; do
   "$CLANG" "${cflags[@]}" -c -o "$work/$f.o" "$qjs/$f.c" & pids+=($!)

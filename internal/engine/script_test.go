@@ -202,3 +202,22 @@ func TestScriptLanguage(t *testing.T) {
 		t.Fatalf("output\n%s\nwant\n%s", res.Output, want)
 	}
 }
+
+// The runtime's bytes do not depend on where it was built (its assert
+// messages would otherwise name the build's absolute paths): its hash is
+// what nodes share its compiled artifact under.
+func TestJSRuntimeNamesNoBuildPath(t *testing.T) {
+	b, err := os.ReadFile(jsRuntimeFile(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{repo, "/package/deps/quickjs_2021_03_27", os.TempDir() + "/"} {
+		if strings.Contains(string(b), p) {
+			t.Errorf("the runtime module contains the build path %q", p)
+		}
+	}
+}
