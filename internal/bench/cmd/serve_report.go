@@ -125,9 +125,11 @@ func (s *serveBench) section(ts []*target, fc firstCallResults, rec recorded, co
 		}
 	}
 
-	b.WriteString("\nTargets (ratios from this run):\n\n| target | measured | |\n|---|---|---|\n")
-	for _, r := range s.targetRows(ts, rec, coldHello) {
-		fmt.Fprintf(&b, "| %s | %s | %s |\n", r[0], r[1], r[2])
+	if len(ts) > 0 { // none with -cold-only
+		b.WriteString("\nTargets (ratios from this run):\n\n| target | measured | |\n|---|---|---|\n")
+		for _, r := range s.targetRows(ts, rec, coldHello) {
+			fmt.Fprintf(&b, "| %s | %s | %s |\n", r[0], r[1], r[2])
+		}
 	}
 	if len(s.notes) > 0 {
 		b.WriteString("\n")

@@ -276,3 +276,12 @@ func TestBusyIn(t *testing.T) {
 		t.Fatalf("page without the gauges: %v", err)
 	}
 }
+
+// A cold-only run (no load targets) still writes its report.
+func TestColdOnlySection(t *testing.T) {
+	s := &serveBench{cfg: loadConfig{levels: []int{1, 64}, firstCalls: 1, coldOnly: true}, gen: bench.GoLoad{}}
+	sec := s.section(nil, firstCallResults{deploy: []time.Duration{time.Second}, deployCPU: []bench.ProcStat{{User: time.Second}}}, recorded{}, time.Millisecond)
+	if !strings.Contains(sec.Table, "node A's CPU over each deploy") {
+		t.Fatalf("report: %s", sec.Table)
+	}
+}
