@@ -104,6 +104,9 @@ func (e *Engine) LoadFrom(hash string, src Source) (*Module, error) {
 	e.mu.Unlock()
 
 	c.m, c.err = e.load(hash, src, c.compiling)
+	if c.err == nil {
+		e.prime(c.m)
+	}
 
 	e.mu.Lock()
 	delete(e.inflight, hash)

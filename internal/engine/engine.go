@@ -221,6 +221,7 @@ type Stats struct {
 	Preinitialized   uint64 // compiled modules that export _initialize and were pre-initialised
 	PreinitFailures  uint64 // compiled modules that export _initialize and could not be, so run it per call
 
+	Primed               uint64 // loaded modules instantiated once before their first call (prime.go)
 	InitCompiles         uint64 // cheap compiles for the one run of _initialize (preinit.go), not counted in Compiles
 	ArtifactLoads        uint64 // modules loaded from a Source's artifact (another engine's compile)
 	ArtifactLoadFailures uint64 // artifacts that could not be fetched or that wasmtime refused
@@ -247,6 +248,7 @@ type Engine struct {
 	compiles, diskLoads, diskLoadFailures, diskWriteErrors, memoryHits atomic.Uint64
 	preinits, preinitFailures                                          atomic.Uint64
 	compilingNow                                                       atomic.Int64   // loads compiling right now (Compiling)
+	primed                                                             atomic.Uint64  // modules instantiated once at load (prime.go)
 	artifactState                                                                     // artifact.go: the init engine, the fingerprint, shared artifacts
 	persisting                                                         sync.WaitGroup // artifacts being synced to CacheDir (cache.go, persistLater)
 	jsrt                                                               jsRuntime      // script.go: the JavaScript runtime
@@ -424,6 +426,7 @@ func (e *Engine) Stats() Stats {
 		Preinitialized:   e.preinits.Load(),
 		PreinitFailures:  e.preinitFailures.Load(),
 
+		Primed:               e.primed.Load(),
 		InitCompiles:         e.initCompiles.Load(),
 		ArtifactLoads:        e.artifactLoads.Load(),
 		ArtifactLoadFailures: e.artifactLoadFailures.Load(),

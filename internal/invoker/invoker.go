@@ -192,18 +192,24 @@ func (inv *Invoker) Lookup(ctx context.Context, name string) (registry.Function,
 		if err != nil {
 			return registry.Function{}, fmt.Errorf("looking up function %s: %w", name, err)
 		}
-		c = cachedFunction{fn: fn, at: time.Now()}
-		inv.mu.Lock()
-		if len(inv.cache) >= maxCachedFunctions {
-			clear(inv.cache)
-		}
-		inv.cache[name] = c
-		inv.mu.Unlock()
+		c = inv.remember(fn)
 	}
 	if !c.fn.Enabled {
 		return registry.Function{}, ErrDisabled
 	}
 	return c.fn, nil
+}
+
+// remember caches a function just read from the registry.
+func (inv *Invoker) remember(fn registry.Function) cachedFunction {
+	c := cachedFunction{fn: fn, at: time.Now()}
+	inv.mu.Lock()
+	if len(inv.cache) >= maxCachedFunctions {
+		clear(inv.cache)
+	}
+	inv.cache[fn.Name] = c
+	inv.mu.Unlock()
+	return c
 }
 
 // Invalidate forgets a cached function ("" forgets all).

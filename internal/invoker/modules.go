@@ -181,6 +181,9 @@ func (inv *Invoker) WarmFunction(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
+	// The first call after a change finds the function as well as its
+	// module (a lookup is a database round trip).
+	inv.remember(fn)
 	if !fn.Enabled {
 		return nil
 	}
