@@ -83,3 +83,26 @@ func TestReuseGoGuest(t *testing.T) {
 		t.Fatalf("%d calls reused an instance, want 7", r)
 	}
 }
+
+// JavaScript functions run on the runtime's snapshot, whose instances are
+// reused too: a global a call sets is gone in the next call.
+func TestReuseScriptGlobals(t *testing.T) {
+	if pagemapFD() < 0 {
+		t.Skip("PAGEMAP_SCAN is not available on this kernel")
+	}
+	e := newJSEngine(t, Config{CacheDir: t.TempDir()})
+	m := loadScript(t, e, "reuse-globals", `var __aerofn_exports = { handler() {
+		globalThis.seen = (globalThis.seen || 0) + 1;
+		return { seen: globalThis.seen };
+	} };`)
+	for i := range 4 {
+		res := run(t, e, m, `{"trigger":"http","body":{}}`, Limits{}, nil)
+		wantStatus(t, res, StatusSuccess)
+		if string(res.Output) != `{"seen":1}` {
+			t.Fatalf("call %d returned %s: state crossed calls", i, res.Output)
+		}
+	}
+	if r := e.Stats().Reused; r != 3 {
+		t.Fatalf("%d of 4 calls reused an instance, want 3", r)
+	}
+}
