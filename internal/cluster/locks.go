@@ -21,8 +21,11 @@
 //	  OrderedKey(f)  hashtextextended('aerofn.ordered:'||f, 0)
 //	                                                   transaction lock on function f's ordered backlog
 //	two int4 keys                                    objsubid 2
-//	  (SchedulerSpace, 0)        "aesc",0    session lock of the schedule ticker
-//	  (SchedulerSpace, nodeKey)  "aesc",key  a node's liveness lock: held while the node lives
+//	  (NodeSpace, 0)             "aesc",0    session lock of the schedule ticker
+//	  (NodeSpace, Node.Key())    "aesc",key  a node's liveness lock: held while the node lives
+//
+// The session locks of leaderships are held on the node's session (Node);
+// each is a Role below, named in the logs.
 //
 // A new lock gets its name and key here (a bigint key in the "aerofn"+byte
 // series for a singleton, a space of its own for a family) and a line in
@@ -63,9 +66,61 @@ const OrderedPrefix = "aerofn.ordered:"
 // OrderedKeySQL is the SQL expression of that key, with the function id as $1.
 const OrderedKeySQL = `hashtextextended('` + OrderedPrefix + `' || $1, 0)`
 
-// SchedulerSpace is the first int4 of the scheduler's two-key locks: with
-// 0 the ticker lock, with a node's key that node's liveness lock.
-const SchedulerSpace int32 = 0x61657363 // "aesc"
+// NodeSpace is the first int4 of the two-key locks: with 0 the ticker
+// lock, with a node's key that node's liveness lock (the scheduler was
+// their first user, hence "aesc").
+const NodeSpace int32 = 0x61657363 // "aesc"
 
 // TickerObject is the second key of the ticker lock.
 const TickerObject int32 = 0
+
+// A Role is a named leadership: one session lock that at most one node
+// holds at a time (Node.Leadership).
+type Role struct {
+	Name string
+	lock lock
+}
+
+// The leaderships.
+var (
+	// EventDispatcher dispatches captured changes into deliveries, releases
+	// held deliveries, feeds ordered functions and rescues dead nodes'
+	// deliveries (dbtrigger).
+	EventDispatcher = Role{Name: "database-trigger dispatch", lock: bigintLock(EventLeader)}
+	// Ticker turns due schedule ticks into runs, sweeps runs of dead nodes
+	// and prunes run history (scheduler).
+	Ticker = Role{Name: "schedule ticker", lock: pairLock(NodeSpace, TickerObject)}
+)
+
+// lock is an advisory lock as SQL arguments, and as pg_locks shows it.
+type lock struct {
+	bigint         int64
+	space, object  int32
+	pair           bool
+	classID, objID int64
+	objSubID       int
+}
+
+func bigintLock(k Key) lock {
+	return lock{bigint: int64(k), classID: int64(uint64(k) >> 32), objID: int64(uint64(k) & 0xffffffff), objSubID: 1}
+}
+
+func pairLock(space, object int32) lock {
+	return lock{space: space, object: object, pair: true,
+		classID: int64(uint32(space)), objID: int64(uint32(object)), objSubID: 2}
+}
+
+// params is the argument list of pg_try_advisory_lock and friends.
+func (l lock) params() string {
+	if l.pair {
+		return "$1::int4, $2::int4"
+	}
+	return "$1::int8"
+}
+
+func (l lock) args() []any {
+	if l.pair {
+		return []any{l.space, l.object}
+	}
+	return []any{l.bigint}
+}

@@ -20,7 +20,7 @@ func TestLockKeysDistinct(t *testing.T) {
 	if CaptureKey(0xffffffff) < CaptureKey(0) {
 		t.Fatal("capture keys wrap")
 	}
-	if SchedulerSpace <= 0 {
+	if NodeSpace <= 0 {
 		t.Fatal("the scheduler space must be a positive int4 (pg_locks shows classid unsigned)")
 	}
 }
