@@ -1,6 +1,50 @@
 // Package cluster holds what makes one aerofn process a node among others
-// sharing a database: the node's name, and the one table of the advisory
-// locks that nodes take to take turns.
+// sharing a database: the node's name, its session, the leaderships it
+// holds on that session, and the one table of the advisory locks that
+// nodes take to take turns.
+//
+// # The node's session
+//
+// A Node keeps one dedicated connection (outside the pool, application_name
+// "aerofn node <name>") for as long as it runs, owned by one goroutine:
+//
+//	connect ──► liveness lock (NodeSpace, Key()) ──► OnConnect hooks
+//	   ▲            │
+//	   │            ▼
+//	   │        pass: LISTEN/UNLISTEN the subscribed channels (Resync to
+//	   │              new subscribers); release resigned leaderships;
+//	   │              pg_try_advisory_lock each wanted one not held (a
+//	   │              holder silent for StaleAfter is ended); else SELECT 1
+//	   │            │
+//	   │            ▼
+//	   │        wait: notifications to subscribers, until Retry (a
+//	   │              leadership is wanted and not held) or 1 s, or a poke
+//	   │            │ (Leadership, Resign, Listen, Close)
+//	   └── error: every leadership lost (Lost closed), reconnect with backoff
+//
+// Services take what they need from it: the database triggers the
+// leadership EventDispatcher, a LISTEN on aerofn_events while leading and a
+// row per session in aerofn.event_nodes (an OnConnect hook); the scheduler
+// the leadership Ticker, a LISTEN on its wake channel and the liveness key
+// in the runs it claims. All their work goes through the pool; the session
+// only holds locks and listens, so a slow query never delays a lock or a
+// notification, and a cancelled one never costs the node its session.
+//
+//	failure                          what follows
+//	process killed                   its session ends with its TCP connection:
+//	                                 locks free at once, another node leads
+//	                                 within Retry (250 ms)
+//	session ended (terminated,       the node's leaderships are lost (Lost),
+//	network blip)                    it reconnects (100 ms, doubling to 1 s),
+//	                                 re-runs the hooks, listens again (Resync)
+//	                                 and competes again
+//	process frozen, or cut off       its session runs no statement; after
+//	behind a network that still      StaleAfter (5 s) a node that wants one of
+//	answers keepalives               its leaderships ends it; a vanished
+//	                                 machine is dropped by TCP keepalives and
+//	                                 tcp_user_timeout within about 10 s
+//	Stop                             the session closes: every lock is
+//	                                 released at once
 //
 // Every advisory lock aerofn takes is named here, so that two parts can
 // never pick the same key by accident and an operator reading pg_locks can

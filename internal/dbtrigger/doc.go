@@ -19,6 +19,10 @@
 //     snooze or cancel.
 //   - The leader also releases held deliveries, feeds ordered functions
 //     one delivery at a time, and rescues the deliveries of dead nodes.
+//   - Leading is the cluster node's leadership cluster.EventDispatcher, on
+//     the node's session (package cluster), which also listens on
+//     aerofn_events for the leader and is the node's liveness: each of its
+//     sessions records its backend in aerofn.event_nodes (registerNode).
 //
 // # A delivery's life
 //
@@ -83,15 +87,18 @@
 //
 // # Failure modes
 //
-//   - Node killed (SIGKILL, OOM, power): its node connection closes, its
+//   - Node killed (SIGKILL, OOM, power): its node session closes, its
 //     backend leaves pg_stat_activity, and after DeadAfter (2 s) the leader
 //     moves the deliveries it was running back to available (or dead, if
 //     that was the last attempt), noting it in the job's errors. A delivery
 //     whose function had already done its work runs again: a duplicate,
 //     only ever for deliveries the crash interrupted. If the dead node led,
-//     another takes the leader lock within PollInterval; changes captured
-//     meanwhile wait in aerofn.events.
-//   - Node alive but its node connection lost (network partition): it
+//     another takes the leadership within the cluster node's Retry (250 ms);
+//     changes captured meanwhile wait in aerofn.events.
+//   - Leader frozen (SIGSTOP) or cut off behind a network that still
+//     answers keepalives: its session runs no statement, and after 5 s a
+//     node that wants the leadership ends it (cluster.Config.StaleAfter).
+//   - Node alive but its node session lost (network partition): it
 //     reconnects and re-registers; if that takes longer than DeadAfter its
 //     running deliveries may be handed out twice. At least once still holds.
 //   - Postgres down: writers cannot commit, so nothing is captured; the

@@ -9,108 +9,51 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river/riverdriver"
 	"github.com/riverqueue/river/rivertype"
-
-	"github.com/aerodb/aerofn/internal/cluster"
 )
 
-// connectNode opens the node's own connection (outside the pool, for as
-// long as the node lives) and records its backend as the node's liveness.
-func (s *Service) connectNode(ctx context.Context) (*pgx.Conn, error) {
-	conn, err := pgx.ConnectConfig(ctx, s.cfg.Pool.Config().ConnConfig.Copy())
-	if err != nil {
-		return nil, fmt.Errorf("opening node connection: %w", err)
+// registerNode records the backend of the node's session as this node's
+// liveness (the cluster node runs it on each new session): the leader
+// rescues the deliveries of a node whose backend has been gone for
+// DeadAfter.
+func (s *Service) registerNode(ctx context.Context, conn *pgx.Conn) error {
+	s.mu.Lock()
+	stopped := s.stopped
+	s.mu.Unlock()
+	if stopped {
+		return nil
 	}
-	_, err = conn.Exec(ctx, `INSERT INTO aerofn.event_nodes (client_id, backend_pid, backend_start)
+	_, err := conn.Exec(ctx, `INSERT INTO aerofn.event_nodes (client_id, backend_pid, backend_start)
 		SELECT $1, pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()
 		ON CONFLICT (client_id) DO UPDATE SET backend_pid = excluded.backend_pid, backend_start = excluded.backend_start`, s.clientID)
 	if err != nil {
-		conn.Close(context.WithoutCancel(ctx))
-		return nil, fmt.Errorf("registering node: %w", err)
+		return fmt.Errorf("registering node for database triggers: %w", err)
 	}
-	return conn, nil
+	return nil
 }
 
-// runNode keeps the node connection up and competes for leadership on it
-// until ctx ends.
-func (s *Service) runNode(ctx context.Context, conn *pgx.Conn) {
-	defer func() {
-		if conn != nil {
-			conn.Close(context.Background())
+// runLeader leads dispatch whenever this node holds the leadership, until
+// ctx ends.
+func (s *Service) runLeader(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.leader.Acquired():
 		}
-	}()
-	for ctx.Err() == nil {
-		if conn == nil || conn.IsClosed() {
-			var err error
-			if conn, err = s.connectNode(ctx); err != nil {
-				conn = nil
-				if ctx.Err() == nil {
-					s.log.Warn("node connection", "error", err)
-				}
-				sleep(ctx, time.Second)
-				continue
-			}
-		}
-		var got bool
-		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, cluster.EventLeader).Scan(&got); err != nil {
-			if ctx.Err() == nil {
-				s.log.Warn("competing for leadership", "error", err)
-			}
-			conn.Close(context.Background())
-			conn = nil
-			continue
-		}
-		if !got {
-			sleep(ctx, s.cfg.PollInterval)
-			continue
-		}
+		lost := s.leader.Lost()
 		s.log.Info("leading database-trigger dispatch", "client_id", s.clientID)
-		err := s.lead(ctx, conn)
-		// The lock goes with the connection; a fresh one competes again.
-		conn.Close(context.Background())
-		conn = nil
+		s.lead(ctx, lost)
 		if ctx.Err() == nil {
-			s.log.Warn("stopped leading", "error", err)
+			s.log.Warn("stopped leading database-trigger dispatch")
 		}
 	}
 }
 
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}
-
-// lead dispatches until ctx ends or the node connection fails. The
-// connection only listens; all work goes through the pool.
-func (s *Service) lead(ctx context.Context, conn *pgx.Conn) error {
-	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
-		return fmt.Errorf("listening on %s: %w", notifyChannel, err)
-	}
-	lctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	wake := make(chan struct{}, 1)
-	syncReq := make(chan struct{}, 1)
-	failed := make(chan error, 1)
-	go func() {
-		for {
-			n, err := conn.WaitForNotification(lctx)
-			if err != nil {
-				failed <- err
-				return
-			}
-			ch := wake
-			if n.Payload == "sync" {
-				ch = syncReq
-			}
-			select {
-			case ch <- struct{}{}:
-			default:
-			}
-		}
-	}()
+// lead dispatches until ctx ends or the leadership is lost. The node's
+// session only listens; all work goes through the pool.
+func (s *Service) lead(ctx context.Context, lost <-chan struct{}) {
+	sub := s.cfg.Cluster.Listen(notifyChannel)
+	defer sub.Close()
 	tick := time.NewTicker(s.cfg.PollInterval)
 	defer tick.Stop()
 	dead := map[string]time.Time{}
@@ -133,15 +76,14 @@ func (s *Service) lead(ctx context.Context, conn *pgx.Conn) error {
 		dispatch, maintain = false, false
 		select {
 		case <-ctx.Done():
-			cancel()
-			<-failed
-			return ctx.Err()
-		case err := <-failed:
-			return err
-		case <-wake:
+			return
+		case <-lost:
+			return
+		case n := <-sub.C():
+			// A resync (the session began listening) may follow missed
+			// notifications of either kind.
 			dispatch = true
-		case <-syncReq:
-			dispatch, maintain = true, true
+			maintain = n.Resync || n.Payload == "sync"
 		case <-tick.C:
 			dispatch, maintain = true, true
 			if err := s.reap(ctx, dead); err != nil && ctx.Err() == nil {

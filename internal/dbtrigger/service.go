@@ -30,9 +30,11 @@ type Config struct {
 	Pool    *pgxpool.Pool // the admin pool (River, dispatcher, reaper)
 	Invoker *invoker.Invoker
 	Logger  *slog.Logger
-	// Node names this node: its River client id (river_job.attempted_by)
-	// and its row in aerofn.event_nodes; default cluster.NewNodeName().
-	Node string
+	// Cluster is this node among the others: its name is the River client
+	// id (river_job.attempted_by) and its row in aerofn.event_nodes; its
+	// session is the node's liveness and holds the dispatch leadership.
+	// Started and stopped by the caller (Start after it, Stop before it).
+	Cluster *cluster.Node
 
 	// Workers is how many deliveries run at once on this node (default 100).
 	// A delivery mostly waits on Postgres (fetch, record, complete), so this
@@ -70,9 +72,6 @@ func (c Config) withDefaults() Config {
 			*d = v
 		}
 	}
-	if c.Node == "" {
-		c.Node = cluster.NewNodeName()
-	}
 	if c.Workers <= 0 {
 		c.Workers = 100
 	}
@@ -97,7 +96,10 @@ type Service struct {
 	log      *slog.Logger
 	client   *river.Client[pgx.Tx]
 	clientID string
+	leader   *cluster.Leadership
 
+	mu        sync.Mutex
+	stopped   bool // no registration of the node any more
 	cancel    context.CancelFunc
 	done      chan struct{}
 	stopOnce  sync.Once
@@ -105,16 +107,18 @@ type Service struct {
 }
 
 // Open migrates River's tables (schema aerofn) and builds the service's
-// River client; nothing runs until Start.
+// River client, and has the cluster node register each of its sessions
+// (call it before the node starts); nothing else runs until Start.
 func Open(ctx context.Context, cfg Config) (*Service, error) {
 	cfg = cfg.withDefaults()
-	if cfg.Pool == nil || cfg.Invoker == nil {
-		return nil, errors.New("opening database triggers: Pool and Invoker are required")
+	if cfg.Pool == nil || cfg.Invoker == nil || cfg.Cluster == nil {
+		return nil, errors.New("opening database triggers: Pool, Invoker and Cluster are required")
 	}
 	if err := MigrateRiver(ctx, cfg.Pool); err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg, log: cfg.Logger, clientID: cfg.Node}
+	s := &Service{cfg: cfg, log: cfg.Logger, clientID: cfg.Cluster.Name()}
+	cfg.Cluster.OnConnect(s.registerNode)
 	workers := river.NewWorkers()
 	if err := river.AddWorkerSafely(workers, &worker{svc: s}); err != nil {
 		return nil, fmt.Errorf("registering delivery worker: %w", err)
@@ -171,26 +175,26 @@ func MigrateRiver(ctx context.Context, pool *pgxpool.Pool) error {
 	return nil
 }
 
-// Start registers the node, starts its River workers and the loop that
-// competes for leadership. It returns at once.
+// Start starts the node's River workers and competes for the dispatch
+// leadership. The cluster node must have started (its session registered
+// this node). It returns at once.
 func (s *Service) Start(ctx context.Context) error {
 	var err error
 	s.startOnce.Do(func() {
-		ctx, s.cancel = context.WithCancel(ctx)
-		var conn *pgx.Conn
-		conn, err = s.connectNode(ctx)
-		if err != nil {
+		if !s.cfg.Cluster.Up() {
+			err = errors.New("starting database triggers: the cluster node has no session")
 			return
 		}
+		ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 		if err = s.client.Start(ctx); err != nil {
-			conn.Close(context.Background())
 			err = fmt.Errorf("starting river client: %w", err)
 			return
 		}
+		s.leader = s.cfg.Cluster.Leadership(cluster.EventDispatcher)
 		s.done = make(chan struct{})
 		go func() {
 			defer close(s.done)
-			s.runNode(ctx, conn)
+			s.runLeader(ctx)
 		}()
 	})
 	return err
@@ -198,7 +202,8 @@ func (s *Service) Start(ctx context.Context) error {
 
 // Stop lets running deliveries finish (River cancels their job contexts
 // after StopTimeout; the server interrupts their calls when its own stop
-// deadline passes), stops leading and unregisters the node. If ctx ends
+// deadline passes), hands the dispatch leadership over and unregisters
+// the node. If ctx ends
 // while deliveries still run, Stop returns its error after unregistering.
 // Safe to call more than once, and without Start.
 func (s *Service) Stop(ctx context.Context) error {
@@ -217,6 +222,14 @@ func (s *Service) Stop(ctx context.Context) error {
 		if s.done != nil {
 			<-s.done
 		}
+		if s.leader != nil {
+			if rerr := s.leader.Resign(ctx); rerr != nil {
+				s.log.Warn("handing over dispatch", "error", rerr)
+			}
+		}
+		s.mu.Lock()
+		s.stopped = true
+		s.mu.Unlock()
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		if _, uerr := s.cfg.Pool.Exec(uctx, `DELETE FROM aerofn.event_nodes WHERE client_id = $1`, s.clientID); uerr != nil {

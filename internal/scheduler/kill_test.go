@@ -53,7 +53,7 @@ func currentTicker(t testing.TB, e *testenv.Env) string {
 	var app string
 	err := e.Admin.QueryRow(context.Background(), `SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
 		WHERE l.locktype = 'advisory' AND l.granted AND l.classid = $1::int8 AND l.objid = 0 AND l.objsubid = 2
-			AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`, int64(cluster.SchedulerSpace)).Scan(&app)
+			AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`, int64(cluster.NodeSpace)).Scan(&app)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return ""
 	}

@@ -11,7 +11,7 @@ import (
 // workers on every node, dispatch on the leader) the events API endpoints and the backlog metrics.
 func (s *Server) openDBTriggers(ctx context.Context) error {
 	svc, err := dbtrigger.Open(ctx, dbtrigger.Config{
-		Pool: s.Pool, Invoker: s.Invoker, Logger: s.log, Node: s.Node,
+		Pool: s.Pool, Invoker: s.Invoker, Logger: s.log, Cluster: s.Cluster,
 		StopTimeout: s.cfg.ShutdownTimeout,
 	})
 	if err != nil {

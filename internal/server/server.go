@@ -79,9 +79,10 @@ type Server struct {
 	Invoker  *invoker.Invoker
 	API      *httpapi.API
 	SQL      *sqlexec.Executor
-	// Node is this node's one name among the nodes sharing the database
-	// (cluster.NewNodeName): schedule runs, River's client id, sessions.
-	Node string
+	// Cluster is this node among the nodes sharing the database: its one
+	// name (schedule runs, River's client id, sessions), its session and
+	// its leaderships.
+	Cluster *cluster.Node
 
 	services []Service
 	queues   []queueSource // the triggers' backlog collectors (metrics.go)
@@ -118,7 +119,7 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*Server, error) 
 	if log == nil {
 		log = slog.New(slog.NewJSONHandler(io.Discard, nil))
 	}
-	s := &Server{cfg: cfg, log: log, Node: cluster.NewNodeName()}
+	s := &Server{cfg: cfg, log: log}
 	ok := false
 	defer func() {
 		if !ok {
@@ -197,7 +198,10 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*Server, error) 
 			}},
 		},
 	})
-	s.services = append(s.services, &registryListener{pool: s.Pool, inv: s.Invoker, log: log, reg: s.Registry, forget: s.Records.ForgetFunction}, s.Pruner)
+	// The cluster node starts before the triggers that use it and stops
+	// after them (services stop in reverse order).
+	s.Cluster = cluster.New(cluster.Config{Pool: s.Pool, Logger: log})
+	s.services = append(s.services, s.Cluster, &registryListener{pool: s.Pool, inv: s.Invoker, log: log, reg: s.Registry, forget: s.Records.ForgetFunction}, s.Pruner)
 	if err := s.openDBTriggers(ctx); err != nil {
 		return nil, err
 	}
