@@ -242,14 +242,15 @@ func generatedEvent(trigger string, fn registry.Function, fl invokeFlags) (map[s
 	switch trigger {
 	case "database":
 		schema, table, op := "public", "example", "INSERT"
-		if trig != nil {
-			if s, t, ok := strings.Cut(trig.Table, "."); ok {
+		if trig != nil && trig.Database != nil {
+			d := trig.Database
+			if s, t, ok := strings.Cut(d.Table, "."); ok {
 				schema, table = s, t
-			} else if trig.Table != "" {
-				table = trig.Table
+			} else if d.Table != "" {
+				table = d.Table
 			}
-			if len(trig.Events) > 0 {
-				op = strings.ToUpper(trig.Events[0])
+			if len(d.Events) > 0 {
+				op = strings.ToUpper(d.Events[0])
 			}
 		}
 		row := map[string]any{"id": 1}
@@ -269,8 +270,8 @@ func generatedEvent(trigger string, fn registry.Function, fl invokeFlags) (map[s
 		return ev, nil
 	case "schedule":
 		cron, tz := "@every 1m", ""
-		if trig != nil {
-			cron, tz = trig.Cron, trig.Timezone
+		if trig != nil && trig.Schedule != nil {
+			cron, tz = trig.Schedule.Cron, trig.Schedule.Timezone
 		}
 		ev := map[string]any{"cron": cron, "scheduled_time": now.Truncate(time.Second).Format(time.RFC3339Nano),
 			"actual_time": now.Format(time.RFC3339Nano)}

@@ -54,21 +54,21 @@ func (d describedFunction) firstNextRun() (time.Time, bool) {
 func triggerSummary(cfg registry.Config) []string {
 	out := []string{"http"}
 	for _, t := range cfg.Triggers {
-		switch t.Type {
-		case "database":
-			s := "database " + t.Table
-			if len(t.Events) > 0 {
-				s += " " + strings.Join(t.Events, ",")
+		switch {
+		case t.Database != nil:
+			s := "database " + t.Database.Table
+			if len(t.Database.Events) > 0 {
+				s += " " + strings.Join(t.Database.Events, ",")
 			}
 			out = append(out, s)
-		case "schedule":
-			s := "schedule " + t.Cron
-			if t.Timezone != "" {
-				s += " (" + t.Timezone + ")"
+		case t.Schedule != nil:
+			s := "schedule " + t.Schedule.Cron
+			if t.Schedule.Timezone != "" {
+				s += " (" + t.Schedule.Timezone + ")"
 			}
 			out = append(out, s)
-		case "webhook":
-			out = append(out, "webhook (secret "+t.Secret+")")
+		case t.Webhook != nil:
+			out = append(out, "webhook (secret "+t.Webhook.Secret+")")
 		default:
 			out = append(out, t.Type)
 		}

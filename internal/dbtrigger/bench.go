@@ -69,7 +69,8 @@ func BenchEvents(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 		return res, fmt.Errorf("creating bench tables: %w", err)
 	}
 	for _, name := range []string{"bench_latency", "bench_throughput"} {
-		cfgFn := registry.Config{Triggers: []registry.Trigger{{Type: TriggerType, Table: "public." + name, Events: []string{"INSERT"}}}}
+		cfgFn := registry.Config{Triggers: []registry.Trigger{{Type: TriggerType,
+			Database: &registry.DatabaseTrigger{Table: "public." + name, Events: []string{"INSERT"}}}}}
 		if _, err := cfg.Registry.Deploy(ctx, registry.DeployInput{Name: "bench-" + name[6:], Wasm: cfg.Wasm, Config: &cfgFn}); err != nil {
 			return res, fmt.Errorf("deploying bench function: %w", err)
 		}

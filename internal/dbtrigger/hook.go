@@ -69,21 +69,22 @@ type subscription struct {
 // normalize validates t and resolves its table.
 func normalize(ctx context.Context, tx pgx.Tx, t registry.Trigger, index int) (subscription, error) {
 	var s subscription
-	if t.Cron != "" || t.Timezone != "" || t.CatchUp != "" || t.Overlap != "" {
-		return s, invalid(index, "", "cron, timezone, catch_up and overlap belong to schedule triggers, not database triggers")
+	var d registry.DatabaseTrigger
+	if t.Database != nil {
+		d = *t.Database
 	}
-	if strings.TrimSpace(t.Table) == "" {
+	if strings.TrimSpace(d.Table) == "" {
 		return s, invalid(index, "table", "a database trigger needs a table, e.g. \"public.orders\"")
 	}
-	if t.MaxAttempts < 0 || t.MaxAttempts > MaxMaxAttempts {
-		return s, invalid(index, "max_attempts", "%d is outside 1-%d", t.MaxAttempts, MaxMaxAttempts)
+	if d.MaxAttempts < 0 || d.MaxAttempts > MaxMaxAttempts {
+		return s, invalid(index, "max_attempts", "%d is outside 1-%d", d.MaxAttempts, MaxMaxAttempts)
 	}
-	s.MaxAttempts = t.MaxAttempts
+	s.MaxAttempts = d.MaxAttempts
 	if s.MaxAttempts == 0 {
 		s.MaxAttempts = DefaultMaxAttempts
 	}
-	s.Ordered = t.Ordered
-	ops := t.Events
+	s.Ordered = d.Ordered
+	ops := d.Events
 	if len(ops) == 0 {
 		ops = Ops
 	}
@@ -107,30 +108,30 @@ func normalize(ctx context.Context, tx pgx.Tx, t registry.Trigger, index int) (s
 	// refusal a 400.
 	sp, err := tx.Begin(ctx)
 	if err != nil {
-		return s, fmt.Errorf("looking up table %q: %w", t.Table, err)
+		return s, fmt.Errorf("looking up table %q: %w", d.Table, err)
 	}
 	err = sp.QueryRow(ctx, `SELECT c.oid, c.relkind::text, n.nspname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE c.oid = to_regclass($1)`, t.Table).Scan(&oid, &kind, &schema)
+		WHERE c.oid = to_regclass($1)`, d.Table).Scan(&oid, &kind, &schema)
 	if rerr := sp.Rollback(ctx); rerr != nil && err == nil {
 		err = rerr
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		return s, invalid(index, "table", "%q is not a valid table name (schema.table, quoted as SQL quotes identifiers): %s", t.Table, pgErr.Message)
+		return s, invalid(index, "table", "%q is not a valid table name (schema.table, quoted as SQL quotes identifiers): %s", d.Table, pgErr.Message)
 	}
 	if errors.Is(err, pgx.ErrNoRows) || (err == nil && oid == nil) {
-		return s, invalid(index, "table", "table %q does not exist", t.Table)
+		return s, invalid(index, "table", "table %q does not exist", d.Table)
 	}
 	if err != nil {
-		return s, fmt.Errorf("looking up table %q: %w", t.Table, err)
+		return s, fmt.Errorf("looking up table %q: %w", d.Table, err)
 	}
 	if reservedSchema(schema) {
-		return s, invalid(index, "table", "%q is in schema %q, which belongs to aerofn or to PostgreSQL; capture triggers go on the application's own tables", t.Table, schema)
+		return s, invalid(index, "table", "%q is in schema %q, which belongs to aerofn or to PostgreSQL; capture triggers go on the application's own tables", d.Table, schema)
 	}
 	if kind != "r" && kind != "p" {
-		return s, invalid(index, "table", "%q is not a table (views, foreign tables and others cannot carry capture triggers)", t.Table)
+		return s, invalid(index, "table", "%q is not a table (views, foreign tables and others cannot carry capture triggers)", d.Table)
 	}
-	s.TableOID, s.TableName = *oid, t.Table
+	s.TableOID, s.TableName = *oid, d.Table
 	return s, nil
 }
 

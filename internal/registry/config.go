@@ -88,40 +88,33 @@ type Config struct {
 	CORS *CORS `json:"cors,omitempty"`
 }
 
-// Trigger is one way besides HTTP that a function is run. It is the union
-// of the fields of every trigger type, grouped below by the type that reads
-// them. The parse is strict against that union: a field no type has is
-// refused (ParseConfig, ParseTriggers), nothing unknown is kept. A field of
-// another type (cron on a database trigger) does decode; the package that
-// owns the trigger type reads only its own fields and its validator decides
-// what else to refuse.
-type Trigger struct {
-	Type string `json:"type"`
-	// database
-	Table   string   `json:"table,omitempty"`
-	Events  []string `json:"events,omitempty"`
-	Ordered bool     `json:"ordered,omitempty"`
-	// schedule
-	Cron     string `json:"cron,omitempty"`
-	Timezone string `json:"timezone,omitempty"`
-	CatchUp  string `json:"catch_up,omitempty"`
-	Overlap  string `json:"overlap,omitempty"`
-	// retries for queued triggers
-	MaxAttempts int `json:"max_attempts,omitempty"`
-	// webhook: the name of the secret that signs deliveries
-	Secret string `json:"secret,omitempty"`
-}
-
 // TriggerValidator checks triggers of one type; packages owning a trigger
 // type register one so that deploy refuses what they cannot run.
 type TriggerValidator func(t Trigger, index int) error
 
 // ParseConfig decodes a config document strictly: unknown fields are errors,
-// so a typo does not silently fall back to a default.
+// so a typo does not silently fall back to a default, and each trigger
+// has the fields of its own type only (parseTrigger).
 func ParseConfig(raw []byte) (Config, error) {
 	var c Config
 	if len(strings.TrimSpace(string(raw))) == 0 {
 		return c, nil
+	}
+	// The triggers first, strictly and by index (a type's decoder cannot
+	// see the document decoder's settings, nor the trigger's place). A
+	// document that is not even this shape fails below.
+	var ts struct {
+		Triggers []json.RawMessage `json:"triggers"`
+	}
+	var triggers []Trigger
+	if json.Unmarshal(raw, &ts) == nil {
+		for i, r := range ts.Triggers {
+			t, err := parseTrigger(r, fmt.Sprintf("config.triggers[%d]", i))
+			if err != nil {
+				return c, err
+			}
+			triggers = append(triggers, t)
+		}
 	}
 	dec := json.NewDecoder(strings.NewReader(string(raw)))
 	dec.DisallowUnknownFields()
@@ -131,6 +124,7 @@ func ParseConfig(raw []byte) (Config, error) {
 	if dec.More() {
 		return c, invalid("config", "trailing data after the config document")
 	}
+	c.Triggers = triggers
 	return c, nil
 }
 
@@ -158,21 +152,33 @@ func MergeConfig(cur, patch []byte) (Config, error) {
 func ParseTriggers(raw []byte) ([]Trigger, error) {
 	raw = bytes.TrimSpace(raw)
 	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	var ts []Trigger
+	var items []json.RawMessage
 	var err error
-	if len(raw) > 0 && raw[0] == '[' {
-		err = dec.Decode(&ts)
+	array := len(raw) > 0 && raw[0] == '['
+	if array {
+		err = dec.Decode(&items)
 	} else {
-		var t Trigger
-		err = dec.Decode(&t)
-		ts = []Trigger{t}
+		var one json.RawMessage
+		err = dec.Decode(&one)
+		items = []json.RawMessage{one}
 	}
 	if err != nil {
 		return nil, invalid("trigger", "not a trigger object or array: %v", err)
 	}
 	if dec.More() {
 		return nil, invalid("trigger", "trailing data after the trigger")
+	}
+	ts := make([]Trigger, 0, len(items))
+	for i, r := range items {
+		path := "trigger"
+		if array {
+			path = fmt.Sprintf("trigger[%d]", i)
+		}
+		t, err := parseTrigger(r, path)
+		if err != nil {
+			return nil, err
+		}
+		ts = append(ts, t)
 	}
 	return ts, nil
 }

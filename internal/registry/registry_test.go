@@ -87,14 +87,14 @@ func TestDeployKeepsOrReplacesConfig(t *testing.T) {
 	s.AddTriggerType("webhook", func(tr Trigger, i int) error { return nil })
 	desc := "first"
 	deploy(t, s, DeployInput{Name: "fn", Wasm: []byte("a"), Description: &desc,
-		Config: &Config{Timeout: 20, Env: []string{"TOKEN"}, Triggers: []Trigger{{Type: "webhook", Secret: "S1"}}}})
+		Config: &Config{Timeout: 20, Env: []string{"TOKEN"}, Triggers: []Trigger{{Type: "webhook", Webhook: &WebhookTrigger{Secret: "S1"}}}}})
 	d := deploy(t, s, DeployInput{Name: "fn", Wasm: []byte("b")})
 	if c := d.Function.Config; c.Timeout != 20 || !slices.Equal(c.Env, []string{"TOKEN"}) || len(c.Triggers) != 1 || d.Function.Description != "first" {
 		t.Fatalf("deploy without config changed it: %+v %q", c, d.Function.Description)
 	}
-	trs := []Trigger{{Type: "webhook", Secret: "S2"}, {Type: "webhook", Secret: "S3"}}
+	trs := []Trigger{{Type: "webhook", Webhook: &WebhookTrigger{Secret: "S2"}}, {Type: "webhook", Webhook: &WebhookTrigger{Secret: "S3"}}}
 	d = deploy(t, s, DeployInput{Name: "fn", Wasm: []byte("c"), Triggers: &trs})
-	if c := d.Function.Config; c.Timeout != 20 || len(c.Triggers) != 2 || c.Triggers[1].Secret != "S3" {
+	if c := d.Function.Config; c.Timeout != 20 || len(c.Triggers) != 2 || c.Triggers[1].Webhook.Secret != "S3" {
 		t.Fatalf("deploy with triggers only: %+v", c)
 	}
 	bad := []Trigger{{Type: "carrier-pigeon"}}
@@ -144,13 +144,13 @@ func TestPatchMergesConfig(t *testing.T) {
 	}
 }
 
-// refusingHook owns type "table": it refuses a trigger on table "missing"
+// refusingHook owns type "database": it refuses a trigger on table "missing"
 // and records what it was asked to sync and remove.
 type refusingHook struct{ synced, removed []string }
 
-func (h *refusingHook) TriggerType() string { return "table" }
+func (h *refusingHook) TriggerType() string { return TriggerDatabase }
 func (h *refusingHook) Validate(_ context.Context, _ pgx.Tx, tr Trigger, i int) error {
-	if tr.Table == "missing" {
+	if tr.Database.Table == "missing" {
 		return &ValidationError{Field: "config.triggers[0].table", Message: "no such table"}
 	}
 	return nil
@@ -179,14 +179,14 @@ func TestHooksShareTheTransaction(t *testing.T) {
 	_, err = listen.Exec(ctx, "LISTEN "+ChangeChannel)
 	dbtest.Must(t, err, "listening")
 
-	_, err = s.Deploy(ctx, DeployInput{Name: "bad", Wasm: []byte("a"), Config: &Config{Triggers: []Trigger{{Type: "table", Table: "missing"}}}})
+	_, err = s.Deploy(ctx, DeployInput{Name: "bad", Wasm: []byte("a"), Config: &Config{Triggers: []Trigger{{Type: TriggerDatabase, Database: &DatabaseTrigger{Table: "missing"}}}}})
 	if !isValidation(err) {
 		t.Fatalf("deploy with a refused trigger: %v", err)
 	}
 	if _, err := s.Get(ctx, "bad"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("the refused deploy stored the function: %v", err)
 	}
-	deploy(t, s, DeployInput{Name: "good", Wasm: []byte("a"), Config: &Config{Triggers: []Trigger{{Type: "table", Table: "t"}}}})
+	deploy(t, s, DeployInput{Name: "good", Wasm: []byte("a"), Config: &Config{Triggers: []Trigger{{Type: TriggerDatabase, Database: &DatabaseTrigger{Table: "t"}}}}})
 	dbtest.Must(t, s.Delete(ctx, "good"), "deleting")
 	if !slices.Equal(h.synced, []string{"good"}) || !slices.Equal(h.removed, []string{"good"}) {
 		t.Fatalf("hook saw sync %v, remove %v", h.synced, h.removed)

@@ -205,7 +205,7 @@ func TestLastTickBy(t *testing.T) {
 }
 
 func TestParseTriggerDefaultsAndFields(t *testing.T) {
-	tr, err := ParseTrigger(registry.Trigger{Type: "schedule", Cron: "0 3 * * *", Timezone: "Europe/Berlin"}, 2)
+	tr, err := ParseTrigger(registry.Trigger{Type: "schedule", Schedule: &registry.ScheduleTrigger{Cron: "0 3 * * *", Timezone: "Europe/Berlin"}}, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,13 +216,12 @@ func TestParseTriggerDefaultsAndFields(t *testing.T) {
 		t     registry.Trigger
 		field string
 	}{
-		{registry.Trigger{Type: "schedule", Cron: "0 3 * * * * *"}, "config.triggers[4].cron"},
-		{registry.Trigger{Type: "schedule", Cron: "CRON_TZ=Europe/Paris 0 3 * * *", Timezone: "Europe/Berlin"}, "config.triggers[4].cron"},
-		{registry.Trigger{Type: "schedule", Cron: "0 3 * * *", Timezone: "Local"}, "config.triggers[4].timezone"},
-		{registry.Trigger{Type: "schedule", Cron: "0 3 * * *", Timezone: "../../etc/passwd"}, "config.triggers[4].timezone"},
-		{registry.Trigger{Type: "schedule", Cron: "0 3 * * *", CatchUp: "ONCE"}, "config.triggers[4].catch_up"},
-		{registry.Trigger{Type: "schedule", Cron: "0 3 * * *", Overlap: "skip,queue"}, "config.triggers[4].overlap"},
-		{registry.Trigger{Type: "schedule", Cron: "0 3 * * *", Events: []string{"INSERT"}}, "config.triggers[4].events"},
+		{registry.Trigger{Type: "schedule", Schedule: &registry.ScheduleTrigger{Cron: "0 3 * * * * *"}}, "config.triggers[4].cron"},
+		{registry.Trigger{Type: "schedule", Schedule: &registry.ScheduleTrigger{Cron: "CRON_TZ=Europe/Paris 0 3 * * *", Timezone: "Europe/Berlin"}}, "config.triggers[4].cron"},
+		{registry.Trigger{Type: "schedule", Schedule: &registry.ScheduleTrigger{Cron: "0 3 * * *", Timezone: "Local"}}, "config.triggers[4].timezone"},
+		{registry.Trigger{Type: "schedule", Schedule: &registry.ScheduleTrigger{Cron: "0 3 * * *", Timezone: "../../etc/passwd"}}, "config.triggers[4].timezone"},
+		{registry.Trigger{Type: "schedule", Schedule: &registry.ScheduleTrigger{Cron: "0 3 * * *", CatchUp: "ONCE"}}, "config.triggers[4].catch_up"},
+		{registry.Trigger{Type: "schedule", Schedule: &registry.ScheduleTrigger{Cron: "0 3 * * *", Overlap: "skip,queue"}}, "config.triggers[4].overlap"},
 	}
 	for _, c := range cases {
 		_, err := ParseTrigger(c.t, 4)
@@ -232,7 +231,7 @@ func TestParseTriggerDefaultsAndFields(t *testing.T) {
 		}
 	}
 	// The cron message is cronspec's, which names the field.
-	_, err = ParseTrigger(registry.Trigger{Type: "schedule", Cron: "0 3 * 13 *"}, 0)
+	_, err = ParseTrigger(registry.Trigger{Type: "schedule", Schedule: &registry.ScheduleTrigger{Cron: "0 3 * 13 *"}}, 0)
 	if err == nil || !strings.Contains(err.Error(), "field 4 (month)") {
 		t.Fatalf("got %v", err)
 	}
@@ -240,8 +239,8 @@ func TestParseTriggerDefaultsAndFields(t *testing.T) {
 
 func TestNextRunsOf(t *testing.T) {
 	fn := registry.Function{Enabled: true, Config: registry.Config{Triggers: []registry.Trigger{
-		{Type: "database", Table: "users"},
-		{Type: "schedule", Cron: "30 2 * * *", Timezone: "Europe/Berlin"},
+		{Type: "database", Database: &registry.DatabaseTrigger{Table: "users"}},
+		{Type: "schedule", Schedule: &registry.ScheduleTrigger{Cron: "30 2 * * *", Timezone: "Europe/Berlin"}},
 	}}}
 	berlin := load(t, "Europe/Berlin")
 	nr, err := NextRunsOf(fn, at(t, "2025-03-28 12:00:00", berlin), 3)
@@ -286,7 +285,7 @@ func FuzzPlanTicks(f *testing.F) {
 		if strings.HasPrefix(strings.TrimSpace(cron), "CRON_TZ=") || strings.HasPrefix(strings.TrimSpace(cron), "TZ=") {
 			tz = ""
 		}
-		tr, err := ParseTrigger(registry.Trigger{Type: TriggerType, Cron: cron, Timezone: tz}, 0)
+		tr, err := ParseTrigger(registry.Trigger{Type: TriggerType, Schedule: &registry.ScheduleTrigger{Cron: cron, Timezone: tz}}, 0)
 		if err != nil {
 			var ve *registry.ValidationError
 			if !errors.As(err, &ve) || !strings.HasPrefix(ve.Field, "config.triggers[0].") {

@@ -47,17 +47,13 @@ func ParseTrigger(t registry.Trigger, index int) (Trigger, error) {
 	if t.Type != TriggerType {
 		return Trigger{}, invalid("type", "%q is not a schedule trigger", t.Type)
 	}
-	switch {
-	case t.Table != "":
-		return Trigger{}, invalid("table", "is a field of database triggers, not of schedules")
-	case len(t.Events) > 0:
-		return Trigger{}, invalid("events", "is a field of database triggers, not of schedules")
-	case t.Ordered:
-		return Trigger{}, invalid("ordered", "is a field of database triggers, not of schedules")
-	case t.MaxAttempts != 0:
-		return Trigger{}, invalid("max_attempts", "schedule runs are never retried: a tick runs at most once, so that a crash cannot run it twice")
+	// Fields of other trigger types were refused when the config was
+	// parsed (registry.ParseConfig), max_attempts among them.
+	var st registry.ScheduleTrigger
+	if t.Schedule != nil {
+		st = *t.Schedule
 	}
-	out := Trigger{Index: index, Cron: t.Cron, Timezone: t.Timezone, CatchUp: t.CatchUp, Overlap: t.Overlap}
+	out := Trigger{Index: index, Cron: st.Cron, Timezone: st.Timezone, CatchUp: st.CatchUp, Overlap: st.Overlap}
 	if out.CatchUp == "" {
 		out.CatchUp = CatchUpOnce
 	}
@@ -69,8 +65,8 @@ func ParseTrigger(t registry.Trigger, index int) (Trigger, error) {
 	}
 	// A zone that does not load is the timezone field's fault, not the
 	// expression's; find out with an expression that cannot be wrong.
-	if t.Timezone != "" {
-		if _, err := cronspec.Parse("* * * * *", t.Timezone); err != nil {
+	if st.Timezone != "" {
+		if _, err := cronspec.Parse("* * * * *", st.Timezone); err != nil {
 			var ce *cronspec.Error
 			if errors.As(err, &ce) {
 				return Trigger{}, invalid("timezone", "%s", ce.Reason)
@@ -78,7 +74,7 @@ func ParseTrigger(t registry.Trigger, index int) (Trigger, error) {
 			return Trigger{}, invalid("timezone", "%v", err)
 		}
 	}
-	spec, err := cronspec.Parse(t.Cron, t.Timezone)
+	spec, err := cronspec.Parse(st.Cron, st.Timezone)
 	if err != nil {
 		return Trigger{}, invalid("cron", "%v", err)
 	}
@@ -86,12 +82,12 @@ func ParseTrigger(t registry.Trigger, index int) (Trigger, error) {
 	switch out.CatchUp {
 	case CatchUpOnce, CatchUpSkip:
 	default:
-		return Trigger{}, invalid("catch_up", "%q is not one of %q, %q", t.CatchUp, CatchUpOnce, CatchUpSkip)
+		return Trigger{}, invalid("catch_up", "%q is not one of %q, %q", st.CatchUp, CatchUpOnce, CatchUpSkip)
 	}
 	switch out.Overlap {
 	case OverlapSkip, OverlapQueue:
 	default:
-		return Trigger{}, invalid("overlap", "%q is not one of %q, %q", t.Overlap, OverlapSkip, OverlapQueue)
+		return Trigger{}, invalid("overlap", "%q is not one of %q, %q", st.Overlap, OverlapSkip, OverlapQueue)
 	}
 	return out, nil
 }

@@ -104,17 +104,17 @@ func (d *Deliveries) Finish(ctx context.Context, functionID, key, attempt string
 }
 
 // Trigger returns fn's webhook trigger, if it has one.
-func Trigger(fn registry.Function) (registry.Trigger, bool) {
-	ts := fn.Config.TriggersOf("webhook")
-	if len(ts) == 0 {
-		return registry.Trigger{}, false
+func Trigger(fn registry.Function) (registry.WebhookTrigger, bool) {
+	ts := fn.Config.TriggersOf(registry.TriggerWebhook)
+	if len(ts) == 0 || ts[0].Webhook == nil {
+		return registry.WebhookTrigger{}, false
 	}
-	return ts[0], true
+	return *ts[0].Webhook, true
 }
 
 // Validate checks a webhook trigger's config.
 func Validate(t registry.Trigger, i int) error {
-	if t.Secret == "" {
+	if t.Webhook == nil || t.Webhook.Secret == "" {
 		return &registry.ValidationError{Field: fmt.Sprintf("config.triggers[%d].secret", i), Message: "name the secret that signs deliveries (set it with aerofn secrets set)"}
 	}
 	return nil
