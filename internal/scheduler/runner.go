@@ -48,7 +48,7 @@ type claimed struct {
 // claimAll claims every run this node may start now and starts each.
 func (s *Scheduler) claimAll(ctx context.Context) error {
 	for range 20 {
-		rows, err := s.cfg.Pool.Query(ctx, `SELECT DISTINCT function_id, trigger_index FROM aerofn.schedule_runs
+		rows, err := s.work.Query(ctx, `SELECT DISTINCT function_id, trigger_index FROM aerofn.schedule_runs
 			WHERE state = 'pending' LIMIT 200`)
 		if err != nil {
 			return fmt.Errorf("finding pending runs: %w", err)
@@ -90,7 +90,7 @@ func (s *Scheduler) claimAll(ctx context.Context) error {
 // recorded as skipped under overlap "skip"). The claim commits before the
 // function starts: whatever happens next, this tick is never started again.
 func (s *Scheduler) claim(ctx context.Context, functionID string, index int) (c claimed, ok bool, err error) {
-	err = pgx.BeginFunc(ctx, s.cfg.Pool, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, s.work, func(tx pgx.Tx) error {
 		var enabled bool
 		err := tx.QueryRow(ctx, `SELECT s.enabled, f.name FROM aerofn.schedules s JOIN aerofn.functions f ON f.id = s.function_id
 			WHERE s.function_id = $1 AND s.trigger_index = $2 FOR UPDATE OF s SKIP LOCKED`, functionID, index).Scan(&enabled, &c.name)

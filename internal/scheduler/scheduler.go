@@ -92,7 +92,13 @@ type Scheduler struct {
 	stopOnce  sync.Once
 
 	// Owned by the control loop.
+	// work is the pool connection the control loop ticks and claims on,
+	// held from pass to pass: its prepared statements stay warm, so that a
+	// backlog of runs drains at a query round trip per run.
+	work      *pgxpool.Conn
 	leading   bool          // as of the last pass, for the logs
+	nextDue   time.Time     // by our clock: when the ticker has work next
+	claimOnly bool          // the next pass was asked for to claim runs only
 	offset    time.Duration // database clock minus ours
 	lastSweep time.Time
 	lastPrune time.Time
@@ -189,6 +195,12 @@ func (s *Scheduler) wake() {
 
 func (s *Scheduler) loop(ctx context.Context) {
 	defer close(s.loopDone)
+	defer func() {
+		if s.work != nil {
+			s.work.Release()
+			s.work = nil
+		}
+	}()
 	for {
 		// A pass is not cut short by Stop: it is bounded by stepTimeout, and
 		// a tick or claim half done is rolled back anyway.
@@ -207,10 +219,12 @@ func (s *Scheduler) loop(ctx context.Context) {
 			return
 		case <-s.wakeCh:
 			t.Stop()
-		case <-s.wakes.C():
-			// A notification, or a resync after the node's session was
-			// re-made: anything may have happened meanwhile.
+		case n := <-s.wakes.C():
 			t.Stop()
+			// A run inserted, ended or handed back only frees a run to
+			// claim; anything else (a schedule changed, a resync after the
+			// node's session was re-made) may have changed what is due.
+			s.claimOnly = !n.Resync && claimOnlyPayloads[n.Payload]
 		case <-acquired:
 			t.Stop()
 		case <-t.C:
@@ -218,16 +232,29 @@ func (s *Scheduler) loop(ctx context.Context) {
 	}
 }
 
+// claimOnlyPayloads are the notifications on WakeChannel that only free
+// runs to claim: the ticker need not look at the schedules before its
+// next tick is due.
+var claimOnlyPayloads = map[string]bool{"tick": true, "done": true, "released": true, "interrupted": true}
+
 // step is one pass of the control loop: tick and sweep if this node holds
-// the ticker, then claim. It returns how long to sleep unless woken.
+// the ticker (unless the pass is only to claim and no tick is due yet),
+// then claim. It returns how long to sleep unless woken.
 //
-// Ticks go through the pool, not the session that holds the ticker lock:
+// Ticks go through a pool connection, not the session that holds the ticker lock:
 // a ticker that lost its lock a moment ago may finish one tick beside its
 // successor, which is harmless (due schedules are row-locked and their
 // runs keyed by tick; see doc.go).
 func (s *Scheduler) step() time.Duration {
 	ctx, cancel := context.WithTimeout(context.Background(), stepTimeout)
 	defer cancel()
+	if s.work == nil {
+		c, err := s.cfg.Pool.Acquire(ctx)
+		if err != nil {
+			return s.fail("acquiring a connection", err)
+		}
+		s.work = c
+	}
 	wait := s.cfg.LockRetry
 	leading := s.ticker.IsLeader()
 	if leading != s.leading {
@@ -238,12 +265,17 @@ func (s *Scheduler) step() time.Duration {
 		}
 		s.leading = leading
 	}
-	if leading {
+	claimOnly := s.claimOnly
+	s.claimOnly = false
+	if leading && claimOnly && time.Now().Before(s.nextDue) {
+		wait = time.Until(s.nextDue)
+	} else if leading {
 		w, err := s.tick(ctx)
 		if err != nil {
 			return s.fail("ticking", err)
 		}
 		wait = w
+		s.nextDue = time.Now().Add(w)
 		if time.Since(s.lastSweep) >= sweepEvery {
 			if err := s.sweep(ctx); err != nil {
 				return s.fail("sweeping runs of stopped nodes", err)
@@ -276,6 +308,11 @@ func (s *Scheduler) step() time.Duration {
 func (s *Scheduler) fail(doing string, err error) time.Duration {
 	s.log.Warn(doing, "error", err)
 	s.failures++
+	if s.work != nil {
+		// The pool destroys it if it broke or was left mid-query.
+		s.work.Release()
+		s.work = nil
+	}
 	return min(50*time.Millisecond<<min(s.failures, 5), time.Second)
 }
 
