@@ -2,21 +2,58 @@ package cluster
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/url"
+	"os"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/aerodb/aerofn/internal/db/dbtest"
 )
 
-// testDB is a fresh database and a pool on it.
+func must(t testing.TB, err error, doing string) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("%s: %v", doing, err)
+	}
+}
+
+// testDB is a fresh, empty database (dropped when the test ends) and a
+// pool on it, on the server named by AEROFN_TEST_DATABASE_URL (as package
+// dbtest does; it imports db, which imports cluster).
 func testDB(t *testing.T) *pgxpool.Pool {
 	t.Helper()
-	url := dbtest.NewDatabase(t)
-	pool, err := pgxpool.New(context.Background(), url)
-	dbtest.Must(t, err, "opening pool")
+	admin := os.Getenv("AEROFN_TEST_DATABASE_URL")
+	if admin == "" {
+		admin = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, admin)
+	must(t, err, "connecting to test postgres")
+	defer conn.Close(ctx)
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	name := "aerofn_test_cluster_" + hex.EncodeToString(b)
+	_, err = conn.Exec(ctx, "CREATE DATABASE "+name)
+	must(t, err, "creating test database")
+	t.Cleanup(func() {
+		c, err := pgx.Connect(ctx, admin)
+		if err != nil {
+			t.Logf("dropping %s: %v", name, err)
+			return
+		}
+		defer c.Close(ctx)
+		if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Logf("dropping %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(admin)
+	must(t, err, "parsing the admin url")
+	u.Path = "/" + name
+	pool, err := pgxpool.New(ctx, u.String())
+	must(t, err, "opening pool")
 	t.Cleanup(pool.Close)
 	return pool
 }
@@ -24,7 +61,7 @@ func testDB(t *testing.T) *pgxpool.Pool {
 func startNode(t *testing.T, pool *pgxpool.Pool, name string) *Node {
 	t.Helper()
 	n := New(Config{Pool: pool, Name: name, Retry: 50 * time.Millisecond, StaleAfter: 2 * time.Second})
-	dbtest.Must(t, n.Start(context.Background()), "starting node "+name)
+	must(t, n.Start(context.Background()), "starting node "+name)
 	t.Cleanup(func() { _ = n.Stop(context.Background()) })
 	return n
 }
@@ -48,16 +85,16 @@ func holders(t *testing.T, pool *pgxpool.Pool, role Role) []string {
 		WHERE l.locktype = 'advisory' AND l.granted AND l.classid::int8 = $1 AND l.objid::int8 = $2 AND l.objsubid = $3
 			AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
 		role.lock.classID, role.lock.objID, role.lock.objSubID)
-	dbtest.Must(t, err, "reading pg_locks")
+	must(t, err, "reading pg_locks")
 	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	dbtest.Must(t, err, "reading pg_locks")
+	must(t, err, "reading pg_locks")
 	return names
 }
 
 func sessionPID(t *testing.T, pool *pgxpool.Pool, n *Node) int32 {
 	t.Helper()
 	var pid int32
-	dbtest.Must(t, pool.QueryRow(context.Background(), `SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()`,
+	must(t, pool.QueryRow(context.Background(), `SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()`,
 		ApplicationNamePrefix+n.Name()).Scan(&pid), "finding the session of "+n.Name())
 	return pid
 }
@@ -133,7 +170,7 @@ func TestLeaderSessionKilled(t *testing.T) {
 		t.Fatal("same session")
 	}
 	// The reconnected node competes again: it takes over when the other stops.
-	dbtest.Must(t, other.Stop(context.Background()), "stopping the other node")
+	must(t, other.Stop(context.Background()), "stopping the other node")
 	waitFor(t, 2*time.Second, "the reconnected node to lead", func() bool { return leader.Leadership(Ticker).IsLeader() })
 }
 
@@ -167,7 +204,7 @@ func TestStopReleases(t *testing.T) {
 	a := startNode(t, pool, "a")
 	l := a.Leadership(Ticker)
 	<-l.Acquired()
-	dbtest.Must(t, a.Stop(context.Background()), "stopping")
+	must(t, a.Stop(context.Background()), "stopping")
 	if h := holders(t, pool, Ticker); len(h) != 0 {
 		t.Fatalf("held after Stop by %q", h)
 	}
@@ -176,13 +213,13 @@ func TestStopReleases(t *testing.T) {
 	default:
 		t.Fatal("term not ended by Stop")
 	}
-	dbtest.Must(t, a.Stop(context.Background()), "stopping twice")
-	dbtest.Must(t, a.Start(context.Background()), "starting after Stop")
+	must(t, a.Stop(context.Background()), "stopping twice")
+	must(t, a.Start(context.Background()), "starting after Stop")
 	if a.Up() {
 		t.Fatal("a stopped node started again")
 	}
 	never := New(Config{Pool: pool})
-	dbtest.Must(t, never.Stop(context.Background()), "stopping a node never started")
+	must(t, never.Stop(context.Background()), "stopping a node never started")
 	if err := never.Leadership(Ticker).Resign(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -196,12 +233,12 @@ func TestResignHandsOver(t *testing.T) {
 	<-a.Leadership(Ticker).Acquired()
 	b := startNode(t, pool, "b")
 	bl := b.Leadership(Ticker)
-	dbtest.Must(t, a.Leadership(Ticker).Resign(context.Background()), "resigning")
+	must(t, a.Leadership(Ticker).Resign(context.Background()), "resigning")
 	if a.Leadership(Ticker).Resign(context.Background()) != nil {
 		t.Fatal("second resign")
 	}
 	waitFor(t, 2*time.Second, "b to lead", bl.IsLeader)
-	dbtest.Must(t, bl.Resign(context.Background()), "b resigning")
+	must(t, bl.Resign(context.Background()), "b resigning")
 	if h := holders(t, pool, Ticker); len(h) != 0 {
 		t.Fatalf("held after both resigned: %q", h)
 	}
@@ -215,7 +252,7 @@ func TestStaleLeaderEvicted(t *testing.T) {
 	cc := pool.Config().ConnConfig.Copy()
 	cc.RuntimeParams["application_name"] = ApplicationNamePrefix + "frozen"
 	frozen, err := pgx.ConnectConfig(context.Background(), cc)
-	dbtest.Must(t, err, "connecting")
+	must(t, err, "connecting")
 	t.Cleanup(func() { _ = frozen.Close(context.Background()) })
 	if _, err := frozen.Exec(context.Background(), `SELECT pg_advisory_lock($1::int8)`, int64(EventLeader)); err != nil {
 		t.Fatal(err)
