@@ -24,11 +24,13 @@
 //
 // Services take what they need from it: the database triggers the
 // leadership EventDispatcher, a LISTEN on aerofn_events while leading and a
-// row per session in aerofn.event_nodes (an OnConnect hook); the scheduler
-// the leadership Ticker, a LISTEN on its wake channel and the liveness key
-// in the runs it claims. All their work goes through the pool; the session
-// only holds locks and listens, so a slow query never delays a lock or a
-// notification, and a cancelled one never costs the node its session.
+// row per session in aerofn.event_nodes (an OnConnect hook). Their work
+// goes through the pool; the session only holds locks and listens, so a
+// slow query never delays a lock or a notification, and a cancelled one
+// never costs the node its session. The scheduler still keeps a session of
+// its own (its ticks and claims run on the session that holds its locks, so
+// that ending a frozen ticker's session also ends its transactions); Ticker
+// is its role once it moves here.
 //
 //	failure                          what follows
 //	process killed                   its session ends with its TCP connection:
@@ -66,7 +68,9 @@
 //	                                                   transaction lock on function f's ordered backlog
 //	two int4 keys                                    objsubid 2
 //	  (NodeSpace, 0)             "aesc",0    session lock of the schedule ticker
-//	  (NodeSpace, Node.Key())    "aesc",key  a node's liveness lock: held while the node lives
+//	  (NodeSpace, key)           "aesc",key  a node's liveness lock: held while the node lives
+//	                                         (Node.Key() on the node's session, and the
+//	                                         scheduler's own key on its session)
 //
 // The session locks of leaderships are held on the node's session (Node);
 // each is a Role below, named in the logs.
@@ -132,7 +136,8 @@ var (
 	// deliveries (dbtrigger).
 	EventDispatcher = Role{Name: "database-trigger dispatch", lock: bigintLock(EventLeader)}
 	// Ticker turns due schedule ticks into runs, sweeps runs of dead nodes
-	// and prunes run history (scheduler).
+	// and prunes run history (scheduler; the scheduler takes the same lock
+	// on its own session for now).
 	Ticker = Role{Name: "schedule ticker", lock: pairLock(NodeSpace, TickerObject)}
 )
 

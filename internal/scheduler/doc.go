@@ -18,28 +18,23 @@
 //
 // # Roles
 //
-// The scheduler's locks are held on the cluster node's session (package
-// cluster: one dedicated connection per node, application_name "aerofn
-// node <name>"):
+// Every node keeps one scheduler session (application_name "aerofn node
+// <name>") holding two kinds of session-level advisory lock:
 //
-//   - the node's liveness lock (cluster.NodeSpace, Node.Key()), for as long
-//     as the node lives. A run claimed by a node records the node key, and
-//     is claimed only while that lock is held (the claim checks pg_locks);
-//     a run whose key is no longer locked belongs to a dead node.
-//   - the ticker, the leadership cluster.Ticker (lock (cluster.NodeSpace, 0)),
-//     which one node holds. The others try pg_try_advisory_lock every
-//     250 ms. A killed node's session ends with its TCP connection, so its
-//     locks free at once and another node ticks within a quarter of a second.
+//   - its liveness lock (cluster.NodeSpace, node key), for as long as the node lives.
+//     A run claimed by a node records the node key; a run whose key is no
+//     longer locked belongs to a dead node.
+//   - the ticker lock (cluster.NodeSpace, 0), which one node holds. The others try
+//     pg_try_advisory_lock every 250 ms. A killed node's session ends with its
+//     TCP connection, so its locks free at once and another node ticks within
+//     a quarter of a second.
 //
-// The ticker, in one transaction (through the pool), locks the due
-// schedules (FOR UPDATE SKIP LOCKED), inserts their due ticks as runs,
-// advances next_tick, and notifies WakeChannel. Every node (the ticker too)
-// listens on WakeChannel (on its node session) and polls every 250 ms, and
-// claims pending runs. Correctness never rests on there being one ticker:
-// two tickers insert the same primary keys, and the second insert does
-// nothing; a schedule row locked by one ticker is skipped by the other, and
-// re-checked against next_tick once it is free. So a ticker that has just
-// lost its leadership may finish a tick beside its successor, harmlessly.
+// The ticker, in one transaction, locks the due schedules (FOR UPDATE SKIP
+// LOCKED), inserts their due ticks as runs, advances next_tick, and notifies
+// WakeChannel. Every node (the ticker too) listens on WakeChannel and polls
+// every 250 ms, and claims pending runs. Correctness never rests on there
+// being one ticker: two tickers insert the same primary keys, and the
+// second insert does nothing.
 //
 // # A run's states
 //
@@ -88,9 +83,8 @@
 // # Failure modes
 //
 //   - Ticker killed (SIGKILL, crash): its session ends with its TCP
-//     connection, the lock frees, the next node takes it within the cluster
-//     node's Retry and ticks what is due; ticks late by less than Grace all
-//     run, one by one.
+//     connection, the lock frees, the next node takes it within LockRetry
+//     and ticks what is due; ticks late by less than Grace all run, one by one.
 //   - Ticker frozen (SIGSTOP, a hung machine) or cut off behind a network
 //     that still answers keepalives: its session keeps the lock but runs no
 //     statement; after 5 s another node ends that session
@@ -103,9 +97,8 @@
 //     records one skipped_missed row. Then next_tick moves past now.
 //   - Node killed mid-run: the run is marked interrupted within a second
 //     (sweep); the trigger is free for its next tick.
-//   - Node session lost while runs go on (network blip): the sweeper may
+//   - Scheduler session lost while runs go on (network blip): the sweeper may
 //     mark them interrupted; when they end, their real outcome replaces it.
-//     No run is claimed while the node has no session.
 //   - Database unreachable: no ticks are inserted and no runs claimed; when it
 //     returns, late ticks run and missed ones follow catch_up.
 //   - Function disabled or deleted: Hook disables or removes the schedule and

@@ -11,7 +11,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/aerodb/aerofn/internal/auth"
-	"github.com/aerodb/aerofn/internal/cluster"
 	"github.com/aerodb/aerofn/internal/db"
 	"github.com/aerodb/aerofn/internal/engine"
 	"github.com/aerodb/aerofn/internal/invoker"
@@ -48,7 +47,7 @@ type claimed struct {
 // claimAll claims every run this node may start now and starts each.
 func (s *Scheduler) claimAll(ctx context.Context) error {
 	for range 20 {
-		rows, err := s.work.Query(ctx, `SELECT DISTINCT function_id, trigger_index FROM aerofn.schedule_runs
+		rows, err := s.conn.Query(ctx, `SELECT DISTINCT function_id, trigger_index FROM aerofn.schedule_runs
 			WHERE state = 'pending' LIMIT 200`)
 		if err != nil {
 			return fmt.Errorf("finding pending runs: %w", err)
@@ -90,7 +89,7 @@ func (s *Scheduler) claimAll(ctx context.Context) error {
 // recorded as skipped under overlap "skip"). The claim commits before the
 // function starts: whatever happens next, this tick is never started again.
 func (s *Scheduler) claim(ctx context.Context, functionID string, index int) (c claimed, ok bool, err error) {
-	err = pgx.BeginFunc(ctx, s.work, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, s.conn, func(tx pgx.Tx) error {
 		var enabled bool
 		err := tx.QueryRow(ctx, `SELECT s.enabled, f.name FROM aerofn.schedules s JOIN aerofn.functions f ON f.id = s.function_id
 			WHERE s.function_id = $1 AND s.trigger_index = $2 FOR UPDATE OF s SKIP LOCKED`, functionID, index).Scan(&enabled, &c.name)
@@ -120,14 +119,8 @@ func (s *Scheduler) claim(ctx context.Context, functionID string, index int) (c 
 				WHERE function_id = $1 AND trigger_index = $2 AND state = 'pending' ORDER BY scheduled_time LIMIT 1)
 			AND NOT EXISTS (SELECT 1 FROM aerofn.schedule_runs x
 				WHERE x.function_id = $1 AND x.trigger_index = $2 AND x.state = 'running')
-			-- Claimed under the node's liveness lock, or not at all: a run
-			-- whose lock is not held would be swept as interrupted.
-			AND EXISTS (SELECT 1 FROM pg_locks l
-				WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
-					AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-					AND l.classid::int8 = $5 AND l.objid::int8 = $4)
 			RETURNING r.scheduled_time, r.kind, r.cron, r.timezone, r.missed_count, r.started_at`,
-			functionID, index, s.node, s.cfg.Cluster.Key(), int64(cluster.NodeSpace)).Scan(&c.scheduledTime, &c.kind, &c.cron, &c.timezone, &c.missed, &c.startedAt)
+			functionID, index, s.cfg.Node, s.nodeKey.Load()).Scan(&c.scheduledTime, &c.kind, &c.cron, &c.timezone, &c.missed, &c.startedAt)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}
@@ -258,7 +251,7 @@ func (s *Scheduler) finish(c claimed, out invoker.Outcome, runErr error) {
 					note = CASE WHEN $11::text <> '' THEN $11 WHEN state = 'interrupted' THEN NULL ELSE note END
 				WHERE function_id = $1 AND trigger_index = $2 AND scheduled_time = $3 AND node = $4
 					AND state IN ('running', 'interrupted')`,
-				c.functionID, c.index, c.scheduledTime, s.node, state, invID, role, status, errText, output, note); err != nil {
+				c.functionID, c.index, c.scheduledTime, s.cfg.Node, state, invID, role, status, errText, output, note); err != nil {
 				return err
 			}
 			_, err := tx.Exec(ctx, `SELECT pg_notify($1, 'done')`, WakeChannel)
@@ -285,7 +278,7 @@ func (s *Scheduler) release(c claimed) {
 	err := pgx.BeginFunc(ctx, s.cfg.Pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `UPDATE aerofn.schedule_runs SET state = 'pending', node = NULL, node_key = NULL, started_at = NULL
 			WHERE function_id = $1 AND trigger_index = $2 AND scheduled_time = $3 AND node = $4 AND state = 'running'`,
-			c.functionID, c.index, c.scheduledTime, s.node); err != nil {
+			c.functionID, c.index, c.scheduledTime, s.cfg.Node); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, `SELECT pg_notify($1, 'released')`, WakeChannel)
@@ -329,7 +322,7 @@ func (s *Scheduler) RunNow(ctx context.Context, fn registry.Function, index int)
 			(function_id, trigger_index, scheduled_time, kind, state, cron, timezone, node, node_key, started_at)
 			VALUES ($1, $2, clock_timestamp(), 'manual', 'running', $3, $4, $5, $6, clock_timestamp())
 			RETURNING scheduled_time, started_at`,
-		fn.ID, t.Index, t.Cron, t.Timezone, s.node, s.cfg.Cluster.Key()).Scan(&c.scheduledTime, &c.startedAt); err != nil {
+		fn.ID, t.Index, t.Cron, t.Timezone, s.cfg.Node, s.nodeKey.Load()).Scan(&c.scheduledTime, &c.startedAt); err != nil {
 		return Run{}, invoker.Outcome{}, fmt.Errorf("recording a manual run: %w", err)
 	}
 	out, err := s.inv.Invoke(context.WithoutCancel(ctx), fn.Name, invoker.Call{Trigger: TriggerType, FunctionID: fn.ID, Event: c.event(),

@@ -31,7 +31,7 @@ type dueSchedule struct {
 // clock corrected by the offset measured here.
 func (s *Scheduler) tick(ctx context.Context) (time.Duration, error) {
 	wait := maxWait
-	err := pgx.BeginFunc(ctx, s.work, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, s.conn, func(tx pgx.Tx) error {
 		before := time.Now()
 		var now time.Time
 		if err := tx.QueryRow(ctx, `SELECT clock_timestamp()`).Scan(&now); err != nil {
@@ -151,7 +151,7 @@ func countText(r plannedRun) string {
 // are not run again; see doc.go for why.
 func (s *Scheduler) sweep(ctx context.Context) error {
 	var n int
-	err := pgx.BeginFunc(ctx, s.work, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, s.conn, func(tx pgx.Tx) error {
 		if err := tx.QueryRow(ctx, `WITH gone AS (
 				UPDATE aerofn.schedule_runs r SET state = 'interrupted', finished_at = clock_timestamp(),
 					note = format('node %s stopped before the run ended; a tick runs at most once, so it is not run again', coalesce(r.node, 'unknown'))
@@ -179,7 +179,7 @@ func (s *Scheduler) sweep(ctx context.Context) error {
 // prune keeps the newest KeepRuns finished runs of each schedule trigger,
 // and a week of the runs of triggers that no longer exist.
 func (s *Scheduler) prune(ctx context.Context) error {
-	if _, err := s.work.Exec(ctx, `DELETE FROM aerofn.schedule_runs r USING (
+	if _, err := s.conn.Exec(ctx, `DELETE FROM aerofn.schedule_runs r USING (
 			SELECT s.function_id, s.trigger_index, (
 				SELECT x.scheduled_time FROM aerofn.schedule_runs x
 				WHERE x.function_id = s.function_id AND x.trigger_index = s.trigger_index
@@ -189,7 +189,7 @@ func (s *Scheduler) prune(ctx context.Context) error {
 			AND r.scheduled_time <= c.cutoff AND r.state NOT IN ('pending', 'running')`, s.cfg.KeepRuns); err != nil {
 		return err
 	}
-	_, err := s.work.Exec(ctx, `DELETE FROM aerofn.schedule_runs r
+	_, err := s.conn.Exec(ctx, `DELETE FROM aerofn.schedule_runs r
 		WHERE r.state NOT IN ('pending', 'running') AND r.created_at < now() - interval '7 days'
 			AND NOT EXISTS (SELECT 1 FROM aerofn.schedules s WHERE s.function_id = r.function_id AND s.trigger_index = r.trigger_index)`)
 	return err
