@@ -91,7 +91,7 @@ func New(cfg Config) *Node {
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger.With("component", "cluster", "node", cfg.Name), poke: make(chan struct{}, 1),
 		roles: map[Role]*Leadership{}, subs: map[string]map[*Subscription]struct{}{}}
-	n.key.Store(newNodeKey())
+	n.key.Store(NewNodeKey())
 	return n
 }
 
@@ -115,8 +115,9 @@ func (n *Node) OnConnect(fn func(ctx context.Context, conn *pgx.Conn) error) {
 	n.hooks = append(n.hooks, fn)
 }
 
-// newNodeKey is a random positive int32.
-func newNodeKey() int32 {
+// NewNodeKey is a random positive int32: the second key of a node's
+// liveness lock in NodeSpace (the scheduler's own session uses it too).
+func NewNodeKey() int32 {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	k := int32(binary.BigEndian.Uint32(b[:]) & 0x7fffffff)
@@ -219,7 +220,7 @@ func (n *Node) connect(ctx context.Context) (*pgx.Conn, error) {
 		if locked {
 			break
 		}
-		n.key.Store(newNodeKey())
+		n.key.Store(NewNodeKey())
 	}
 	if !locked {
 		return fail(errors.New("taking the liveness lock: every key tried is held"))

@@ -2,8 +2,6 @@ package scheduler
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -125,24 +123,12 @@ func New(cfg Config) *Scheduler {
 	}
 	s := &Scheduler{cfg: cfg, log: cfg.Logger.With("component", "scheduler", "node", cfg.Node), inv: cfg.Invoker,
 		wakeCh: make(chan struct{}, 1), specs: map[string]*cronspec.Spec{}}
-	s.nodeKey.Store(newNodeKey())
+	s.nodeKey.Store(cluster.NewNodeKey())
 	return s
 }
 
 // Node is this node's name, as recorded in the runs it claims.
 func (s *Scheduler) Node() string { return s.cfg.Node }
-
-// newNodeKey is a random positive int32: the second key of this node's
-// liveness lock.
-func newNodeKey() int32 {
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	k := int32(binary.BigEndian.Uint32(b[:]) & 0x7fffffff)
-	if k == 0 {
-		k = 1
-	}
-	return k
-}
 
 // Start begins ticking (if this node wins the lock) and claiming; it
 // returns at once.
@@ -325,7 +311,7 @@ func (s *Scheduler) connect(ctx context.Context) error {
 			s.conn = conn
 			return nil
 		}
-		s.nodeKey.Store(newNodeKey())
+		s.nodeKey.Store(cluster.NewNodeKey())
 	}
 	_ = conn.Close(ctx)
 	return errors.New("taking the node lock: every key tried is held")
