@@ -221,3 +221,17 @@ func TestJSRuntimeNamesNoBuildPath(t *testing.T) {
 		}
 	}
 }
+
+// The runtime leaves a bundle's inline source map line out of what it
+// evaluates, but only a line that is one: a last line that merely starts
+// like it (here the end of a template literal) is code.
+func TestScriptSourceMapLineOnlyWhenItIsOne(t *testing.T) {
+	e := newJSEngine(t, Config{})
+	m := loadScript(t, e, "map-lookalike", "var __aerofn_exports = { handler() { return t; } };\nvar t = `a\n"+
+		"//# sourceMappingURL=data:application/json;base64,e30=`;\n")
+	res := run(t, e, m, `{}`, Limits{}, &fakeHost{})
+	wantStatus(t, res, StatusSuccess)
+	if want := `"a\n//# sourceMappingURL=data:application/json;base64,e30="`; string(res.Output) != want {
+		t.Fatalf("output %s, want %s", res.Output, want)
+	}
+}

@@ -1,7 +1,7 @@
 // Package jsbundle turns a JavaScript or TypeScript function (one file, or
 // several with relative imports between them) into the one script aerofn's
 // JavaScript runtime runs: bundled and type-stripped by esbuild, as an
-// IIFE whose exports land in the global the runtime reads, for ES2017
+// IIFE that assigns the entry's exports to the global the runtime reads, for ES2017
 // (newer syntax is lowered; the QuickJS runtime is built without BigInt, so
 // a BigInt literal is refused at deploy rather than at every call), with an
 // inline source map so that stack traces name the user's files and lines.
@@ -25,6 +25,15 @@ import (
 // ExportsGlobal is the global the bundle assigns its exports to
 // (internal/jsruntime/guest reads it).
 const ExportsGlobal = "__aerofn_exports"
+
+// shimNamespace holds the bundle's entry point, a two-line module that
+// imports the user's entry file and assigns its namespace to ExportsGlobal.
+// Bundled so, the script declares only esbuild's __export helper; with
+// GlobalName (the IIFE returning the exports), esbuild also emits
+// __copyProps and __toCommonJS, and the runtime parses the bundle on every
+// call: the helpers were most of a hello's per-call parse (docs/RATIONALE.md,
+// "JavaScript and TypeScript functions").
+const shimNamespace = "aerofn-entry"
 
 // root is the virtual directory the files live in, so that the source map
 // names them by their own relative paths.
@@ -94,7 +103,10 @@ func Bundle(files map[string]string, entry string) ([]byte, error) {
 	vfs := api.Plugin{Name: "aerofn", Setup: func(b api.PluginBuild) {
 		b.OnResolve(api.OnResolveOptions{Filter: ".*"}, func(a api.OnResolveArgs) (api.OnResolveResult, error) {
 			if a.Kind == api.ResolveEntryPoint {
-				return api.OnResolveResult{Path: path.Join(root, a.Path)}, nil
+				return api.OnResolveResult{Path: "entry", Namespace: shimNamespace}, nil
+			}
+			if a.Namespace == shimNamespace {
+				return api.OnResolveResult{Path: path.Join(root, entry)}, nil
 			}
 			if !strings.HasPrefix(a.Path, "./") && !strings.HasPrefix(a.Path, "../") {
 				return api.OnResolveResult{}, fmt.Errorf("cannot import %q: only relative imports of the function's own files resolve (bundle packages into the upload)", a.Path)
@@ -104,6 +116,10 @@ func Bundle(files map[string]string, entry string) ([]byte, error) {
 				return api.OnResolveResult{Path: found}, nil
 			}
 			return api.OnResolveResult{}, fmt.Errorf("cannot import %q: no such file among the function's files", a.Path)
+		})
+		b.OnLoad(api.OnLoadOptions{Filter: ".*", Namespace: shimNamespace}, func(a api.OnLoadArgs) (api.OnLoadResult, error) {
+			shim := "import * as exports from \"./entry\";\nglobalThis." + ExportsGlobal + " = exports;\n"
+			return api.OnLoadResult{Contents: &shim, Loader: api.LoaderJS}, nil
 		})
 		b.OnLoad(api.OnLoadOptions{Filter: ".*"}, func(a api.OnLoadArgs) (api.OnLoadResult, error) {
 			rel := strings.TrimPrefix(a.Path, root+"/")
@@ -123,7 +139,6 @@ func Bundle(files map[string]string, entry string) ([]byte, error) {
 		Bundle:         true,
 		Write:          false,
 		Format:         api.FormatIIFE,
-		GlobalName:     ExportsGlobal,
 		Target:         api.ES2017,
 		Platform:       api.PlatformNeutral,
 		Sourcemap:      api.SourceMapInline,

@@ -14,13 +14,20 @@ func TestBundleTypeScriptWithLocalImport(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := string(out)
-	for _, want := range []string{"var __aerofn_exports", "Hello, ", "sourceMappingURL=data:application/json;base64,"} {
+	for _, want := range []string{"globalThis.__aerofn_exports = ", "Hello, ", "sourceMappingURL=data:application/json;base64,"} {
 		if !strings.Contains(s, want) {
 			t.Fatalf("bundle lacks %q:\n%s", want, s)
 		}
 	}
 	if strings.Contains(s, ": string") || strings.Contains(s, "??") {
 		t.Fatalf("types or ES2020 syntax left in:\n%s", s)
+	}
+	// The runtime parses the bundle on every call: no CommonJS interop
+	// helpers for an ES module entry.
+	for _, helper := range []string{"__toCommonJS", "__copyProps"} {
+		if strings.Contains(s, helper) {
+			t.Fatalf("bundle declares %s:\n%s", helper, s)
+		}
 	}
 }
 

@@ -687,6 +687,27 @@ static int aerofn_msg(const char *m)
     return 1;
 }
 
+/* source_code_len is the length of script without its last line when that
+ * line is exactly an inline source map, as esbuild appends it (the key,
+ * then base64 only: nothing on it can end a string or a comment), else
+ * len. */
+static size_t source_code_len(const char *script, size_t len)
+{
+    static const char key[] = "//# sourceMappingURL=data:application/json;base64,";
+    size_t end = len;
+    if (end > 0 && script[end - 1] == '\n')
+        end--;
+    size_t start = end;
+    while (start > 0 && script[start - 1] != '\n')
+        start--;
+    if (end - start < sizeof(key) - 1 || memcmp(script + start, key, sizeof(key) - 1) != 0)
+        return len;
+    for (size_t i = start + sizeof(key) - 1; i < end; i++)
+        if (b64val((unsigned char)script[i]) < 0 && script[i] != '=')
+            return len;
+    return start;
+}
+
 __attribute__((export_name("handler"))) int32_t handler(void)
 {
     JS_UpdateStackTop(aerofn_rt);
@@ -724,7 +745,14 @@ __attribute__((export_name("handler"))) int32_t handler(void)
         elen = 4;
     }
 
-    JSValue r = JS_Eval(aerofn_ctx, script, slen, "function.js", JS_EVAL_TYPE_GLOBAL);
+    /* The parser would scan the bundle's inline source map, its last line,
+     * on every call: evaluate the code before it (the lines keep their
+     * numbers); describe reads the map from the whole script. */
+    size_t code_len = source_code_len(script, slen);
+    char cut = script[code_len];
+    script[code_len] = 0;
+    JSValue r = JS_Eval(aerofn_ctx, script, code_len, "function.js", JS_EVAL_TYPE_GLOBAL);
+    script[code_len] = cut;
     if (JS_IsException(r))
         return aerofn_fail(script, slen);
     JS_FreeValue(aerofn_ctx, r);
