@@ -35,7 +35,7 @@ const (
 )
 
 func main() {
-	out := flag.String("out", "BENCHMARKS.md", "where to write the report")
+	out := flag.String("out", "", "where to write the report: BENCHMARKS.md for a full run; a partial run (-only, -cold-only) prints it only, unless this names a file")
 	n := flag.Int("n", 2000, "samples per measurement")
 	admin := flag.String("database-url", envOr("AEROFN_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"), "admin URL of the PostgreSQL to use")
 	only = flag.String("only", "", "run only one section: cold, http, db_query, js, events, records or serve (for development; the report then holds only it)")
@@ -45,6 +45,7 @@ func main() {
 	coldOnly := flag.Bool("cold-only", false, "serve section: measure only the cold paths (deploy, first calls on other and restarted nodes), no load")
 	peers := flag.String("peers", "auto", "serve section: workerd and Deno from npm: auto (skipped when CI=true or n < 1000), all, or none")
 	flag.Parse()
+	*out = reportPath(*out, *only, *coldOnly)
 	lc, err := newLoadConfig(*n, *aerofnBin, *loadDuration, *loadRounds, *peers, *coldOnly)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -172,10 +173,25 @@ func run(ctx context.Context, out string, n int, adminURL string, lc loadConfig)
 	return write(out, sections, start)
 }
 
+// reportPath is where the report goes: the named file, else BENCHMARKS.md
+// for a full run and standard output only ("-") for a partial one, so that
+// measuring one section never replaces the whole report with a part of it.
+func reportPath(out, only string, coldOnly bool) string {
+	switch {
+	case out != "":
+		return out
+	case only != "" || coldOnly:
+		return "-"
+	}
+	return "BENCHMARKS.md"
+}
+
 func write(out string, sections []bench.Section, start time.Time) error {
 	report := bench.Render(sections, time.Since(start))
-	if err := os.WriteFile(out, []byte(report), 0o644); err != nil {
-		return err
+	if out != "-" {
+		if err := os.WriteFile(out, []byte(report), 0o644); err != nil {
+			return err
+		}
 	}
 	fmt.Print(report)
 	return nil
