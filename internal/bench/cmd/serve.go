@@ -247,9 +247,14 @@ func loadAverage() string {
 	return "?"
 }
 
+// aerofnEnv is the node's environment. The per-function cap on records is
+// lifted: one run calls hello well over the default 100,000 times, and at
+// the cap the node prunes the oldest records (the one-connection cells'
+// calls, which the recorded-duration row reads) while later cells run.
 func (s *serveBench) aerofnEnv(addr, dataDir string) []string {
 	return peerEnv("AEROFN_DATABASE_URL="+s.dbURL, "AEROFN_LISTEN="+addr, "AEROFN_JWT_SECRET="+jwtSecret,
-		"AEROFN_SECRETS_KEY="+secretsKey, "AEROFN_DATA_DIR="+dataDir, "AEROFN_SHUTDOWN_TIMEOUT=5s")
+		"AEROFN_SECRETS_KEY="+secretsKey, "AEROFN_DATA_DIR="+dataDir, "AEROFN_SHUTDOWN_TIMEOUT=5s",
+		"AEROFN_RECORDS_MAX_PER_FUNCTION=0")
 }
 
 // startNode starts aerofn serve with an empty data directory and waits for
