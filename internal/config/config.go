@@ -7,6 +7,7 @@ package config
 import (
 	"bufio"
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -23,6 +24,10 @@ type Config struct {
 	DatabaseURL string
 	// Listen is the HTTP address.
 	Listen string
+	// PprofListen, when set, is a loopback address where Go's profiler
+	// (net/http/pprof: CPU, heap, goroutine profiles and execution traces)
+	// answers without authentication; empty, the default, serves none.
+	PprofListen string
 	// JWTSecret verifies HS256 tokens (at least 32 bytes).
 	JWTSecret string
 	// SecretsKey encrypts stored secrets, authenticates the compiled
@@ -82,6 +87,7 @@ func (c *Config) settings() []setting {
 	return []setting{
 		{flag: "database-url", env: "AEROFN_DATABASE_URL", help: "PostgreSQL admin connection URL", str: &c.DatabaseURL, def: "postgres://postgres@127.0.0.1:5432/aerofn?sslmode=disable"},
 		{flag: "listen", env: "AEROFN_LISTEN", help: "HTTP listen address", str: &c.Listen, def: "127.0.0.1:8080"},
+		{flag: "pprof-listen", env: "AEROFN_PPROF_LISTEN", help: "loopback address serving Go's profiler at /debug/pprof/ (off when empty)", str: &c.PprofListen},
 		{flag: "jwt-secret", env: "AEROFN_JWT_SECRET", help: "HS256 secret for API tokens (>= 32 bytes)", str: &c.JWTSecret},
 		{flag: "secrets-key", env: "AEROFN_SECRETS_KEY", help: "key that encrypts stored secrets (>= 32 bytes)", str: &c.SecretsKey},
 		{flag: "data-dir", env: "AEROFN_DATA_DIR", help: "directory for the compiled-module cache", str: &c.DataDir, def: "./.aerofn/data"},
@@ -226,10 +232,27 @@ func (c *Config) Validate() error {
 	default:
 		return &FieldError{"AEROFN_LOG_LEVEL", fmt.Sprintf("%q is not debug, info, warn or error", c.LogLevel)}
 	}
+	if c.PprofListen != "" && !loopback(c.PprofListen) {
+		return &FieldError{"AEROFN_PPROF_LISTEN", fmt.Sprintf("%q is not a loopback address such as 127.0.0.1:6060 (the profiler has no authentication)", c.PprofListen)}
+	}
 	if _, err := registry.ParseOrigins(c.CORSOrigins); err != nil {
 		return &FieldError{"AEROFN_CORS_ORIGINS", err.Error()}
 	}
 	return nil
+}
+
+// loopback reports whether addr is host:port with a loopback IP or
+// "localhost" as the host.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Origins is CORSOrigins as a list (empty: no cross-origin access).

@@ -45,6 +45,7 @@ func TestValidateNamesTheSetting(t *testing.T) {
 		"AEROFN_ROLE_POOL_SIZE":  func(c *Config) { c.RolePoolSize = 5000 },
 		"AEROFN_LOG_LEVEL":       func(c *Config) { c.LogLevel = "loud" },
 		"AEROFN_CORS_ORIGINS":    func(c *Config) { c.CORSOrigins = "https://app.example.com,app.example.com" },
+		"AEROFN_PPROF_LISTEN":    func(c *Config) { c.PprofListen = "0.0.0.0:6060" },
 	} {
 		c := good
 		mutate(&c)
@@ -58,6 +59,14 @@ func TestValidateNamesTheSetting(t *testing.T) {
 		c.CORSOrigins = in
 		if err := c.Validate(); err != nil || len(c.Origins()) != want {
 			t.Errorf("AEROFN_CORS_ORIGINS=%q: %v, %v", in, c.Origins(), err)
+		}
+	}
+	for in, ok := range map[string]bool{"127.0.0.1:6060": true, "[::1]:0": true, "localhost:6060": true,
+		":6060": false, "10.0.0.1:6060": false, "example.com:6060": false, "127.0.0.1": false} {
+		c := good
+		c.PprofListen = in
+		if err := c.Validate(); (err == nil) != ok {
+			t.Errorf("AEROFN_PPROF_LISTEN=%q: %v", in, err)
 		}
 	}
 	var c Config

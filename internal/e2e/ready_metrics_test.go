@@ -3,11 +3,13 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/aerodb/aerofn/internal/config"
 	"github.com/aerodb/aerofn/internal/testenv"
 )
 
@@ -103,5 +105,30 @@ func TestPhase12Metrics(t *testing.T) {
 	}
 	if !strings.Contains(m, `functions_invocations_total{name="ok",status="success",trigger="http"} 2`) {
 		t.Fatalf("deleting one function dropped another's series")
+	}
+}
+
+// TestPprofListen: Go's profiler is served only when AEROFN_PPROF_LISTEN
+// names an address, and only there, never on the API's listener.
+func TestPprofListen(t *testing.T) {
+	off := testenv.Start(t)
+	if a := off.Server.PprofAddr(); a != "" {
+		t.Fatalf("profiler listening on %s by default", a)
+	}
+	if r := off.Do("GET", "/debug/pprof/", "", "", nil); r.Status != http.StatusNotFound {
+		t.Fatalf("API's /debug/pprof/: %d", r.Status)
+	}
+	on := testenv.Start(t, testenv.Options{Config: func(c *config.Config) { c.PprofListen = "127.0.0.1:0" }})
+	resp, err := on.HTTP.Get("http://" + on.Server.PprofAddr() + "/debug/pprof/heap?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "heap profile") {
+		t.Fatalf("profiler's heap profile: %d %.200s", resp.StatusCode, body)
+	}
+	if r := on.Do("GET", "/debug/pprof/", "", "", nil); r.Status != http.StatusNotFound {
+		t.Fatalf("API's /debug/pprof/ with the profiler on: %d", r.Status)
 	}
 }

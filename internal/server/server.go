@@ -88,6 +88,8 @@ type Server struct {
 	queues   []queueSource // the triggers' backlog collectors (metrics.go)
 	http     *http.Server
 	ln       net.Listener
+	pprof    *http.Server // Go's profiler, when cfg.PprofListen is set
+	pprofLn  net.Listener
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	stopOnce sync.Once
@@ -246,8 +248,12 @@ func (s *Server) Start(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := s.startPprof(); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
+		s.stopPprof()
 		return fmt.Errorf("listening on %s: %w", s.cfg.Listen, err)
 	}
 	s.ln = ln
@@ -300,6 +306,7 @@ func (s *Server) Stop(ctx context.Context) error {
 		httpDone := make(chan struct{})
 		go func() {
 			defer close(httpDone)
+			s.stopPprof()
 			if s.http != nil {
 				if err := s.http.Shutdown(drain); err != nil {
 					httpErr = fmt.Errorf("stopping http: %w", err)
