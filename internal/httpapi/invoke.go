@@ -134,6 +134,17 @@ func requestIDFrom(h string) string {
 // bytes. Without HTML escaping: a JSON body full of '<' would otherwise
 // grow sixfold.
 func encodeEvent(ev any) ([]byte, error) {
+	if h, ok := ev.(httpEvent); ok {
+		b, err := h.appendJSON(make([]byte, 0, 512+len(h.Body)))
+		if err != nil {
+			return nil, err
+		}
+		// The limit counts the newline json.Encoder ends with, as below.
+		if len(b)+1 > MaxEvent {
+			return nil, eventTooLarge(len(b) + 1)
+		}
+		return b, nil
+	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)

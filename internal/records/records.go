@@ -15,8 +15,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -374,20 +376,28 @@ func row(r Record) []any {
 		}
 		logs, _ = json.Marshal(clean)
 	}
-	var httpStatus *int
-	if r.HTTPStatus != 0 {
-		httpStatus = &r.HTTPStatus
-	}
-	return []any{r.ID, r.FunctionID, db.Text(r.Function), r.Version, db.Text(r.Trigger), db.Text(r.Status), httpStatus, r.DurationMS,
+	httpStatus := pgtype.Int4{Int32: int32(r.HTTPStatus), Valid: r.HTTPStatus != 0}
+	return []any{uuidValue(r.ID), uuidValue(r.FunctionID), db.Text(r.Function), r.Version, db.Text(r.Trigger), db.Text(r.Status), httpStatus, r.DurationMS,
 		r.MemoryPeakMB, db.Text(r.Role), nullable(db.Text(r.UserID)), nullable(db.Text(r.RequestID)), nullable(db.Text(r.Error)),
 		string(logs), r.LogsDropped, r.Timestamp}
 }
 
-func nullable(s string) *string {
-	if s == "" {
-		return nil
+// uuidValue is a uuid column's value as pgx encodes it directly. Given the
+// text, pgx's binary COPY first fails to encode it (building an error),
+// then parses it: about a tenth of the allocations of a call served over
+// HTTP. Text that is no UUID is passed on as it is, for the COPY to refuse.
+func uuidValue(s string) any {
+	u, err := uuid.Parse(s)
+	if err != nil {
+		return s
 	}
-	return &s
+	return pgtype.UUID{Bytes: u, Valid: true}
+}
+
+// nullable is s, NULL when empty. A pgtype value, not a *string: pgx
+// dereferences a pointer through reflection, an allocation per field.
+func nullable(s string) pgtype.Text {
+	return pgtype.Text{String: s, Valid: s != ""}
 }
 
 // Stats summarises one function's invocations.
