@@ -56,7 +56,7 @@ type Config struct {
 // its session, one dedicated connection kept up for as long as the node
 // runs, on which it holds its liveness lock and its leaderships and
 // listens for notifications. One goroutine owns the session; services
-// reach it through Leadership, Listen and OnConnect. See doc.go.
+// reach it through Leadership, Listen, OnConnect and Do. See locks.go.
 type Node struct {
 	cfg Config
 	log *slog.Logger
@@ -64,6 +64,7 @@ type Node struct {
 	key   atomic.Int32 // second key of the liveness lock of the current session
 	up    atomic.Bool  // a session is open and its liveness lock held
 	poke  chan struct{}
+	work  chan work // Do to the session's goroutine
 	mu    sync.Mutex
 	hooks []func(ctx context.Context, conn *pgx.Conn) error
 	roles map[Role]*Leadership
@@ -90,7 +91,7 @@ func New(cfg Config) *Node {
 		cfg.StaleAfter = DefaultStaleAfter
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger.With("component", "cluster", "node", cfg.Name), poke: make(chan struct{}, 1),
-		roles: map[Role]*Leadership{}, subs: map[string]map[*Subscription]struct{}{}}
+		work: make(chan work), roles: map[Role]*Leadership{}, subs: map[string]map[*Subscription]struct{}{}}
 	n.key.Store(NewNodeKey())
 	return n
 }
@@ -116,7 +117,7 @@ func (n *Node) OnConnect(fn func(ctx context.Context, conn *pgx.Conn) error) {
 }
 
 // NewNodeKey is a random positive int32: the second key of a node's
-// liveness lock in NodeSpace (the scheduler's own session uses it too).
+// liveness lock in NodeSpace.
 func NewNodeKey() int32 {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
@@ -199,6 +200,11 @@ func (n *Node) connect(ctx context.Context) (*pgx.Conn, error) {
 	cc.RuntimeParams["tcp_keepalives_count"] = "3"
 	cc.RuntimeParams["tcp_user_timeout"] = "10000"
 	cc.RuntimeParams["idle_in_transaction_session_timeout"] = "30000"
+	// No statement on the session waits long for a lock (one held by a
+	// frozen process's transaction, say): the work it was doing fails and
+	// is tried again, rather than the session, with its leaderships and
+	// notifications, standing still behind it.
+	cc.RuntimeParams["lock_timeout"] = "5000"
 	ctx, cancel := context.WithTimeout(ctx, statementTimeout)
 	defer cancel()
 	conn, err := pgx.ConnectConfig(ctx, cc)
@@ -238,12 +244,13 @@ func (n *Node) connect(ctx context.Context) (*pgx.Conn, error) {
 }
 
 // run keeps the session up until ctx ends: each pass syncs the channels it
-// listens on, releases resigned leaderships, competes for the others, and
-// then waits for notifications until the next pass is due.
+// listens on, releases resigned leaderships, competes for the others; in
+// between, it waits for notifications and runs the functions handed to Do.
 func (n *Node) run(ctx context.Context, conn *pgx.Conn) {
 	s := &session{conn: conn, listening: map[string]bool{}}
 	defer func() { n.drop(s, nil) }()
 	failures := 0
+	var next time.Time // when the next pass is due
 	for ctx.Err() == nil {
 		if s.conn == nil {
 			conn, err := n.connect(ctx)
@@ -256,11 +263,29 @@ func (n *Node) run(ctx context.Context, conn *pgx.Conn) {
 				continue
 			}
 			s = &session{conn: conn, listening: map[string]bool{}}
+			next = time.Time{}
 		}
 		failures = 0
-		wait, err := n.pass(ctx, s)
+		var err error
+		if !time.Now().Before(next) {
+			var wait time.Duration
+			wait, err = n.pass(ctx, s)
+			next = time.Now().Add(wait)
+		}
 		if err == nil {
-			err = n.wait(ctx, s, wait)
+			var w work
+			var poked bool
+			w, poked, err = n.wait(ctx, s, time.Until(next))
+			if poked {
+				next = time.Time{}
+			}
+			switch {
+			case w.fn == nil:
+			case err != nil:
+				w.done <- fmt.Errorf("%w: %w", ErrNoSession, err)
+			default:
+				err = n.serve(s, w)
+			}
 		}
 		if err != nil && ctx.Err() == nil {
 			n.log.Warn("node session lost; reconnecting", "error", err)
@@ -417,27 +442,38 @@ func (n *Node) evictStale(ctx context.Context, s *session, role Role) error {
 }
 
 // wait waits for notifications (handing each to its subscribers) until d
-// has passed or the node is poked.
-func (n *Node) wait(ctx context.Context, s *session, d time.Duration) error {
+// has passed, the node is poked (a pass is wanted at once) or a function
+// is handed to Do (returned, for the loop to run).
+func (n *Node) wait(ctx context.Context, s *session, d time.Duration) (work, bool, error) {
 	wctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
+	var w work
+	poked := false
 	stop := make(chan struct{})
-	defer close(stop)
+	woken := make(chan struct{})
 	go func() {
+		defer close(woken)
 		select {
 		case <-n.poke:
+			poked = true
+			cancel()
+		case w = <-n.work:
 			cancel()
 		case <-stop:
 		}
 	}()
+	var err error
 	for {
-		nt, err := s.conn.WaitForNotification(wctx)
-		if err != nil {
-			if wctx.Err() != nil && !s.conn.IsClosed() {
-				return nil
+		nt, werr := s.conn.WaitForNotification(wctx)
+		if werr != nil {
+			if wctx.Err() == nil || s.conn.IsClosed() {
+				err = werr
 			}
-			return err
+			break
 		}
 		n.deliver(Notification{Channel: nt.Channel, Payload: nt.Payload})
 	}
+	close(stop)
+	<-woken
+	return w, poked, err
 }

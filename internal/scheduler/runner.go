@@ -45,9 +45,9 @@ type claimed struct {
 }
 
 // claimAll claims every run this node may start now and starts each.
-func (s *Scheduler) claimAll(ctx context.Context) error {
+func (s *Scheduler) claimAll(ctx context.Context, conn *pgx.Conn) error {
 	for range 20 {
-		rows, err := s.conn.Query(ctx, `SELECT DISTINCT function_id, trigger_index FROM aerofn.schedule_runs
+		rows, err := conn.Query(ctx, `SELECT DISTINCT function_id, trigger_index FROM aerofn.schedule_runs
 			WHERE state = 'pending' LIMIT 200`)
 		if err != nil {
 			return fmt.Errorf("finding pending runs: %w", err)
@@ -66,7 +66,7 @@ func (s *Scheduler) claimAll(ctx context.Context) error {
 		}
 		progress := false
 		for _, k := range keys {
-			c, ok, err := s.claim(ctx, k.fid, k.idx)
+			c, ok, err := s.claim(ctx, conn, k.fid, k.idx)
 			if err != nil {
 				return err
 			}
@@ -88,8 +88,10 @@ func (s *Scheduler) claimAll(ctx context.Context) error {
 // trigger's runs never overlap; ticks that came during a run were already
 // recorded as skipped under overlap "skip"). The claim commits before the
 // function starts: whatever happens next, this tick is never started again.
-func (s *Scheduler) claim(ctx context.Context, functionID string, index int) (c claimed, ok bool, err error) {
-	err = pgx.BeginFunc(ctx, s.conn, func(tx pgx.Tx) error {
+// It runs on the node's session, which holds the liveness lock whose key
+// the claim records: a claim never commits after that lock is gone.
+func (s *Scheduler) claim(ctx context.Context, conn *pgx.Conn, functionID string, index int) (c claimed, ok bool, err error) {
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		var enabled bool
 		err := tx.QueryRow(ctx, `SELECT s.enabled, f.name FROM aerofn.schedules s JOIN aerofn.functions f ON f.id = s.function_id
 			WHERE s.function_id = $1 AND s.trigger_index = $2 FOR UPDATE OF s SKIP LOCKED`, functionID, index).Scan(&enabled, &c.name)
@@ -120,7 +122,7 @@ func (s *Scheduler) claim(ctx context.Context, functionID string, index int) (c 
 			AND NOT EXISTS (SELECT 1 FROM aerofn.schedule_runs x
 				WHERE x.function_id = $1 AND x.trigger_index = $2 AND x.state = 'running')
 			RETURNING r.scheduled_time, r.kind, r.cron, r.timezone, r.missed_count, r.started_at`,
-			functionID, index, s.cfg.Node, s.nodeKey.Load()).Scan(&c.scheduledTime, &c.kind, &c.cron, &c.timezone, &c.missed, &c.startedAt)
+			functionID, index, s.node.Name(), s.node.Key()).Scan(&c.scheduledTime, &c.kind, &c.cron, &c.timezone, &c.missed, &c.startedAt)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}
@@ -251,7 +253,7 @@ func (s *Scheduler) finish(c claimed, out invoker.Outcome, runErr error) {
 					note = CASE WHEN $11::text <> '' THEN $11 WHEN state = 'interrupted' THEN NULL ELSE note END
 				WHERE function_id = $1 AND trigger_index = $2 AND scheduled_time = $3 AND node = $4
 					AND state IN ('running', 'interrupted')`,
-				c.functionID, c.index, c.scheduledTime, s.cfg.Node, state, invID, role, status, errText, output, note); err != nil {
+				c.functionID, c.index, c.scheduledTime, s.node.Name(), state, invID, role, status, errText, output, note); err != nil {
 				return err
 			}
 			_, err := tx.Exec(ctx, `SELECT pg_notify($1, 'done')`, WakeChannel)
@@ -278,7 +280,7 @@ func (s *Scheduler) release(c claimed) {
 	err := pgx.BeginFunc(ctx, s.cfg.Pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `UPDATE aerofn.schedule_runs SET state = 'pending', node = NULL, node_key = NULL, started_at = NULL
 			WHERE function_id = $1 AND trigger_index = $2 AND scheduled_time = $3 AND node = $4 AND state = 'running'`,
-			c.functionID, c.index, c.scheduledTime, s.cfg.Node); err != nil {
+			c.functionID, c.index, c.scheduledTime, s.node.Name()); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, `SELECT pg_notify($1, 'released')`, WakeChannel)
@@ -322,7 +324,7 @@ func (s *Scheduler) RunNow(ctx context.Context, fn registry.Function, index int)
 			(function_id, trigger_index, scheduled_time, kind, state, cron, timezone, node, node_key, started_at)
 			VALUES ($1, $2, clock_timestamp(), 'manual', 'running', $3, $4, $5, $6, clock_timestamp())
 			RETURNING scheduled_time, started_at`,
-		fn.ID, t.Index, t.Cron, t.Timezone, s.cfg.Node, s.nodeKey.Load()).Scan(&c.scheduledTime, &c.startedAt); err != nil {
+		fn.ID, t.Index, t.Cron, t.Timezone, s.node.Name(), s.node.Key()).Scan(&c.scheduledTime, &c.startedAt); err != nil {
 		return Run{}, invoker.Outcome{}, fmt.Errorf("recording a manual run: %w", err)
 	}
 	out, err := s.inv.Invoke(context.WithoutCancel(ctx), fn.Name, invoker.Call{Trigger: TriggerType, FunctionID: fn.ID, Event: c.event(),

@@ -29,9 +29,9 @@ type dueSchedule struct {
 // Time is the database's (clock_timestamp()), so nodes whose clocks
 // disagree still agree on when a tick is due; the ticker sleeps by its own
 // clock corrected by the offset measured here.
-func (s *Scheduler) tick(ctx context.Context) (time.Duration, error) {
+func (s *Scheduler) tick(ctx context.Context, conn *pgx.Conn) (time.Duration, error) {
 	wait := maxWait
-	err := pgx.BeginFunc(ctx, s.conn, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		before := time.Now()
 		var now time.Time
 		if err := tx.QueryRow(ctx, `SELECT clock_timestamp()`).Scan(&now); err != nil {
@@ -146,20 +146,25 @@ func countText(r plannedRun) string {
 	return fmt.Sprintf("%d ticks", r.Missed)
 }
 
-// sweep marks as interrupted the runs whose node is gone: its scheduler
-// session (and so its liveness lock) ended while the run was claimed. They
-// are not run again; see doc.go for why.
-func (s *Scheduler) sweep(ctx context.Context) error {
+// sweep marks as interrupted the runs whose node is gone: its session (and
+// so its liveness lock) ended while the run was claimed. They are not run
+// again; see doc.go for why. A run whose row is locked (its node is
+// recording its end this moment, or froze doing so) is left for a later
+// sweep rather than waited on.
+func (s *Scheduler) sweep(ctx context.Context, conn *pgx.Conn) error {
 	var n int
-	err := pgx.BeginFunc(ctx, s.conn, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		if err := tx.QueryRow(ctx, `WITH gone AS (
 				UPDATE aerofn.schedule_runs r SET state = 'interrupted', finished_at = clock_timestamp(),
 					note = format('node %s stopped before the run ended; a tick runs at most once, so it is not run again', coalesce(r.node, 'unknown'))
-				WHERE r.state = 'running' AND NOT EXISTS (
-					SELECT 1 FROM pg_locks l
-					WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
-						AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-						AND l.classid::int8 = $1 AND l.objid::int8 = r.node_key)
+				FROM (SELECT x.function_id, x.trigger_index, x.scheduled_time FROM aerofn.schedule_runs x
+					WHERE x.state = 'running' AND NOT EXISTS (
+						SELECT 1 FROM pg_locks l
+						WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+							AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+							AND l.classid::int8 = $1 AND l.objid::int8 = x.node_key)
+					FOR UPDATE SKIP LOCKED) g
+				WHERE (r.function_id, r.trigger_index, r.scheduled_time) = (g.function_id, g.trigger_index, g.scheduled_time)
 				RETURNING 1)
 			SELECT count(*) FROM gone`, int64(cluster.NodeSpace)).Scan(&n); err != nil {
 			return err
@@ -177,9 +182,11 @@ func (s *Scheduler) sweep(ctx context.Context) error {
 }
 
 // prune keeps the newest KeepRuns finished runs of each schedule trigger,
-// and a week of the runs of triggers that no longer exist.
+// and a week of the runs of triggers that no longer exist. It needs no
+// fence (it deletes only finished rows, which nothing writes again), so it
+// goes through the pool and leaves the node's session free.
 func (s *Scheduler) prune(ctx context.Context) error {
-	if _, err := s.conn.Exec(ctx, `DELETE FROM aerofn.schedule_runs r USING (
+	if _, err := s.cfg.Pool.Exec(ctx, `DELETE FROM aerofn.schedule_runs r USING (
 			SELECT s.function_id, s.trigger_index, (
 				SELECT x.scheduled_time FROM aerofn.schedule_runs x
 				WHERE x.function_id = s.function_id AND x.trigger_index = s.trigger_index
@@ -189,7 +196,7 @@ func (s *Scheduler) prune(ctx context.Context) error {
 			AND r.scheduled_time <= c.cutoff AND r.state NOT IN ('pending', 'running')`, s.cfg.KeepRuns); err != nil {
 		return err
 	}
-	_, err := s.conn.Exec(ctx, `DELETE FROM aerofn.schedule_runs r
+	_, err := s.cfg.Pool.Exec(ctx, `DELETE FROM aerofn.schedule_runs r
 		WHERE r.state NOT IN ('pending', 'running') AND r.created_at < now() - interval '7 days'
 			AND NOT EXISTS (SELECT 1 FROM aerofn.schedules s WHERE s.function_id = r.function_id AND s.trigger_index = r.trigger_index)`)
 	return err

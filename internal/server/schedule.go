@@ -9,7 +9,10 @@ import (
 // openSchedules wires cron-triggered functions: registry hook, the
 // scheduler service, its API endpoints and its metrics.
 func (s *Server) openSchedules(_ context.Context) error {
-	sch := scheduler.New(scheduler.Config{Pool: s.Pool, Invoker: s.Invoker, Logger: s.log, Node: s.Cluster.Name()})
+	sch, err := scheduler.New(scheduler.Config{Pool: s.Pool, Invoker: s.Invoker, Logger: s.log, Cluster: s.Cluster})
+	if err != nil {
+		return err
+	}
 	s.Registry.AddHook(scheduler.Hook{})
 	s.AddService(sch)
 	s.API.AddSchedules(sch)
