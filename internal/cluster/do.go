@@ -57,23 +57,24 @@ func (n *Node) Do(ctx context.Context, fn func(ctx context.Context, conn *pgx.Co
 	return <-w.done
 }
 
-// serve runs work handed to Do, and returns an error if the work left the
-// session unusable (the loop then drops it).
-func (n *Node) serve(s *session, w work) error {
+// serve runs work handed to Do. A session the work left unusable is
+// dropped before Do returns, so that a leadership lost with it is no
+// longer reported held by then.
+func (n *Node) serve(s *session, w work) {
 	if err := w.ctx.Err(); err != nil {
 		w.done <- fmt.Errorf("waiting for the node session: %w", err)
-		return nil
+		return
 	}
 	err := w.fn(w.ctx, s.conn)
-	w.done <- err
 	switch {
 	case s.conn.IsClosed():
-		if err == nil {
-			err = errors.New("connection closed")
+		cause := err
+		if cause == nil {
+			cause = errors.New("connection closed")
 		}
-		return fmt.Errorf("the session ended under work: %w", err)
+		n.lose(s, fmt.Errorf("the session ended under work: %w", cause))
 	case s.conn.PgConn().IsBusy() || s.conn.PgConn().TxStatus() != 'I':
-		return errors.New("work left the session busy or in a transaction")
+		n.lose(s, errors.New("work left the session busy or in a transaction"))
 	}
-	return nil
+	w.done <- err
 }

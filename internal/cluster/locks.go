@@ -19,18 +19,24 @@
 //	   │            ▼
 //	   │        wait: notifications to subscribers, until Retry (a
 //	   │              leadership is wanted and not held) or 1 s, or a poke
-//	   │            │ (Leadership, Resign, Listen, Close)
+//	   │            │ (Leadership, Resign, Listen, Close: pass at once),
+//	   │            │ or work handed to Do: run it, wait on
 //	   └── error: every leadership lost (Lost closed), reconnect with backoff
 //
-// Services take what they need from it: the database triggers the
+// Services take what they need from it. The database triggers: the
 // leadership EventDispatcher, a LISTEN on aerofn_events while leading and a
-// row per session in aerofn.event_nodes (an OnConnect hook). Their work
-// goes through the pool; the session only holds locks and listens, so a
-// slow query never delays a lock or a notification, and a cancelled one
-// never costs the node its session. The scheduler still keeps a session of
-// its own (its ticks and claims run on the session that holds its locks, so
-// that ending a frozen ticker's session also ends its transactions); Ticker
-// is its role once it moves here.
+// row per session in aerofn.event_nodes (an OnConnect hook); their work goes
+// through the pool. The scheduler: the leadership Ticker, a LISTEN on
+// aerofn_schedules, and its ticks, sweeps and claims, which run on the
+// session itself through Do, so that they are fenced by its locks: Do runs
+// a function from the goroutine that owns the session, between its own
+// statements, so no leadership changes hands while it runs; a transaction
+// it opens commits only while the leader's lock is held by the same
+// backend, and ending a frozen leader's session ends its half-done
+// transactions, row locks and all, with its leadership. Work on the session
+// is kept short (it delays the node's competing and notifications while it
+// runs), never waits more than lock_timeout (5 s) for a lock, and is not
+// cancelled half way (pgx closes a connection whose query is interrupted).
 //
 //	failure                          what follows
 //	process killed                   its session ends with its TCP connection:
@@ -42,9 +48,11 @@
 //	                                 and competes again
 //	process frozen, or cut off       its session runs no statement; after
 //	behind a network that still      StaleAfter (5 s) a node that wants one of
-//	answers keepalives               its leaderships ends it; a vanished
-//	                                 machine is dropped by TCP keepalives and
-//	                                 tcp_user_timeout within about 10 s
+//	answers keepalives               its leaderships ends it, and with it any
+//	                                 transaction the node had open on it; a
+//	                                 vanished machine is dropped by TCP
+//	                                 keepalives and tcp_user_timeout within
+//	                                 about 10 s
 //	Stop                             the session closes: every lock is
 //	                                 released at once
 //
@@ -69,8 +77,7 @@
 //	two int4 keys                                    objsubid 2
 //	  (NodeSpace, 0)             "aesc",0    session lock of the schedule ticker
 //	  (NodeSpace, key)           "aesc",key  a node's liveness lock: held while the node lives
-//	                                         (Node.Key() on the node's session, and the
-//	                                         scheduler's own key on its session)
+//	                                         (Node.Key(), on the node's session)
 //
 // The session locks of leaderships are held on the node's session (Node);
 // each is a Role below, named in the logs.
@@ -136,8 +143,7 @@ var (
 	// deliveries (dbtrigger).
 	EventDispatcher = Role{Name: "database-trigger dispatch", lock: bigintLock(EventLeader)}
 	// Ticker turns due schedule ticks into runs, sweeps runs of dead nodes
-	// and prunes run history (scheduler; the scheduler takes the same lock
-	// on its own session for now).
+	// and prunes run history (scheduler).
 	Ticker = Role{Name: "schedule ticker", lock: pairLock(NodeSpace, TickerObject)}
 )
 

@@ -282,17 +282,29 @@ func (n *Node) run(ctx context.Context, conn *pgx.Conn) {
 			switch {
 			case w.fn == nil:
 			case err != nil:
+				if ctx.Err() == nil {
+					n.lose(s, err) // before Do returns, as in serve
+				}
 				w.done <- fmt.Errorf("%w: %w", ErrNoSession, err)
 			default:
-				err = n.serve(s, w)
+				n.serve(s, w)
 			}
 		}
 		if err != nil && ctx.Err() == nil {
-			n.log.Warn("node session lost; reconnecting", "error", err)
-			n.drop(s, err)
-			s.conn = nil
+			n.lose(s, err)
 		}
 	}
+}
+
+// lose drops a session that failed and leaves s without a connection:
+// the loop makes another.
+func (n *Node) lose(s *session, err error) {
+	if s.conn == nil {
+		return
+	}
+	n.log.Warn("node session lost; reconnecting", "error", err)
+	n.drop(s, err)
+	s.conn = nil
 }
 
 func sleep(ctx context.Context, d time.Duration) {

@@ -18,23 +18,31 @@
 //
 // # Roles
 //
-// Every node keeps one scheduler session (application_name "aerofn node
-// <name>") holding two kinds of session-level advisory lock:
+// The scheduler runs on the node's cluster.Node, its one dedicated session
+// (application_name "aerofn node <name>"), which holds two kinds of
+// session-level advisory lock (internal/cluster/locks.go):
 //
-//   - its liveness lock (cluster.NodeSpace, node key), for as long as the node lives.
-//     A run claimed by a node records the node key; a run whose key is no
-//     longer locked belongs to a dead node.
-//   - the ticker lock (cluster.NodeSpace, 0), which one node holds. The others try
-//     pg_try_advisory_lock every 250 ms. A killed node's session ends with its
-//     TCP connection, so its locks free at once and another node ticks within
-//     a quarter of a second.
+//   - the node's liveness lock (cluster.NodeSpace, Node.Key()), for as long
+//     as the node lives. A run claimed by a node records the node's name and
+//     key; a run whose key is no longer locked belongs to a dead node.
+//   - the ticker lock (cluster.NodeSpace, 0), the leadership cluster.Ticker,
+//     which one node holds. The others try for it every 250 ms. A killed
+//     node's session ends with its TCP connection, so its locks free at once
+//     and another node ticks within a quarter of a second.
+//
+// Ticks, sweeps and claims run on that session too (cluster.Node.Do), in
+// transactions of the backend that holds the locks: a tick commits only
+// while its node holds the ticker lock, a claim only while its node's
+// liveness lock is held, and ending a frozen node's session ends its
+// half-done transactions with its locks. Pruning, finishing and handing back
+// runs, and the API's reads go through the pool.
 //
 // The ticker, in one transaction, locks the due schedules (FOR UPDATE SKIP
 // LOCKED), inserts their due ticks as runs, advances next_tick, and notifies
-// WakeChannel. Every node (the ticker too) listens on WakeChannel and polls
-// every 250 ms, and claims pending runs. Correctness never rests on there
-// being one ticker: two tickers insert the same primary keys, and the
-// second insert does nothing.
+// WakeChannel. Every node (the ticker too) listens on WakeChannel on its
+// session (Node.Listen) and polls every 250 ms, and claims pending runs.
+// Correctness never rests on there being one ticker: two tickers insert the
+// same primary keys, and the second insert does nothing.
 //
 // # A run's states
 //
@@ -83,22 +91,26 @@
 // # Failure modes
 //
 //   - Ticker killed (SIGKILL, crash): its session ends with its TCP
-//     connection, the lock frees, the next node takes it within LockRetry
-//     and ticks what is due; ticks late by less than Grace all run, one by one.
+//     connection, the lock frees, the next node takes it within 250 ms
+//     (cluster's Retry) and ticks what is due; ticks late by less than Grace
+//     all run, one by one.
 //   - Ticker frozen (SIGSTOP, a hung machine) or cut off behind a network
 //     that still answers keepalives: its session keeps the lock but runs no
 //     statement; after 5 s another node ends that session
-//     (pg_terminate_backend) and takes over, well within Grace. A machine
-//     that vanishes is dropped by the server's TCP keepalives and
-//     tcp_user_timeout, set on the session, within about 10 s.
+//     (pg_terminate_backend) and takes over, well within Grace. A tick or
+//     claim the frozen node had begun ends with that session, so none of its
+//     row locks stands in the new ticker's way and none of its writes
+//     commits. A machine that vanishes is dropped by the server's TCP
+//     keepalives and tcp_user_timeout, set on the session, within about 10 s.
 //   - Every node down: on restart the ticker finds next_tick far in the past.
 //     Ticks older than Grace are missed: catch_up "once" inserts one run at
 //     the latest missed tick standing for them all (missed_count), "skip"
 //     records one skipped_missed row. Then next_tick moves past now.
 //   - Node killed mid-run: the run is marked interrupted within a second
 //     (sweep); the trigger is free for its next tick.
-//   - Scheduler session lost while runs go on (network blip): the sweeper may
+//   - Node session lost while runs go on (network blip): the sweeper may
 //     mark them interrupted; when they end, their real outcome replaces it.
+//     Until the node has its session back it neither ticks nor claims.
 //   - Database unreachable: no ticks are inserted and no runs claimed; when it
 //     returns, late ticks run and missed ones follow catch_up.
 //   - Function disabled or deleted: Hook disables or removes the schedule and
