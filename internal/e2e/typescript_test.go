@@ -62,6 +62,22 @@ func TestTypeScriptHelloExample(t *testing.T) {
 	if status != "success" || mem <= 0 {
 		t.Fatalf("record: %s, %v MiB", status, mem)
 	}
+	// The deploy compiled the script to bytecode once; calls run it, here
+	// and on a node that got it with the version's shared artifact.
+	b := testenv.StartOn(t, e.DatabaseURL, testenv.WithJS(t))
+	for range 3 {
+		for _, n := range []*testenv.Env{e, b} {
+			if r := n.Invoke("hello", n.AnonKey, map[string]string{"name": "B"}); r.Status != 200 {
+				t.Fatalf("invoke: %d %s", r.Status, r.Body)
+			}
+		}
+	}
+	for i, n := range []*testenv.Env{e, b} {
+		compiles, sourceRuns := loadMetric(t, n, "aerofn_js_bytecode_compiles_total"), loadMetric(t, n, "aerofn_js_source_runs_total")
+		if want := []string{"1", "0"}[i]; compiles != want || sourceRuns != "0" {
+			t.Fatalf("node %d: %s compiles to bytecode (want %s), %s calls from the source (want 0)", i, compiles, want, sourceRuns)
+		}
+	}
 	// The version lists the stored script's size: the user's, not the runtime's.
 	v := e.Do("GET", "/admin/v1/functions/hello/versions", e.ServiceKey, "", nil)
 	var vs []map[string]any

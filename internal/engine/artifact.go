@@ -125,14 +125,14 @@ func (e *Engine) Artifact(hash string) ([]byte, error) {
 		return nil, fmt.Errorf("reading artifact: hash %q is not 1-128 characters of [0-9A-Za-z_-]", hash)
 	}
 	e.mu.Lock()
-	if el, ok := e.modules[hash]; ok && el.Value.(*Module).script != nil {
-		s := el.Value.(*Module).script
+	if el, ok := e.modules[hash]; ok && el.Value.(*Module).js != nil {
+		s := el.Value.(*Module).js
 		e.mu.Unlock()
-		return ScriptModule(s), nil
+		return s.artifact(), nil
 	}
 	e.mu.Unlock()
 	if path := e.scriptPath(hash); path != "" {
-		if b, err := os.ReadFile(path); err == nil && IsScript(b) {
+		if b, err := os.ReadFile(path); err == nil && isScriptArtifact(b) {
 			return b, nil
 		}
 	}

@@ -17,9 +17,9 @@ type Module struct {
 	hash string
 	m    *wasmtime.Module
 	info moduleInfo
-	// script is a JavaScript function's bundled script; m is then the
-	// JavaScript runtime's module (script.go).
-	script []byte
+	// js is a JavaScript function's script; m is then the JavaScript
+	// runtime's module (script.go).
+	js *jsScript
 	// imageMapped: a page of an instance's memory was seen mapped from the
 	// module's image file, so dropping private pages restores the image
 	// (reuse.go).
@@ -28,7 +28,7 @@ type Module struct {
 
 // Script reports whether the module is a JavaScript function run by the
 // JavaScript runtime (script.go).
-func (m *Module) Script() bool { return m.script != nil }
+func (m *Module) Script() bool { return m.js != nil }
 
 // Hash is the key the module was loaded under.
 func (m *Module) Hash() string { return m.hash }
@@ -160,12 +160,12 @@ func (e *Engine) load(hash string, src Source, compiling chan struct{}) (mod *Mo
 		}
 	}
 
-	// A script's artifact is its stored bytes (script.go).
+	// A script's artifact is its bytecode and stored bytes (script.go).
 	var scriptArt []byte
 	if fetch := src.Artifact; fetch != nil {
 		src.Artifact = func() ([]byte, error) {
 			b, err := fetch()
-			if err == nil && IsScript(b) {
+			if err == nil && isScriptArtifact(b) {
 				scriptArt = b
 				return nil, nil
 			}
@@ -176,7 +176,7 @@ func (e *Engine) load(hash string, src Source, compiling chan struct{}) (mod *Mo
 		return m, nil
 	}
 	if scriptArt != nil {
-		m, err := e.bindScript(hash, scriptArt, src.Wasm != nil)
+		m, err := e.bindScript(hash, scriptArt, src.Wasm != nil, false)
 		if err == nil {
 			e.artifactLoads.Add(1)
 		}
@@ -202,7 +202,7 @@ func (e *Engine) load(hash string, src Source, compiling chan struct{}) (mod *Mo
 		return nil, fmt.Errorf("fetching module %s: %w", hash, err)
 	}
 	if IsScript(b) {
-		return e.bindScript(hash, b, true)
+		return e.bindScript(hash, b, true, false)
 	}
 	m, info, err := e.compileModule(ctx, b)
 	if err != nil && ctx.Err() != nil {

@@ -227,6 +227,10 @@ type Stats struct {
 	ArtifactLoadFailures uint64 // artifacts that could not be fetched or that wasmtime refused
 
 	Reused uint64 // calls that ran on an instance reset after an earlier call (reuse.go)
+
+	ScriptCompiles        uint64 // scripts compiled to bytecode by the JavaScript runtime (script.go)
+	ScriptCompileFailures uint64 // scripts the runtime could not compile (they run from the source)
+	ScriptSourceRuns      uint64 // calls of a script that ran it from the source: its bytecode was not made yet
 }
 
 // Engine compiles and runs modules. It is safe for concurrent use.
@@ -249,6 +253,7 @@ type Engine struct {
 	preinits, preinitFailures                                          atomic.Uint64
 	compilingNow                                                       atomic.Int64   // loads compiling right now (Compiling)
 	primed                                                             atomic.Uint64  // modules instantiated once at load (prime.go)
+	scriptCompiles, scriptCompileFailures, scriptSourceRuns            atomic.Uint64  // script.go
 	artifactState                                                                     // artifact.go: the init engine, the fingerprint, shared artifacts
 	persisting                                                         sync.WaitGroup // artifacts being synced to CacheDir (cache.go, persistLater)
 	jsrt                                                               jsRuntime      // script.go: the JavaScript runtime
@@ -431,5 +436,9 @@ func (e *Engine) Stats() Stats {
 		ArtifactLoads:        e.artifactLoads.Load(),
 		ArtifactLoadFailures: e.artifactLoadFailures.Load(),
 		Reused:               reused,
+
+		ScriptCompiles:        e.scriptCompiles.Load(),
+		ScriptCompileFailures: e.scriptCompileFailures.Load(),
+		ScriptSourceRuns:      e.scriptSourceRuns.Load(),
 	}
 }

@@ -26,7 +26,7 @@ import "github.com/bytecodealliance/wasmtime-go/v39"
 // drops it. A failure is ignored: the first call then does the work, and
 // reports any error itself.
 func (e *Engine) prime(m *Module) {
-	if m == nil || !m.info.preinit || m.script != nil {
+	if m == nil || !m.info.preinit || m.js != nil {
 		return // a script's module is the runtime's, primed when it loaded
 	}
 	if !e.acquireSlot() {

@@ -45,8 +45,8 @@ func (e *Engine) Run(ctx context.Context, m *Module, input []byte, lim Limits, h
 		ctx = context.Background()
 	}
 	lim = lim.WithDefaults()
-	if m != nil && m.script != nil {
-		input = scriptInput(m.script, input)
+	if m != nil && m.js != nil {
+		input = e.scriptInput(m.js, input)
 	}
 	if e.slots != nil {
 		// A slot holds no more; the cap must be the one that bites, so

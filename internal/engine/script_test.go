@@ -2,6 +2,8 @@ package engine
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -95,10 +97,126 @@ func TestScriptRunsOnTheRuntime(t *testing.T) {
 	}
 	t.Logf("memory %d KiB, took %v", res.MemoryPeak>>10, res.Duration)
 
-	// The shared artifact of a script is its stored bytes.
+	// The shared artifact of a script is its bytecode, made by this
+	// runtime, and its stored bytes.
 	art, err := e.Artifact("hello")
-	if err != nil || !IsScript(art) {
-		t.Fatalf("artifact %q, %v", art, err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, code, ok := parseScriptArtifact(art)
+	if !ok || code == nil || len(code.bytecode) == 0 || code.runtime != e.jsrt.hash || !IsScript(stored) {
+		t.Fatalf("artifact %q", art)
+	}
+}
+
+// A script is compiled to bytecode once, when it is loaded, and every
+// call runs that bytecode: none hands the runtime the source to parse.
+// Error stacks still name the script's lines.
+func TestScriptCallsRunBytecode(t *testing.T) {
+	e := newJSEngine(t, Config{})
+	m := loadScript(t, e, "bytecode", "var __aerofn_exports = { handler(ev) {\n"+
+		"  if (ev.fail) throw new Error(\"boom\");\n"+
+		"  return { n: ev.n * 2 };\n} };\n")
+	for i := range 5 {
+		res := run(t, e, m, fmt.Sprintf(`{"n":%d}`, i), Limits{}, &fakeHost{})
+		wantStatus(t, res, StatusSuccess)
+		if want := fmt.Sprintf(`{"n":%d}`, 2*i); string(res.Output) != want {
+			t.Fatalf("output %s, want %s", res.Output, want)
+		}
+	}
+	res := run(t, e, m, `{"fail":true}`, Limits{}, &fakeHost{})
+	wantStatus(t, res, StatusError)
+	if !strings.Contains(string(res.Output), "Error: boom") || !strings.Contains(string(res.Output), "(function.js:2)") {
+		t.Fatalf("error %q, want Error: boom at function.js:2", res.Output)
+	}
+	if st := e.Stats(); st.ScriptCompiles != 1 || st.ScriptSourceRuns != 0 {
+		t.Fatalf("%d compiles to bytecode, %d calls from the source; want 1 and 0", st.ScriptCompiles, st.ScriptSourceRuns)
+	}
+}
+
+// Bytecode another runtime made is not run: a load that may not compile
+// (a call's, a warm-up's) binds the script at once, its calls run from the
+// source while the script is compiled in the background, and from its
+// bytecode after. The new artifact, in the cache directory, serves a
+// restart without a compile.
+func TestScriptBytecodeOfAnotherRuntime(t *testing.T) {
+	script := `var __aerofn_exports = { handler: () => ({ ok: 1 }) };`
+	a := newJSEngine(t, Config{})
+	loadScript(t, a, "other-rt", script)
+	art, err := a.Artifact("other-rt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, code, ok := parseScriptArtifact(art)
+	if !ok || code == nil {
+		t.Fatalf("artifact %q", art)
+	}
+	code.runtime = "jsrt-" + strings.Repeat("0", 64)
+	other := (&jsScript{stored: stored})
+	other.code.Store(code)
+	stale := other.artifact()
+
+	dir := t.TempDir()
+	b := newJSEngine(t, Config{CacheDir: dir})
+	if _, err := b.JSRuntime(true); err != nil {
+		t.Fatal(err)
+	}
+	b.jsrt.compileMu.Lock() // hold the background compile back
+	m, err := b.LoadFrom("other-rt", Source{Artifact: func() ([]byte, error) { return stale, nil }})
+	if err != nil {
+		b.jsrt.compileMu.Unlock()
+		t.Fatal(err)
+	}
+	res := run(t, b, m, `{}`, Limits{}, &fakeHost{})
+	b.jsrt.compileMu.Unlock()
+	wantStatus(t, res, StatusSuccess)
+	if st := b.Stats(); st.ScriptSourceRuns != 1 || st.ScriptCompiles != 0 {
+		t.Fatalf("before the compile: %d calls from the source, %d compiles; want 1 and 0", st.ScriptSourceRuns, st.ScriptCompiles)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for b.Stats().ScriptCompiles == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the script was not compiled in the background")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	wantStatus(t, run(t, b, m, `{}`, Limits{}, &fakeHost{}), StatusSuccess)
+	if st := b.Stats(); st.ScriptSourceRuns != 1 {
+		t.Fatalf("after the compile: %d calls from the source, want still 1", st.ScriptSourceRuns)
+	}
+	got, err := b.Artifact("other-rt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, c, _ := parseScriptArtifact(got); c == nil || c.runtime != b.jsrt.hash {
+		t.Fatalf("artifact after the compile %q", got)
+	}
+
+	// A restart finds the new artifact in the cache directory.
+	c := newJSEngine(t, Config{CacheDir: dir})
+	m, err = c.LoadFrom("other-rt", Source{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, run(t, c, m, `{}`, Limits{}, &fakeHost{}), StatusSuccess)
+	if st := c.Stats(); st.ScriptCompiles != 0 || st.ScriptSourceRuns != 0 {
+		t.Fatalf("restart: %d compiles, %d calls from the source; want 0 and 0", st.ScriptCompiles, st.ScriptSourceRuns)
+	}
+}
+
+// Bytecode is made only from stored scripts: module bytes shaped as a
+// script's artifact (as a deploy of "wasm" could carry) are compiled as
+// WebAssembly, and refused.
+func TestScriptArtifactIsNotAcceptedAsModuleBytes(t *testing.T) {
+	a := newJSEngine(t, Config{})
+	loadScript(t, a, "art", `var __aerofn_exports = { handler: () => 1 };`)
+	art, err := a.Artifact("art")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newJSEngine(t, Config{})
+	if _, err := b.Load("art", func() ([]byte, error) { return art, nil }); !errors.Is(err, ErrInvalidModule) {
+		t.Fatalf("loading an artifact as module bytes: %v, want ErrInvalidModule", err)
 	}
 }
 

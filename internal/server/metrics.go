@@ -85,6 +85,7 @@ func (c *dbQueryCollector) Collect(ch chan<- prometheus.Metric) {
 type loadCollector struct {
 	s                                  *Server
 	compiling, pending, jsBusy, jsWarm *prometheus.Desc
+	jsCompiles, jsSourceRuns           *prometheus.Desc
 }
 
 func newLoadCollector(s *Server) *loadCollector {
@@ -94,6 +95,10 @@ func newLoadCollector(s *Server) *loadCollector {
 		pending:   prometheus.NewDesc("aerofn_modules_background_pending", "Modules queued or compiling in the background.", nil, nil),
 		jsBusy:    prometheus.NewDesc("aerofn_js_runtime_warming", "1 while the JavaScript runtime is being loaded in the background.", nil, nil),
 		jsWarm:    prometheus.NewDesc("aerofn_js_runtime_warmups_total", "Loads of the JavaScript runtime this node began (0 on a node that never needed it).", nil, nil),
+		jsCompiles: prometheus.NewDesc("aerofn_js_bytecode_compiles_total",
+			"JavaScript function versions compiled to bytecode on this node (once per version and runtime).", nil, nil),
+		jsSourceRuns: prometheus.NewDesc("aerofn_js_source_runs_total",
+			"JavaScript calls run from the source because their bytecode was not made yet (after a runtime change, until its background compile ends).", nil, nil),
 	}
 }
 
@@ -102,6 +107,8 @@ func (c *loadCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.pending
 	ch <- c.jsBusy
 	ch <- c.jsWarm
+	ch <- c.jsCompiles
+	ch <- c.jsSourceRuns
 }
 
 func (c *loadCollector) Collect(ch chan<- prometheus.Metric) {
@@ -109,4 +116,7 @@ func (c *loadCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, float64(c.s.Invoker.BackgroundPending()))
 	ch <- prometheus.MustNewConstMetric(c.jsBusy, prometheus.GaugeValue, float64(c.s.js.busy.Load()))
 	ch <- prometheus.MustNewConstMetric(c.jsWarm, prometheus.CounterValue, float64(c.s.js.begun.Load()))
+	st := c.s.Engine.Stats()
+	ch <- prometheus.MustNewConstMetric(c.jsCompiles, prometheus.CounterValue, float64(st.ScriptCompiles))
+	ch <- prometheus.MustNewConstMetric(c.jsSourceRuns, prometheus.CounterValue, float64(st.ScriptSourceRuns))
 }

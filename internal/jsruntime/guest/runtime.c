@@ -8,11 +8,20 @@
  * the engine snapshots once per node (docs/ABI.md, "Initialisation runs
  * once per version"). Each call then reads its input, framed by the host as
  *
- *     uint32 little-endian n | n bytes of the bundled script | the event JSON
+ *     mode byte | uint32 little-endian n | n bytes of code | the rest
  *
- * evaluates the script, calls its handler with the event, runs the promise
- * jobs to completion and writes the JSON of what the handler returned (or
- * resolved to) as the output.
+ * 'c' (compile, once per function version): the code is the bundled
+ *     script; the output is its QuickJS bytecode (JS_WriteObject).
+ * 'b' (a call): the code is that bytecode; the rest is uint32 m | m bytes
+ *     of the script from its source map line on (for error stacks) | the
+ *     event JSON.
+ * 's' (a call before the bytecode exists): the code is the script; the
+ *     rest is the event JSON.
+ *
+ * A call evaluates the script's top level (JS_EvalFunction of the read
+ * bytecode, or JS_Eval of the source), calls its handler with the event,
+ * runs the promise jobs to completion and writes the JSON of what the
+ * handler returned (or resolved to) as the output.
  *
  * QuickJS is compiled in this translation unit so that the runtime can
  * reseed Math.random's state per call (ctx->random_state is internal).
@@ -125,26 +134,27 @@ static JSValue h_env(JSContext *ctx, JSValueConst this_val, int argc, JSValueCon
     return aerofn_reply(ctx, r);
 }
 
-static JSValue h_db_query(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv)
+/* host_request sends argv[0]'s text to a host import that answers with a
+ * reply (db_query, http_fetch) and returns the reply's text. */
+static JSValue host_request(JSContext *ctx, JSValueConst arg, int32_t (*send)(const void *, int32_t))
 {
     size_t n;
-    const char *req = JS_ToCStringLen(ctx, &n, argv[0]);
+    const char *req = JS_ToCStringLen(ctx, &n, arg);
     if (!req)
         return JS_EXCEPTION;
-    int32_t r = aerodb_db_query(req, (int32_t)n);
+    int32_t r = send(req, (int32_t)n);
     JS_FreeCString(ctx, req);
     return aerofn_reply(ctx, r);
 }
 
+static JSValue h_db_query(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv)
+{
+    return host_request(ctx, argv[0], aerodb_db_query);
+}
+
 static JSValue h_http_fetch(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv)
 {
-    size_t n;
-    const char *req = JS_ToCStringLen(ctx, &n, argv[0]);
-    if (!req)
-        return JS_EXCEPTION;
-    int32_t r = aerodb_http_fetch(req, (int32_t)n);
-    JS_FreeCString(ctx, req);
-    return aerofn_reply(ctx, r);
+    return host_request(ctx, argv[0], aerodb_http_fetch);
 }
 
 static JSValue h_random(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv)
@@ -708,6 +718,34 @@ static size_t source_code_len(const char *script, size_t len)
     return start;
 }
 
+/* u32le reads a little-endian uint32. */
+static uint32_t u32le(const char *p)
+{
+    return (uint32_t)(uint8_t)p[0] | (uint32_t)(uint8_t)p[1] << 8 | (uint32_t)(uint8_t)p[2] << 16 |
+           (uint32_t)(uint8_t)p[3] << 24;
+}
+
+/* aerofn_compile compiles the script (without its source map line) to
+ * bytecode and writes the bytecode as the output. */
+static int aerofn_compile(char *script, size_t slen)
+{
+    size_t code_len = source_code_len(script, slen);
+    char cut = script[code_len];
+    script[code_len] = 0;
+    JSValue fn = JS_Eval(aerofn_ctx, script, code_len, "function.js", JS_EVAL_TYPE_GLOBAL | JS_EVAL_FLAG_COMPILE_ONLY);
+    script[code_len] = cut;
+    if (JS_IsException(fn))
+        return aerofn_fail(script, slen);
+    size_t n;
+    uint8_t *bc = JS_WriteObject(aerofn_ctx, &n, fn, JS_WRITE_OBJ_BYTECODE);
+    JS_FreeValue(aerofn_ctx, fn);
+    if (!bc)
+        return aerofn_fail(script, slen);
+    aerodb_output(bc, (int32_t)n);
+    js_free(aerofn_ctx, bc);
+    return 0;
+}
+
 __attribute__((export_name("handler"))) int32_t handler(void)
 {
     JS_UpdateStackTop(aerofn_rt);
@@ -721,41 +759,73 @@ __attribute__((export_name("handler"))) int32_t handler(void)
     aerofn_ctx->random_state = seed;
 
     int32_t n = aerodb_input_len();
-    if (n < 4)
+    if (n < 5)
         return aerofn_msg("aerofn js runtime: no script in the input");
     char *in = malloc((size_t)n + 1);
     if (!in)
         return aerofn_msg("aerofn js runtime: out of memory reading the input");
     n = aerodb_input_read(in, n);
     in[n] = 0;
-    uint32_t slen = (uint32_t)(uint8_t)in[0] | (uint32_t)(uint8_t)in[1] << 8 |
-                    (uint32_t)(uint8_t)in[2] << 16 | (uint32_t)(uint8_t)in[3] << 24;
-    if ((uint64_t)slen > (uint64_t)(n - 4))
-        return aerofn_msg("aerofn js runtime: truncated script in the input");
-    /* JS_Eval wants a NUL after the source: copy the script out. */
-    char *script = malloc((size_t)slen + 1);
-    if (!script)
-        return aerofn_msg("aerofn js runtime: out of memory reading the input");
-    memcpy(script, in + 4, slen);
-    script[slen] = 0;
-    const char *event = in + 4 + slen;
-    size_t elen = (size_t)(n - 4) - slen;
+    char mode = in[0];
+    uint32_t clen = u32le(in + 1);
+    if ((uint64_t)clen > (uint64_t)(n - 5))
+        return aerofn_msg("aerofn js runtime: truncated code in the input");
+    char *code = in + 5;
+    if (mode != 'b') {
+        /* JS_Eval wants a NUL after the source: copy the script out. */
+        code = malloc((size_t)clen + 1);
+        if (!code)
+            return aerofn_msg("aerofn js runtime: out of memory reading the input");
+        memcpy(code, in + 5, clen);
+        code[clen] = 0;
+    }
+    const char *rest = in + 5 + clen;
+    size_t rlen = (size_t)(n - 5) - clen;
+
+    /* script is what describe reads the source map from: the script, or
+     * with bytecode the part of it from its source map line on. */
+    const char *script = code;
+    size_t slen = clen;
+    JSValue r;
+    switch (mode) {
+    case 'c':
+        return aerofn_compile(code, clen);
+    case 's': {
+        /* The parser would scan the bundle's inline source map, its last
+         * line, on every call: evaluate the code before it (the lines
+         * keep their numbers); describe reads the map from the whole
+         * script. */
+        size_t code_len = source_code_len(code, clen);
+        char cut = code[code_len];
+        code[code_len] = 0;
+        r = JS_Eval(aerofn_ctx, code, code_len, "function.js", JS_EVAL_TYPE_GLOBAL);
+        code[code_len] = cut;
+        break;
+    }
+    case 'b': {
+        if (rlen < 4 || (uint64_t)u32le(rest) > (uint64_t)(rlen - 4))
+            return aerofn_msg("aerofn js runtime: truncated source map in the input");
+        slen = u32le(rest);
+        script = rest + 4;
+        rest += 4 + slen;
+        rlen -= 4 + slen;
+        r = JS_ReadObject(aerofn_ctx, (const uint8_t *)code, clen, JS_READ_OBJ_BYTECODE);
+        if (!JS_IsException(r))
+            r = JS_EvalFunction(aerofn_ctx, r);
+        break;
+    }
+    default:
+        return aerofn_msg("aerofn js runtime: unknown input mode");
+    }
+    if (JS_IsException(r))
+        return aerofn_fail(script, slen);
+    JS_FreeValue(aerofn_ctx, r);
+    const char *event = rest;
+    size_t elen = rlen;
     if (elen == 0) {
         event = "null";
         elen = 4;
     }
-
-    /* The parser would scan the bundle's inline source map, its last line,
-     * on every call: evaluate the code before it (the lines keep their
-     * numbers); describe reads the map from the whole script. */
-    size_t code_len = source_code_len(script, slen);
-    char cut = script[code_len];
-    script[code_len] = 0;
-    JSValue r = JS_Eval(aerofn_ctx, script, code_len, "function.js", JS_EVAL_TYPE_GLOBAL);
-    script[code_len] = cut;
-    if (JS_IsException(r))
-        return aerofn_fail(script, slen);
-    JS_FreeValue(aerofn_ctx, r);
 
     JSValue global = JS_GetGlobalObject(aerofn_ctx);
     JSValue exports = JS_GetPropertyStr(aerofn_ctx, global, "__aerofn_exports");
