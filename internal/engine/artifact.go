@@ -137,7 +137,7 @@ func (e *Engine) Artifact(hash string) ([]byte, error) {
 		}
 	}
 	if path := e.cachePath(hash); path != "" {
-		b, err := os.ReadFile(path)
+		b, err := e.readCacheFile(path)
 		if err == nil {
 			return b, nil
 		}

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -181,6 +182,7 @@ func TestGoGuestOneFullCompile(t *testing.T) {
 		t.Fatalf("%+v", s)
 	}
 	wantStatus(t, run(t, e, m, `{"name":"x"}`, Limits{}, nil), StatusSuccess)
+	e.persisting.Wait()
 	if _, err := os.Stat(filepath.Join(e.cfg.CacheDir, "hello-once.v2.preinit.cwasm")); err != nil {
 		t.Fatal(err)
 	}
@@ -305,5 +307,75 @@ func TestConcurrentFirstLoadsFetchArtifactOnce(t *testing.T) {
 		if m == nil || m != mods[0] {
 			t.Fatal("different modules for one hash")
 		}
+	}
+}
+
+// A module compiled here is written to the cache directory without waiting
+// for the disk either: Load (a deploy) returns while the sync is held
+// back, Artifact reads the file not yet named, and the cache file gets its
+// name only once synced, before Stop returns.
+func TestCompileDoesNotWaitForSync(t *testing.T) {
+	wasm := fixture(t, "init")
+	release := make(chan struct{})
+	syncing := make(chan struct{}, 1)
+	syncFile = func(f *os.File) error {
+		syncing <- struct{}{}
+		<-release
+		return f.Sync()
+	}
+	t.Cleanup(func() { syncFile = (*os.File).Sync })
+
+	dir := t.TempDir()
+	e, err := New(Config{CacheDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.Load("init3", func() ([]byte, error) { return wasm, nil })
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		close(release)
+		t.Fatal("Load waited for the compiled artifact's sync to the disk")
+	}
+	<-syncing // started, and held back
+	final := e.cachePath("init3")
+	if _, err := os.Stat(final); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("cache file named before its sync: %v", err)
+	}
+	art, err := e.Artifact("init3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := make(chan error)
+	go func() { stopped <- e.Close() }()
+	select {
+	case err := <-stopped:
+		t.Fatalf("Close returned (%v) with a sync in progress", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+	onDisk, err := os.ReadFile(final)
+	if err != nil {
+		t.Fatalf("after the sync: %v", err)
+	}
+	if !bytes.Equal(art, onDisk) {
+		t.Fatalf("Artifact before the sync: %d bytes, the cache file %d", len(art), len(onDisk))
+	}
+	if tmps, _ := filepath.Glob(filepath.Join(dir, "*.tmp")); len(tmps) != 0 {
+		t.Fatalf("temporary files left: %v", tmps)
+	}
+	c := newEngine(t, Config{CacheDir: dir})
+	if _, err := c.LoadFrom("init3", Source{}); err != nil || c.Stats().DiskLoads != 1 {
+		t.Fatalf("after restart: %v %+v", err, c.Stats())
 	}
 }

@@ -213,7 +213,7 @@ func (e *Engine) load(hash string, src Source, compiling chan struct{}) (mod *Mo
 	}
 	e.compiles.Add(1)
 	if path != "" {
-		if err := writeCached(path, m); err != nil {
+		if err := e.writeCompiled(path, m); err != nil {
 			e.diskWriteErrors.Add(1)
 		} else {
 			// Artifacts an older aerofn left under its names are superseded.
@@ -278,16 +278,24 @@ func (e *Engine) loadCached(path string) (*wasmtime.Module, bool) {
 	return m, true
 }
 
-// writeCached stores the artifact atomically: a reader sees the old file, no
-// file, or the whole new one. wasmtime trusts the machine code in an artifact
-// it accepts, so the data is synced before the rename: a crash must not leave
-// a file whose name is in place but whose contents never reached the disk.
-func writeCached(path string, m *wasmtime.Module) error {
+// writeCompiled stores a module compiled here under path, as loadArtifact
+// stores a fetched one: written now without waiting for the disk, synced
+// and named in the background (persistLater). The load, and so a deploy,
+// does not wait for the sync of 10-20 MiB (measured 60 ms of CPU and
+// 0.1-0.3 s of wall time on a busy machine); until the rename, Artifact
+// reads the temporary file, and a restart recompiles or fetches the
+// artifact rather than finding a file cut short.
+func (e *Engine) writeCompiled(path string, m *wasmtime.Module) error {
 	art, err := m.Serialize()
 	if err != nil {
 		return fmt.Errorf("serializing module: %w", err)
 	}
-	return writeFile(path, art)
+	tmp, err := writeTemp(path, art)
+	if err != nil {
+		return err
+	}
+	e.persistLater(tmp, path)
+	return nil
 }
 
 // writeFile writes art to path the same way.
@@ -341,14 +349,46 @@ func syncRename(tmp, path string) error {
 var syncFile = (*os.File).Sync
 
 // persistLater syncs tmp and renames it to path in the background (see
-// loadArtifact). Stop waits for it. A module mapped from tmp is unaffected:
-// the rename keeps the file, and a failure only unlinks its name.
+// loadArtifact and writeCompiled). Stop waits for it. A module mapped from
+// tmp is unaffected: the rename keeps the file, and a failure only unlinks
+// its name. Meanwhile readCacheFile finds the file under tmp.
 func (e *Engine) persistLater(tmp, path string) {
 	e.persisting.Add(1)
+	e.pendingMu.Lock()
+	if e.pending == nil {
+		e.pending = make(map[string]string)
+	}
+	e.pending[path] = tmp
+	e.pendingMu.Unlock()
 	go func() {
 		defer e.persisting.Done()
 		if err := syncRename(tmp, path); err != nil {
 			e.diskWriteErrors.Add(1)
 		}
+		e.pendingMu.Lock()
+		if e.pending[path] == tmp {
+			delete(e.pending, path)
+		}
+		e.pendingMu.Unlock()
 	}()
+}
+
+// readCacheFile reads the artifact stored under path, or still being
+// synced before it gets that name (persistLater).
+func (e *Engine) readCacheFile(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if !errors.Is(err, os.ErrNotExist) {
+		return b, err
+	}
+	e.pendingMu.Lock()
+	tmp, ok := e.pending[path]
+	e.pendingMu.Unlock()
+	if !ok {
+		return nil, err
+	}
+	if b, err := os.ReadFile(tmp); err == nil {
+		return b, nil
+	}
+	// Renamed (or given up) since path was read.
+	return os.ReadFile(path)
 }

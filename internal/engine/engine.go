@@ -256,8 +256,10 @@ type Engine struct {
 	scriptCompiles, scriptCompileFailures, scriptSourceRuns            atomic.Uint64  // script.go
 	artifactState                                                                     // artifact.go: the init engine, the fingerprint, shared artifacts
 	persisting                                                         sync.WaitGroup // artifacts being synced to CacheDir (cache.go, persistLater)
-	jsrt                                                               jsRuntime      // script.go: the JavaScript runtime
-	reuseState                                                                        // reuse.go: idle reusable instances
+	pendingMu                                                          sync.Mutex
+	pending                                                            map[string]string // cache path -> temporary file being synced (persistLater)
+	jsrt                                                               jsRuntime         // script.go: the JavaScript runtime
+	reuseState                                                                           // reuse.go: idle reusable instances
 
 	// Calls in flight. Close waits for them before stopping the ticker,
 	// because a guest still running when the epoch stops would never be

@@ -496,11 +496,11 @@ func TestDiskCache(t *testing.T) {
 	if _, err := e1.Load("abc123", fetch); err != nil || e1.Stats().MemoryHits != 1 {
 		t.Fatalf("second load: %v %+v", err, e1.Stats())
 	}
+	e1.Close() // waits for the artifact's sync and rename
 	path := filepath.Join(dir, "abc123.v2.preinit.cwasm")
 	if _, err := os.Stat(path); err != nil {
 		t.Fatal(err)
 	}
-	e1.Close()
 
 	// A restart deserializes instead of compiling, without fetching the bytes.
 	e2 := newEngine(t, Config{CacheDir: dir})
@@ -526,6 +526,7 @@ func TestDiskCache(t *testing.T) {
 		t.Fatalf("stats %+v fetches %d", s, fetches)
 	}
 	wantStatus(t, run(t, e3, m, "", Limits{}, nil), StatusSuccess)
+	e3.Close()
 
 	// So is an artifact from another wasmtime or configuration, which wasmtime
 	// refuses: here, one compiled without epoch interruption.
@@ -544,6 +545,7 @@ func TestDiskCache(t *testing.T) {
 	if s := e4.Stats(); s.Compiles != 1 || s.DiskLoadFailures != 1 {
 		t.Fatalf("stats %+v", s)
 	}
+	e4.Close()
 
 	e5 := newEngine(t, Config{CacheDir: dir})
 	if _, err := e5.Load("abc123", fetch); err != nil || e5.Stats().DiskLoads != 1 {
@@ -695,4 +697,14 @@ func TestNilModule(t *testing.T) {
 	if res := run(t, e, nil, "", Limits{}, nil); res.Status != StatusError {
 		t.Fatalf("status %s", res.Status)
 	}
+}
+
+// writeCached stores m's artifact under path, synced and named at once, as
+// a cache directory holds it after a load.
+func writeCached(path string, m *wasmtime.Module) error {
+	art, err := m.Serialize()
+	if err != nil {
+		return err
+	}
+	return writeFile(path, art)
 }

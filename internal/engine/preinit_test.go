@@ -206,6 +206,7 @@ func TestPreinitCarriesState(t *testing.T) {
 
 			// Reloaded from the cache directory, the module is still
 			// pre-initialised and its clocks still carry on from init.
+			e.persisting.Wait()
 			e2 := newEngine(t, Config{CacheDir: dir})
 			m2, err := e2.Load("state", func() ([]byte, error) { t.Fatal("fetched on a disk-cache hit"); return nil, nil })
 			if err != nil {
@@ -227,8 +228,10 @@ func TestPreinitReplacesPlainArtifact(t *testing.T) {
 	dir := t.TempDir()
 	e1 := newEngine(t, Config{CacheDir: dir, DisablePreinit: true})
 	wantPreinit(t, loadWAT(t, e1, "state", watPreinitState), false, "")
+	e1.persisting.Wait() // the plain artifact is on the disk under its name
 	e2 := newEngine(t, Config{CacheDir: dir})
 	wantPreinit(t, loadWAT(t, e2, "state", watPreinitState), true, "")
+	e2.persisting.Wait()
 	entries, _ := os.ReadDir(dir)
 	if len(entries) != 1 || entries[0].Name() != "state.v2.preinit.cwasm" {
 		t.Fatalf("cache dir holds %v", entries)
