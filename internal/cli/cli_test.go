@@ -138,16 +138,18 @@ func TestFunctionCommands(t *testing.T) {
 	}
 	echo := writeWasm(t, "echo")
 	var dep struct {
-		Name     string         `json:"name"`
-		Version  int            `json:"version"`
-		WasmHash string         `json:"wasm_hash"`
-		Config   map[string]any `json:"config"`
+		Name        string                     `json:"name"`
+		Version     int                        `json:"version"`
+		WasmHash    string                     `json:"wasm_hash"`
+		Config      map[string]any             `json:"config"`
+		Propagation struct{ Nodes, Ready int } `json:"propagation"`
 	}
 	c.okJSON(&dep, "deploy", echo, "--config-file", cfg)
-	if dep.Name != "echo" || dep.Version != 1 || len(dep.WasmHash) != 64 || dep.Config["timeout"] != 5.0 {
+	if dep.Name != "echo" || dep.Version != 1 || len(dep.WasmHash) != 64 || dep.Config["timeout"] != 5.0 || dep.Propagation.Nodes != 1 || dep.Propagation.Ready != 1 {
 		t.Fatalf("deploy: %+v", dep)
 	}
-	if out := c.ok("deploy", echo, "-o", "table"); !strings.Contains(out, "deployed echo version 2 (sha256 "+dep.WasmHash) || !strings.Contains(out, "trigger: http") {
+	if out := c.ok("deploy", echo, "-o", "table"); !strings.Contains(out, "deployed echo version 2 (sha256 "+dep.WasmHash) || !strings.Contains(out, "trigger: http") ||
+		!strings.Contains(out, "serving on 1 of 1 nodes") {
 		t.Fatalf("deploy table: %s", out)
 	}
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/aerodb/aerofn/internal/propagation"
 	"github.com/aerodb/aerofn/internal/registry"
 )
 
@@ -124,6 +125,13 @@ The older form "deploy NAME FILE.wasm" still works.`,
 			if err := json.Unmarshal(b, &d); err != nil {
 				return err
 			}
+			var prop struct {
+				Propagation propagation.Result `json:"propagation"`
+			}
+			if err := json.Unmarshal(b, &prop); err != nil {
+				return err
+			}
+			p := prop.Propagation
 			// The triggers installed are the current config's.
 			db, err := c.json("GET", fnPath(name), nil)
 			if err != nil {
@@ -134,9 +142,13 @@ The older form "deploy NAME FILE.wasm" still works.`,
 				return err
 			}
 			out, _ := json.Marshal(map[string]any{"id": d.ID, "name": d.Name, "version": d.Version, "wasm_hash": d.WasmHash,
-				"created_at": d.CreatedAt, "enabled": fn.Enabled, "config": fn.Config, "next_runs": fn.NextRuns})
+				"created_at": d.CreatedAt, "enabled": fn.Enabled, "config": fn.Config, "next_runs": fn.NextRuns, "propagation": p})
 			return o.emit(stdout, out, func(t *tabwriter.Writer) error {
 				fmt.Fprintf(t, "deployed %s version %d (sha256 %s)\n", d.Name, d.Version, d.WasmHash)
+				fmt.Fprintf(t, "  serving on %d of %d nodes\n", p.Ready, p.Nodes)
+				if len(p.Pending) > 0 {
+					fmt.Fprintf(t, "  not confirmed in time by: %s\n", strings.Join(p.Pending, ", "))
+				}
 				for _, tr := range triggerSummary(fn.Config) {
 					fmt.Fprintf(t, "  trigger: %s\n", tr)
 				}

@@ -46,6 +46,10 @@ type Config struct {
 	RolePoolSize int
 	// ShutdownTimeout bounds how long a stop waits for running calls.
 	ShutdownTimeout time.Duration
+	// DeployPropagationTimeout bounds how long a deploy, rollback or patch
+	// waits for every live node to serve the change before it answers
+	// (0: it does not wait).
+	DeployPropagationTimeout time.Duration
 	// LogLevel: debug, info, warn, error.
 	LogLevel string
 	// CORSOrigins lists the browser origins that may call the API:
@@ -95,6 +99,7 @@ func (c *Config) settings() []setting {
 		{flag: "fetch-allow-private", env: "AEROFN_FETCH_ALLOW_PRIVATE", help: "let http_fetch reach loopback/private addresses", boolean: &c.FetchAllowPrivate, def: "false"},
 		{flag: "role-pool-size", env: "AEROFN_ROLE_POOL_SIZE", help: "database connections per function role", num: &c.RolePoolSize, def: "10"},
 		{flag: "shutdown-timeout", env: "AEROFN_SHUTDOWN_TIMEOUT", help: "how long a stop waits for running calls", dur: &c.ShutdownTimeout, def: "30s"},
+		{flag: "deploy-propagation-timeout", env: "AEROFN_DEPLOY_PROPAGATION_TIMEOUT", help: "how long a deploy waits for every live node to load the new version (0: no wait)", dur: &c.DeployPropagationTimeout, def: "5s"},
 		{flag: "log-level", env: "AEROFN_LOG_LEVEL", help: "debug, info, warn or error", str: &c.LogLevel, def: "info"},
 		{flag: "records-max-age", env: "AEROFN_RECORDS_MAX_AGE", help: "invocation records older than this are pruned (0: kept forever)", dur: &c.RecordsMaxAge, def: "168h"},
 		{flag: "records-max-per-function", env: "AEROFN_RECORDS_MAX_PER_FUNCTION", help: "records kept per function, newest first (0: no cap)", num: &c.RecordsMaxPerFunction, def: "100000"},
@@ -220,6 +225,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RolePoolSize < 1 || c.RolePoolSize > 1000 {
 		return &FieldError{"AEROFN_ROLE_POOL_SIZE", "must be 1-1000"}
+	}
+	if c.DeployPropagationTimeout < 0 {
+		return &FieldError{"AEROFN_DEPLOY_PROPAGATION_TIMEOUT", "must not be negative (0: deploys do not wait)"}
 	}
 	if c.RecordsMaxAge < 0 {
 		return &FieldError{"AEROFN_RECORDS_MAX_AGE", "must not be negative (0 keeps records forever)"}

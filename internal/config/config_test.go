@@ -38,14 +38,15 @@ func TestValidateNamesTheSetting(t *testing.T) {
 		t.Fatal(err)
 	}
 	for setting, mutate := range map[string]func(*Config){
-		"AEROFN_JWT_SECRET":      func(c *Config) { c.JWTSecret = "short" },
-		"AEROFN_SECRETS_KEY":     func(c *Config) { c.SecretsKey = "" },
-		"AEROFN_DATABASE_URL":    func(c *Config) { c.DatabaseURL = "" },
-		"AEROFN_MAX_CONCURRENCY": func(c *Config) { c.MaxConcurrency = 0 },
-		"AEROFN_ROLE_POOL_SIZE":  func(c *Config) { c.RolePoolSize = 5000 },
-		"AEROFN_LOG_LEVEL":       func(c *Config) { c.LogLevel = "loud" },
-		"AEROFN_CORS_ORIGINS":    func(c *Config) { c.CORSOrigins = "https://app.example.com,app.example.com" },
-		"AEROFN_PPROF_LISTEN":    func(c *Config) { c.PprofListen = "0.0.0.0:6060" },
+		"AEROFN_JWT_SECRET":                 func(c *Config) { c.JWTSecret = "short" },
+		"AEROFN_SECRETS_KEY":                func(c *Config) { c.SecretsKey = "" },
+		"AEROFN_DATABASE_URL":               func(c *Config) { c.DatabaseURL = "" },
+		"AEROFN_MAX_CONCURRENCY":            func(c *Config) { c.MaxConcurrency = 0 },
+		"AEROFN_ROLE_POOL_SIZE":             func(c *Config) { c.RolePoolSize = 5000 },
+		"AEROFN_LOG_LEVEL":                  func(c *Config) { c.LogLevel = "loud" },
+		"AEROFN_CORS_ORIGINS":               func(c *Config) { c.CORSOrigins = "https://app.example.com,app.example.com" },
+		"AEROFN_PPROF_LISTEN":               func(c *Config) { c.PprofListen = "0.0.0.0:6060" },
+		"AEROFN_DEPLOY_PROPAGATION_TIMEOUT": func(c *Config) { c.DeployPropagationTimeout = -time.Second },
 	} {
 		c := good
 		mutate(&c)

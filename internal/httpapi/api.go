@@ -17,6 +17,7 @@ import (
 	"github.com/aerodb/aerofn/internal/auth"
 	"github.com/aerodb/aerofn/internal/engine"
 	"github.com/aerodb/aerofn/internal/invoker"
+	"github.com/aerodb/aerofn/internal/propagation"
 	"github.com/aerodb/aerofn/internal/records"
 	"github.com/aerodb/aerofn/internal/registry"
 	"github.com/aerodb/aerofn/internal/secrets"
@@ -43,17 +44,20 @@ type route struct {
 
 // Config wires the API.
 type Config struct {
-	Registry   *registry.Store
-	Engine     *engine.Engine
-	Invoker    *invoker.Invoker
-	Records    *records.Reader
-	Follower   *records.Follower // live logs; nil: not served
-	Secrets    *secrets.Store
-	Deliveries *webhook.Deliveries
-	Verifier   *auth.Verifier
-	Gatherer   prometheus.Gatherer
-	Logger     *slog.Logger
-	Ready      func(ctx context.Context) error // for /healthz
+	Registry *registry.Store
+	// Propagation makes deploy, rollback and patch answer once every live
+	// node serves the change (or at its timeout), saying how many do.
+	Propagation *propagation.Tracker
+	Engine      *engine.Engine
+	Invoker     *invoker.Invoker
+	Records     *records.Reader
+	Follower    *records.Follower // live logs; nil: not served
+	Secrets     *secrets.Store
+	Deliveries  *webhook.Deliveries
+	Verifier    *auth.Verifier
+	Gatherer    prometheus.Gatherer
+	Logger      *slog.Logger
+	Ready       func(ctx context.Context) error // for /healthz
 	// ReadyChecks are what GET /readyz checks, in order.
 	ReadyChecks []ReadyCheck
 	// CORSOrigins may call any endpoint from a browser ("*": any; empty:

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aerodb/aerofn/internal/engine"
+	"github.com/aerodb/aerofn/internal/propagation"
 	"github.com/aerodb/aerofn/internal/registry"
 )
 
@@ -85,13 +86,17 @@ func (a *API) deploy(w http.ResponseWriter, r *http.Request) error {
 		}
 		return err
 	}
+	wait := a.cfg.Propagation.Expect(name)
+	defer wait.Close()
 	d, err := a.cfg.Registry.Deploy(r.Context(), in)
 	if err != nil {
 		return registryError(err, name)
 	}
 	a.cfg.Invoker.Invalidate(name)
-	status := http.StatusCreated
-	writeJSON(w, status, d)
+	writeJSON(w, http.StatusCreated, struct {
+		registry.Deployed
+		Propagation propagation.Result `json:"propagation"`
+	}{d, wait.Wait(r.Context(), d.Function.UpdatedAt)})
 	return nil
 }
 
@@ -248,6 +253,8 @@ func (a *API) patch(w http.ResponseWriter, r *http.Request, name string) error {
 			return err
 		}
 	}
+	wait := a.cfg.Propagation.Expect(name)
+	defer wait.Close()
 	fn, err := a.cfg.Registry.Patch(r.Context(), name, in)
 	if err != nil {
 		return registryError(err, name)
@@ -257,6 +264,7 @@ func (a *API) patch(w http.ResponseWriter, r *http.Request, name string) error {
 	if err != nil {
 		return err
 	}
+	d["propagation"] = wait.Wait(r.Context(), fn.UpdatedAt)
 	writeJSON(w, http.StatusOK, d)
 	return nil
 }
@@ -306,6 +314,8 @@ func (a *API) rollback(w http.ResponseWriter, r *http.Request, name string) erro
 			break
 		}
 	}
+	wait := a.cfg.Propagation.Expect(name)
+	defer wait.Close()
 	fn, err := a.cfg.Registry.Rollback(r.Context(), name, rb.Version, strings.ToLower(rb.WasmHash))
 	if errors.Is(err, registry.ErrNotFound) {
 		return notFound("function %q has no such version", name)
@@ -314,7 +324,10 @@ func (a *API) rollback(w http.ResponseWriter, r *http.Request, name string) erro
 		return registryError(err, name)
 	}
 	a.cfg.Invoker.Invalidate(name)
-	writeJSON(w, http.StatusOK, fn)
+	writeJSON(w, http.StatusOK, struct {
+		registry.Function
+		Propagation propagation.Result `json:"propagation"`
+	}{fn, wait.Wait(r.Context(), fn.UpdatedAt)})
 	return nil
 }
 

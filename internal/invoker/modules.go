@@ -172,22 +172,21 @@ func (inv *Invoker) Prefetch(ctx context.Context, hash string) error {
 }
 
 // WarmFunction warms the current version of the named function, if it is
-// enabled (the registry listener calls it on every change notice).
-func (inv *Invoker) WarmFunction(ctx context.Context, name string) error {
+// enabled (the registry listener calls it on every change notice), and
+// returns the function as it read it: what this node now serves. A
+// function that does not exist is ErrNotFound.
+func (inv *Invoker) WarmFunction(ctx context.Context, name string) (registry.Function, error) {
 	fn, err := inv.cfg.Registry.Get(ctx, name)
-	if errors.Is(err, registry.ErrNotFound) {
-		return nil
-	}
 	if err != nil {
-		return err
+		return fn, err
 	}
 	// The first call after a change finds the function as well as its
 	// module (a lookup is a database round trip).
 	inv.remember(fn)
 	if !fn.Enabled {
-		return nil
+		return fn, nil
 	}
-	return inv.Warm(ctx, fn.WasmHash)
+	return fn, inv.Warm(ctx, fn.WasmHash)
 }
 
 // WarmStats is what WarmAll did.

@@ -45,6 +45,7 @@ import (
 	"github.com/aerodb/aerofn/internal/hostfn"
 	"github.com/aerodb/aerofn/internal/httpapi"
 	"github.com/aerodb/aerofn/internal/invoker"
+	"github.com/aerodb/aerofn/internal/propagation"
 	"github.com/aerodb/aerofn/internal/records"
 	"github.com/aerodb/aerofn/internal/registry"
 	"github.com/aerodb/aerofn/internal/secrets"
@@ -83,6 +84,9 @@ type Server struct {
 	// name (schedule runs, River's client id, sessions), its session and
 	// its leaderships.
 	Cluster *cluster.Node
+	// Propagation makes this node's changes to functions wait until every
+	// live node serves them.
+	Propagation *propagation.Tracker
 
 	services []Service
 	queues   []queueSource // the triggers' backlog collectors (metrics.go)
@@ -173,8 +177,10 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*Server, error) 
 	s.Engine.SetJSRuntimeLoader(s.loadJSRuntime)
 	s.Follower = records.NewFollower(s.Pool, log, reg)
 	s.Pruner = records.NewPruner(s.Pool, records.RetentionConfig{MaxAge: cfg.RecordsMaxAge, MaxPerFunction: cfg.RecordsMaxPerFunction}, log, reg)
+	s.Cluster = cluster.New(cluster.Config{Pool: s.Pool, Logger: log})
+	s.Propagation = propagation.New(propagation.Config{Node: s.Cluster, Pool: s.Pool, Timeout: cfg.DeployPropagationTimeout, Logger: log})
 	s.API = httpapi.New(httpapi.Config{
-		Registry: s.Registry, Engine: s.Engine, Invoker: s.Invoker, Records: records.NewReader(s.Pool), Follower: s.Follower, Secrets: sec,
+		Registry: s.Registry, Propagation: s.Propagation, Engine: s.Engine, Invoker: s.Invoker, Records: records.NewReader(s.Pool), Follower: s.Follower, Secrets: sec,
 		Verifier: verifier, Gatherer: reg, Logger: log, Deliveries: webhook.NewDeliveries(s.Pool), CORSOrigins: cfg.Origins(),
 		Ready: func(ctx context.Context) error { return s.Pool.Ping(ctx) },
 		ReadyChecks: []httpapi.ReadyCheck{
@@ -200,10 +206,10 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*Server, error) 
 			}},
 		},
 	})
-	// The cluster node starts before the triggers that use it and stops
+	// The cluster node starts before the services that use it and stops
 	// after them (services stop in reverse order).
-	s.Cluster = cluster.New(cluster.Config{Pool: s.Pool, Logger: log})
-	s.services = append(s.services, s.Cluster, &registryListener{pool: s.Pool, inv: s.Invoker, log: log, reg: s.Registry, forget: s.Records.ForgetFunction}, s.Pruner)
+	s.services = append(s.services, s.Cluster, s.Propagation,
+		&registryListener{pool: s.Pool, inv: s.Invoker, log: log, node: s.Cluster, forget: s.Records.ForgetFunction}, s.Pruner)
 	if err := s.openDBTriggers(ctx); err != nil {
 		return nil, err
 	}
@@ -379,16 +385,16 @@ func (s *Server) closeParts(ctx context.Context) error {
 
 // registryListener drops cached functions when any node changes them, and
 // loads the module of the function's new current version ahead of its
-// calls (from the artifact the changing node stored). A stored artifact is
-// announced on the same channel before the deploy commits; the listener
+// calls (from the artifact the changing node stored), then acknowledges
+// the change to the node that made it (propagation.Ack). A stored artifact
+// is announced on the same channel before the deploy commits; the listener
 // fetches it then (Invoker.Prefetch).
 type registryListener struct {
 	pool *pgxpool.Pool
 	inv  *invoker.Invoker
 	log  *slog.Logger
-	// forget drops a deleted function's metric series (reg tells whether
-	// the changed function still exists).
-	reg    *registry.Store
+	node *cluster.Node // whose liveness key the acknowledgements carry
+	// forget drops a deleted function's metric series.
 	forget func(name string)
 
 	cancel context.CancelFunc
@@ -419,12 +425,16 @@ func (l *registryListener) Start(ctx context.Context) error {
 					}
 					continue
 				}
-				if l.forget != nil {
-					if _, err := l.reg.Get(ctx, name); errors.Is(err, registry.ErrNotFound) {
-						l.forget(name)
+				fn, err := l.inv.WarmFunction(ctx, name)
+				switch {
+				case errors.Is(err, registry.ErrNotFound):
+					l.forget(name)
+				case err == nil:
+					// The node that made the change may be waiting for this one.
+					if err := propagation.Ack(ctx, l.pool, l.node.Key(), name, fn.UpdatedAt); err != nil && ctx.Err() == nil {
+						l.log.Warn("acknowledging changed function", "function", name, "error", err)
 					}
-				}
-				if err := l.inv.WarmFunction(ctx, name); err != nil && ctx.Err() == nil && !errors.Is(err, invoker.ErrNotReady) {
+				case ctx.Err() == nil && !errors.Is(err, invoker.ErrNotReady):
 					l.log.Warn("warming changed function", "function", name, "error", err)
 				}
 			}

@@ -60,7 +60,8 @@ func Config(t testing.TB, databaseURL string) config.Config {
 	return config.Config{
 		DatabaseURL: databaseURL, Listen: "127.0.0.1:0", JWTSecret: JWTSecret, SecretsKey: SecretsKey,
 		DataDir: t.TempDir(), MaxConcurrency: 1000, RolePoolSize: 10, ShutdownTimeout: 30 * time.Second,
-		LogLevel: "info", FetchAllowPrivate: true, CORSOrigins: "*",
+		DeployPropagationTimeout: 5 * time.Second,
+		LogLevel:                 "info", FetchAllowPrivate: true, CORSOrigins: "*",
 	}
 }
 
