@@ -277,29 +277,40 @@ func (s *serveBench) startNode(ctx context.Context, name string) (*aerofnNode, e
 
 func (s *serveBench) track(p *process) { s.procs = append(s.procs, p) }
 
-// deploy uploads wasm as function name and returns its version.
-func (s *serveBench) deploy(ctx context.Context, n *aerofnNode, name string, wasm []byte) (int, time.Duration, error) {
+// deployed is what a deploy answered, and how long it took.
+type deployed struct {
+	version int
+	took    time.Duration
+	// nodes and ready: the answer's propagation (0 from an aerofn without it).
+	nodes, ready int
+}
+
+// deploy uploads wasm as function name.
+func (s *serveBench) deploy(ctx context.Context, n *aerofnNode, name string, wasm []byte) (deployed, error) {
 	var buf bytes.Buffer
 	ct, body := form(name, wasm, &buf)
 	req, err := http.NewRequestWithContext(ctx, "POST", n.base+"/admin/v1/functions", body)
 	if err != nil {
-		return 0, 0, err
+		return deployed{}, err
 	}
 	req.Header.Set("Authorization", "Bearer "+s.svc)
 	req.Header.Set("Content-Type", ct)
 	t0 := time.Now()
 	resp, err := oneShot.Do(req)
 	if err != nil {
-		return 0, 0, fmt.Errorf("deploying %s on %s: %w", name, n.name, err)
+		return deployed{}, fmt.Errorf("deploying %s on %s: %w", name, n.name, err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	d := time.Since(t0)
-	var out struct{ Version int }
-	if resp.StatusCode != 201 || json.Unmarshal(b, &out) != nil || out.Version == 0 {
-		return 0, 0, fmt.Errorf("deploying %s on %s: %d %.300s", name, n.name, resp.StatusCode, b)
+	var out struct {
+		Version     int
+		Propagation struct{ Nodes, Ready int }
 	}
-	return out.Version, d, nil
+	if resp.StatusCode != 201 || json.Unmarshal(b, &out) != nil || out.Version == 0 {
+		return deployed{}, fmt.Errorf("deploying %s on %s: %d %.300s", name, n.name, resp.StatusCode, b)
+	}
+	return deployed{version: out.Version, took: d, nodes: out.Propagation.Nodes, ready: out.Propagation.Ready}, nil
 }
 
 // firstCallResults are the cold paths: deploy, first calls elsewhere.
@@ -350,12 +361,16 @@ func (s *serveBench) firstCalls(ctx context.Context, a *aerofnNode, hello []byte
 			wasm = engine.WithCustomSection(hello, fmt.Sprintf("aerofn-bench-%d-%d", time.Now().UnixNano(), i))
 		}
 		before, _ := bench.ReadStat(a.pid())
-		v, d, err := s.deploy(ctx, a, "hello", wasm)
+		dep, err := s.deploy(ctx, a, "hello", wasm)
 		if err != nil {
 			return r, err
 		}
+		v := dep.version
 		after, _ := bench.ReadStat(a.pid())
-		r.deploy = append(r.deploy, d)
+		r.deploy = append(r.deploy, dep.took)
+		if dep.ready < dep.nodes {
+			r.problems = append(r.problems, fmt.Sprintf("the deploy of version %d answered with %d of %d nodes serving it (the propagation timeout passed)", v, dep.ready, dep.nodes))
+		}
 		r.deployCPU = append(r.deployCPU, after.Sub(before))
 		id := fmt.Sprintf("bench-first-b-%d", i)
 		if d, err := call(b, id); err != nil {
@@ -435,7 +450,7 @@ func (s *serveBench) versions(ctx context.Context, ids []string) (map[string]int
 // targets deploys the WAT echo on node A and starts the peers, each
 // checked once with a real request before any load.
 func (s *serveBench) targets(ctx context.Context, a *aerofnNode) ([]*target, error) {
-	if _, _, err := s.deploy(ctx, a, "echo-wat", wat.Compile(wat.Echo)); err != nil {
+	if _, err := s.deploy(ctx, a, "echo-wat", wat.Compile(wat.Echo)); err != nil {
 		return nil, err
 	}
 	auth := map[string]string{"Authorization": "Bearer " + s.anon}

@@ -101,7 +101,7 @@ func (s *serveBench) section(ts []*target, fc firstCallResults, rec recorded, co
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", name, strings.Join(vals, ", "), tgt, verdict)
 	}
-	coldRow("deploy of examples/hello on node A (`POST /admin/v1/functions`)", fc.deploy, 0, targetDeploy)
+	coldRow("deploy of examples/hello on node A (`POST /admin/v1/functions`, answered once node B serves the new version too)", fc.deploy, 0, targetDeploy)
 	if len(fc.deployCPU) > 0 {
 		vals := make([]string, len(fc.deployCPU))
 		for i, c := range fc.deployCPU {
