@@ -146,8 +146,10 @@ func TestDeployPropagationTimeout(t *testing.T) {
 		c.RolePoolSize = 2
 		c.DeployPropagationTimeout = 0
 	}})
+	loop := compile(t, watLoop)
+	z.MustDeploy("loop", loop, nil) // the module is loaded on z: the next deploy is its commit and its wait
 	start = time.Now()
-	r = z.Deploy("loop", compile(t, watLoop), nil)
+	r = z.Deploy("loop2", loop, nil)
 	if took := time.Since(start); r.Status != 201 || took > timeout {
 		t.Fatalf("deploy without a wait: %d after %v: %s", r.Status, took, r.Body)
 	}

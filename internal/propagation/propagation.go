@@ -124,11 +124,24 @@ func New(cfg Config) *Tracker {
 	return &Tracker{cfg: cfg, log: cfg.Logger.With("component", "propagation"), waits: map[*Wait]struct{}{}}
 }
 
-// Start subscribes to the acknowledgements on the node's session.
+// listenWait bounds how long Start waits for the node's session to listen.
+const listenWait = 5 * time.Second
+
+// Start subscribes to the acknowledgements on the node's session (started
+// before), and returns once the session listens, so that a change made as
+// soon as the node serves is acknowledged to it; a session that does not
+// listen within listenWait is logged, and changes meanwhile report their
+// nodes pending.
 func (t *Tracker) Start(ctx context.Context) error {
 	ctx, t.cancel = context.WithCancel(ctx)
 	t.done = make(chan struct{})
 	sub := t.cfg.Node.Listen(Channel)
+	select {
+	case <-sub.C(): // the first notification is the Resync
+	case <-time.After(listenWait):
+		t.log.Warn("the node session does not listen for acknowledgements yet", "waited", listenWait.String())
+	case <-ctx.Done():
+	}
 	go func() {
 		defer close(t.done)
 		defer sub.Close()
