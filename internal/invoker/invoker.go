@@ -98,6 +98,10 @@ type Invoker struct {
 
 	mu    sync.Mutex
 	cache map[string]cachedFunction
+	// gen counts invalidations: a lookup remembers what it read only if no
+	// change notice came while it read, so a read made just before a
+	// change commits cannot put the old version back after the notice.
+	gen uint64
 
 	bg *modules // background loads and compiles (modules.go)
 }
@@ -181,6 +185,7 @@ func (inv *Invoker) begin() func() {
 func (inv *Invoker) Lookup(ctx context.Context, name string) (registry.Function, error) {
 	inv.mu.Lock()
 	c, ok := inv.cache[name]
+	gen := inv.gen
 	inv.mu.Unlock()
 	if !ok || time.Since(c.at) > inv.cfg.CacheTTL {
 		fn, err := inv.cfg.Registry.Get(ctx, name)
@@ -192,7 +197,7 @@ func (inv *Invoker) Lookup(ctx context.Context, name string) (registry.Function,
 		if err != nil {
 			return registry.Function{}, fmt.Errorf("looking up function %s: %w", name, err)
 		}
-		c = inv.remember(fn)
+		c = inv.remember(fn, gen)
 	}
 	if !c.fn.Enabled {
 		return registry.Function{}, ErrDisabled
@@ -200,10 +205,23 @@ func (inv *Invoker) Lookup(ctx context.Context, name string) (registry.Function,
 	return c.fn, nil
 }
 
-// remember caches a function just read from the registry.
-func (inv *Invoker) remember(fn registry.Function) cachedFunction {
+// generation is the invalidation count to give remember: read it before
+// reading the registry.
+func (inv *Invoker) generation() uint64 {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	return inv.gen
+}
+
+// remember caches a function just read from the registry, unless a change
+// notice arrived since gen was read (the read may predate the change).
+func (inv *Invoker) remember(fn registry.Function, gen uint64) cachedFunction {
 	c := cachedFunction{fn: fn, at: time.Now()}
 	inv.mu.Lock()
+	if inv.gen != gen {
+		inv.mu.Unlock()
+		return c
+	}
 	if len(inv.cache) >= maxCachedFunctions {
 		clear(inv.cache)
 	}
@@ -215,6 +233,7 @@ func (inv *Invoker) remember(fn registry.Function) cachedFunction {
 // Invalidate forgets a cached function ("" forgets all).
 func (inv *Invoker) Invalidate(name string) {
 	inv.mu.Lock()
+	inv.gen++
 	if name == "" {
 		clear(inv.cache)
 	} else {

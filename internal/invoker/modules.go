@@ -176,13 +176,14 @@ func (inv *Invoker) Prefetch(ctx context.Context, hash string) error {
 // returns the function as it read it: what this node now serves. A
 // function that does not exist is ErrNotFound.
 func (inv *Invoker) WarmFunction(ctx context.Context, name string) (registry.Function, error) {
+	gen := inv.generation()
 	fn, err := inv.cfg.Registry.Get(ctx, name)
 	if err != nil {
 		return fn, err
 	}
 	// The first call after a change finds the function as well as its
 	// module (a lookup is a database round trip).
-	inv.remember(fn)
+	inv.remember(fn, gen)
 	if !fn.Enabled {
 		return fn, nil
 	}
