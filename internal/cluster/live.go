@@ -26,7 +26,7 @@ type LiveNode struct {
 // LiveNodes returns the nodes of the current database whose session holds
 // a liveness lock (NodeSpace, key) now, by name. A node that was killed
 // leaves the list as soon as PostgreSQL sees its session end; a frozen one
-// stays until its session is ended (doc.go, failure modes).
+// stays until its session is ended (locks.go, failure modes).
 func LiveNodes(ctx context.Context, q Querier) ([]LiveNode, error) {
 	rows, err := q.Query(ctx, `SELECT substr(a.application_name, length($3) + 1), array_agg(l.objid::int8::int4 ORDER BY l.objid)
 		FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
