@@ -248,7 +248,7 @@ func (n *Node) connect(ctx context.Context) (*pgx.Conn, error) {
 // between, it waits for notifications and runs the functions handed to Do.
 func (n *Node) run(ctx context.Context, conn *pgx.Conn) {
 	s := &session{conn: conn, listening: map[string]bool{}}
-	defer func() { n.drop(s, nil) }()
+	defer func() { n.release(s); n.drop(s, nil) }()
 	failures := 0
 	var next time.Time // when the next pass is due
 	for ctx.Err() == nil {
@@ -321,6 +321,20 @@ type session struct {
 	conn      *pgx.Conn
 	listening map[string]bool
 	lastEvict time.Time
+}
+
+// release frees the session's locks on Stop, so that they are gone from
+// pg_locks when Stop returns: a closed connection's backend exits, and
+// frees them, only some time after the close.
+func (n *Node) release(s *session) {
+	if s.conn == nil || s.conn.IsClosed() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if _, err := s.conn.Exec(ctx, `SELECT pg_advisory_unlock_all()`); err != nil {
+		n.log.Warn("releasing the node's locks", "error", err)
+	}
 }
 
 // drop closes the session: every leadership held on it is lost.

@@ -221,12 +221,9 @@ func (s *Scheduler) step() time.Duration {
 			s.lastSweep, s.lastPrune = time.Time{}, time.Time{}
 		}
 		if leading {
-			doing = "ticking"
-			w, err := s.tick(ctx, conn)
-			if err != nil {
-				return err
-			}
-			wait = w
+			// Sweep first: a new ticker that took over from a dead or frozen
+			// one finds its runs still running, and would otherwise skip
+			// the late ticks as overlapping them.
 			if time.Since(s.lastSweep) >= sweepEvery {
 				doing = "sweeping runs of stopped nodes"
 				if err := s.sweep(ctx, conn); err != nil {
@@ -234,6 +231,12 @@ func (s *Scheduler) step() time.Duration {
 				}
 				s.lastSweep = time.Now()
 			}
+			doing = "ticking"
+			w, err := s.tick(ctx, conn)
+			if err != nil {
+				return err
+			}
+			wait = w
 		}
 		if until := s.busyUntil.Load(); until == 0 || time.Now().UnixNano() >= until {
 			doing = "claiming runs"
