@@ -53,8 +53,10 @@
 //	                                 vanished machine is dropped by TCP
 //	                                 keepalives and tcp_user_timeout within
 //	                                 about 10 s
-//	Stop                             the session closes: every lock is
-//	                                 released at once
+//	Stop                             every lock is released
+//	                                 (pg_advisory_unlock_all, gone from
+//	                                 pg_locks when Stop returns), then the
+//	                                 session closes
 //
 // Every advisory lock aerofn takes is named here, so that two parts can
 // never pick the same key by accident and an operator reading pg_locks can
