@@ -229,7 +229,7 @@ type Stats struct {
 	Reused uint64 // calls that ran on an instance reset after an earlier call (reuse.go)
 
 	ScriptCompiles        uint64 // scripts compiled to bytecode by the JavaScript runtime (script.go)
-	ScriptCompileFailures uint64 // scripts the runtime could not compile (they run from the source)
+	ScriptCompileFailures uint64 // scripts the runtime could not compile (refused at load from their bytes, else run from the source)
 	ScriptSourceRuns      uint64 // calls of a script that ran it from the source: its bytecode was not made yet
 }
 

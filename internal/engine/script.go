@@ -254,10 +254,14 @@ func (e *Engine) bindScript(hash string, art []byte, compile, cached bool) (*Mod
 			e.cacheScript(m)
 		}
 	case compile:
-		// A script QuickJS refuses (a syntax error esbuild let through)
-		// keeps running from the source, failing each call with the
-		// error as before.
-		_ = e.compileScript(rt, m)
+		// A script QuickJS refuses (a syntax error esbuild let through) is
+		// an invalid module: the deploy answers 400 with QuickJS's words.
+		// A compile that ran out of time or memory on a busy node is not
+		// the script's fault: its calls run from the source.
+		var refused *scriptRefusedError
+		if err := e.compileScript(rt, m); errors.As(err, &refused) {
+			return nil, fmt.Errorf("loading module %s: %w: %s", hash, ErrInvalidModule, refused.msg)
+		}
 	default:
 		e.compileScriptLater(rt, m)
 	}
@@ -271,6 +275,9 @@ func (e *Engine) compileScript(rt, m *Module) error {
 		Limits{Timeout: scriptCompileTimeout, MemoryBytes: e.cfg.MaxMemoryBytes, MaxOutput: maxBytecode}, noHost{})
 	if res.Status != StatusSuccess {
 		e.scriptCompileFailures.Add(1)
+		if res.Status == StatusError {
+			return &scriptRefusedError{msg: string(res.Output)}
+		}
 		return fmt.Errorf("compiling script %s to bytecode: %s: %w", m.hash, res.Output, res.Err)
 	}
 	m.js.code.Store(&scriptCode{runtime: e.jsrt.hash, bytecode: res.Output})
@@ -278,6 +285,11 @@ func (e *Engine) compileScript(rt, m *Module) error {
 	e.scriptCompiles.Add(1) // after the cache directory has it (tests wait on the count)
 	return nil
 }
+
+// scriptRefusedError is QuickJS refusing a script: its error, not a limit's.
+type scriptRefusedError struct{ msg string }
+
+func (e *scriptRefusedError) Error() string { return "the script does not compile: " + e.msg }
 
 // compileScriptLater compiles m's script in the background, once, one
 // script at a time (calls of m run from the source until it ends).

@@ -225,7 +225,6 @@ func TestScriptErrors(t *testing.T) {
 	for _, c := range []struct{ name, script, want string }{
 		{"throws", `var __aerofn_exports = { handler() { throw new Error("boom"); } };`, "Error: boom"},
 		{"rejects", `var __aerofn_exports = { handler: async () => { throw new TypeError("bad"); } };`, "TypeError: bad"},
-		{"syntax", `var __aerofn_exports = {`, "SyntaxError"},
 		{"nohandler", `var __aerofn_exports = {};`, "exports no handler"},
 		{"pending", `var __aerofn_exports = { handler: () => new Promise(() => {}) };`, "never settled"},
 		{"dberror", `var __aerofn_exports = { handler: async () => { try { await db_query("x") } catch (e) { throw new Error(e.name + " " + e.code) } } };`, "DBError 42501"},
@@ -240,6 +239,20 @@ func TestScriptErrors(t *testing.T) {
 				t.Fatalf("output %q, want it to contain %q", res.Output, c.want)
 			}
 		})
+	}
+}
+
+// TestScriptSyntaxErrorRefusedAtLoad: a script QuickJS cannot compile is
+// an invalid module when it is loaded from its bytes (a deploy answers 400
+// with QuickJS's words), not a module whose every call fails.
+func TestScriptSyntaxErrorRefusedAtLoad(t *testing.T) {
+	e := newJSEngine(t, Config{})
+	_, err := e.Load("syntax", func() ([]byte, error) { return ScriptModule([]byte(`var __aerofn_exports = {`)), nil })
+	if !errors.Is(err, ErrInvalidModule) || !strings.Contains(err.Error(), "SyntaxError") {
+		t.Fatalf("loading a script with a syntax error: %v, want ErrInvalidModule naming the SyntaxError", err)
+	}
+	if e.Stats().ScriptCompileFailures != 1 {
+		t.Fatalf("compile failures %d, want 1", e.Stats().ScriptCompileFailures)
 	}
 }
 
