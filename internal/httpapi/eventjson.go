@@ -5,7 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"unicode/utf8"
+
+	"github.com/aerodb/aerofn/internal/jsonenc"
 )
 
 // appendJSON appends the event as encoding/json encodes it with HTML
@@ -16,11 +17,11 @@ import (
 // encodings equal.
 func (ev *httpEvent) appendJSON(b []byte) ([]byte, error) {
 	b = append(b, `{"trigger":`...)
-	b = appendJSONString(b, ev.Trigger)
+	b = jsonenc.AppendString(b, ev.Trigger)
 	b = append(b, `,"method":`...)
-	b = appendJSONString(b, ev.Method)
+	b = jsonenc.AppendString(b, ev.Method)
 	b = append(b, `,"path":`...)
-	b = appendJSONString(b, ev.Path)
+	b = jsonenc.AppendString(b, ev.Path)
 	b = append(b, `,"headers":`...)
 	b = appendStringMap(b, ev.Headers)
 	b = append(b, `,"query":`...)
@@ -41,18 +42,18 @@ func (ev *httpEvent) appendJSON(b []byte) ([]byte, error) {
 	}
 	if ev.BodyEncoding != "" {
 		b = append(b, `,"body_encoding":`...)
-		b = appendJSONString(b, ev.BodyEncoding)
+		b = jsonenc.AppendString(b, ev.BodyEncoding)
 	}
 	b = append(b, `,"user_id":`...)
 	if ev.UserID == nil {
 		b = append(b, "null"...)
 	} else {
-		b = appendJSONString(b, *ev.UserID)
+		b = jsonenc.AppendString(b, *ev.UserID)
 	}
 	b = append(b, `,"role":`...)
-	b = appendJSONString(b, ev.Role)
+	b = jsonenc.AppendString(b, ev.Role)
 	b = append(b, `,"request_id":`...)
-	b = appendJSONString(b, ev.RequestID)
+	b = jsonenc.AppendString(b, ev.RequestID)
 	return append(b, '}'), nil
 }
 
@@ -65,9 +66,9 @@ func appendStringMap(b []byte, m map[string]string) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, k)
+		b = jsonenc.AppendString(b, k)
 		b = append(b, ':')
-		b = appendJSONString(b, m[k])
+		b = jsonenc.AppendString(b, m[k])
 	}
 	return append(b, '}')
 }
@@ -81,7 +82,7 @@ func appendStringsMap(b []byte, m map[string][]string) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, k)
+		b = jsonenc.AppendString(b, k)
 		b = append(b, ':')
 		vs := m[k]
 		if vs == nil {
@@ -93,7 +94,7 @@ func appendStringsMap(b []byte, m map[string][]string) []byte {
 			if j > 0 {
 				b = append(b, ',')
 			}
-			b = appendJSONString(b, v)
+			b = jsonenc.AppendString(b, v)
 		}
 		b = append(b, ']')
 	}
@@ -109,59 +110,4 @@ func sortedKeysOf[V any](m map[string]V) []string {
 	}
 	slices.Sort(keys)
 	return keys
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string the way encoding/json writes
-// it with HTML escaping off: quote, backslash and control characters
-// escaped, invalid UTF-8 as \ufffd, U+2028 and U+2029 as \u2028, \u2029.
-func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-		default:
-			i += size
-			continue
-		}
-		i += size
-		start = i
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/aerodb/aerofn/internal/jsonenc"
 	"github.com/aerodb/aerofn/internal/sqlexec/token"
 )
 
@@ -313,7 +314,7 @@ func (c *call) execute(ctx context.Context, tok string, budget time.Duration, va
 	cols := make([]string, len(sd.Fields))
 	for i, f := range sd.Fields {
 		cols[i] = f.Name
-		names[i] = appendJSONString(nil, f.Name)
+		names[i] = jsonenc.AppendString(nil, f.Name)
 	}
 	pl := c.pc.StartPipeline(ctx)
 	pl.SendQueryParams("SET LOCAL aerofn.token = '"+tok+"'", nil, nil, nil, nil)

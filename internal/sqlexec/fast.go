@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/aerodb/aerofn/internal/jsonenc"
 	"github.com/aerodb/aerofn/internal/sqlexec/token"
 )
 
@@ -372,7 +373,7 @@ func (c *call) fast(ctx context.Context, deadline time.Time, id token.Identity, 
 			}
 			types[j] = t
 			res.Columns[j] = f.Name
-			names[j] = appendJSONString(nil, f.Name)
+			names[j] = jsonenc.AppendString(nil, f.Name)
 		}
 		return c.readRows(rr, res, names, types)
 	})

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/aerodb/aerofn/internal/abi"
+	"github.com/aerodb/aerofn/internal/jsonenc"
 )
 
 // Codes of the errors that are aerofn's own; a database error carries its
@@ -75,7 +76,7 @@ func (r *Result) MarshalJSON() ([]byte, error) {
 	b = append(b, `],"rowCount":`...)
 	b = strconv.AppendInt(b, r.RowCount, 10)
 	b = append(b, `,"command":`...)
-	b = appendJSONString(b, r.Command)
+	b = jsonenc.AppendString(b, r.Command)
 	return append(b, '}'), nil
 }
 

@@ -9,9 +9,10 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/aerodb/aerofn/internal/jsonenc"
 )
 
 // Every value crosses the wire in text format, both ways. Results: the text
@@ -170,7 +171,7 @@ func appendValue(b []byte, t *typeInfo, src []byte) []byte {
 		}
 	case kTimestamptz, kTimestamp:
 		if s, ok := rfc3339(src, t.kind == kTimestamptz); ok {
-			return appendJSONString(b, s)
+			return jsonenc.AppendString(b, s)
 		}
 	case kBytea:
 		if len(src) >= 2 && src[0] == '\\' && src[1] == 'x' {
@@ -188,7 +189,7 @@ func appendValue(b []byte, t *typeInfo, src []byte) []byte {
 	}
 	// The text as PostgreSQL printed it: NaN, Infinity, infinity, BC dates,
 	// unknown types, and anything a changed setting printed differently.
-	return appendJSONString(b, string(src))
+	return jsonenc.AppendString(b, string(src))
 }
 
 // isJSONNumber reports whether s is a number in JSON's grammar:
@@ -352,50 +353,6 @@ func (p *arrayParser) parse(b []byte, elem *typeInfo) ([]byte, bool) {
 			return b, false
 		}
 	}
-}
-
-// appendJSONString appends s as a JSON string; invalid UTF-8 becomes U+FFFD
-// (a text column in a UTF-8 database has none, but a bytea-ish text cast can).
-func appendJSONString(b []byte, s string) []byte {
-	const hexd = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexd[c>>4], hexd[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, "\\ufffd"...)
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
 
 // --- parameters: JSON → text ---
