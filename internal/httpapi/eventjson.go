@@ -23,13 +23,13 @@ func (ev *httpEvent) appendJSON(b []byte) ([]byte, error) {
 	b = append(b, `,"path":`...)
 	b = jsonenc.AppendString(b, ev.Path)
 	b = append(b, `,"headers":`...)
-	b = appendStringMap(b, ev.Headers)
+	b = appendMap(b, ev.Headers, jsonenc.AppendString)
 	b = append(b, `,"query":`...)
-	b = appendStringMap(b, ev.Query)
+	b = appendMap(b, ev.Query, jsonenc.AppendString)
 	b = append(b, `,"headers_all":`...)
-	b = appendStringsMap(b, ev.HeadersAll)
+	b = appendMap(b, ev.HeadersAll, appendStrings)
 	b = append(b, `,"query_all":`...)
-	b = appendStringsMap(b, ev.QueryAll)
+	b = appendMap(b, ev.QueryAll, appendStrings)
 	b = append(b, `,"body":`...)
 	if ev.Body == nil {
 		b = append(b, "null"...)
@@ -57,7 +57,9 @@ func (ev *httpEvent) appendJSON(b []byte) ([]byte, error) {
 	return append(b, '}'), nil
 }
 
-func appendStringMap(b []byte, m map[string]string) []byte {
+// appendMap appends m as a JSON object (null when nil), its keys in
+// encoding/json's order, each value written by val.
+func appendMap[V any](b []byte, m map[string]V, val func([]byte, V) []byte) []byte {
 	if m == nil {
 		return append(b, "null"...)
 	}
@@ -68,37 +70,24 @@ func appendStringMap(b []byte, m map[string]string) []byte {
 		}
 		b = jsonenc.AppendString(b, k)
 		b = append(b, ':')
-		b = jsonenc.AppendString(b, m[k])
+		b = val(b, m[k])
 	}
 	return append(b, '}')
 }
 
-func appendStringsMap(b []byte, m map[string][]string) []byte {
-	if m == nil {
+// appendStrings appends vs as a JSON array (null when nil).
+func appendStrings(b []byte, vs []string) []byte {
+	if vs == nil {
 		return append(b, "null"...)
 	}
-	b = append(b, '{')
-	for i, k := range sortedKeysOf(m) {
+	b = append(b, '[')
+	for i, v := range vs {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = jsonenc.AppendString(b, k)
-		b = append(b, ':')
-		vs := m[k]
-		if vs == nil {
-			b = append(b, "null"...)
-			continue
-		}
-		b = append(b, '[')
-		for j, v := range vs {
-			if j > 0 {
-				b = append(b, ',')
-			}
-			b = jsonenc.AppendString(b, v)
-		}
-		b = append(b, ']')
+		b = jsonenc.AppendString(b, v)
 	}
-	return append(b, '}')
+	return append(b, ']')
 }
 
 // sortedKeysOf is m's keys in encoding/json's order (byte-wise), in one
