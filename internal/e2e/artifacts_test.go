@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"strings"
 	"testing"
 	"time"
 
@@ -222,5 +223,24 @@ func TestStoredArtifactIsPrefetched(t *testing.T) {
 	}
 	if s := b.Server.Engine.Stats(); s.Compiles != 0 || s.ArtifactLoads != 1 {
 		t.Fatalf("other node: %+v, want the artifact loaded and nothing compiled", s)
+	}
+}
+
+// A node's engine reserves 4 GiB per memory, so the code it compiles has no
+// bounds checks (engine.Config.ElideBoundsChecks), and calls still trap on
+// an access past the end of memory.
+func TestNodeEngineElidesBoundsChecks(t *testing.T) {
+	e := testenv.Start(t)
+	if !e.Server.Engine.BoundsChecksElided() {
+		t.Fatal("the node's engine compiles bounds checks")
+	}
+	e.MustDeploy("oob", compile(t, `(module
+  (memory (export "memory") 1)
+  (func (export "handler") (result i32)
+    (drop (i32.load (i32.const 65536)))
+    (i32.const 0)))`), nil)
+	r := e.Send("POST", "/functions/v1/oob", hdr("Authorization", "Bearer "+e.ServiceKey), nil)
+	if r.Status != 500 || !strings.Contains(string(r.Body), "out of bounds") {
+		t.Fatalf("out-of-bounds load: %d %s", r.Status, r.Body)
 	}
 }

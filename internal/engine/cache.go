@@ -239,7 +239,12 @@ func (e *Engine) load(hash string, src Source, compiling chan struct{}) (mod *Mo
 func (e *Engine) cachePath(hash string) string {
 	dir := e.cfg.CacheDir
 	if e.cfg.JSRuntimeCacheDir != "" && e.jsrt.hash != "" && hash == e.jsrt.hash {
+		// Shared by engines that may be configured differently (a
+		// server's engine elides bounds checks, a tool's may not), whose
+		// artifacts wasmtime would refuse from each other: each kind
+		// keeps its own.
 		dir = e.cfg.JSRuntimeCacheDir
+		hash += "." + e.Fingerprint()[:16]
 	}
 	if dir == "" {
 		return ""

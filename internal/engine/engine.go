@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -170,10 +171,29 @@ type Config struct {
 	// docs/RATIONALE.md, "Instance pool", for why the default maps it).
 	// Only with the pool.
 	CopyMemoryInit bool
+	// ElideBoundsChecks makes each pool slot reserve 4 GiB of address
+	// space plus a 32 MiB guard, wasmtime's own default, instead of
+	// MaxMemoryBytes plus 64 KiB: every address a 32-bit memory can form
+	// then lands in the slot or its guard, so compiled code needs no
+	// bounds check on loads and stores (a smaller artifact, a cheaper
+	// compile, faster calls; docs/RATIONALE.md, "Engine: instance pool and
+	// run gate"). It costs address space, not memory: about 4 TiB per
+	// 1,000 slots of the 128 TiB a process has, so it is for the one
+	// engine of a server, not for processes building dozens of engines.
+	// An engine that would take the process's large reservations past
+	// LargeReservationBudget gets the small one instead (see
+	// Engine.BoundsChecksElided). The memory cap is unchanged: the store
+	// limiter and MaxMemoryBytes still bound what a memory may grow to.
+	ElideBoundsChecks bool
+
 	// DisableReuse gives every call of a pre-initialised module a new
 	// instance, instead of resetting one that served an earlier call
 	// (reuse.go). At most WarmSlots reusable instances wait between calls.
 	DisableReuse bool
+
+	// tune, when set, changes the wasmtime configuration last (tests and
+	// measurements only).
+	tune func(*wasmtime.Config)
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -239,6 +259,7 @@ type Engine struct {
 	wt     *wasmtime.Engine
 	linker *wasmtime.Linker // shared by every call; host functions find the call through the store's data
 	slots  chan struct{}    // one token per instance in the pool; nil without pooling
+	elided bool             // memories reserve 4 GiB + guard: no bounds checks (BoundsChecksElided)
 	// running holds a token per call executing guest code (pool.go).
 	running chan struct{}
 
@@ -289,13 +310,30 @@ func New(cfg Config) (*Engine, error) {
 	wcfg := wasmtime.NewConfig()
 	wcfg.SetEpochInterruption(true)
 	wcfg.SetMaxWasmStack(cfg.MaxWasmStack)
-	pooled := !cfg.DisablePooling && applyPool(wcfg, cfg)
+	var large int64 // address space this engine's large reservation takes from the budget
+	if cfg.ElideBoundsChecks && !cfg.DisablePooling {
+		large = takeLargeReservation(cfg.PoolSlots)
+	}
+	pooled := !cfg.DisablePooling && applyPool(wcfg, cfg, large > 0)
+	if !pooled && large > 0 {
+		largeReserved.Add(-large)
+		large = 0
+	}
 	wcfg.SetMemoryInitCOWSet(!(pooled && cfg.CopyMemoryInit))
+	if cfg.tune != nil {
+		cfg.tune(wcfg)
+	}
 	wt := wasmtime.NewEngineWithConfig(wcfg)
+	if large > 0 {
+		// Given back once the wasmtime engine, and with it the pool's
+		// reservation, is gone.
+		runtime.AddCleanup(wt, func(n int64) { largeReserved.Add(-n) }, large)
+	}
 
 	e := &Engine{
 		cfg:      cfg,
 		wt:       wt,
+		elided:   large > 0 || (cfg.DisablePooling || !pooled),
 		lru:      list.New(),
 		modules:  make(map[string]*list.Element),
 		inflight: make(map[string]*loadCall),
@@ -340,6 +378,13 @@ func (e *Engine) tick() {
 		}
 	}
 }
+
+// BoundsChecksElided reports whether this engine's memories reserve the
+// whole 4 GiB a 32-bit memory can address plus a guard, so that compiled
+// code has no bounds checks: with Config.ElideBoundsChecks when it fit
+// the process's LargeReservationBudget, and always without pooling
+// (wasmtime's default reservation).
+func (e *Engine) BoundsChecksElided() bool { return e.elided }
 
 // Closed reports whether Stop was called: the engine runs nothing more.
 func (e *Engine) Closed() bool { return e.closed.Load() }

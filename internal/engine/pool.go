@@ -31,7 +31,7 @@ extern void wasmtime_config_memory_reservation_for_growth_set(wasm_config_t *, u
 typedef struct {
 	uint32_t slots, warm_slots, max_tables, max_memories;
 	size_t keep_resident, table_keep_resident, max_memory, table_elements, instance_size;
-	uint64_t guard;
+	uint64_t reservation, guard;
 } aerofn_pool;
 
 static void aerofn_pool_apply(void *cfg, aerofn_pool p) {
@@ -51,10 +51,18 @@ static void aerofn_pool_apply(void *cfg, aerofn_pool p) {
 	wasmtime_pooling_allocation_config_max_core_instance_size_set(pc, p.instance_size);
 	wasmtime_pooling_allocation_strategy_set(c, pc);
 	wasmtime_pooling_allocation_config_delete(pc);
-	wasmtime_config_memory_reservation_set(c, p.max_memory);
+	wasmtime_config_memory_reservation_set(c, p.reservation);
 	wasmtime_config_memory_reservation_for_growth_set(c, 0);
 	wasmtime_config_memory_guard_size_set(c, p.guard);
 }
+
+static void aerofn_set_reservation(void *cfg, uint64_t reservation, uint64_t guard) {
+	wasmtime_config_memory_reservation_set(cfg, reservation);
+	wasmtime_config_memory_guard_size_set(cfg, guard);
+}
+
+extern void wasmtime_config_parallel_compilation_set(wasm_config_t *, bool);
+static void aerofn_set_parallel(void *cfg, bool on) { wasmtime_config_parallel_compilation_set(cfg, on); }
 */
 import "C"
 
@@ -63,6 +71,7 @@ import (
 	"errors"
 	"reflect"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/bytecodealliance/wasmtime-go/v39"
@@ -95,6 +104,38 @@ const (
 	instanceSize = 1 << 20 // VMContext bytes per instance; wasmtime's default
 )
 
+// Large reservations (Config.ElideBoundsChecks). With a memory's
+// reservation covering its whole 32-bit index space and a guard covering
+// any static offset Cranelift folds into an address, every access either
+// lands in the memory or faults in the reservation or guard, which
+// wasmtime turns into a trap: Cranelift then emits no bounds check (and no
+// Spectre guard, which only exists to harden a bounds check).
+const (
+	largeReservation = 4 << 30  // wasmtime's default on 64-bit hosts
+	largeGuard       = 32 << 20 // likewise; also placed before each memory
+)
+
+// LargeReservationBudget bounds the address space the large reservations
+// of all the engines of a process take together: half of the 128 TiB of
+// x86-64's user space, since wasmtime aborts the process when a pool's
+// reservation fails. An engine beyond it gets the small reservation.
+const LargeReservationBudget = 64 << 40
+
+// largeReserved is the address space the live engines' large
+// reservations hold.
+var largeReserved atomic.Int64
+
+// takeLargeReservation takes a pool of slots' large reservation from the
+// budget: the bytes taken, or 0 when they would not fit.
+func takeLargeReservation(slots int) int64 {
+	need := int64(slots) * maxMemories * (largeReservation + 2*largeGuard)
+	if largeReserved.Add(need) > LargeReservationBudget {
+		largeReserved.Add(-need)
+		return 0
+	}
+	return need
+}
+
 // configPtrField finds wasmtime.Config's C pointer, as interrupt.go finds the
 // store's: wasmtime-go does not expose it, nor the pooling allocator.
 var configPtrField, poolSupported = func() ([]int, bool) {
@@ -104,13 +145,20 @@ var configPtrField, poolSupported = func() ([]int, bool) {
 
 // applyPool switches wcfg to the pooling allocator sized by cfg. It reports
 // false, changing nothing, when the config's pointer cannot be reached.
-func applyPool(wcfg *wasmtime.Config, cfg Config) bool {
+//
+// large reserves largeReservation + largeGuard per memory instead of
+// MaxMemoryBytes + memoryGuard (Config.ElideBoundsChecks).
+func applyPool(wcfg *wasmtime.Config, cfg Config, large bool) bool {
 	if !poolSupported {
 		return false
 	}
 	p := reflect.ValueOf(wcfg).Elem().FieldByIndex(configPtrField).UnsafePointer()
 	if p == nil {
 		return false
+	}
+	reservation, guard := uint64(cfg.MaxMemoryBytes), uint64(memoryGuard)
+	if large {
+		reservation, guard = largeReservation, largeGuard
 	}
 	C.aerofn_pool_apply(p, C.aerofn_pool{
 		slots:               C.uint32_t(cfg.PoolSlots),
@@ -122,7 +170,8 @@ func applyPool(wcfg *wasmtime.Config, cfg Config) bool {
 		max_memory:          C.size_t(cfg.MaxMemoryBytes),
 		table_elements:      C.size_t(maxTableElements),
 		instance_size:       C.size_t(instanceSize),
-		guard:               C.uint64_t(memoryGuard),
+		reservation:         C.uint64_t(reservation),
+		guard:               C.uint64_t(guard),
 	})
 	return true
 }
@@ -203,3 +252,15 @@ func (st *callState) blocking(f func()) {
 // DefaultMaxRunning is twice the cores Go may use: enough to keep every core
 // busy while calls enter and leave wasm, few enough that each has a warm slot.
 func DefaultMaxRunning() int { return 2 * runtime.GOMAXPROCS(0) }
+
+// setReservation sets the address space each linear memory reserves and
+// the guard region after it (measurements; see Config.LargeReservation).
+func setReservation(wcfg *wasmtime.Config, reservation, guard uint64) {
+	p := reflect.ValueOf(wcfg).Elem().FieldByIndex(configPtrField).UnsafePointer()
+	C.aerofn_set_reservation(p, C.uint64_t(reservation), C.uint64_t(guard))
+}
+
+func setParallel(wcfg *wasmtime.Config, on bool) {
+	p := reflect.ValueOf(wcfg).Elem().FieldByIndex(configPtrField).UnsafePointer()
+	C.aerofn_set_parallel(p, C.bool(on))
+}
