@@ -339,7 +339,8 @@ func TestHealthAndMetrics(t *testing.T) {
 		t.Fatalf("metrics: %d %s", r.Status, r.Body)
 	}
 	for _, series := range []string{"aerofn_db_events_captured 0", "aerofn_db_events_held 0", "aerofn_queue_metrics_up 1", "aerofn_invocation_duration_seconds_bucket",
-		`aerofn_db_query_calls_total{path="fast"}`, "aerofn_db_query_fallbacks_total"} {
+		`aerofn_db_query_calls_total{path="fast"}`, "aerofn_db_query_fallbacks_total", `aerofn_run_gate_wait_seconds_bucket{le="0"}`,
+		"aerofn_run_gate_wait_seconds_count", "go_sched_latencies_seconds_bucket", "go_gc_pauses_seconds_bucket"} {
 		if !strings.Contains(string(r.Body), series) {
 			t.Errorf("metrics lack %q", series)
 		}

@@ -261,7 +261,8 @@ type Engine struct {
 	slots  chan struct{}    // one token per instance in the pool; nil without pooling
 	elided bool             // memories reserve 4 GiB + guard: no bounds checks (BoundsChecksElided)
 	// running holds a token per call executing guest code (pool.go).
-	running chan struct{}
+	running   chan struct{}
+	gateWaits gateHist // how long calls waited for a token (pool.go)
 
 	// Compile cache: an LRU of modules plus the loads in flight, so concurrent
 	// Loads of one hash compile once.

@@ -71,6 +71,7 @@ import (
 	"errors"
 	"reflect"
 	"runtime"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -220,9 +221,12 @@ func (e *Engine) releaseSlot() {
 func (e *Engine) enterRun(ctx context.Context, deadline time.Time) error {
 	select {
 	case e.running <- struct{}{}:
+		e.gateWaits.add(0)
 		return nil
 	default:
 	}
+	t0 := time.Now()
+	defer func() { e.gateWaits.add(time.Since(t0)) }()
 	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
 	select {
@@ -233,6 +237,48 @@ func (e *Engine) enterRun(ctx context.Context, deadline time.Time) error {
 	case <-t.C:
 		return context.DeadlineExceeded
 	}
+}
+
+// gateBounds are the upper bounds of the buckets of GateWaits; the first,
+// 0, counts the calls that found a token free.
+var gateBounds = []time.Duration{0, 100 * time.Microsecond, 500 * time.Microsecond,
+	time.Millisecond, 2 * time.Millisecond, 5 * time.Millisecond, 10 * time.Millisecond,
+	20 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond,
+	200 * time.Millisecond, 500 * time.Millisecond, time.Second, 5 * time.Second}
+
+// gateHist counts the run gate's waits; lock-free, two atomic adds a call.
+type gateHist struct {
+	counts [15]atomic.Uint64 // len(gateBounds)+1: the last is above every bound
+	sum    atomic.Int64      // nanoseconds
+}
+
+func (h *gateHist) add(d time.Duration) {
+	i, _ := slices.BinarySearch(gateBounds, d)
+	h.counts[i].Add(1)
+	if d > 0 {
+		h.sum.Add(int64(d))
+	}
+}
+
+// GateWaits is how long calls waited at the run gate, from the first
+// attempt to a token or to giving up (deadline, cancellation). Counts[i]
+// calls waited at most Bounds[i] and more than Bounds[i-1]; the last count,
+// Counts[len(Bounds)], is of waits above every bound. Waits to take a lent
+// token back after a host call are not counted.
+type GateWaits struct {
+	Bounds []time.Duration
+	Counts []uint64
+	Sum    time.Duration
+}
+
+// GateWaits returns the run gate's waits since the engine started.
+func (e *Engine) GateWaits() GateWaits {
+	w := GateWaits{Bounds: slices.Clone(gateBounds), Counts: make([]uint64, len(e.gateWaits.counts))}
+	for i := range e.gateWaits.counts {
+		w.Counts[i] = e.gateWaits.counts[i].Load()
+	}
+	w.Sum = time.Duration(e.gateWaits.sum.Load())
+	return w
 }
 
 func (e *Engine) leaveRun() { <-e.running }

@@ -160,6 +160,43 @@ func TestRunGateWaitBounded(t *testing.T) {
 	wantStatus(t, run(t, e, hello, "", Limits{}, nil), StatusSuccess)
 }
 
+// GateWaits counts every call at the run gate: one that found a token free
+// as a wait of 0, one that waited until its deadline with its wait.
+func TestRunGateWaitsCounted(t *testing.T) {
+	e := newEngine(t, Config{MaxRunning: 1})
+	loop := load(t, e, "loop")
+	hello := load(t, e, "hello")
+	wantStatus(t, run(t, e, hello, "", Limits{}, nil), StatusSuccess)
+	started := make(chan Result)
+	go func() { started <- run(t, e, loop, "", Limits{Timeout: 2 * time.Second}, nil) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(e.running) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the looping call never started")
+		}
+		time.Sleep(time.Millisecond) // polling a condition with a deadline
+	}
+	wantStatus(t, run(t, e, hello, "", Limits{Timeout: 60 * time.Millisecond}, nil), StatusTimeout)
+	wantStatus(t, <-started, StatusTimeout)
+
+	w := e.GateWaits()
+	if len(w.Counts) != len(w.Bounds)+1 {
+		t.Fatalf("%d counts for %d bounds", len(w.Counts), len(w.Bounds))
+	}
+	var total, over50ms uint64
+	for i, n := range w.Counts {
+		total += n
+		if i > 0 && w.Bounds[i-1] >= 50*time.Millisecond {
+			over50ms += n
+		}
+	}
+	// The first hello and the loop found the token free; the second hello
+	// waited about 60 ms for it and gave up.
+	if total != 3 || w.Counts[0] != 2 || over50ms != 1 || w.Sum < 50*time.Millisecond || w.Sum > 5*time.Second {
+		t.Fatalf("gate waits: counts %v over bounds %v, sum %s", w.Counts, w.Bounds, w.Sum)
+	}
+}
+
 // Many engines, each with as many slots as a server admits calls, live in one
 // process (tests build dozens): the pool must reserve address space and
 // memory maps modestly enough that none fails to start or aborts.

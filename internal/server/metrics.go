@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/aerodb/aerofn/internal/engine"
 	"github.com/aerodb/aerofn/internal/sqlexec"
 )
 
@@ -86,6 +87,7 @@ type loadCollector struct {
 	s                                  *Server
 	compiling, pending, jsBusy, jsWarm *prometheus.Desc
 	jsCompiles, jsSourceRuns           *prometheus.Desc
+	gateWait                           *prometheus.Desc
 }
 
 func newLoadCollector(s *Server) *loadCollector {
@@ -99,6 +101,8 @@ func newLoadCollector(s *Server) *loadCollector {
 			"JavaScript function versions compiled to bytecode on this node (once per version and runtime).", nil, nil),
 		jsSourceRuns: prometheus.NewDesc("aerofn_js_source_runs_total",
 			"JavaScript calls run from the source because their bytecode was not made yet (after a runtime change, until its background compile ends).", nil, nil),
+		gateWait: prometheus.NewDesc("aerofn_run_gate_wait_seconds",
+			"How long calls waited for one of the engine's run tokens (twice GOMAXPROCS calls run guest code at once) before running or giving up; 0 when one was free.", nil, nil),
 	}
 }
 
@@ -109,6 +113,7 @@ func (c *loadCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.jsWarm
 	ch <- c.jsCompiles
 	ch <- c.jsSourceRuns
+	ch <- c.gateWait
 }
 
 func (c *loadCollector) Collect(ch chan<- prometheus.Metric) {
@@ -119,4 +124,18 @@ func (c *loadCollector) Collect(ch chan<- prometheus.Metric) {
 	st := c.s.Engine.Stats()
 	ch <- prometheus.MustNewConstMetric(c.jsCompiles, prometheus.CounterValue, float64(st.ScriptCompiles))
 	ch <- prometheus.MustNewConstMetric(c.jsSourceRuns, prometheus.CounterValue, float64(st.ScriptSourceRuns))
+	ch <- gateHistogram(c.gateWait, c.s.Engine.GateWaits())
+}
+
+// gateHistogram is the run gate's waits as a Prometheus histogram
+// (cumulative buckets, in seconds).
+func gateHistogram(d *prometheus.Desc, w engine.GateWaits) prometheus.Metric {
+	buckets := make(map[float64]uint64, len(w.Bounds))
+	var n uint64
+	for i, b := range w.Bounds {
+		n += w.Counts[i]
+		buckets[b.Seconds()] = n
+	}
+	n += w.Counts[len(w.Bounds)]
+	return prometheus.MustNewConstHistogram(d, n, w.Sum.Seconds(), buckets)
 }

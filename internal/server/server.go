@@ -158,7 +158,12 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*Server, error) 
 		return nil, fmt.Errorf("starting engine: %w", err)
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// The scheduler's and the collector's latency histograms
+	// (go_sched_latencies_seconds, go_gc_pauses_seconds...) beside the
+	// classic Go metrics: with aerofn_run_gate_wait_seconds they say where a
+	// loaded node's calls wait (RATIONALE "Benchmarks: the server under load").
+	reg.MustRegister(collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(collectors.MetricsScheduler, collectors.MetricsGC)),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.Records = records.NewWriter(records.WriterConfig{Pool: s.Pool, Stdout: opt.Stdout, Logger: log, Registry: reg})
 	sec, err := secrets.New(s.Pool, cfg.SecretsKey)
 	if err != nil {
