@@ -6,8 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -19,21 +22,102 @@ import (
 	"github.com/aerodb/aerofn/internal/registry"
 )
 
-// httpEvent is what handler receives for an HTTP call (docs/ABI.md).
+// httpEvent is what handler receives for an HTTP call (docs/ABI.md). Its
+// JSON (appendJSON) has headers and query (the first value of each, by
+// name), headers_all and query_all (every value), each object's keys in
+// byte order, as encoding/json encodes the maps they once were.
 type httpEvent struct {
-	Trigger      string              `json:"trigger"`
-	Method       string              `json:"method"`
-	Path         string              `json:"path"`
-	Headers      map[string]string   `json:"headers"` // first value of each
-	Query        map[string]string   `json:"query"`   // first value of each
-	HeadersAll   map[string][]string `json:"headers_all"`
-	QueryAll     map[string][]string `json:"query_all"`
-	Body         json.RawMessage     `json:"body"`
-	BodyEncoding string              `json:"body_encoding,omitempty"`
-	UserID       *string             `json:"user_id"`
-	Role         string              `json:"role"`
-	RequestID    string              `json:"request_id"`
+	Trigger      string
+	Method       string
+	Path         string
+	Headers      eventFields // lower-case names
+	Query        eventFields
+	Body         json.RawMessage
+	BodyEncoding string // omitted when empty
+	UserID       *string
+	Role         string
+	RequestID    string
 }
+
+// eventFields are a request's headers or query parameters: sorted by name,
+// each name once, each with at least one value. A sorted slice rather than
+// the two maps per object a call used to build.
+type eventFields []eventField
+
+type eventField struct {
+	name   string
+	values []string
+}
+
+// sortFields sorts fs by name and merges the values of equal names, in
+// their order in fs.
+func sortFields(fs eventFields) eventFields {
+	if len(fs) < 2 {
+		return fs
+	}
+	slices.SortStableFunc(fs, func(a, b eventField) int { return strings.Compare(a.name, b.name) })
+	out := fs[:1]
+	for _, f := range fs[1:] {
+		if last := &out[len(out)-1]; last.name == f.name {
+			last.values = append(slices.Clip(last.values), f.values...)
+			continue
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// headerFields are r's headers as the event has them: names in lower
+// case, the caller's credentials left out.
+func headerFields(h http.Header) eventFields {
+	fs := make(eventFields, 0, len(h))
+	for k, vs := range h {
+		if len(vs) == 0 {
+			continue
+		}
+		lk := lowerHeaderName(k)
+		if hiddenHeaders[lk] {
+			continue
+		}
+		fs = append(fs, eventField{name: lk, values: vs})
+	}
+	return sortFields(fs)
+}
+
+// queryFields are a raw query's parameters.
+func queryFields(rawQuery string) eventFields {
+	if rawQuery == "" {
+		return nil
+	}
+	q, _ := url.ParseQuery(rawQuery)
+	fs := make(eventFields, 0, len(q))
+	for k, vs := range q {
+		if len(vs) > 0 {
+			fs = append(fs, eventField{name: k, values: vs})
+		}
+	}
+	return sortFields(fs)
+}
+
+// lowerHeaderName is strings.ToLower(k), without an allocation for the
+// headers most requests carry.
+func lowerHeaderName(k string) string {
+	if lk, ok := commonLowerNames[k]; ok {
+		return lk
+	}
+	return strings.ToLower(k)
+}
+
+var commonLowerNames = func() map[string]string {
+	m := map[string]string{}
+	for _, k := range []string{"Accept", "Accept-Encoding", "Accept-Language", "Authorization", "Cache-Control", "Connection",
+		"Content-Length", "Content-Type", "Cookie", "Origin", "Pragma", "Referer", "User-Agent", "X-Forwarded-For",
+		"X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-Ip", "X-Request-Id", "Apikey", "If-None-Match", "If-Modified-Since",
+		"Sec-Fetch-Mode", "Sec-Fetch-Site", "Sec-Fetch-Dest", "Traceparent", "Tracestate"} {
+		m[k] = strings.ToLower(k)
+	}
+	return m
+}()
 
 // hiddenHeaders never reach a function: the caller's credentials are
 // represented by user_id and role instead.
@@ -85,24 +169,10 @@ func httpEventOf(w http.ResponseWriter, r *http.Request, subpath, requestID stri
 	if err != nil {
 		return nil, err
 	}
-	ev := httpEvent{Trigger: "http", Method: r.Method, Path: subpath, Headers: map[string]string{}, Query: map[string]string{},
-		HeadersAll: map[string][]string{}, QueryAll: map[string][]string{}, RequestID: requestID, Role: string(eff.Role)}
+	ev := httpEvent{Trigger: "http", Method: r.Method, Path: subpath, Headers: headerFields(r.Header), Query: queryFields(r.URL.RawQuery),
+		RequestID: requestID, Role: string(eff.Role)}
 	if eff.UserID != "" {
 		ev.UserID = &eff.UserID
-	}
-	for k, vs := range r.Header {
-		lk := strings.ToLower(k)
-		if hiddenHeaders[lk] || len(vs) == 0 {
-			continue
-		}
-		ev.Headers[lk] = vs[0]
-		ev.HeadersAll[lk] = append(ev.HeadersAll[lk], vs...)
-	}
-	for k, vs := range r.URL.Query() {
-		if len(vs) > 0 {
-			ev.Query[k] = vs[0]
-			ev.QueryAll[k] = vs
-		}
 	}
 	ev.Body, ev.BodyEncoding, err = eventBody(r.Header.Get("Content-Type"), body)
 	if err != nil {
@@ -206,8 +276,11 @@ func failureStatus(st engine.Status) int {
 // successful call, built by answer's hook.
 func (a *API) respond(w http.ResponseWriter, out invoker.Outcome, res result, requestID string) error {
 	fn := out.Function
-	w.Header().Set("X-Request-Id", requestID)
-	w.Header().Set("X-Aerofn-Invocation-Id", out.ID)
+	// Both ids in one allocation; the keys are already canonical.
+	ids := []string{requestID, out.ID}
+	h := w.Header()
+	h["X-Request-Id"] = ids[0:1:1]
+	h["X-Aerofn-Invocation-Id"] = ids[1:2:2]
 	switch out.Status {
 	case engine.StatusSuccess:
 		res.write(w)
@@ -234,10 +307,19 @@ func readInvokeBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	if r.ContentLength > MaxInvokeBody {
 		return nil, tooLarge
 	}
-	var buf bytes.Buffer
-	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength) + 1) // +1: ReadFrom stops at EOF without growing again
+	if r.ContentLength == 0 {
+		return nil, nil
 	}
+	if r.ContentLength > 0 {
+		// net/http's body ends at Content-Length: read it into one slice
+		// of that size, without MaxBytesReader's wrapper and a buffer.
+		body := make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(r.Body, body); err != nil {
+			return nil, badRequest("bad_body", "reading request body: %v", err)
+		}
+		return body, nil
+	}
+	var buf bytes.Buffer
 	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, MaxInvokeBody))
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -375,8 +457,19 @@ func checkResult(output []byte) error {
 type result struct {
 	status int
 	header http.Header
-	body   []byte
+	// contentType, when header is nil: one of the shared values below, set
+	// without building a header map for the usual answer (a JSON or text
+	// body the function returned as it is).
+	contentType []string
+	body        []byte
 }
+
+// The Content-Type values of results without a header map, shared by every
+// answer: net/http only reads them.
+var (
+	contentTypeJSON = []string{"application/json"}
+	contentTypeText = []string{"text/plain; charset=utf-8"}
+)
 
 // buildResult maps a successful call's output to the response: an object
 // with a statusCode is a response description; any other JSON is a 200
@@ -393,11 +486,9 @@ func buildResult(output []byte) result {
 			body: []byte(err.Error())}
 	}
 	if hr == nil {
-		res := result{status: http.StatusOK, header: http.Header{}, body: output}
+		res := result{status: http.StatusOK, contentType: contentTypeText, body: output}
 		if json.Valid(trimmed) {
-			res.header.Set("Content-Type", "application/json")
-		} else {
-			res.header.Set("Content-Type", "text/plain; charset=utf-8")
+			res.contentType = contentTypeJSON
 		}
 		return res
 	}
@@ -437,6 +528,9 @@ func buildResult(output []byte) result {
 // every other header the function set replaces aerofn's.
 func (res result) write(w http.ResponseWriter) {
 	h := w.Header()
+	if res.contentType != nil {
+		h["Content-Type"] = res.contentType
+	}
 	for k, vs := range res.header {
 		if k == "Vary" {
 			h[k] = append(h[k], vs...)

@@ -53,15 +53,44 @@ func triggerLabel(t string) string {
 // nameLabels hands out function-name label values: a name seen before, or
 // a new one while fewer than max are in use, is itself; any other is
 // OtherFunctions. Forget frees a deleted function's place.
+//
+// It also keeps, for each combination of a call's labels seen, the series
+// that call counts in (seriesOf): looking them up by their label values
+// (hashing them, a lock per vector) on every call was a fifth of recording
+// a call, and those lookups allocated.
 type nameLabels struct {
-	mu   sync.Mutex
-	max  int
-	seen map[string]struct{}
+	mu     sync.Mutex
+	max    int
+	seen   map[string]struct{}
+	series map[seriesKey]*callSeries
 }
 
-func (l *nameLabels) label(name string) string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+// seriesKey is what picks a call's series: its function's name as given
+// (the label is that or OtherFunctions), trigger, status and HTTP class
+// (0: no HTTP status).
+type seriesKey struct {
+	function, trigger, status string
+	class                     int
+}
+
+// callSeries are the series one kind of call counts in.
+type callSeries struct {
+	invocations, httpResponses            prometheus.Counter // httpResponses nil: no HTTP status
+	duration, memoryPeak                  prometheus.Observer
+	p12Invocations                        prometheus.Counter
+	p12Duration, p12Memory                prometheus.Observer
+	p12Timeouts, p12MemExceeded, p12Error prometheus.Counter // nil when the status is not one
+	// other: counted under OtherFunctions, for want of a place under the
+	// cap; resolved again once a place is freed.
+	other bool
+}
+
+// maxSeriesKeys bounds the cache of series; past it the cache starts over
+// (the label cap bounds the names, and a function's triggers, statuses and
+// classes are few, so only an unbounded trigger string could get there).
+const maxSeriesKeys = 1 << 14
+
+func (l *nameLabels) labelLocked(name string) string {
 	if _, ok := l.seen[name]; ok {
 		return name
 	}
@@ -72,12 +101,73 @@ func (l *nameLabels) label(name string) string {
 	return name
 }
 
-func (l *nameLabels) forget(name string) bool {
+// seriesOf returns the series r counts in, resolving them on the first
+// call of its kind.
+func (l *nameLabels) seriesOf(m *Metrics, r *Record) *callSeries {
+	class := 0
+	if r.HTTPStatus >= 100 && r.HTTPStatus <= 599 {
+		class = r.HTTPStatus / 100
+	}
+	k := seriesKey{function: r.Function, trigger: r.Trigger, status: r.Status, class: class}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	_, ok := l.seen[name]
-	delete(l.seen, name)
-	return ok
+	if s, ok := l.series[k]; ok {
+		return s
+	}
+	name := l.labelLocked(r.Function)
+	s := &callSeries{
+		invocations:    m.Invocations.WithLabelValues(name, r.Trigger, r.Status),
+		duration:       m.Duration.WithLabelValues(name, r.Trigger),
+		memoryPeak:     m.MemoryPeak.WithLabelValues(name),
+		p12Invocations: m.phase12.invocations.WithLabelValues(name, triggerLabel(r.Trigger), r.Status),
+		p12Duration:    m.phase12.duration.WithLabelValues(name),
+		p12Memory:      m.phase12.memory.WithLabelValues(name),
+		other:          name == OtherFunctions,
+	}
+	if class > 0 {
+		s.httpResponses = m.HTTPResponses.WithLabelValues(name, httpClasses[class])
+	}
+	switch et := errorType(r.Status); et {
+	case "":
+	case ErrorTypeTimeout:
+		s.p12Timeouts = m.phase12.timeouts.WithLabelValues(name)
+		s.p12Error = m.phase12.errors.WithLabelValues(name, et)
+	case ErrorTypeMemoryExceeded:
+		s.p12MemExceeded = m.phase12.memoryExceeded.WithLabelValues(name)
+		s.p12Error = m.phase12.errors.WithLabelValues(name, et)
+	default:
+		s.p12Error = m.phase12.errors.WithLabelValues(name, et)
+	}
+	if l.series == nil || len(l.series) >= maxSeriesKeys {
+		l.series = map[seriesKey]*callSeries{}
+	}
+	l.series[k] = s
+	return s
+}
+
+// httpClasses are the class labels by first digit.
+var httpClasses = [6]string{"", "1xx", "2xx", "3xx", "4xx", "5xx"}
+
+// observe counts a call in its series.
+func (s *callSeries) observe(r *Record) {
+	s.invocations.Inc()
+	if s.httpResponses != nil {
+		s.httpResponses.Inc()
+	}
+	s.duration.Observe(r.DurationMS / 1000)
+	s.memoryPeak.Observe(r.MemoryPeakMB * (1 << 20))
+	s.p12Invocations.Inc()
+	s.p12Duration.Observe(r.DurationMS / 1000)
+	s.p12Memory.Observe(r.MemoryPeakMB * (1 << 20))
+	if s.p12Timeouts != nil {
+		s.p12Timeouts.Inc()
+	}
+	if s.p12MemExceeded != nil {
+		s.p12MemExceeded.Inc()
+	}
+	if s.p12Error != nil {
+		s.p12Error.Inc()
+	}
 }
 
 // phase12 are the series AeroDB's Phase 12 documents name, beside aerofn's
@@ -114,23 +204,6 @@ func (p *phase12) collectors() []prometheus.Collector {
 	return []prometheus.Collector{p.invocations, p.duration, p.memory, p.timeouts, p.memoryExceeded, p.errors}
 }
 
-func (p *phase12) observe(name string, r Record) {
-	p.invocations.WithLabelValues(name, triggerLabel(r.Trigger), r.Status).Inc()
-	p.duration.WithLabelValues(name).Observe(r.DurationMS / 1000)
-	p.memory.WithLabelValues(name).Observe(r.MemoryPeakMB * (1 << 20))
-	switch et := errorType(r.Status); et {
-	case "":
-	case ErrorTypeTimeout:
-		p.timeouts.WithLabelValues(name).Inc()
-		p.errors.WithLabelValues(name, et).Inc()
-	case ErrorTypeMemoryExceeded:
-		p.memoryExceeded.WithLabelValues(name).Inc()
-		p.errors.WithLabelValues(name, et).Inc()
-	default:
-		p.errors.WithLabelValues(name, et).Inc()
-	}
-}
-
 func (p *phase12) forget(name string) {
 	for _, v := range []interface {
 		DeletePartialMatch(prometheus.Labels) int
@@ -141,10 +214,21 @@ func (p *phase12) forget(name string) {
 
 // ForgetFunction deletes a deleted function's series (Phase 12 and aerofn_*
 // alike) and frees its place under the label cap. The server calls it on
-// every node when a function is deleted.
+// every node when a function is deleted. It holds the labels' lock
+// throughout, so a call recorded meanwhile resolves its series after the
+// deletion, never keeps one the deletion orphaned.
 func (w *Writer) ForgetFunction(name string) {
-	if !w.names.forget(name) {
+	l := w.names
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.seen[name]; !ok {
 		return
+	}
+	delete(l.seen, name)
+	for k, s := range l.series {
+		if k.function == name || s.other {
+			delete(l.series, k)
+		}
 	}
 	m := w.metrics
 	m.phase12.forget(name)

@@ -180,14 +180,7 @@ func NewWriter(cfg WriterConfig) *Writer {
 // aerofn_invocation_records_failed_total (the server stops the writer only
 // once no call is running, so this is a last resort, never a panic).
 func (w *Writer) Add(r Record) {
-	name := w.names.label(r.Function)
-	w.metrics.Invocations.WithLabelValues(name, r.Trigger, r.Status).Inc()
-	if r.HTTPStatus >= 100 && r.HTTPStatus <= 599 {
-		w.metrics.HTTPResponses.WithLabelValues(name, httpClass(r.HTTPStatus)).Inc()
-	}
-	w.metrics.Duration.WithLabelValues(name, r.Trigger).Observe(r.DurationMS / 1000)
-	w.metrics.MemoryPeak.WithLabelValues(name).Observe(r.MemoryPeakMB * (1 << 20))
-	w.metrics.phase12.observe(name, r)
+	w.names.seriesOf(w.metrics, &r).observe(&r)
 	w.stopMu.RLock()
 	defer w.stopMu.RUnlock()
 	if w.stopped {
@@ -208,6 +201,9 @@ func (w *Writer) printLines(batch []Record) {
 		return
 	}
 	var buf bytes.Buffer
+	// One encoder for the batch, writing into buf (json.Marshal would copy
+	// each line out of its own buffer); Encode ends each line with '\n'.
+	enc := json.NewEncoder(&buf)
 	for _, r := range batch {
 		l := line{Function: r.Function, Trigger: r.Trigger, DurationMS: r.DurationMS, MemoryPeakMB: r.MemoryPeakMB,
 			Status: r.Status, Role: r.Role, Version: r.Version, RequestID: r.RequestID, HTTPStatus: r.HTTPStatus, Timestamp: r.Timestamp.UTC().Format(time.RFC3339Nano)}
@@ -215,9 +211,9 @@ func (w *Writer) printLines(batch []Record) {
 			l.UserID = &r.UserID
 		}
 		l.Logs, l.LogsTruncated = stdoutLogs(r.Logs, r.LogsDropped)
-		b, _ := json.Marshal(l)
-		buf.Write(b)
-		buf.WriteByte('\n')
+		if err := enc.Encode(l); err != nil {
+			w.log.Error("encoding an invocation line", "id", r.ID, "error", err)
+		}
 	}
 	w.outMu.Lock()
 	_, _ = w.out.Write(buf.Bytes())
@@ -367,19 +363,20 @@ func (w *Writer) copy(ctx context.Context, rows [][]any, attempts int) error {
 
 // row is a record as the COPY's values, every text field valid text.
 func row(r Record) []any {
-	logs := []byte("[]")
-	if r.Logs != nil {
+	logs := "[]"
+	if len(r.Logs) > 0 {
 		clean := make([]engine.LogLine, len(r.Logs))
 		for i, l := range r.Logs {
 			l.Level, l.Message = db.Text(l.Level), db.Text(l.Message)
 			clean[i] = l
 		}
-		logs, _ = json.Marshal(clean)
+		b, _ := json.Marshal(clean)
+		logs = string(b)
 	}
 	httpStatus := pgtype.Int4{Int32: int32(r.HTTPStatus), Valid: r.HTTPStatus != 0}
 	return []any{uuidValue(r.ID), uuidValue(r.FunctionID), db.Text(r.Function), r.Version, db.Text(r.Trigger), db.Text(r.Status), httpStatus, r.DurationMS,
 		r.MemoryPeakMB, db.Text(r.Role), nullable(db.Text(r.UserID)), nullable(db.Text(r.RequestID)), nullable(db.Text(r.Error)),
-		string(logs), r.LogsDropped, r.Timestamp}
+		logs, r.LogsDropped, r.Timestamp}
 }
 
 // uuidValue is a uuid column's value as pgx encodes it directly. Given the
@@ -573,6 +570,3 @@ func scanRecords(rows pgx.Rows) ([]Record, error) {
 	}
 	return out, nil
 }
-
-// httpClass is a status's class: "2xx" for 204.
-func httpClass(code int) string { return fmt.Sprintf("%dxx", code/100) }
