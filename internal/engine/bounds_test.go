@@ -126,3 +126,21 @@ func TestManyEnginesElidingBoundsChecks(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// Under an address space limit (ulimit -v) the large reservations keep to
+// half of it, so a node started under one elides checks only if they fit.
+func TestLargeReservationBudgetUnderLimit(t *testing.T) {
+	for _, c := range []struct {
+		limit uint64
+		want  int64
+	}{
+		{rlimInfinity, LargeReservationBudget},
+		{1 << 62, LargeReservationBudget},
+		{8 << 40, 4 << 40},
+		{16 << 30, 8 << 30}, // less than one server's slots: none elide
+	} {
+		if got := budgetUnder(c.limit); got != c.want {
+			t.Errorf("limit %d: budget %d, want %d", c.limit, got, c.want)
+		}
+	}
+}

@@ -72,7 +72,9 @@ import (
 	"reflect"
 	"runtime"
 	"slices"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/bytecodealliance/wasmtime-go/v39"
@@ -119,18 +121,40 @@ const (
 // LargeReservationBudget bounds the address space the large reservations
 // of all the engines of a process take together: half of the 128 TiB of
 // x86-64's user space, since wasmtime aborts the process when a pool's
-// reservation fails. An engine beyond it gets the small reservation.
+// reservation fails. An engine beyond it gets the small reservation. A
+// process whose address space is limited (RLIMIT_AS) gets half its limit.
 const LargeReservationBudget = 64 << 40
 
 // largeReserved is the address space the live engines' large
 // reservations hold.
 var largeReserved atomic.Int64
 
+// largeBudget is LargeReservationBudget, or half the process's address
+// space limit (RLIMIT_AS, `ulimit -v`) when that is lower.
+var largeBudget = sync.OnceValue(func() int64 {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_AS, &lim); err != nil {
+		return LargeReservationBudget
+	}
+	return budgetUnder(lim.Cur)
+})
+
+const rlimInfinity = ^uint64(0) // RLIM_INFINITY as Getrlimit returns it
+
+// budgetUnder is the large reservations' budget under an address space
+// limit (RLIM_INFINITY: none).
+func budgetUnder(limit uint64) int64 {
+	if limit == rlimInfinity || limit/2 >= LargeReservationBudget {
+		return LargeReservationBudget
+	}
+	return int64(limit / 2)
+}
+
 // takeLargeReservation takes a pool of slots' large reservation from the
 // budget: the bytes taken, or 0 when they would not fit.
 func takeLargeReservation(slots int) int64 {
 	need := int64(slots) * maxMemories * (largeReservation + 2*largeGuard)
-	if largeReserved.Add(need) > LargeReservationBudget {
+	if largeReserved.Add(need) > largeBudget() {
 		largeReserved.Add(-need)
 		return 0
 	}
