@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/bytecodealliance/wasmtime-go/v39"
@@ -172,6 +173,10 @@ func (e *Engine) compile(wasm []byte) (*wasmtime.Module, error) {
 	return compileWith(e.wt, wasm)
 }
 
+// wasmtimeCompiles counts every module wasmtime compiled in this process
+// (tests read it).
+var wasmtimeCompiles atomic.Uint64
+
 func compileWith(wt *wasmtime.Engine, wasm []byte) (*wasmtime.Module, error) {
 	if len(wasm) < 8 || !bytes.Equal(wasm[:4], []byte("\x00asm")) {
 		return nil, fmt.Errorf("%w: not a WebAssembly binary (no \\0asm header)", ErrInvalidModule)
@@ -179,6 +184,7 @@ func compileWith(wt *wasmtime.Engine, wasm []byte) (*wasmtime.Module, error) {
 	if wasm[4] != 1 || wasm[5] != 0 || wasm[6] != 0 || wasm[7] != 0 {
 		return nil, fmt.Errorf("%w: a WebAssembly component or unsupported binary version; a core module (version 1) is required", ErrInvalidModule)
 	}
+	wasmtimeCompiles.Add(1)
 	m, err := wasmtime.NewModule(wt, wasm)
 	if err != nil {
 		return nil, fmt.Errorf("%w: compiling: %s", ErrInvalidModule, causeOf(err.Error()))

@@ -62,9 +62,14 @@ const artifactFormat = "aerofn-artifact-2"
 // artifactState is the part of Engine this file and preinit.go own.
 type artifactState struct {
 	initOnce     sync.Once
-	init         *initEngine
+	init         *initRuntime
 	initErr      error
 	initCompiles atomic.Uint64
+	initRetries  atomic.Uint64 // runs of _initialize the interpreter gave up on
+
+	wtInitOnce sync.Once
+	wtInit     *initEngine
+	wtInitErr  error
 
 	fpOnce sync.Once
 	fp     string

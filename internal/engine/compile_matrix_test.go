@@ -46,7 +46,7 @@ func TestCompileMatrix(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	snap, err := base.snapshot(ctx, ie, im, p)
+	snap, err := base.snapshotOn(ctx, ie, im, p)
 	if err != nil {
 		t.Fatal(err)
 	}

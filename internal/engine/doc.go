@@ -27,11 +27,14 @@ step.
 	        │                                 (temp file, fsync, rename)
 	        └─ module exports _initialize: pre-initialise it (preinit.go)
 	              scan code ► export every mutable global
-	              ► compile cheaply on the init engine ► check ABI
+	              ► translate for wazero's interpreter (no compile)
 	              ► instantiate in a sandbox, run _initialize once
+	                (the interpreter gives up: past the deadline, its call
+	                depth, a module it refuses: compile cheaply on a second
+	                wasmtime engine and run it there; Stats.InitRetries)
 	              ► snapshot: memory → data segments, globals → initialisers,
 	                no _initialize export ► compile the snapshot (the one
-	                full compile)
+	                compile) ► check ABI
 	              a step fails: the module is compiled as it is and runs
 	              _initialize per call
 	              (Stats.PreinitFailures; Module.Preinitialized says why)
@@ -51,7 +54,10 @@ A Go guest spends most of its cold start in _initialize: the Go runtime and
 every package's init, about a millisecond. Load runs it once per version,
 in a sandbox with the default limits, and compiles the instance's state
 after it into a new module, which every call instantiates (wasmtime maps
-its memory copy-on-write from the artifact). In the sandbox _initialize may
+its memory copy-on-write from the artifact). That one run happens in
+wazero's interpreter (initrun.go), which takes a tenth of the CPU of even
+Cranelift's cheapest compile to get ready; wasmtime compiles only the
+snapshot and runs every call. In the sandbox _initialize may
 use clocks, random and sleep; calling anything that belongs to a call
 (input, output, logs, stdout/stderr, proc_exit) or reaches a Host (env,
 db_query, http_fetch) ends the attempt, so no secret and no database answer

@@ -242,7 +242,8 @@ type Stats struct {
 	PreinitFailures  uint64 // compiled modules that export _initialize and could not be, so run it per call
 
 	Primed               uint64 // loaded modules instantiated once before their first call (prime.go)
-	InitCompiles         uint64 // cheap compiles for the one run of _initialize (preinit.go), not counted in Compiles
+	InitCompiles         uint64 // modules prepared for the one run of _initialize (preinit.go, initrun.go): translated for the interpreter, or compiled cheaply when it gave up; not counted in Compiles
+	InitRetries          uint64 // runs of _initialize the interpreter gave up on (deadline, call depth, a module it refuses), done again on wasmtime
 	ArtifactLoads        uint64 // modules loaded from a Source's artifact (another engine's compile)
 	ArtifactLoadFailures uint64 // artifacts that could not be fetched or that wasmtime refused
 
@@ -481,6 +482,7 @@ func (e *Engine) Stats() Stats {
 
 		Primed:               e.primed.Load(),
 		InitCompiles:         e.initCompiles.Load(),
+		InitRetries:          e.initRetries.Load(),
 		ArtifactLoads:        e.artifactLoads.Load(),
 		ArtifactLoadFailures: e.artifactLoadFailures.Load(),
 		Reused:               reused,

@@ -45,6 +45,9 @@ type callState struct {
 	refused string
 
 	mem *wasmtime.Memory
+	// memFn, when set, gives the guest's memory instead of mem: the run of
+	// _initialize on the interpreter (initrun.go), which has no Caller.
+	memFn func() []byte
 
 	// running is the engine's run gate when this call holds one of its
 	// tokens (pool.go); host functions that wait give it back meanwhile.
@@ -98,6 +101,9 @@ func (st *callState) checkInterrupt() *wasmtime.Trap {
 // the guest runs again (memory.grow may move it), so host functions fetch it
 // afresh on each call and never keep it.
 func (st *callState) memory(c *wasmtime.Caller) []byte {
+	if st.memFn != nil {
+		return st.memFn()
+	}
 	if st.mem == nil {
 		// Instantiation (a start function) can call the host before Run has
 		// looked the export up.

@@ -53,13 +53,19 @@ import (
 // from the clock or from random numbers.
 //
 // Any failure (a module the scanner refuses, an _initialize that traps,
-// times out, runs out of memory or calls what it may not) leaves the module
-// running _initialize on every call, as it would without this; Load never
-// fails because of it. Stats counts both outcomes.
+// times out, runs out of memory or calls what it may not, a module the
+// interpreter refuses) leaves the module running _initialize on every call,
+// as it would without this; Load never fails because of it. Stats counts
+// both outcomes.
 //
-// The run of _initialize uses code compiled by a second, cheap engine
-// (initEngine, below); only the snapshot is compiled with the Engine's own
-// settings, so a deploy pays one full compile.
+// _initialize runs in wazero's interpreter (initrun.go), which needs no
+// compile; wasmtime compiles only the snapshot, so a deploy pays one
+// compile. Where the interpreter gives up for a reason of its own (it is
+// slower than compiled code, so past the deadline; its call depth; a
+// module it refuses) the run is done again on wasmtime, compiled cheaply
+// (snapshotCompiled), so no module is snapshotted less often than when
+// every run was compiled. An invalid module, or one that breaks the ABI's
+// rules, fails on the way and is then compiled as it is, which says why.
 
 // initClockStart is the guest's monotonic clock when pre-initialisation
 // begins: not zero, which Go's runtime refuses as a clock reading.
@@ -155,34 +161,30 @@ func (e *Engine) compilePreinit(ctx context.Context, wasm []byte, guarded bool) 
 	if err := scanCode(p.section(secCode)); err != nil {
 		return unchanged(fmt.Errorf("pre-initialising: %w", err))
 	}
-	ie, err := e.initEngine()
+	if err := p.checkTables(); err != nil {
+		return unchanged(fmt.Errorf("pre-initialising: %w", err))
+	}
+	ir, err := e.initRuntime()
 	if err != nil {
 		return unchanged(fmt.Errorf("pre-initialising: %w", err))
 	}
-	im, err := ie.compile(p.instrumented())
-	e.initCompiles.Add(1)
-	if err != nil {
-		// Most likely the module itself is invalid, and compiling it as it
-		// is reports why in its own terms.
-		return unchanged(fmt.Errorf("pre-initialising: compiling with globals exported: %w", err))
-	}
-	defer im.Close()
-	info, err = checkModule(im, true)
-	if err != nil {
-		return nil, moduleInfo{}, err // the module's own ABI problems
-	}
 
-	// From here on the module is known to be valid; a failure falls back
-	// to compiling it as it is, with this engine's settings (the
-	// instrumented module belongs to the init engine, so it cannot serve
-	// calls).
+	// A failure from here on falls back to compiling the module as it is.
+	// A module wasmtime would refuse (invalid, or breaking the ABI's rules)
+	// fails here too (the interpreter refuses it, or the snapshot's check
+	// does), and that compile reports why in its own terms.
 	fallback := func(why error) (*wasmtime.Module, moduleInfo, error) {
 		return unchanged(fmt.Errorf("pre-initialising: %w", why))
 	}
-	if ctx.Err() != nil {
-		return nil, moduleInfo{}, context.Cause(ctx)
+	snap, err := e.snapshot(ctx, ir, p)
+	var gaveUp *interpreterGaveUp
+	if errors.As(err, &gaveUp) && ctx.Err() == nil {
+		e.initRetries.Add(1)
+		snap, err = e.snapshotCompiled(ctx, p)
+		if err != nil {
+			err = fmt.Errorf("%w; compiled: %w", gaveUp, err)
+		}
 	}
-	snap, err := e.snapshot(ctx, ie, im, p)
 	if err != nil {
 		return fallback(err)
 	}
@@ -205,9 +207,79 @@ func (e *Engine) compilePreinit(ctx context.Context, wasm []byte, guarded bool) 
 	return sm, sinfo, nil
 }
 
-// snapshot instantiates the instrumented module m in a sandbox, runs
-// _initialize and returns the pre-initialised module's bytes.
-func (e *Engine) snapshot(ctx context.Context, ie *initEngine, m *wasmtime.Module, p *wasmModule) (_ []byte, err error) {
+// snapshot runs _initialize of p's instrumented copy on the interpreter
+// (initrun.go), in a sandbox with preinitLimits, and returns the
+// pre-initialised module's bytes.
+func (e *Engine) snapshot(ctx context.Context, ir *initRuntime, p *wasmModule) (_ []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v", r)
+		}
+	}()
+	// Counted as a call, so Close waits for it.
+	if !e.enter() {
+		return nil, ErrClosed
+	}
+	defer e.exit()
+
+	cm, err := ir.compile(ctx, p.instrumentedCapped(initMemoryPages()))
+	e.initCompiles.Add(1)
+	if err != nil {
+		return nil, err
+	}
+	defer cm.Close(context.Background())
+	if ctx.Err() != nil {
+		return nil, context.Cause(ctx)
+	}
+
+	lim := preinitLimits
+	start := time.Now()
+	st := &callState{
+		lim: lim, start: start, parent: ctx, deadline: start.Add(lim.Timeout),
+		monoOrigin: start, monoOffset: initClockStart, preinit: true,
+	}
+	defer st.release()
+	e.running <- struct{}{}
+	defer func() { <-e.running }()
+	st.running = e.running
+
+	return ir.run(st, cm, p, func(mem []byte, globals map[int]snapshotValue) ([]byte, error) {
+		elapsed := time.Since(start)
+		// Every call starts with no refused grow, whatever _initialize met.
+		for _, ex := range p.exports {
+			if ex.name == growRefusedExport && ex.kind == kindGlobal {
+				globals[int(ex.idx)] = 0
+			}
+		}
+		return p.snapshotModule(mem, globals, elapsed.Nanoseconds())
+	})
+}
+
+// snapshotCompiled is snapshot on wasmtime: it compiles p's instrumented
+// copy on the init engine, instantiates it in a sandbox, runs _initialize
+// and returns the pre-initialised module's bytes. It serves only the
+// modules the interpreter gave up on (initrun.go).
+func (e *Engine) snapshotCompiled(ctx context.Context, p *wasmModule) (_ []byte, err error) {
+	ie, err := e.initEngine()
+	if err != nil {
+		return nil, err
+	}
+	m, err := ie.compile(p.instrumentedCapped(initMemoryPages()))
+	e.initCompiles.Add(1)
+	if err != nil {
+		return nil, fmt.Errorf("compiling with globals exported: %w", err)
+	}
+	defer m.Close()
+	if _, err := checkModule(m, true); err != nil {
+		return nil, err
+	}
+	if ctx.Err() != nil {
+		return nil, context.Cause(ctx)
+	}
+	return e.snapshotOn(ctx, ie, m, p)
+}
+
+func (e *Engine) snapshotOn(ctx context.Context, ie *initEngine, m *wasmtime.Module, p *wasmModule) (_ []byte, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("panic: %v", r)
@@ -313,13 +385,11 @@ func globalBits(store *wasmtime.Store, inst *wasmtime.Instance, i int) (snapshot
 }
 
 // initEngine is a second wasmtime engine that compiles modules only for
-// their one run of _initialize, with settings that make compiling cheap at
-// the expense of the code's speed: Cranelift without optimisations and
-// with its single-pass register allocator. For a Go guest that halves the
-// CPU time of that compile (about 4.1 s to 2.0 s of CPU for the hello
-// example), and the code runs once, for about a millisecond. The snapshot,
-// which every call runs, is compiled by the Engine's own wasmtime engine
-// with its full settings; it is the only full compile a deploy does.
+// their one run of _initialize when the interpreter gave up on it, with
+// settings that make compiling cheap at the expense of the code's speed:
+// Cranelift without optimisations and with its single-pass register
+// allocator (about 2 s of CPU for the hello example, against 4 s at the
+// Engine's settings).
 //
 // Both compilers implement the same WebAssembly semantics, so the state
 // _initialize leaves behind does not depend on which one ran it (NaN bit
@@ -331,7 +401,7 @@ type initEngine struct {
 
 // initEngine builds the init engine on first use.
 func (e *Engine) initEngine() (*initEngine, error) {
-	e.initOnce.Do(func() {
+	e.wtInitOnce.Do(func() {
 		cfg := wasmtime.NewConfig()
 		cfg.SetEpochInterruption(true)
 		cfg.SetMaxWasmStack(e.cfg.MaxWasmStack)
@@ -340,12 +410,12 @@ func (e *Engine) initEngine() (*initEngine, error) {
 		wt := wasmtime.NewEngineWithConfig(cfg)
 		linker, err := newLinker(wt)
 		if err != nil {
-			e.initErr = fmt.Errorf("defining host functions for the init engine: %w", err)
+			e.wtInitErr = fmt.Errorf("defining host functions for the init engine: %w", err)
 			return
 		}
-		e.init = &initEngine{wt: wt, linker: linker}
+		e.wtInit = &initEngine{wt: wt, linker: linker}
 	})
-	return e.init, e.initErr
+	return e.wtInit, e.wtInitErr
 }
 
 func (ie *initEngine) compile(wasm []byte) (*wasmtime.Module, error) {

@@ -245,13 +245,18 @@ func TestPreinitFallback(t *testing.T) {
   (import "aerodb" "env" (func $env (param i32 i32) (result i32)))
   (import "aerodb" "reply_read" (func $reply_read (param i32 i32) (result i32)))
   (import "aerodb" "output" (func $output (param i32 i32) (result i32)))
+  (import "aerodb" "log" (func $log (param i32 i32 i32)))
   (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
   (memory (export "memory") 1)
   (table 1 funcref)
   (global $n (mut i32) (i32.const 0))
   (data (i32.const 0) "KEY")
   (data (i32.const 8) "\10\00\00\00\05\00\00\00")
   (data (i32.const 16) "init\n")
+  ;; a poll_oneoff subscription: sleep 10 s on the monotonic clock
+  (data (i32.const 216) "\01\00\00\00\00\00\00\00\00\e4\0b\54\02\00\00\00")
   (data $p "x")
   (func (export "_initialize") %s)
   (func (export "handler") (result i32)
@@ -268,14 +273,36 @@ func TestPreinitFallback(t *testing.T) {
 			"called wasi_snapshot_preview1.fd_write", StatusSuccess, ""},
 		{"table", `(table.set (i32.const 0) (ref.null func))`, "table.set changes a table", StatusSuccess, ""},
 		{"data-drop", `(data.drop $p)`, "data.drop changes data segments", StatusSuccess, ""},
+		{"log", `(call $log (i32.const 1) (i32.const 16) (i32.const 4))`, "called aerodb.log", StatusSuccess, ""},
+		{"exit", `(call $proc_exit (i32.const 0))`, "called wasi_snapshot_preview1.proc_exit", StatusSuccess, ""},
 		{"trap", `unreachable`, "_initialize failed: wasm trap", StatusError, ""},
 		{"loop", `(loop $l (br $l))`, "did not finish within", StatusTimeout, ""},
+		{"sleep", `(drop (call $poll (i32.const 200) (i32.const 300) (i32.const 1) (i32.const 400)))`, "did not finish within", StatusTimeout, ""},
+		// Past the 4 pages pre-initialisation allows here (grow returns -1).
+		{"memory", `(if (i32.eq (memory.grow (i32.const 8)) (i32.const -1)) (then unreachable))`,
+			"growing memory by 8 pages from 65536 bytes was refused, limit 262144", StatusSuccess, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			defer func(l Limits) { preinitLimits = l }(preinitLimits)
 			preinitLimits.Timeout = 100 * time.Millisecond
+			preinitLimits.MemoryBytes = 4 * wasmPage
 			e := newEngine(t, Config{})
+			compiles := wasmtimeCompiles.Load()
 			m := loadWAT(t, e, c.name, fmt.Sprintf(tmpl, c.init))
+			// The attempt ran on the interpreter; wasmtime compiled the
+			// module once, as it is. A run past the deadline is tried
+			// again on wasmtime (the interpreter being slower), which
+			// compiles it cheaply first.
+			want := uint64(1)
+			if c.status == StatusTimeout {
+				want = 2
+			}
+			if n := wasmtimeCompiles.Load() - compiles; n != want {
+				t.Fatalf("wasmtime compiled %d modules, want %d", n, want)
+			}
+			if s := e.Stats(); s.InitRetries != want-1 {
+				t.Fatalf("stats %+v", s)
+			}
 			wantPreinit(t, m, false, c.reason)
 			if s := e.Stats(); s.Preinitialized != 0 || s.PreinitFailures != 1 || s.Compiles != 1 {
 				t.Fatalf("stats %+v", s)
@@ -287,12 +314,84 @@ func TestPreinitFallback(t *testing.T) {
 				if string(res.Output) != c.output {
 					t.Fatalf("output %q, want %q", res.Output, c.output)
 				}
-				if c.name == "stdout" && (len(res.Logs) != 1 || res.Logs[0].Message != "init") {
+				if (c.name == "stdout" || c.name == "log") && (len(res.Logs) != 1 || res.Logs[0].Message != "init") {
 					t.Fatalf("logs %+v", res.Logs)
 				}
 			}
 		})
 	}
+}
+
+// _initialize runs on the interpreter: a pre-initialising Load has wasmtime
+// compile one module, the snapshot, as a Load without pre-initialisation
+// does.
+func TestPreinitDoesNotCompileWithWasmtime(t *testing.T) {
+	for _, disable := range []bool{false, true} {
+		e := newEngine(t, Config{DisablePreinit: disable})
+		compiles := wasmtimeCompiles.Load()
+		m := loadWAT(t, e, "state", watPreinitState)
+		wantPreinit(t, m, !disable, "")
+		if n := wasmtimeCompiles.Load() - compiles; n != 1 {
+			t.Fatalf("DisablePreinit=%v: wasmtime compiled %d modules, want 1", disable, n)
+		}
+		want := map[bool]uint64{false: 1, true: 0}[disable]
+		if s := e.Stats(); s.InitCompiles != want || s.Compiles != 1 {
+			t.Fatalf("DisablePreinit=%v: stats %+v", disable, s)
+		}
+	}
+}
+
+// The memory cap of the run of _initialize is the one a call has, whatever
+// maximum the module declares: a grow past it returns -1 to the guest (and
+// the grow guard's record of it is not part of the snapshot), a grow within
+// it succeeds, and a module declaring a maximum over the cap is still
+// pre-initialised.
+func TestPreinitMemoryCap(t *testing.T) {
+	defer func(l Limits) { preinitLimits = l }(preinitLimits)
+	preinitLimits.MemoryBytes = 8 * wasmPage
+	e := newEngine(t, Config{})
+	m := loadWAT(t, e, "cap", `(module
+  (memory (export "memory") 1 65536)
+  (global $refused (mut i32) (i32.const 0))
+  (func (export "_initialize")
+    (drop (memory.grow (i32.const 3)))
+    (global.set $refused (memory.grow (i32.const 100))))
+  (func (export "handler") (result i32)
+    (if (i32.ne (memory.size) (i32.const 4)) (then (return (i32.const 1))))
+    (if (i32.ne (global.get $refused) (i32.const -1)) (then (return (i32.const 2))))
+    (i32.const 0)))`)
+	wantPreinit(t, m, true, "")
+	res := run(t, e, m, "", Limits{}, nil)
+	wantStatus(t, res, StatusSuccess)
+	if res.MemoryPeak != 4*wasmPage {
+		t.Fatalf("peak %d", res.MemoryPeak)
+	}
+}
+
+// A run of _initialize the interpreter gives up on for a reason of its own
+// (here: more nested calls than it allows) is done again on wasmtime, and
+// the module is pre-initialised all the same.
+func TestPreinitInterpreterGivesUp(t *testing.T) {
+	e := newEngine(t, Config{})
+	compiles := wasmtimeCompiles.Load()
+	m := loadWAT(t, e, "deep", `(module
+  (memory (export "memory") 1)
+  (global $done (mut i32) (i32.const 0))
+  (func $rec (param i32)
+    (if (local.get 0) (then (call $rec (i32.sub (local.get 0) (i32.const 1))))))
+  (func (export "_initialize")
+    (call $rec (i32.const 3000))
+    (global.set $done (i32.const 1)))
+  (func (export "handler") (result i32)
+    (i32.sub (i32.const 1) (global.get $done))))`)
+	wantPreinit(t, m, true, "")
+	if n := wasmtimeCompiles.Load() - compiles; n != 2 {
+		t.Fatalf("wasmtime compiled %d modules, want 2", n)
+	}
+	if s := e.Stats(); s.InitRetries != 1 || s.InitCompiles != 2 || s.Preinitialized != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+	wantStatus(t, run(t, e, m, "", Limits{}, nil), StatusSuccess)
 }
 
 func TestReservedExportRefused(t *testing.T) {

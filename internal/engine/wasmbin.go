@@ -84,6 +84,7 @@ type wasmModule struct {
 	globals  []wasmGlobal
 	exports  []wasmExport
 	memFlags byte   // limits flags of the one memory: 0 (no maximum) or 1
+	memMin   uint32 // its minimum in pages
 	memMax   uint32 // its maximum in pages, when memFlags is 1
 }
 
@@ -251,7 +252,7 @@ func (m *wasmModule) parseMemory(body []byte) (int, error) {
 	if m.memFlags > 1 {
 		return 1, fmt.Errorf("memory limits flags %#x (shared, 64-bit or custom page size)", m.memFlags)
 	}
-	r.u32()
+	m.memMin = r.u32()
 	if m.memFlags == 1 {
 		m.memMax = r.u32()
 	}
@@ -631,14 +632,57 @@ func globalExportName(i int) string { return globalExportPrefix + strconv.Itoa(i
 
 // instrumented returns the module with every mutable global exported, the
 // only change: the instance it makes behaves exactly like the original's.
-func (m *wasmModule) instrumented() []byte {
+func (m *wasmModule) instrumented() []byte { return m.instrumentedCapped(65536) }
+
+// instrumentedCapped is instrumented with the memory's maximum at most
+// maxPages (a memory without one keeps none): the instance it makes
+// behaves exactly like the original's under a memory cap of maxPages,
+// which is how pre-initialisation runs it.
+func (m *wasmModule) instrumentedCapped(maxPages uint32) []byte {
 	exports := append([]wasmExport(nil), m.exports...)
 	for i, g := range m.globals {
 		if g.mutable {
 			exports = append(exports, wasmExport{globalExportName(i), kindGlobal, uint32(i)})
 		}
 	}
-	return m.encode(map[byte][]byte{secExport: encodeExports(exports)}, nil, false)
+	replace := map[byte][]byte{secExport: encodeExports(exports)}
+	if m.memFlags == 1 && m.memMax > maxPages {
+		mem := appendULEB(nil, 1)
+		mem = append(mem, 1)
+		mem = appendULEB(mem, uint64(m.memMin))
+		replace[secMemory] = appendULEB(mem, uint64(maxPages))
+	}
+	return m.encode(replace, nil, false)
+}
+
+// checkTables refuses a table section the store limiter of a call would
+// refuse at instantiation: more than maxTables tables, or one whose minimum
+// is over maxTableElements. The interpreter that runs _initialize has no
+// such limits, so they are checked here.
+func (m *wasmModule) checkTables() error {
+	body := m.section(secTable)
+	if body == nil {
+		return nil
+	}
+	r := &wasmReader{b: body}
+	n := r.u32()
+	if n > maxTables {
+		return fmt.Errorf("%d tables, limit %d", n, maxTables)
+	}
+	for i := uint32(0); i < n && r.err == nil; i++ {
+		skipValType(r)
+		flags := r.byte()
+		if flags > 1 && r.err == nil {
+			return fmt.Errorf("table %d has limits flags %#x", i, flags)
+		}
+		if tmin := r.u32(); tmin > maxTableElements && r.err == nil {
+			return fmt.Errorf("table %d has %d elements, limit %d", i, tmin, maxTableElements)
+		}
+		if flags == 1 {
+			r.u32()
+		}
+	}
+	return r.err
 }
 
 // snapshotValue is a mutable global's value after _initialize, as raw bits.
