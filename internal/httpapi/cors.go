@@ -87,8 +87,14 @@ func (p *corsPolicies) forFunction(c *registry.CORS) *cors.Cors {
 }
 
 // corsPolicy picks the policy of a request: a function's own when the path
-// invokes a function that has one, else the server's.
+// invokes a function that has one, else the server's. A request without an
+// Origin that is no preflight gets Vary: Origin and nothing else from every
+// policy, so the function is not looked up for it (most calls: servers,
+// scripts, load generators).
 func (a *API) corsPolicy(r *http.Request) *cors.Cors {
+	if r.Header.Get("Origin") == "" && (r.Method != http.MethodOptions || r.Header.Get("Access-Control-Request-Method") == "") {
+		return a.cors.server
+	}
 	name := invokedName(r.URL.Path)
 	if name == "" || a.cfg.Invoker == nil {
 		return a.cors.server
