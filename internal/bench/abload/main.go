@@ -14,6 +14,8 @@
 //
 // A variant is name=binary[,KEY=value...]: KEY=value pairs are added to the
 // server's environment. wrk must be installed (scripts/ensure-wrk.sh).
+// internal/bench/abserve is its counterpart for cost: CPU per call with
+// PostgreSQL's share, and allocations.
 package main
 
 import (
