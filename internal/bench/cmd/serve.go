@@ -170,7 +170,7 @@ func (s *serveBench) killAll() {
 
 // serverUnderLoad measures aerofn serve as a process of its own under load,
 // beside the same handler in other runtimes, interleaved.
-func serverUnderLoad(ctx context.Context, adminURL string, coldHello time.Duration, cfg loadConfig) (bench.Section, error) {
+func serverUnderLoad(ctx context.Context, adminURL string, coldHello coldRef, cfg loadConfig) (bench.Section, error) {
 	tmp, err := os.MkdirTemp("", "aerofn-bench-serve-")
 	if err != nil {
 		return bench.Section{}, err

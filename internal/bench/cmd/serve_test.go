@@ -167,7 +167,7 @@ func TestTargetRows(t *testing.T) {
 		fakeTarget("aerofn: hello (Go SDK)", map[int]float64{1: 4000, 64: 5000}, 30*time.Millisecond),
 		fakeTarget("native Go net/http", map[int]float64{1: 20000, 64: 20000}, time.Millisecond),
 	}
-	rows := s.targetRows(ts, recorded{n: 100, want: 100, p50: 600 * time.Microsecond}, 500*time.Microsecond)
+	rows := s.targetRows(ts, recorded{n: 100, want: 100, p50: 600 * time.Microsecond}, coldRef{p50: 500 * time.Microsecond})
 	verdicts := map[string]string{}
 	for _, r := range rows {
 		verdicts[r[0]] = r[2]
@@ -186,7 +186,7 @@ func TestTargetRows(t *testing.T) {
 		}
 	}
 	ts = append(ts, fakeTarget("workerd", map[int]float64{1: 8000, 64: 12000}, time.Millisecond))
-	rows = s.targetRows(ts, recorded{n: 90, want: 100, p50: time.Millisecond}, 500*time.Microsecond)
+	rows = s.targetRows(ts, recorded{n: 90, want: 100, p50: time.Millisecond}, coldRef{p50: 500 * time.Microsecond, gapP50: 800 * time.Microsecond})
 	for _, r := range rows {
 		switch {
 		case strings.HasPrefix(r[0], "echo (WAT) at 64 connections ≥ workerd"):
@@ -198,14 +198,15 @@ func TestTargetRows(t *testing.T) {
 				t.Errorf("hello vs workerd: %q", r)
 			}
 		case strings.HasPrefix(r[0], "hello's server-recorded"):
-			if !strings.HasPrefix(r[2], "NOT met") || !strings.Contains(r[1], "90 records of 100 calls") {
+			if !strings.HasPrefix(r[2], "NOT met") || !strings.Contains(r[1], "90 records of 100 calls") ||
+				!strings.Contains(r[2], "hello's p50 is 0.80 ms (the recorded p50 is 1.25x that)") {
 				t.Errorf("recorded: %q", r)
 			}
 		}
 	}
 	// The report renders every row and the figures per call.
 	sec := s.section(ts, firstCallResults{deploy: []time.Duration{time.Second}, onB: []time.Duration{60 * time.Millisecond},
-		restarted: []time.Duration{time.Millisecond}, failsRestarted: 1, problems: []string{"B answered 503"}}, recorded{}, 0)
+		restarted: []time.Duration{time.Millisecond}, failsRestarted: 1, problems: []string{"B answered 503"}}, recorded{}, coldRef{})
 	for _, want := range []string{"| aerofn: echo (WAT) | 1 | 5,000 | 5.00 | 10.0 | 1 | 0 | 0.0 | 0 |", "| workerd | 8,000 | 12,000 | 0.50 / 1.00 ms |",
 		"≤ 2000 ms each | met |", "≤ 50.0 ms each | NOT met: the slowest took 1.2x the target |",
 		"| 1.00, 1 failed | ≤ 50.0 ms each | NOT met: 1 of 2 failed (see the problems below) |", "Problem: B answered 503"} {
@@ -280,7 +281,7 @@ func TestBusyIn(t *testing.T) {
 // A cold-only run (no load targets) still writes its report.
 func TestColdOnlySection(t *testing.T) {
 	s := &serveBench{cfg: loadConfig{levels: []int{1, 64}, firstCalls: 1, coldOnly: true}, gen: bench.GoLoad{}}
-	sec := s.section(nil, firstCallResults{deploy: []time.Duration{time.Second}, deployCPU: []bench.ProcStat{{User: time.Second}}}, recorded{}, time.Millisecond)
+	sec := s.section(nil, firstCallResults{deploy: []time.Duration{time.Second}, deployCPU: []bench.ProcStat{{User: time.Second}}}, recorded{}, coldRef{p50: time.Millisecond})
 	if !strings.Contains(sec.Table, "node A's CPU over each deploy") {
 		t.Fatalf("report: %s", sec.Table)
 	}
