@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -105,13 +106,22 @@ func Render(sections []Section, took time.Duration) string {
 // CreateDatabase makes a scratch database on the admin server and returns
 // its URL and a function that drops it.
 func CreateDatabase(ctx context.Context, adminURL string) (string, func(), error) {
+	return CreateNamedDatabase(ctx, adminURL, fmt.Sprintf("aerofn_bench_%d", time.Now().UnixNano()))
+}
+
+// CreateNamedDatabase makes the database name anew (dropping one left by an
+// earlier run) and returns its URL and a function that drops it.
+func CreateNamedDatabase(ctx context.Context, adminURL, name string) (string, func(), error) {
 	conn, err := pgx.Connect(ctx, adminURL)
 	if err != nil {
 		return "", nil, fmt.Errorf("connecting to %s: %w", adminURL, err)
 	}
 	defer conn.Close(ctx)
-	name := fmt.Sprintf("aerofn_bench_%d", time.Now().UnixNano())
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+	ident := pgx.Identifier{name}.Sanitize()
+	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+ident+" WITH (FORCE)"); err != nil {
+		return "", nil, fmt.Errorf("dropping database: %w", err)
+	}
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+ident); err != nil {
 		return "", nil, fmt.Errorf("creating database: %w", err)
 	}
 	cfg, _ := pgx.ParseConfig(adminURL)
@@ -125,7 +135,21 @@ func CreateDatabase(ctx context.Context, adminURL string) (string, func(), error
 			return
 		}
 		defer c.Close(context.Background())
-		_, _ = c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+		_, _ = c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+ident+" WITH (FORCE)")
 	}
 	return url, drop, nil
+}
+
+// Median is the middle of xs (the mean of the two middle ones when their
+// number is even), 0 for none.
+func Median[T int64 | float64 | time.Duration](xs []T) T {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }

@@ -115,3 +115,45 @@ func ReadStatus(pid int) (Memory, error) {
 	}
 	return ParseStatus(b)
 }
+
+// ParseSchedstat reads the time a thread has waited on a run queue for a
+// CPU, the second field of /proc/PID/task/TID/schedstat (in ns).
+func ParseSchedstat(b []byte) (time.Duration, error) {
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0, fmt.Errorf("parsing schedstat: %q", b)
+	}
+	n, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("parsing schedstat: %w", err)
+	}
+	return time.Duration(n), nil
+}
+
+// ReadRunDelay sums the time all of a process's threads have waited for a
+// CPU. Threads that have exited are not counted, so compare readings of a
+// process whose threads live as long as it does (a Go server's).
+func ReadRunDelay(pid int) time.Duration {
+	ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	var t time.Duration
+	for _, e := range ents {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, e.Name()))
+		if err != nil {
+			continue
+		}
+		if d, err := ParseSchedstat(b); err == nil {
+			t += d
+		}
+	}
+	return t
+}
+
+// LoadAverage is the machine's 1-minute load average, which says how much
+// else ran beside a bench.
+func LoadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
+		return f[0]
+	}
+	return "?"
+}

@@ -63,3 +63,16 @@ func TestParseStatus(t *testing.T) {
 		}
 	}
 }
+
+func TestParseSchedstat(t *testing.T) {
+	d, err := ParseSchedstat([]byte("123456789 987654 321\n"))
+	if err != nil || d != 987654 {
+		t.Fatalf("got %v, %v", d, err)
+	}
+	if _, err := ParseSchedstat([]byte("12\n")); err == nil {
+		t.Fatal("one field: no error")
+	}
+	if d := ReadRunDelay(os.Getpid()); d < 0 {
+		t.Fatalf("own run delay %v", d)
+	}
+}

@@ -128,17 +128,8 @@ func (t *target) at(conns int) (summary, bool) {
 		s.errs += c.res.Errors()
 		s.cpu = s.cpu.Add(c.cpu)
 	}
-	s.rps, s.p50, s.p99 = median(rps), median(p50), median(p99)
+	s.rps, s.p50, s.p99 = bench.Median(rps), bench.Median(p50), bench.Median(p99)
 	return s, true
-}
-
-func median[T int64 | float64 | time.Duration](xs []T) T {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 // aerofnNode is an aerofn serve process with its own data directory.
@@ -176,7 +167,7 @@ func serverUnderLoad(ctx context.Context, adminURL string, coldHello coldRef, cf
 		return bench.Section{}, err
 	}
 	defer os.RemoveAll(tmp)
-	s := &serveBench{cfg: cfg, tmp: tmp, loadBefore: loadAverage()}
+	s := &serveBench{cfg: cfg, tmp: tmp, loadBefore: bench.LoadAverage()}
 	defer s.killAll()
 
 	if w := bench.FindWrk(tmp); w != nil {
@@ -217,7 +208,7 @@ func serverUnderLoad(ctx context.Context, adminURL string, coldHello coldRef, cf
 	}
 	fmt.Fprintf(os.Stderr, "server under load: cold paths done (%s)\n", time.Since(t0).Round(time.Second))
 	if s.cfg.coldOnly {
-		s.loadAfter = loadAverage()
+		s.loadAfter = bench.LoadAverage()
 		return s.section(nil, fc, recorded{}, coldHello), nil
 	}
 
@@ -233,18 +224,8 @@ func serverUnderLoad(ctx context.Context, adminURL string, coldHello coldRef, cf
 	if err != nil {
 		return bench.Section{}, err
 	}
-	s.loadAfter = loadAverage()
+	s.loadAfter = bench.LoadAverage()
 	return s.section(targets, fc, recorded, coldHello), nil
-}
-
-// loadAverage is the machine's 1-minute load average, which says how much
-// else ran beside the bench.
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
-		return f[0]
-	}
-	return "?"
 }
 
 // aerofnEnv is the node's environment. The per-function cap on records is

@@ -14,13 +14,7 @@ import (
 	"github.com/aerodb/aerofn/internal/bench"
 )
 
-func TestMedianAndFormat(t *testing.T) {
-	if m := median([]float64{3, 1, 2}); m != 2 {
-		t.Fatal(m)
-	}
-	if m := median([]time.Duration{4, 1, 3, 2}); m != 2 {
-		t.Fatal(m) // (2+3)/2 in integer nanoseconds
-	}
+func TestFormat(t *testing.T) {
 	for f, want := range map[float64]string{0: "0", 999.6: "1,000", 38838: "38,838", 1234567: "1,234,567"} {
 		if got := thousands(f); got != want {
 			t.Errorf("thousands(%v) = %s, want %s", f, got, want)
