@@ -39,7 +39,9 @@ func TestArtifactsReachEveryNode(t *testing.T) {
 	if r.Status != 200 {
 		t.Fatalf("first call on the other node: %d %s", r.Status, r.Body)
 	}
-	if s := b.Server.Engine.Stats(); s.Compiles != 0 || s.InitCompiles != 0 || s.ArtifactLoads != 1 {
+	// The cheap artifact the deploy answered with, then (or at once) the
+	// optimised one.
+	if s := b.Server.Engine.Stats(); s.Compiles != 0 || s.InitCompiles != 0 || s.ArtifactLoads < 1 {
 		t.Fatalf("other node: %+v, want the artifact loaded and nothing compiled", s)
 	}
 	t.Logf("first call on the other node: %v", took)
@@ -73,6 +75,11 @@ func TestBadArtifactFallsBackToCompiling(t *testing.T) {
 	fp := a.Server.Engine.Fingerprint()
 	arts := registry.NewArtifacts(a.Admin, testenv.SecretsKey)
 	ctx := context.Background()
+	// Only the optimised artifact: the cheap one the deploy answered with
+	// would serve instead.
+	if _, err := a.Admin.Exec(ctx, `DELETE FROM aerofn.artifacts WHERE fingerprint <> $1`, fp); err != nil {
+		t.Fatal(err)
+	}
 
 	damage := map[string]func(){
 		// Changed behind the nodes' back: the MAC no longer matches.

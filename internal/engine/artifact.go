@@ -42,6 +42,14 @@ type Source struct {
 	// Artifact returns an artifact that an engine with the same Fingerprint
 	// serialized, or nil when there is none. nil: not asked.
 	Artifact func() ([]byte, error)
+	// CheapArtifact returns an artifact of the cheap tier (tier.go), which
+	// an engine with the same CheapFingerprint serialized, or nil; asked
+	// only when neither the cache directory nor Artifact has an optimised
+	// one. nil: not asked.
+	CheapArtifact func() ([]byte, error)
+	// Cheap: a pre-initialised snapshot that LoadFrom compiles is compiled
+	// cheaply, and the module is TierCheap until Optimize replaces it.
+	Cheap bool
 	// Wasm returns the module's bytes, which LoadFrom then compiles.
 	// nil: LoadFrom never compiles, and fails with ErrNotCompiled instead.
 	Wasm func() ([]byte, error)
@@ -125,7 +133,41 @@ func engineRecord(wt *wasmtime.Engine) []byte {
 // Artifact returns the serialized artifact of a loaded module, to hand to
 // other engines: the cache directory's file when there is one, else the
 // module in memory serialized. ErrNotCompiled: this engine holds neither.
+// It may be of the cheap tier: ArtifactOf says which.
 func (e *Engine) Artifact(hash string) ([]byte, error) {
+	b, _, err := e.ArtifactOf(hash)
+	return b, err
+}
+
+// ArtifactOf is Artifact with the artifact's tier: the optimised one
+// when this engine has it, else the cheap one (tier.go).
+func (e *Engine) ArtifactOf(hash string) ([]byte, Tier, error) {
+	b, err := e.artifact(hash)
+	if err == nil || !errors.Is(err, ErrNotCompiled) {
+		return b, TierOptimized, err
+	}
+	if cp := e.cheapPath(hash); cp != "" {
+		if b, err := e.readCacheFile(cp); err == nil {
+			return b, TierCheap, nil
+		}
+	}
+	e.mu.Lock()
+	el, ok := e.modules[hash]
+	e.mu.Unlock()
+	if !ok {
+		return nil, 0, fmt.Errorf("artifact of %s: %w", hash, ErrNotCompiled)
+	}
+	m := el.Value.(*Module)
+	art, err := m.m.Serialize()
+	if err != nil {
+		return nil, 0, fmt.Errorf("serializing module: %w", err)
+	}
+	return art, m.tier, nil
+}
+
+// artifact is Artifact's optimised part: ErrNotCompiled when the engine
+// holds no optimised artifact of hash.
+func (e *Engine) artifact(hash string) ([]byte, error) {
 	if !validHash(hash) {
 		return nil, fmt.Errorf("reading artifact: hash %q is not 1-128 characters of [0-9A-Za-z_-]", hash)
 	}
@@ -153,7 +195,7 @@ func (e *Engine) Artifact(hash string) ([]byte, error) {
 	e.mu.Lock()
 	el, ok := e.modules[hash]
 	e.mu.Unlock()
-	if !ok {
+	if !ok || el.Value.(*Module).tier != TierOptimized {
 		return nil, fmt.Errorf("artifact of %s: %w", hash, ErrNotCompiled)
 	}
 	art, err := el.Value.(*Module).m.Serialize()
@@ -181,11 +223,11 @@ func (e *Engine) Cached(hash string) bool {
 // named in the background), or deserialized from memory without a cache
 // directory. ok false: there was none, or it was
 // unusable (counted), and the caller goes on as without it.
-func (e *Engine) loadArtifact(hash, path string, src Source) (*Module, bool) {
-	if src.Artifact == nil {
+func (e *Engine) loadArtifact(hash, path string, fetch func() ([]byte, error)) (*Module, bool) {
+	if fetch == nil {
 		return nil, false
 	}
-	art, err := src.Artifact()
+	art, err := fetch()
 	if err != nil || art == nil {
 		if err != nil {
 			e.artifactLoadFailures.Add(1)

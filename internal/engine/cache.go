@@ -24,7 +24,18 @@ type Module struct {
 	// module's image file, so dropping private pages restores the image
 	// (reuse.go).
 	imageMapped atomic.Bool
+
+	// tier: how its code was compiled (tier.go); snap, for a cheap module
+	// compiled here, the snapshot Optimize compiles again.
+	tier Tier
+	snap []byte
+	// retired: replaced in the cache by another compile of the same
+	// module (swap); its instances are not kept for reuse.
+	retired atomic.Bool
 }
+
+// Tier reports how the module's code was compiled (tier.go).
+func (m *Module) Tier() Tier { return m.tier }
 
 // Script reports whether the module is a JavaScript function run by the
 // JavaScript runtime (script.go).
@@ -156,6 +167,9 @@ func (e *Engine) load(hash string, src Source, compiling chan struct{}) (mod *Mo
 				return nil, fmt.Errorf("loading module %s: %w", hash, err)
 			}
 			e.diskLoads.Add(1)
+			if cp := e.cheapPath(hash); cp != "" {
+				removeCache(cp) // superseded (tier.go)
+			}
 			return &Module{hash: hash, m: m, info: info}, nil
 		}
 	}
@@ -172,7 +186,7 @@ func (e *Engine) load(hash string, src Source, compiling chan struct{}) (mod *Mo
 			return b, err
 		}
 	}
-	if m, ok := e.loadArtifact(hash, path, src); ok {
+	if m, ok := e.loadArtifact(hash, path, src.Artifact); ok {
 		return m, nil
 	}
 	if scriptArt != nil {
@@ -181,6 +195,22 @@ func (e *Engine) load(hash string, src Source, compiling chan struct{}) (mod *Mo
 			e.artifactLoads.Add(1)
 		}
 		return m, err
+	}
+	// No optimised artifact: a cheap one (tier.go), this node's, else
+	// another's.
+	if cp := e.cheapPath(hash); cp != "" {
+		if m, ok := e.loadCached(cp); ok {
+			info, err := checkModule(m, true)
+			if err != nil {
+				return nil, fmt.Errorf("loading module %s: %w", hash, err)
+			}
+			e.diskLoads.Add(1)
+			return &Module{hash: hash, m: m, info: info, tier: TierCheap}, nil
+		}
+	}
+	if m, ok := e.loadArtifact(hash, e.cheapPath(hash), src.CheapArtifact); ok {
+		m.tier = TierCheap
+		return m, nil
 	}
 	if src.Wasm == nil {
 		return nil, fmt.Errorf("loading module %s: %w", hash, ErrNotCompiled)
@@ -204,6 +234,11 @@ func (e *Engine) load(hash string, src Source, compiling chan struct{}) (mod *Mo
 	if IsScript(b) {
 		return e.bindScript(hash, b, true, false)
 	}
+	var tr *tierRequest
+	if src.Cheap && !e.cfg.DisablePreinit {
+		tr = new(tierRequest)
+		ctx = context.WithValue(ctx, tierKey{}, tr)
+	}
 	m, info, err := e.compileModule(ctx, b)
 	if err != nil && ctx.Err() != nil {
 		return nil, fmt.Errorf("loading module %s: %w: %w", hash, ErrNotCompiled, context.Cause(ctx))
@@ -212,6 +247,17 @@ func (e *Engine) load(hash string, src Source, compiling chan struct{}) (mod *Mo
 		return nil, fmt.Errorf("loading module %s: %w", hash, err)
 	}
 	e.compiles.Add(1)
+	if tr != nil && tr.mod == m {
+		e.cheapCompiles.Add(1)
+		if cp := e.cheapPath(hash); cp != "" {
+			if tmp, err := writeTemp(cp, tr.art); err != nil {
+				e.diskWriteErrors.Add(1)
+			} else {
+				e.persistLater(tmp, cp)
+			}
+		}
+		return &Module{hash: hash, m: m, info: info, tier: TierCheap, snap: tr.snap}, nil
+	}
 	if path != "" {
 		if err := e.writeCompiled(path, m); err != nil {
 			e.diskWriteErrors.Add(1)

@@ -12,7 +12,8 @@ step.
 
 # Loading (once per module version)
 
-	LoadFrom(hash, Source{Artifact, Wasm})      (Load(hash, wasm): Wasm only)
+	LoadFrom(hash, Source{Artifact, CheapArtifact, Wasm, Cheap})
+	                                            (Load(hash, wasm): Wasm only)
 	  │
 	  ├─ in-memory LRU hit ───────────────────────────────► *Module
 	  ├─ another Load of hash in flight ── wait for it ────► its *Module / error
@@ -22,6 +23,8 @@ step.
 	  ├─ Artifact() returns one (another node's compile, artifact.go)
 	  │     ► write it to CacheDir ► accepted by wasmtime (mmap) ► *Module
 	  │     refused or unreadable: Stats.ArtifactLoadFailures, go on
+	  ├─ the cheap tier's (tier.go): CacheDir/<hash>.v2.preinit.cheap.cwasm,
+	  │   else CheapArtifact() ───────────────────────────► *Module (TierCheap)
 	  ├─ no Wasm ──────────────────────────────────────────► ErrNotCompiled
 	  └─ else Wasm() ► guard memory.grow (growguard.go) ► compile ► check ABI ► write <hash>.v2.preinit.cwasm ► *Module
 	        │                                 (temp file, fsync, rename)
@@ -35,13 +38,29 @@ step.
 	              ► snapshot: memory → data segments, globals → initialisers,
 	                no _initialize export ► compile the snapshot (the one
 	                compile) ► check ABI
+	                (Source.Cheap: compiled cheaply on the tier engine and
+	                deserialized into this one, written as
+	                <hash>.v2.preinit.cheap.cwasm; the module is TierCheap
+	                and keeps the snapshot for Optimize)
 	              a step fails: the module is compiled as it is and runs
 	              _initialize per call
 	              (Stats.PreinitFailures; Module.Preinitialized says why)
 
+	Optimize(hash)   a TierCheap module in memory: compile its snapshot (or,
+	                 loaded without one, its Wasm) with the Engine's
+	                 settings, write <hash>.v2.preinit.cwasm, prime, swap
+	Upgrade(hash, artifact)   the same from another engine's optimised artifact
+	swap             calls that start after it get the optimised module;
+	                 calls running keep their instance of the cheap one;
+	                 its idle reusable instances end; the cheap file goes
+
 Artifacts are keyed by Fingerprint (wasmtime's own compatibility record:
 version, target, compiler settings), so engines that cannot use each
-other's never exchange them.
+other's never exchange them; cheap-tier artifacts by CheapFingerprint
+(the tier engine's record). wasmtime loads a cheap artifact into the
+Engine because its check ignores the optimisation level and the register
+allocator and requires every tunable to match, which the tier engine
+copies.
 
 A cached artifact that wasmtime refuses (another wasmtime version or engine
 configuration, a truncated file) is counted in Stats.DiskLoadFailures and

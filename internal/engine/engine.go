@@ -249,6 +249,11 @@ type Stats struct {
 
 	Reused uint64 // calls that ran on an instance reset after an earlier call (reuse.go)
 
+	CheapModules  int    // modules in memory of the cheap tier (tier.go)
+	CheapCompiles uint64 // snapshots compiled cheaply by a Load (counted in Compiles too)
+	Optimizes     uint64 // cheap modules compiled again with the Engine's settings (Optimize; not in Compiles)
+	TierUpgrades  uint64 // cheap modules replaced in memory by an optimised one (Optimize or Upgrade)
+
 	ScriptCompiles        uint64 // scripts compiled to bytecode by the JavaScript runtime (script.go)
 	ScriptCompileFailures uint64 // scripts the runtime could not compile (refused at load from their bytes, else run from the source)
 	ScriptSourceRuns      uint64 // calls of a script that ran it from the source: its bytecode was not made yet
@@ -261,6 +266,10 @@ type Engine struct {
 	linker *wasmtime.Linker // shared by every call; host functions find the call through the store's data
 	slots  chan struct{}    // one token per instance in the pool; nil without pooling
 	elided bool             // memories reserve 4 GiB + guard: no bounds checks (BoundsChecksElided)
+	// pooled, reservation, guard: what New gave wasmtime, so that the cheap
+	// tier's compile-only engine gets the same tunables (tier.go).
+	pooled             bool
+	reservation, guard uint64
 	// running holds a token per call executing guest code (pool.go).
 	running   chan struct{}
 	gateWaits gateHist // how long calls waited for a token (pool.go)
@@ -283,6 +292,7 @@ type Engine struct {
 	pending                                                            map[string]string // cache path -> temporary file being synced (persistLater)
 	jsrt                                                               jsRuntime         // script.go: the JavaScript runtime
 	reuseState                                                                           // reuse.go: idle reusable instances
+	tierState                                                                            // tier.go: the cheap tier's compiler
 
 	// Calls in flight. Close waits for them before stopping the ticker,
 	// because a guest still running when the epoch stops would never be
@@ -345,6 +355,11 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if pooled {
 		e.slots = make(chan struct{}, cfg.PoolSlots)
+		e.pooled = true
+		e.reservation, e.guard = uint64(cfg.MaxMemoryBytes), uint64(memoryGuard)
+		if large > 0 {
+			e.reservation, e.guard = largeReservation, largeGuard
+		}
 	}
 	removeStaleTemps(cfg.CacheDir)
 	if cfg.JSRuntimePath != "" {
@@ -465,7 +480,12 @@ func (e *Engine) Compiling() int { return int(e.compilingNow.Load()) }
 // Stats reports cache counters.
 func (e *Engine) Stats() Stats {
 	e.mu.Lock()
-	n := len(e.modules)
+	n, cheap := len(e.modules), 0
+	for _, el := range e.modules {
+		if el.Value.(*Module).tier == TierCheap {
+			cheap++
+		}
+	}
 	e.mu.Unlock()
 	e.reuseMu.Lock()
 	reused := e.reused
@@ -486,6 +506,11 @@ func (e *Engine) Stats() Stats {
 		ArtifactLoads:        e.artifactLoads.Load(),
 		ArtifactLoadFailures: e.artifactLoadFailures.Load(),
 		Reused:               reused,
+
+		CheapModules:  cheap,
+		CheapCompiles: e.cheapCompiles.Load(),
+		Optimizes:     e.optimizes.Load(),
+		TierUpgrades:  e.upgrades.Load(),
 
 		ScriptCompiles:        e.scriptCompiles.Load(),
 		ScriptCompileFailures: e.scriptCompileFailures.Load(),

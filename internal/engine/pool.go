@@ -61,6 +61,14 @@ static void aerofn_set_reservation(void *cfg, uint64_t reservation, uint64_t gua
 	wasmtime_config_memory_guard_size_set(cfg, guard);
 }
 
+// aerofn_set_tunables gives a compile-only engine the memory tunables
+// aerofn_pool_apply sets, without a pool (tier.go).
+static void aerofn_set_tunables(void *cfg, uint64_t reservation, uint64_t guard) {
+	wasmtime_config_memory_reservation_set(cfg, reservation);
+	wasmtime_config_memory_reservation_for_growth_set(cfg, 0);
+	wasmtime_config_memory_guard_size_set(cfg, guard);
+}
+
 extern void wasmtime_config_parallel_compilation_set(wasm_config_t *, bool);
 static void aerofn_set_parallel(void *cfg, bool on) { wasmtime_config_parallel_compilation_set(cfg, on); }
 */
@@ -328,6 +336,13 @@ func DefaultMaxRunning() int { return 2 * runtime.GOMAXPROCS(0) }
 func setReservation(wcfg *wasmtime.Config, reservation, guard uint64) {
 	p := reflect.ValueOf(wcfg).Elem().FieldByIndex(configPtrField).UnsafePointer()
 	C.aerofn_set_reservation(p, C.uint64_t(reservation), C.uint64_t(guard))
+}
+
+// setPoolTunables sets on wcfg the memory tunables applyPool sets for a
+// pool whose slots reserve reservation bytes plus guard, without the pool.
+func setPoolTunables(wcfg *wasmtime.Config, reservation, guard uint64) {
+	p := reflect.ValueOf(wcfg).Elem().FieldByIndex(configPtrField).UnsafePointer()
+	C.aerofn_set_tunables(p, C.uint64_t(reservation), C.uint64_t(guard))
 }
 
 func setParallel(wcfg *wasmtime.Config, on bool) {

@@ -191,7 +191,7 @@ func (e *Engine) compilePreinit(ctx context.Context, wasm []byte, guarded bool) 
 	if ctx.Err() != nil {
 		return nil, moduleInfo{}, context.Cause(ctx)
 	}
-	sm, err := e.compile(snap)
+	sm, err := e.compileSnapshot(ctx, snap)
 	if err != nil {
 		return fallback(fmt.Errorf("compiling the snapshot: %w", err))
 	}

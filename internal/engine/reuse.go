@@ -167,10 +167,13 @@ func (e *Engine) adopt(m *Module, store *wasmtime.Store, box *storeBox, inst *wa
 // succeeds, else the instance is ended (its store closed, its slot freed).
 func (e *Engine) finish(w *warmInst, keep bool) {
 	w.box.st = nil
-	if keep && w.calls < reuseMaxCalls && e.reset(w) {
+	if keep && !w.mod.retired.Load() && w.calls < reuseMaxCalls && e.reset(w) {
 		w.calls++
 		e.reuseMu.Lock()
-		if !e.closed.Load() {
+		// Checked again under the lock: swap marks a module retired
+		// before it ends the module's idle instances under this lock, so
+		// an instance is either seen retired here or ended there.
+		if !e.closed.Load() && !w.mod.retired.Load() {
 			e.idle.PushFront(w)
 			var evict []*warmInst
 			for e.idle.Len() > e.cfg.WarmSlots {

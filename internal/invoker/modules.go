@@ -15,8 +15,13 @@ import (
 // compile (docs/RATIONALE.md, "Compiled artifacts reach every node"):
 //
 //	deploy, rollback, enable  Prepare: load (memory, disk, the shared
-//	                          artifact) or compile, then store the artifact
-//	                          in the database before the change commits
+//	                          artifact) or compile cheaply, then store the
+//	                          artifact in the database before the change
+//	                          commits; once the request is answered,
+//	                          compile the optimised artifact in the
+//	                          background, store and announce it
+//	artifact notice           Prefetch: load the announced artifact, or
+//	                          swap a cheap module for the optimised one
 //	change notice, startup    Warm / WarmAll: load from disk or the shared
 //	                          artifact; none usable: compile in the
 //	                          background (one at a time)
@@ -58,11 +63,22 @@ func newModules() *modules {
 
 // artifactSource fetches the shared artifact of hash for this engine.
 func (inv *Invoker) artifactSource(ctx context.Context, hash string) func() ([]byte, error) {
+	return inv.artifactOf(ctx, hash, inv.cfg.Engine.Fingerprint())
+}
+
+// source is where a load finds hash's shared artifacts: the optimised
+// one, else the cheap one (engine.Tier).
+func (inv *Invoker) source(ctx context.Context, hash string) engine.Source {
+	return engine.Source{Artifact: inv.artifactSource(ctx, hash),
+		CheapArtifact: inv.artifactOf(ctx, hash, inv.cfg.Engine.CheapFingerprint())}
+}
+
+func (inv *Invoker) artifactOf(ctx context.Context, hash, fp string) func() ([]byte, error) {
 	if inv.cfg.Artifacts == nil {
 		return nil
 	}
 	return func() ([]byte, error) {
-		art, err := inv.cfg.Artifacts.Get(ctx, hash, inv.cfg.Engine.Fingerprint())
+		art, err := inv.cfg.Artifacts.Get(ctx, hash, fp)
 		if err != nil {
 			inv.cfg.Logger.Warn("shared artifact unusable", "hash", hash, "error", err)
 		}
@@ -77,7 +93,7 @@ func (inv *Invoker) module(ctx context.Context, hash string) (*engine.Module, er
 	if inv.cfg.Artifacts == nil {
 		return inv.cfg.Engine.Load(hash, func() ([]byte, error) { return inv.cfg.Registry.ModuleBytes(ctx, hash) })
 	}
-	m, err := inv.cfg.Engine.LoadFrom(hash, engine.Source{Artifact: inv.artifactSource(ctx, hash)})
+	m, err := inv.cfg.Engine.LoadFrom(hash, inv.source(ctx, hash))
 	if errors.Is(err, engine.ErrNotCompiled) {
 		// A module that cannot compile (invalid, missing, or its stored
 		// bytes do not match their hash) fails its calls with the reason,
@@ -103,8 +119,9 @@ func permanent(err error) bool {
 // (a database trigger's delivery): memory, disk, the shared artifact, else
 // compiled from the stored bytes.
 func (inv *Invoker) Load(ctx context.Context, hash string) (*engine.Module, error) {
-	return inv.cfg.Engine.LoadFrom(hash, engine.Source{Artifact: inv.artifactSource(ctx, hash),
-		Wasm: func() ([]byte, error) { return inv.cfg.Registry.ModuleBytes(ctx, hash) }})
+	src := inv.source(ctx, hash)
+	src.Wasm = func() ([]byte, error) { return inv.cfg.Registry.ModuleBytes(ctx, hash) }
+	return inv.cfg.Engine.LoadFrom(hash, src)
 }
 
 // Prepare makes module hash ready on this node and for every node: loaded
@@ -112,13 +129,26 @@ func (inv *Invoker) Load(ctx context.Context, hash string) (*engine.Module, erro
 // stored in the database. Deploy, rollback and enable call it before their
 // change commits, so that the nodes the change notice reaches load the
 // artifact instead of compiling. wasm nil reads the stored module bytes.
+//
+// A pre-initialised module that has to be compiled is compiled cheaply
+// (engine.TierCheap: about 0.4x the CPU); once ctx ends (the request was
+// answered: net/http ends a request's context when its handler returns)
+// the optimised artifact is compiled in the background, stored and
+// announced, and every node swaps it in (optimizeLater).
 func (inv *Invoker) Prepare(ctx context.Context, hash string, wasm func() ([]byte, error)) error {
+	return inv.prepare(ctx, hash, wasm, true)
+}
+
+func (inv *Invoker) prepare(ctx context.Context, hash string, wasm func() ([]byte, error), cheap bool) error {
 	if wasm == nil {
 		wasm = func() ([]byte, error) { return inv.cfg.Registry.ModuleBytes(ctx, hash) }
 	}
 	compiled := false
-	if _, err := inv.cfg.Engine.LoadFrom(hash, engine.Source{Artifact: inv.artifactSource(ctx, hash),
-		Wasm: func() ([]byte, error) { compiled = true; return wasm() }, Context: ctx}); err != nil {
+	src := inv.source(ctx, hash)
+	src.Wasm = func() ([]byte, error) { compiled = true; return wasm() }
+	src.Context, src.Cheap = ctx, cheap
+	m, err := inv.cfg.Engine.LoadFrom(hash, src)
+	if err != nil {
 		return err
 	}
 	inv.bg.mu.Lock()
@@ -126,7 +156,13 @@ func (inv *Invoker) Prepare(ctx context.Context, hash string, wasm func() ([]byt
 	inv.bg.mu.Unlock()
 	// Compiled here: the stored artifact, if any, was unusable (its MAC
 	// failed or wasmtime refused it), so this one replaces it.
-	return inv.publish(ctx, hash, compiled)
+	if err := inv.publish(ctx, hash, compiled); err != nil {
+		return err
+	}
+	if m.Tier() == engine.TierCheap {
+		context.AfterFunc(ctx, func() { inv.optimizeLater(hash) })
+	}
+	return nil
 }
 
 // publish stores this node's artifact of hash, unless the database has one
@@ -135,15 +171,18 @@ func (inv *Invoker) publish(ctx context.Context, hash string, replace bool) erro
 	if inv.cfg.Artifacts == nil {
 		return nil
 	}
+	art, tier, err := inv.cfg.Engine.ArtifactOf(hash)
+	if err != nil {
+		return fmt.Errorf("sharing compiled module %s: %w", hash, err)
+	}
 	fp := inv.cfg.Engine.Fingerprint()
+	if tier == engine.TierCheap {
+		fp = inv.cfg.Engine.CheapFingerprint()
+	}
 	if !replace {
 		if ok, err := inv.cfg.Artifacts.Has(ctx, hash, fp); err != nil || ok {
 			return err
 		}
-	}
-	art, err := inv.cfg.Engine.Artifact(hash)
-	if err != nil {
-		return fmt.Errorf("sharing compiled module %s: %w", hash, err)
 	}
 	return inv.cfg.Artifacts.Put(ctx, hash, fp, art)
 }
@@ -164,9 +203,13 @@ func (inv *Invoker) Prefetch(ctx context.Context, hash string) error {
 	if inv.cfg.Artifacts == nil {
 		return nil
 	}
-	_, err := inv.cfg.Engine.LoadFrom(hash, engine.Source{Artifact: inv.artifactSource(ctx, hash)})
+	m, err := inv.cfg.Engine.LoadFrom(hash, inv.source(ctx, hash))
 	if errors.Is(err, engine.ErrNotCompiled) {
 		return nil
+	}
+	if err == nil && m.Tier() == engine.TierCheap {
+		// The announcement may be of the optimised artifact: swap it in.
+		inv.cfg.Engine.Upgrade(hash, inv.artifactSource(ctx, hash))
 	}
 	return err
 }
@@ -231,6 +274,11 @@ func (inv *Invoker) WarmAll(ctx context.Context, max int) (WarmStats, error) {
 			defer wg.Done()
 			for h := range work {
 				err := inv.Warm(ctx, h)
+				if tier, ok := inv.cfg.Engine.Tier(h); err == nil && ok && tier == engine.TierCheap {
+					// The node that deployed it may be gone before its
+					// optimised compile was stored.
+					inv.optimizeLater(h)
+				}
 				mu.Lock()
 				switch {
 				case err == nil:
@@ -280,7 +328,7 @@ func (inv *Invoker) compileLater(hash string) {
 		}
 		defer func() { <-b.sem }()
 		start := time.Now()
-		err := inv.Prepare(b.ctx, hash, nil)
+		err := inv.prepare(b.ctx, hash, nil, false)
 		if err != nil && b.ctx.Err() == nil {
 			inv.cfg.Logger.Error("compiling module in the background", "hash", hash, "error", err)
 			if permanent(err) {
@@ -291,6 +339,55 @@ func (inv *Invoker) compileLater(hash string) {
 			return
 		}
 		inv.cfg.Logger.Info("compiled module in the background", "hash", hash, "took", time.Since(start).String())
+	}()
+}
+
+// optimizeLater replaces a cheap module by its optimised compile in the
+// background (engine.Optimize), one at a time with compileLater's
+// compiles, and stores and announces the artifact so that every node
+// swaps it in (Prefetch). Before compiling it looks for one stored
+// meanwhile by another node.
+func (inv *Invoker) optimizeLater(hash string) {
+	b := inv.bg
+	key := "optimize " + hash
+	b.mu.Lock()
+	if b.pending[key] || b.ctx.Err() != nil {
+		b.mu.Unlock()
+		return
+	}
+	b.pending[key] = true
+	b.wg.Add(1)
+	b.mu.Unlock()
+	go func() {
+		defer b.wg.Done()
+		defer func() {
+			b.mu.Lock()
+			delete(b.pending, key)
+			b.mu.Unlock()
+		}()
+		select {
+		case b.sem <- struct{}{}:
+		case <-b.ctx.Done():
+			return
+		}
+		defer func() { <-b.sem }()
+		if inv.cfg.Engine.Upgrade(hash, inv.artifactSource(b.ctx, hash)) {
+			return
+		}
+		start := time.Now()
+		ok, err := inv.cfg.Engine.Optimize(b.ctx, hash, func() ([]byte, error) { return inv.cfg.Registry.ModuleBytes(b.ctx, hash) })
+		if err == nil && ok {
+			err = inv.publish(b.ctx, hash, true)
+		}
+		if err != nil {
+			if b.ctx.Err() == nil {
+				inv.cfg.Logger.Error("optimising module in the background", "hash", hash, "error", err)
+			}
+			return
+		}
+		if ok {
+			inv.cfg.Logger.Info("optimised module in the background", "hash", hash, "took", time.Since(start).String())
+		}
 	}()
 }
 

@@ -88,6 +88,7 @@ type loadCollector struct {
 	compiling, pending, jsBusy, jsWarm *prometheus.Desc
 	jsCompiles, jsSourceRuns           *prometheus.Desc
 	gateWait                           *prometheus.Desc
+	cheap, upgrades                    *prometheus.Desc
 }
 
 func newLoadCollector(s *Server) *loadCollector {
@@ -99,6 +100,10 @@ func newLoadCollector(s *Server) *loadCollector {
 		jsWarm:    prometheus.NewDesc("aerofn_js_runtime_warmups_total", "Loads of the JavaScript runtime this node began (0 on a node that never needed it).", nil, nil),
 		jsCompiles: prometheus.NewDesc("aerofn_js_bytecode_compiles_total",
 			"JavaScript function versions compiled to bytecode on this node (once per version and runtime).", nil, nil),
+		cheap: prometheus.NewDesc("aerofn_modules_cheap",
+			"Modules in memory compiled cheaply at deploy whose optimised compile has not replaced them yet.", nil, nil),
+		upgrades: prometheus.NewDesc("aerofn_modules_tier_upgrades_total",
+			"Cheap modules replaced in memory by their optimised compile (compiled here or loaded from another node).", nil, nil),
 		jsSourceRuns: prometheus.NewDesc("aerofn_js_source_runs_total",
 			"JavaScript calls run from the source because their bytecode was not made yet (after a runtime change, until its background compile ends).", nil, nil),
 		gateWait: prometheus.NewDesc("aerofn_run_gate_wait_seconds",
@@ -114,6 +119,8 @@ func (c *loadCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.jsCompiles
 	ch <- c.jsSourceRuns
 	ch <- c.gateWait
+	ch <- c.cheap
+	ch <- c.upgrades
 }
 
 func (c *loadCollector) Collect(ch chan<- prometheus.Metric) {
@@ -125,6 +132,8 @@ func (c *loadCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.jsCompiles, prometheus.CounterValue, float64(st.ScriptCompiles))
 	ch <- prometheus.MustNewConstMetric(c.jsSourceRuns, prometheus.CounterValue, float64(st.ScriptSourceRuns))
 	ch <- gateHistogram(c.gateWait, c.s.Engine.GateWaits())
+	ch <- prometheus.MustNewConstMetric(c.cheap, prometheus.GaugeValue, float64(st.CheapModules))
+	ch <- prometheus.MustNewConstMetric(c.upgrades, prometheus.CounterValue, float64(st.TierUpgrades))
 }
 
 // gateHistogram is the run gate's waits as a Prometheus histogram

@@ -217,14 +217,36 @@ func (e *Env) Deploy(name string, wasm []byte, cfg any) Response {
 	return e.Do("POST", "/admin/v1/functions", e.ServiceKey, ct, body)
 }
 
-// MustDeploy deploys and fails the test unless it answers 201.
+// MustDeploy deploys and fails the test unless it answers 201. It returns
+// once the node has replaced the cheap compile the deploy answered with
+// by the optimised one and stored it (WaitOptimized), so that what a test
+// reads next does not depend on how far that background work got; Deploy
+// returns as soon as the deploy answers.
 func (e *Env) MustDeploy(name string, wasm []byte, cfg any) map[string]any {
 	e.T.Helper()
 	r := e.Deploy(name, wasm, cfg)
 	if r.Status != http.StatusCreated {
 		e.T.Fatalf("deploying %s: %d %s", name, r.Status, r.Body)
 	}
+	e.WaitOptimized()
 	return r.JSON(e.T)
+}
+
+// WaitOptimized waits until this node holds no module of the cheap tier
+// and has no background compile queued or running (engine.Tier), or
+// fails the test after 3 minutes.
+func (e *Env) WaitOptimized() {
+	e.T.Helper()
+	if e.Server == nil {
+		return
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	for e.Server.Engine.Stats().CheapModules > 0 || e.Server.Invoker.BackgroundPending() > 0 {
+		if time.Now().After(deadline) {
+			e.T.Fatalf("still compiling in the background after 3 minutes: %+v", e.Server.Engine.Stats())
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval
+	}
 }
 
 // Invoke POSTs body (JSON) to a function.

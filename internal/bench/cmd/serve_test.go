@@ -267,6 +267,14 @@ func TestBusyIn(t *testing.T) {
 	if b, err := busyIn(strings.Replace(idle, "aerofn_modules_compiling 0", "aerofn_modules_compiling 2", 1)); b == "" || err != nil {
 		t.Fatalf("compiling page: %q %v", b, err)
 	}
+	// A module still on the cheap tier: its optimised compile or load is
+	// to come. An older aerofn without the gauge is still waited for.
+	if b, err := busyIn(idle + "aerofn_modules_cheap 1\n"); b != "aerofn_modules_cheap=1" || err != nil {
+		t.Fatalf("cheap-tier page: %q %v", b, err)
+	}
+	if b, err := busyIn(idle + "aerofn_modules_cheap 0\n"); b != "" || err != nil {
+		t.Fatalf("optimised page: %q %v", b, err)
+	}
 	if _, err := busyIn("go_goroutines 12\n"); !errors.Is(err, errNoGauges) {
 		t.Fatalf("page without the gauges: %v", err)
 	}

@@ -1,0 +1,291 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/bytecodealliance/wasmtime-go/v39"
+)
+
+// Tiers: a deploy's first artifact is compiled cheaply, the optimised one
+// later (docs/RATIONALE.md, "Compiled artifacts reach every node").
+//
+// A Go guest's snapshot takes about 5 s of CPU to compile with the
+// Engine's settings, about 2 s without Cranelift's optimisations and with
+// its single-pass register allocator. A Load whose Source asks for it
+// (Source.Cheap: the server's deploy, rollback and enable) compiles the
+// snapshot the cheap way, on a compile-only wasmtime engine (tierEngine)
+// whose tunables are the Engine's own, and deserializes the result into
+// the Engine: wasmtime's compatibility check ignores the optimisation
+// level and the register allocator, which change the code's speed, not
+// its behaviour, and checks every tunable (memory reservation, guard,
+// copy-on-write images, epochs), so the cheap artifact runs in the
+// Engine's pool like any other. The module is TierCheap and keeps its
+// snapshot's bytes; Optimize then compiles that snapshot with the Engine's
+// settings (in the background, one at a time, by the caller's choice) and
+// swaps the result in: calls that start after it run the optimised code,
+// calls running keep their instance, and idle reusable instances of the
+// cheap module are ended. Another node that loaded the cheap artifact
+// swaps in the optimised one through Upgrade when it is announced.
+//
+// On disk the cheap artifact has its own name (<hash>.v2.preinit.cheap.cwasm),
+// and the optimised one is always looked for first (in the cache
+// directory, then from Source.Artifact), so a restarted node takes the
+// best artifact there is. Between nodes they are told apart by their key:
+// CheapFingerprint for the cheap one.
+
+// Tier says how a module's code was compiled.
+type Tier int
+
+const (
+	// TierOptimized: with the Engine's own settings.
+	TierOptimized Tier = iota
+	// TierCheap: without optimisation and with the single-pass register
+	// allocator, until Optimize or Upgrade replaces it.
+	TierCheap
+)
+
+func (t Tier) String() string {
+	if t == TierCheap {
+		return "cheap"
+	}
+	return "optimized"
+}
+
+// tierState is the part of Engine this file owns.
+type tierState struct {
+	tierOnce  sync.Once
+	tierWt    *wasmtime.Engine
+	tierFpOne sync.Once
+	tierFp    string
+
+	cheapCompiles, optimizes, upgrades atomic.Uint64
+}
+
+// tierEngine is the compile-only engine of the cheap tier: the Engine's
+// tunables (so wasmtime accepts its artifacts in the Engine), Cranelift
+// without optimisation and with the single-pass register allocator. It
+// has no pool: nothing is instantiated on it.
+func (e *Engine) tierEngine() *wasmtime.Engine {
+	e.tierOnce.Do(func() {
+		cfg := wasmtime.NewConfig()
+		cfg.SetEpochInterruption(true)
+		cfg.SetMaxWasmStack(e.cfg.MaxWasmStack)
+		if e.pooled {
+			setPoolTunables(cfg, e.reservation, e.guard)
+		}
+		cfg.SetMemoryInitCOWSet(!(e.pooled && e.cfg.CopyMemoryInit))
+		if e.cfg.tune != nil {
+			e.cfg.tune(cfg)
+		}
+		cfg.SetCraneliftOptLevel(wasmtime.OptLevelNone)
+		cfg.SetCraneliftFlag("regalloc_algorithm", "single_pass")
+		e.tierWt = wasmtime.NewEngineWithConfig(cfg)
+	})
+	return e.tierWt
+}
+
+// CheapFingerprint is the key of this engine's cheap-tier artifacts, as
+// Fingerprint is of its optimised ones: computed the same way, from the
+// tier engine's compatibility record (which names its compiler settings).
+func (e *Engine) CheapFingerprint() string {
+	e.tierFpOne.Do(func() {
+		h := sha256.New()
+		h.Write([]byte(artifactFormat))
+		h.Write([]byte("\x00preinit\x00cheap\x00"))
+		h.Write(engineRecord(e.tierEngine()))
+		e.tierFp = hex.EncodeToString(h.Sum(nil))
+	})
+	return e.tierFp
+}
+
+// tierRequest carries a Load's request for the cheap tier through
+// compileModule to the snapshot's compile, and what that compile made.
+type tierRequest struct {
+	mod  *wasmtime.Module // the cheap module, deserialized into the Engine
+	snap []byte           // the snapshot it was compiled from
+	art  []byte           // its artifact
+}
+
+type tierKey struct{}
+
+// compileSnapshot compiles a pre-initialised snapshot: cheaply when the
+// load asked for the cheap tier, else with the Engine's settings.
+func (e *Engine) compileSnapshot(ctx context.Context, snap []byte) (*wasmtime.Module, error) {
+	req, _ := ctx.Value(tierKey{}).(*tierRequest)
+	if req == nil {
+		return e.compile(snap)
+	}
+	cm, err := compileWith(e.tierEngine(), snap)
+	if err != nil {
+		return nil, err
+	}
+	art, err := cm.Serialize()
+	cm.Close()
+	if err != nil {
+		return nil, fmt.Errorf("serializing the cheap compile: %w", err)
+	}
+	m, err := wasmtime.NewModuleDeserialize(e.wt, art)
+	if err != nil {
+		return nil, fmt.Errorf("loading the cheap compile: %w", err)
+	}
+	req.mod, req.snap, req.art = m, snap, art
+	return m, nil
+}
+
+// cheapPath names the cheap-tier artifact of hash in the cache directory.
+func (e *Engine) cheapPath(hash string) string {
+	p := e.cachePath(hash)
+	if p == "" || e.cfg.DisablePreinit {
+		return ""
+	}
+	return strings.TrimSuffix(p, ".cwasm") + ".cheap.cwasm"
+}
+
+// Tier reports the tier of module hash in memory; false: not in memory.
+func (e *Engine) Tier(hash string) (Tier, bool) {
+	if m := e.current(hash); m != nil {
+		return m.tier, true
+	}
+	return 0, false
+}
+
+// current returns module hash from memory, or nil, without touching the LRU.
+func (e *Engine) current(hash string) *Module {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if el, ok := e.modules[hash]; ok {
+		return el.Value.(*Module)
+	}
+	return nil
+}
+
+// Optimize compiles module hash with the Engine's settings when the
+// module in memory is of the cheap tier, writes the artifact to the cache
+// directory and swaps the module (see swap). It compiles the snapshot the
+// cheap module was made from; a cheap module loaded from an artifact has
+// none, and wasm's module is then compiled and pre-initialised again.
+// false: there was nothing to do (not in memory, already optimised, or
+// replaced meanwhile). Calls are not held up: it is for the background.
+func (e *Engine) Optimize(ctx context.Context, hash string, wasm func() ([]byte, error)) (bool, error) {
+	cur := e.current(hash)
+	if cur == nil || cur.tier != TierCheap {
+		return false, nil
+	}
+	if e.closed.Load() {
+		return false, ErrClosed
+	}
+	e.compilingNow.Add(1)
+	defer e.compilingNow.Add(-1)
+	var (
+		m    *wasmtime.Module
+		info moduleInfo
+		err  error
+	)
+	if cur.snap != nil {
+		m, err = e.compile(cur.snap)
+		info = cur.info
+	} else {
+		var b []byte
+		if b, err = wasm(); err != nil {
+			return false, fmt.Errorf("fetching module %s: %w", hash, err)
+		}
+		m, info, err = e.compileModule(ctx, b)
+	}
+	if err != nil {
+		return false, fmt.Errorf("optimising module %s: %w", hash, err)
+	}
+	e.optimizes.Add(1)
+	nm := &Module{hash: hash, m: m, info: info}
+	if path := e.cachePath(hash); path != "" {
+		if err := e.writeCompiled(path, m); err != nil {
+			e.diskWriteErrors.Add(1)
+		}
+	}
+	e.prime(nm)
+	return e.swap(cur, nm), nil
+}
+
+// Upgrade replaces module hash, when the one in memory is of the cheap
+// tier, by the optimised artifact artifact returns (another node's
+// Optimize): loaded, written to the cache directory, primed and swapped
+// in. false: nothing to do, or no usable artifact (counted as
+// loadArtifact counts).
+func (e *Engine) Upgrade(hash string, artifact func() ([]byte, error)) bool {
+	cur := e.current(hash)
+	if cur == nil || cur.tier != TierCheap || artifact == nil || e.closed.Load() {
+		return false
+	}
+	m, ok := e.loadArtifact(hash, e.cachePath(hash), artifact)
+	if !ok {
+		return false
+	}
+	e.prime(m)
+	return e.swap(cur, m)
+}
+
+// swap puts nm in the in-memory cache in place of old: calls that start
+// after it run nm; calls running keep their instances of old, which end
+// with them (finish), and old's idle reusable instances are ended now.
+// When old was replaced meanwhile, nm is dropped instead (false).
+func (e *Engine) swap(old, nm *Module) bool {
+	e.mu.Lock()
+	el, ok := e.modules[old.hash]
+	switch {
+	case ok && el.Value.(*Module) == old:
+		// A new element in its place: readers take an element's Value
+		// after unlocking, so a Value never changes.
+		e.modules[old.hash] = e.lru.InsertBefore(nm, el)
+		e.lru.Remove(el)
+	case !ok && e.inflight[old.hash] == nil:
+		e.modules[old.hash] = e.lru.PushFront(nm)
+		for e.lru.Len() > e.cfg.MaxModules {
+			ev := e.lru.Remove(e.lru.Back()).(*Module)
+			delete(e.modules, ev.hash)
+		}
+	default:
+		e.mu.Unlock()
+		nm.retired.Store(true)
+		e.endIdleOf(nm)
+		return false
+	}
+	e.mu.Unlock()
+	old.retired.Store(true)
+	e.upgrades.Add(1)
+	e.endIdleOf(old)
+	if p := e.cheapPath(old.hash); p != "" {
+		// The optimised artifact is looked for first; this one is dead
+		// weight. (Should it still be being synced, persistLater names it
+		// afterwards, and a later Load removes it.)
+		removeCache(p)
+	}
+	return true
+}
+
+func removeCache(path string) { _ = os.Remove(path) }
+
+// endIdleOf ends the idle reusable instances of m.
+func (e *Engine) endIdleOf(m *Module) {
+	e.reuseMu.Lock()
+	var ws []*warmInst
+	if e.idle != nil {
+		for el := e.idle.Front(); el != nil; {
+			next := el.Next()
+			if w := el.Value.(*warmInst); w.mod == m {
+				e.idle.Remove(el)
+				ws = append(ws, w)
+			}
+			el = next
+		}
+	}
+	e.reuseMu.Unlock()
+	for _, w := range ws {
+		e.end(w)
+	}
+}
