@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"math"
 	"path/filepath"
@@ -129,6 +130,10 @@ func TestWithCustomSection(t *testing.T) {
 		t.Fatal(err)
 	}
 	kept := bytes.Clone(orig)
+	ir, err := newEngine(t, Config{}).initRuntime()
+	if err != nil {
+		t.Fatal(err)
+	}
 	long := strings.Repeat("x", 200) // a size that needs two LEB128 bytes
 	for _, name := range []string{"a", long} {
 		b := WithCustomSection(orig, name)
@@ -141,6 +146,10 @@ func TestWithCustomSection(t *testing.T) {
 		}
 		if !bytes.Equal(b[:len(orig)], orig) || !bytes.Contains(m.section(0), []byte(name)) {
 			t.Fatalf("%d-byte name: not the module followed by a custom section of that name", len(name))
+		}
+		// The interpreter that runs _initialize takes it too.
+		if _, err := ir.rt.CompileModule(context.Background(), b); err != nil {
+			t.Fatalf("%d-byte name: the interpreter refuses it: %v", len(name), err)
 		}
 	}
 	if !bytes.Equal(orig, kept) {
