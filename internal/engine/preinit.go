@@ -222,7 +222,7 @@ func (e *Engine) snapshot(ctx context.Context, ir *initRuntime, p *wasmModule) (
 	}
 	defer e.exit()
 
-	cm, err := ir.compile(ctx, p.instrumentedCapped(initMemoryPages()))
+	cm, err := ir.compile(ctx, p.forInterpreter(initMemoryPages()))
 	e.initCompiles.Add(1)
 	if err != nil {
 		return nil, err

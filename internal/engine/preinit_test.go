@@ -341,6 +341,27 @@ func TestPreinitDoesNotCompileWithWasmtime(t *testing.T) {
 	}
 }
 
+// A custom section the interpreter refuses (valid: a name and nothing
+// after it) does not send _initialize back to Cranelift: the interpreter's
+// copy has no custom sections, and the snapshot keeps the module's.
+func TestPreinitIgnoresCustomSections(t *testing.T) {
+	wasm, err := wasmtime.Wat2Wasm(watPreinitState)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wasm = appendSection(wasm, secCustom, appendName(nil, "a"))
+	e := newEngine(t, Config{})
+	compiles := wasmtimeCompiles.Load()
+	m := loadBytes(t, e, "custom", wasm)
+	wantPreinit(t, m, true, "")
+	if s := e.Stats(); s.InitRetries != 0 || wasmtimeCompiles.Load()-compiles != 1 {
+		t.Fatalf("stats %+v, %d wasmtime compiles: _initialize went back to Cranelift", s, wasmtimeCompiles.Load()-compiles)
+	}
+	if res := run(t, e, m, "", Limits{}, nil); res.Status != StatusSuccess {
+		t.Fatalf("%s %v %q", res.Status, res.Err, res.Output)
+	}
+}
+
 // The memory cap of the run of _initialize is the one a call has, whatever
 // maximum the module declares: a grow past it returns -1 to the guest (and
 // the grow guard's record of it is not part of the snapshot), a grow within

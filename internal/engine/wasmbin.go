@@ -638,11 +638,24 @@ func globalExportName(i int) string { return globalExportPrefix + strconv.Itoa(i
 // only change: the instance it makes behaves exactly like the original's.
 func (m *wasmModule) instrumented() []byte { return m.instrumentedCapped(65536) }
 
+// forInterpreter is instrumentedCapped without custom sections, the copy
+// the interpreter runs _initialize on (initrun.go). Custom sections carry
+// no semantics, and the interpreter refuses some that are valid (one with
+// nothing after its name); Load would then fall back to compiling
+// _initialize with Cranelift, about 2 s of CPU for a Go module.
+func (m *wasmModule) forInterpreter(maxPages uint32) []byte {
+	return m.instrumentedCappedExcept(maxPages, true)
+}
+
 // instrumentedCapped is instrumented with the memory's maximum at most
 // maxPages (a memory without one keeps none): the instance it makes
 // behaves exactly like the original's under a memory cap of maxPages,
 // which is how pre-initialisation runs it.
 func (m *wasmModule) instrumentedCapped(maxPages uint32) []byte {
+	return m.instrumentedCappedExcept(maxPages, true)
+}
+
+func (m *wasmModule) instrumentedCappedExcept(maxPages uint32, dropCustom bool) []byte {
 	exports := append([]wasmExport(nil), m.exports...)
 	for i, g := range m.globals {
 		if g.mutable {
@@ -655,6 +668,9 @@ func (m *wasmModule) instrumentedCapped(maxPages uint32) []byte {
 		mem = append(mem, 1)
 		mem = appendULEB(mem, uint64(m.memMin))
 		replace[secMemory] = appendULEB(mem, uint64(maxPages))
+	}
+	if dropCustom {
+		replace[secCustom] = nil // a nil body drops every section of the id
 	}
 	return m.encode(replace, nil, false)
 }
