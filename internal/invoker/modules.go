@@ -302,54 +302,11 @@ func (inv *Invoker) WarmAll(ctx context.Context, max int) (WarmStats, error) {
 	return st, nil
 }
 
-// compileLater compiles module hash in the background (once, however many
-// calls ask) and shares its artifact.
-func (inv *Invoker) compileLater(hash string) {
-	b := inv.bg
-	b.mu.Lock()
-	if b.pending[hash] || b.ctx.Err() != nil {
-		b.mu.Unlock()
-		return
-	}
-	b.pending[hash] = true
-	b.wg.Add(1)
-	b.mu.Unlock()
-	go func() {
-		defer b.wg.Done()
-		defer func() {
-			b.mu.Lock()
-			delete(b.pending, hash)
-			b.mu.Unlock()
-		}()
-		select {
-		case b.sem <- struct{}{}:
-		case <-b.ctx.Done():
-			return
-		}
-		defer func() { <-b.sem }()
-		start := time.Now()
-		err := inv.prepare(b.ctx, hash, nil, false)
-		if err != nil && b.ctx.Err() == nil {
-			inv.cfg.Logger.Error("compiling module in the background", "hash", hash, "error", err)
-			if permanent(err) {
-				b.mu.Lock()
-				b.failed[hash] = err
-				b.mu.Unlock()
-			}
-			return
-		}
-		inv.cfg.Logger.Info("compiled module in the background", "hash", hash, "took", time.Since(start).String())
-	}()
-}
-
-// optimizeLater replaces a cheap module by its optimised compile in the
-// background (engine.Optimize), one at a time with compileLater's
-// compiles, and stores and announces the artifact so that every node
-// swaps it in (Prefetch). Before compiling it looks for one stored
-// meanwhile by another node.
-func (inv *Invoker) optimizeLater(hash string) {
-	b := inv.bg
-	key := "optimize " + hash
+// later runs work in the background under key, once however many ask
+// while it is queued or running, one at a time with the other background
+// work (the semaphore), and never after the invoker stops. work gets the
+// background context.
+func (b *modules) later(key string, work func(ctx context.Context)) {
 	b.mu.Lock()
 	if b.pending[key] || b.ctx.Err() != nil {
 		b.mu.Unlock()
@@ -371,16 +328,46 @@ func (inv *Invoker) optimizeLater(hash string) {
 			return
 		}
 		defer func() { <-b.sem }()
-		if inv.cfg.Engine.Upgrade(hash, inv.artifactSource(b.ctx, hash)) {
+		work(b.ctx)
+	}()
+}
+
+// compileLater compiles module hash in the background (once, however many
+// calls ask) and shares its artifact.
+func (inv *Invoker) compileLater(hash string) {
+	inv.bg.later(hash, func(ctx context.Context) {
+		start := time.Now()
+		err := inv.prepare(ctx, hash, nil, false)
+		if err != nil && ctx.Err() == nil {
+			inv.cfg.Logger.Error("compiling module in the background", "hash", hash, "error", err)
+			if permanent(err) {
+				inv.bg.mu.Lock()
+				inv.bg.failed[hash] = err
+				inv.bg.mu.Unlock()
+			}
+			return
+		}
+		inv.cfg.Logger.Info("compiled module in the background", "hash", hash, "took", time.Since(start).String())
+	})
+}
+
+// optimizeLater replaces a cheap module by its optimised compile in the
+// background (engine.Optimize), one at a time with compileLater's
+// compiles, and stores and announces the artifact so that every node
+// swaps it in (Prefetch). Before compiling it looks for one stored
+// meanwhile by another node.
+func (inv *Invoker) optimizeLater(hash string) {
+	inv.bg.later("optimize "+hash, func(ctx context.Context) {
+		if inv.cfg.Engine.Upgrade(hash, inv.artifactSource(ctx, hash)) {
 			return
 		}
 		start := time.Now()
-		ok, err := inv.cfg.Engine.Optimize(b.ctx, hash, func() ([]byte, error) { return inv.cfg.Registry.ModuleBytes(b.ctx, hash) })
+		ok, err := inv.cfg.Engine.Optimize(ctx, hash, func() ([]byte, error) { return inv.cfg.Registry.ModuleBytes(ctx, hash) })
 		if err == nil && ok {
-			err = inv.publish(b.ctx, hash, true)
+			err = inv.publish(ctx, hash, true)
 		}
 		if err != nil {
-			if b.ctx.Err() == nil {
+			if ctx.Err() == nil {
 				inv.cfg.Logger.Error("optimising module in the background", "hash", hash, "error", err)
 			}
 			return
@@ -388,7 +375,7 @@ func (inv *Invoker) optimizeLater(hash string) {
 		if ok {
 			inv.cfg.Logger.Info("optimised module in the background", "hash", hash, "took", time.Since(start).String())
 		}
-	}()
+	})
 }
 
 // BackgroundPending is how many modules are queued or compiling in the
