@@ -92,7 +92,19 @@ func TestDeployAnswersOnTheCheapTier(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond) // polling interval
 	}
-	time.Sleep(100 * time.Millisecond) // a few calls on the optimised modules
+	// A few calls on the optimised modules, counted rather than slept for.
+	mu.Lock()
+	after := calls + 8
+	mu.Unlock()
+	for {
+		mu.Lock()
+		n := calls
+		mu.Unlock()
+		if n >= after || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond) // polling a condition with a deadline
+	}
 	close(done)
 	wg.Wait()
 	if len(failures) > 0 {
