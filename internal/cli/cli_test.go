@@ -210,8 +210,12 @@ func TestFunctionCommands(t *testing.T) {
 	if code := <-followed; code != 0 {
 		t.Fatalf("logs -f exit %d: %s", code, follow.String())
 	}
+	// The followed call's line: the records of the calls made just before
+	// the stream began may be written after it did, and come first.
 	var rec map[string]any
-	line, _, _ := strings.Cut(follow.String()[strings.Index(follow.String(), "{"):], "\n")
+	followOut := follow.String()
+	start := strings.LastIndex(followOut[:strings.Index(followOut, `"request_id":"followed-call"`)], "\n") + 1
+	line, _, _ := strings.Cut(followOut[start:], "\n")
 	if err := json.Unmarshal([]byte(line), &rec); err != nil || rec["trigger"] != "http" || rec["role"] != "anon" || rec["function"] != "echo" {
 		t.Fatalf("logs -f line: %v %s", err, line)
 	}
