@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
+	"github.com/aerodb/aerofn/internal/cluster"
 	"github.com/aerodb/aerofn/internal/testenv"
 )
 
@@ -136,20 +139,10 @@ func TestOverlapQueue(t *testing.T) {
 // down since at.
 func stopAndRewind(t *testing.T, e *testenv.Env, name string, at time.Time) *testenv.Env {
 	t.Helper()
-	return stopRewindForget(t, e, name, at, false)
-}
-
-// stopRewindForget is stopAndRewind that can also delete the runs from at
-// on, as if they had never been inserted.
-func stopRewindForget(t *testing.T, e *testenv.Env, name string, at time.Time, forget bool) *testenv.Env {
-	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := e.Server.Stop(ctx); err != nil {
 		t.Fatalf("stopping the node: %v", err)
-	}
-	if forget {
-		exec(t, e, `DELETE FROM aerofn.schedule_runs WHERE scheduled_time >= $1`, at)
 	}
 	exec(t, e, `UPDATE aerofn.schedules SET next_tick = $2 WHERE function_id = (SELECT id FROM aerofn.functions WHERE name = $1)`, name, at)
 	return testenv.StartOn(t, e.DatabaseURL)
@@ -201,13 +194,46 @@ func TestCatchUp(t *testing.T) {
 		e := startNode(t)
 		e.MustDeploy("tick", echoModule(t), schedule("* * * * * *"))
 		waitFor(t, 10*time.Second, "a run", func() bool { return count(runs(t, e, "tick"), "succeeded") >= 1 })
-		// The four ticks from from on were due before the node stopped, so
-		// they are late when it starts again: each must run, in order. Ticks
-		// due after the restart are ordinary ones, which the overlap policy
-		// may skip on a loaded machine (a run still going after a second).
-		from := dbNow(t, e).Truncate(time.Second).Add(-4 * time.Second)
+		// The restart, however long it takes on a loaded machine, must not
+		// count towards how late the ticks are: the test holds the ticker
+		// lock across it, and only once the new node is up rewinds
+		// next_tick four seconds, as if the last ticker had stopped then,
+		// and lets the new node tick. The four ticks from from on are then
+		// late by less than Grace, so each must run, in order. Ticks due
+		// after the rewind are ordinary ones, which the overlap policy may
+		// skip on a loaded machine (a run still going after a second).
+		ctx := context.Background()
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := e.Server.Stop(sctx); err != nil {
+			t.Fatalf("stopping the node: %v", err)
+		}
+		ticker := holdTicker(t, e.DatabaseURL)
+		e = testenv.StartOn(t, e.DatabaseURL)
+		// Nothing is inserted while no node ticks; runs the first node left
+		// pending are claimed by the second, and must be done before the
+		// rewind (a run going when the late ticks are planned would have
+		// them skipped as overlapping it).
+		waitFor(t, 10*time.Second, "the first node's runs finished", func() bool {
+			return len(runsWhere(t, e, "tick", "r.state IN ('pending', 'running')")) == 0
+		})
+		var from time.Time
+		if err := pgx.BeginFunc(ctx, ticker, func(tx pgx.Tx) error {
+			if err := tx.QueryRow(ctx, `SELECT date_trunc('second', clock_timestamp()) - interval '4 seconds'`).Scan(&from); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `DELETE FROM aerofn.schedule_runs WHERE scheduled_time >= $1`, from); err != nil {
+				return err // ticks the first node inserted from from on, if it stopped after
+			}
+			_, err := tx.Exec(ctx, `UPDATE aerofn.schedules SET next_tick = $1`, from)
+			return err
+		}); err != nil {
+			t.Fatalf("rewinding next_tick: %v", err)
+		}
+		if err := ticker.Close(ctx); err != nil { // the new node takes the ticker within 250 ms
+			t.Fatal(err)
+		}
 		late := "r.scheduled_time >= '" + from.Format(time.RFC3339) + "' AND r.scheduled_time < '" + from.Add(4*time.Second).Format(time.RFC3339) + "'"
-		e = stopRewindForget(t, e, "tick", from, true)
 		waitFor(t, 10*time.Second, "the late ticks", func() bool {
 			return len(runsWhere(t, e, "tick", "r.state = 'succeeded' AND "+late)) == 4
 		})
@@ -221,4 +247,21 @@ func TestCatchUp(t *testing.T) {
 			}
 		}
 	})
+}
+
+// holdTicker takes the ticker lock on a connection of its own, waiting for
+// the node holding it to let go: no node ticks until the connection closes.
+func holdTicker(t testing.TB, dbURL string) *pgx.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1::int4, $2::int4)`, cluster.NodeSpace, cluster.TickerObject); err != nil {
+		t.Fatalf("taking the ticker lock: %v", err)
+	}
+	return conn
 }
