@@ -303,9 +303,12 @@ func (a *API) respond(w http.ResponseWriter, out invoker.Outcome, res result, re
 
 // readInvokeBody reads a body that becomes an event, at most MaxInvokeBody.
 func readInvokeBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	tooLarge := apiError(http.StatusRequestEntityTooLarge, "payload_too_large", "request body exceeds %d bytes", MaxInvokeBody)
+	// Built only when needed: formatting it costs every call a Sprintf.
+	tooLarge := func() error {
+		return apiError(http.StatusRequestEntityTooLarge, "payload_too_large", "request body exceeds %d bytes", MaxInvokeBody)
+	}
 	if r.ContentLength > MaxInvokeBody {
-		return nil, tooLarge
+		return nil, tooLarge()
 	}
 	if r.ContentLength == 0 {
 		return nil, nil
@@ -324,7 +327,7 @@ func readInvokeBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, tooLarge
+			return nil, tooLarge()
 		}
 		return nil, badRequest("bad_body", "reading request body: %v", err)
 	}
