@@ -116,7 +116,7 @@ func newLinker(wt *wasmtime.Engine) (*wasmtime.Linker, error) {
 	l := wasmtime.NewLinker(wt)
 	for _, f := range hostFns {
 		fn, name, duringInit := f.fn, f.module+"."+f.name, availableDuringInit(f)
-		err := l.FuncNew(f.module, f.name, f.sig.funcType(), func(c *wasmtime.Caller, args []wasmtime.Val) ([]wasmtime.Val, *wasmtime.Trap) {
+		err := l.FuncNew(f.module, f.name, f.sig.funcType(), func(c *wasmtime.Caller, args []wasmtime.Val) (res []wasmtime.Val, trap *wasmtime.Trap) {
 			var st *callState
 			switch d := c.Data().(type) {
 			case *callState:
@@ -130,6 +130,17 @@ func newLinker(wt *wasmtime.Engine) (*wasmtime.Linker, error) {
 			if st.preinit && !duringInit {
 				st.refused = name
 				return nil, wasmtime.NewTrap(name + " is not available while pre-initialising")
+			}
+			if st.fast {
+				// Run calls the guest without wasmtime-go's Func.Call,
+				// which would re-raise a panic its trampoline caught:
+				// keep it for Run to raise (fastcall.go).
+				defer func() {
+					if r := recover(); r != nil {
+						st.hostPanic, st.hostPanicked = r, true
+						res, trap = nil, wasmtime.NewTrap("host function panicked")
+					}
+				}()
 			}
 			return fn(st, c, args)
 		})

@@ -45,6 +45,12 @@ type callState struct {
 	refused string
 
 	mem *wasmtime.Memory
+	// fast: Run calls the guest through fastcall.go, so a host function's
+	// panic is kept in hostPanic for Run to raise (wasmtime-go's Func.Call
+	// would have).
+	fast         bool
+	hostPanic    any
+	hostPanicked bool
 	// memFn, when set, gives the guest's memory instead of mem: the run of
 	// _initialize on the interpreter (initrun.go), which has no Caller.
 	memFn func() []byte
@@ -115,6 +121,9 @@ func (st *callState) memory(c *wasmtime.Caller) []byte {
 		if st.mem == nil {
 			return nil
 		}
+	}
+	if fastOK {
+		return callerMemory(c, st.mem)
 	}
 	return st.mem.UnsafeData(c)
 }

@@ -16,6 +16,8 @@ extern void wasmtime_store_epoch_deadline_callback(wasmtime_store_t *store,
 		uint64_t *epoch_deadline_delta, uint8_t *update_kind),
 	void *data, void (*finalizer)(void *));
 extern wasmtime_error_t *wasmtime_error_new(const char *);
+extern wasmtime_context_t *wasmtime_store_context(wasmtime_store_t *);
+extern void wasmtime_context_set_epoch_deadline(wasmtime_context_t *, uint64_t);
 
 typedef struct {
 	int32_t cancel;      // set (atomically) by Go when the caller's context ends
@@ -55,6 +57,9 @@ static aerofn_interrupt *aerofn_interrupt_install(void *store, int64_t timeout_n
 	if (in == NULL) return NULL;
 	in->deadline_ns = aerofn_now_ns() + timeout_ns;
 	wasmtime_store_epoch_deadline_callback((wasmtime_store_t *)store, aerofn_epoch_cb, in, NULL);
+	// One tick ahead: the callback re-arms itself (store.SetEpochDeadline(1),
+	// without two more crossings from Go).
+	wasmtime_context_set_epoch_deadline(wasmtime_store_context((wasmtime_store_t *)store), 1);
 	return in;
 }
 
@@ -116,7 +121,6 @@ func (e *Engine) armInterrupt(store *wasmtime.Store, parent context.Context, tim
 		store.SetEpochDeadline(ticks)
 		return in
 	}
-	store.SetEpochDeadline(1)
 	if parent.Done() != nil {
 		flag := (*int32)(unsafe.Pointer(&in.c.cancel))
 		in.stopped = make(chan struct{})

@@ -53,7 +53,7 @@ func (e *Engine) Run(ctx context.Context, m *Module, input []byte, lim Limits, h
 		// that running out of it is reported as memory_exceeded.
 		lim.MemoryBytes = min(lim.MemoryBytes, e.cfg.MaxMemoryBytes)
 	}
-	st := &callState{input: input, lim: lim, host: host, start: start, parent: ctx, monoOrigin: monoBase}
+	st := &callState{input: input, lim: lim, host: host, start: start, parent: ctx, monoOrigin: monoBase, fast: fastOK}
 	defer func() {
 		if r := recover(); r != nil {
 			res = Result{
@@ -155,11 +155,18 @@ func (e *Engine) Run(ctx context.Context, m *Module, input []byte, lim Limits, h
 	default:
 		inst, rc, err = e.callModule(store, st, m)
 	}
+	if st.hostPanicked {
+		panic(st.hostPanic) // where wasmtime-go's Func.Call would have
+	}
 	st.flushStreams()
 
 	res = Result{Output: st.output, Logs: st.logs, LogsDropped: st.dropped}
 	if st.mem != nil {
-		res.MemoryPeak = int64(st.mem.DataSize(store))
+		if fastOK {
+			res.MemoryPeak = memorySize(store, st.mem)
+		} else {
+			res.MemoryPeak = int64(st.mem.DataSize(store))
+		}
 	}
 	failed := err != nil || rc != 0
 	var refusedPages uint32
@@ -214,6 +221,23 @@ func oomSlack(limit int64) int64 {
 // callModule instantiates m in store and runs it. rc is handler's result;
 // inst is nil when instantiation failed.
 func (e *Engine) callModule(store *wasmtime.Store, st *callState, m *Module) (inst *wasmtime.Instance, rc int32, err error) {
+	if fastOK {
+		in, err := fastInstantiate(e.linker, store, m.m)
+		if err != nil {
+			return nil, 0, err
+		}
+		st.mem = in.mem
+		if m.info.hasInitialize && in.init != nil {
+			if _, err := fastCall(store, in.init, 0); err != nil {
+				return in.inst, 0, err
+			}
+		}
+		if in.handler == nil { // checkModule requires one
+			return in.inst, 0, errors.New("module has no handler export")
+		}
+		rc, err = fastCall(store, in.handler, 1)
+		return in.inst, rc, err
+	}
 	inst, err = e.linker.Instantiate(store, m.m)
 	if err != nil {
 		return nil, 0, err
@@ -230,6 +254,9 @@ func (e *Engine) callModule(store *wasmtime.Store, st *callState, m *Module) (in
 
 // callHandler calls the guest's handler and returns its result.
 func callHandler(store *wasmtime.Store, handler *wasmtime.Func) (int32, error) {
+	if fastOK {
+		return fastCall(store, handler, 1)
+	}
 	v, err := handler.Call(store)
 	if err != nil {
 		return 0, err

@@ -1,0 +1,71 @@
+package engine
+
+import (
+	"context"
+	"runtime"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// BenchmarkEchoPerCall is one call of the echo fixture as the server makes
+// it: a request-sized event and a caller context that can be cancelled. It
+// reports the process's CPU per call (user and system), which, unlike wall
+// time, a busy machine does not inflate much.
+func BenchmarkEchoPerCall(b *testing.B) {
+	e := newEngine(b, Config{})
+	m := load(b, e, "echo")
+	in := make([]byte, 400)
+	for i := range in {
+		in[i] = 'a'
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var r0, r1 syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &r0)
+	n := 0
+	for b.Loop() {
+		if res := e.Run(ctx, m, in, Limits{}, nil); res.Status != StatusSuccess {
+			b.Fatal(res.Err)
+		}
+		n++
+	}
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &r1)
+	tv := func(t syscall.Timeval) time.Duration { return time.Duration(t.Nano()) }
+	b.ReportMetric(float64(tv(r1.Utime)-tv(r0.Utime))/float64(n), "user-ns/op")
+	b.ReportMetric(float64(tv(r1.Stime)-tv(r0.Stime))/float64(n), "sys-ns/op")
+}
+
+// TestFastPathInUse fails when a wasmtime-go upgrade changed a layout
+// fastcall.go relies on, so calls went back to the slower wasmtime-go path.
+func TestFastPathInUse(t *testing.T) {
+	if !fastOK {
+		t.Fatal("fastcall.go's layouts no longer match wasmtime-go's types; calls take the plain path")
+	}
+}
+
+// TestEchoCgoCalls bounds the crossings into C of one call of the echo
+// fixture (instance, three host calls, close): 66 through wasmtime-go's
+// methods, fewer through fastcall.go. The engine's epoch ticker also calls
+// into C, so the least of several calls counts.
+func TestEchoCgoCalls(t *testing.T) {
+	e := newEngine(t, Config{})
+	m := load(t, e, "echo")
+	in := make([]byte, 400)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	least := int64(1 << 30)
+	for range 20 {
+		n0 := runtime.NumCgoCall()
+		if res := e.Run(ctx, m, in, Limits{}, nil); res.Status != StatusSuccess {
+			t.Fatal(res.Err)
+		}
+		least = min(least, runtime.NumCgoCall()-n0)
+	}
+	t.Logf("cgo calls per call: %d", least)
+	if least > echoCgoCallsMax {
+		t.Fatalf("%d cgo calls per call of the echo, want at most %d", least, echoCgoCallsMax)
+	}
+}
+
+const echoCgoCallsMax = 40
