@@ -10,13 +10,17 @@ import (
 
 // TestHostileRunTextNeverWedgesASchedule: a run whose error or output holds
 // NUL or invalid UTF-8 still ends (failed or succeeded, never left running),
-// so the ticks after it run instead of being skipped as overlapping, and
-// each run's invocation is recorded.
+// so the ticks queued after it run, and each run's invocation is recorded.
 func TestHostileRunTextNeverWedgesASchedule(t *testing.T) {
 	t.Parallel()
 	e := startNode(t)
-	e.MustDeploy("nulerr", wat(t, watfix.HostileText(1)), schedule("* * * * * *"))
-	e.MustDeploy("nulout", wat(t, watfix.HostileText(0)), schedule("* * * * * *"))
+	// Overlap "queue": every tick must run, so a run left running would
+	// hold the ticks after it pending for ever. Under "skip" a run still
+	// going after a second on a loaded machine has the next tick skipped,
+	// which is the policy working, not a wedged schedule.
+	queue := map[string]any{"overlap": "queue"}
+	e.MustDeploy("nulerr", wat(t, watfix.HostileText(1)), schedule("* * * * * *", queue))
+	e.MustDeploy("nulout", wat(t, watfix.HostileText(0)), schedule("* * * * * *", queue))
 	for fn, state := range map[string]string{"nulerr": "failed", "nulout": "succeeded"} {
 		waitFor(t, 15*time.Second, "three ended runs of "+fn, func() bool { return count(runs(t, e, fn), state) >= 3 })
 		rs := runsWhere(t, e, fn, "r.state NOT IN ('pending', 'running')")
