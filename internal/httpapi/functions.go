@@ -77,6 +77,9 @@ func (a *API) deploy(w http.ResponseWriter, r *http.Request) error {
 	// artifact for the other nodes, all before the version exists: no
 	// node compiles it again, and no call waits for a compile.
 	hash := registry.Hash(wasm)
+	// The module's bytes are written while it compiles (StartDeploy).
+	pending := a.cfg.Registry.StartDeploy(r.Context(), in)
+	defer pending.Abort()
 	if err := a.cfg.Invoker.Prepare(r.Context(), hash, func() ([]byte, error) { return wasm, nil }); err != nil {
 		if errors.Is(err, engine.ErrInvalidModule) {
 			return badRequest("invalid_module", "%s", strings.TrimPrefix(err.Error(), "loading module "+hash+": "))
@@ -88,7 +91,7 @@ func (a *API) deploy(w http.ResponseWriter, r *http.Request) error {
 	}
 	wait := a.cfg.Propagation.Expect(name)
 	defer wait.Close()
-	d, err := a.cfg.Registry.Deploy(r.Context(), in)
+	d, err := pending.Commit(r.Context())
 	if err != nil {
 		return registryError(err, name)
 	}

@@ -106,10 +106,98 @@ func (s *Store) Deploy(ctx context.Context, in DeployInput) (Deployed, error) {
 // with it.
 func (s *Store) DeployTx(ctx context.Context, tx pgx.Tx, in DeployInput) (Deployed, error) {
 	hash := Hash(in.Wasm)
-	if _, err := tx.Exec(ctx, `INSERT INTO aerofn.modules (hash, bytes, size) VALUES ($1, $2, $3) ON CONFLICT (hash) DO NOTHING`,
-		hash, in.Wasm, len(in.Wasm)); err != nil {
-		return Deployed{}, fmt.Errorf("storing module: %w", err)
+	if err := storeModule(ctx, tx, hash, in.Wasm); err != nil {
+		return Deployed{}, err
 	}
+	return s.addVersion(ctx, tx, in, hash)
+}
+
+func storeModule(ctx context.Context, tx pgx.Tx, hash string, wasm []byte) error {
+	if _, err := tx.Exec(ctx, `INSERT INTO aerofn.modules (hash, bytes, size) VALUES ($1, $2, $3) ON CONFLICT (hash) DO NOTHING`,
+		hash, wasm, len(wasm)); err != nil {
+		return fmt.Errorf("storing module: %w", err)
+	}
+	return nil
+}
+
+// PendingDeploy is a deploy whose module is being stored while the caller
+// prepares it (StartDeploy).
+type PendingDeploy struct {
+	s    *Store
+	in   DeployInput
+	hash string
+	done chan struct{} // closed once tx and err are set
+	tx   pgx.Tx
+	err  error
+	over bool // committed or aborted
+}
+
+// StartDeploy begins the deploy of in: it stores the module's bytes in a
+// transaction of its own, in the background, while the caller prepares the
+// module (validates and compiles it, which takes seconds for a Go guest).
+// Writing a Go guest's 3-4 MB into aerofn.modules (compressed by
+// PostgreSQL, TOASTed, logged) took 0.15-2 s, which a deploy paid after
+// its compile when Deploy wrote them; see docs/RATIONALE.md, "Storing
+// the module while it compiles". Commit then adds the version in the same
+// transaction and commits; Abort rolls it back, so a deploy that fails
+// leaves no module behind. One of them must be called (Abort after Commit
+// does nothing, so it can be deferred).
+func (s *Store) StartDeploy(ctx context.Context, in DeployInput) *PendingDeploy {
+	p := &PendingDeploy{s: s, in: in, hash: Hash(in.Wasm), done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		tx, err := s.pool.Begin(ctx)
+		if err != nil {
+			p.err = fmt.Errorf("storing module: %w", err)
+			return
+		}
+		if err := storeModule(ctx, tx, p.hash, in.Wasm); err != nil {
+			tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // the insert's error is the one to report
+			p.err = err
+			return
+		}
+		p.tx = tx
+	}()
+	return p
+}
+
+// Commit waits for the module to be stored, adds the version (as Deploy
+// does) and commits.
+func (p *PendingDeploy) Commit(ctx context.Context) (Deployed, error) {
+	<-p.done
+	if p.over {
+		return Deployed{}, errors.New("deploy already committed or aborted")
+	}
+	p.over = true
+	if p.err != nil {
+		return Deployed{}, p.err
+	}
+	out, err := p.s.addVersion(ctx, p.tx, p.in, p.hash)
+	if err != nil {
+		p.tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // err is the one to report
+		return Deployed{}, err
+	}
+	if err := p.tx.Commit(ctx); err != nil {
+		return Deployed{}, fmt.Errorf("committing deploy of %s: %w", p.in.Name, err)
+	}
+	return out, nil
+}
+
+// Abort rolls the deploy back, once its module's insert has ended; after
+// Commit it does nothing.
+func (p *PendingDeploy) Abort() {
+	<-p.done
+	if p.over {
+		return
+	}
+	p.over = true
+	if p.tx != nil {
+		p.tx.Rollback(context.Background()) //nolint:errcheck // nothing was committed either way
+	}
+}
+
+// addVersion is DeployTx once the module is stored.
+func (s *Store) addVersion(ctx context.Context, tx pgx.Tx, in DeployInput, hash string) (Deployed, error) {
 	// Lock the function row (if any) so concurrent deploys number versions in turn.
 	var (
 		id      string

@@ -203,3 +203,88 @@ func TestHooksShareTheTransaction(t *testing.T) {
 		}
 	}
 }
+
+// TestStartDeployStoresTheModuleBeforeCommit: StartDeploy writes the
+// module's bytes at once, in a transaction of its own, while the caller
+// prepares the module; nothing is visible until Commit, which adds the
+// version in that transaction. Before StartDeploy, the bytes were written
+// only once the compile had ended.
+func TestStartDeployStoresTheModuleBeforeCommit(t *testing.T) {
+	ctx := context.Background()
+	s, pool := newStore(t)
+	wasm := []byte("module started early")
+	p := s.StartDeploy(ctx, DeployInput{Name: "early", Wasm: wasm})
+	defer p.Abort()
+	// The insert has run and its transaction waits for Commit.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var n int
+		dbtest.Must(t, pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+			AND state = 'idle in transaction' AND query LIKE 'INSERT INTO aerofn.modules%'`).Scan(&n), "reading pg_stat_activity")
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no transaction holds the module's insert before Commit")
+		}
+		time.Sleep(5 * time.Millisecond) // polling an observable state, not ordering events
+	}
+	if _, err := s.ModuleBytes(ctx, Hash(wasm)); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("module visible before Commit: %v", err)
+	}
+	if _, err := s.Get(ctx, "early"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("function visible before Commit: %v", err)
+	}
+	d, err := p.Commit(ctx)
+	dbtest.Must(t, err, "committing")
+	if d.Version != 1 || !d.Created || d.WasmHash != Hash(wasm) || d.Function.WasmHash != Hash(wasm) {
+		t.Fatalf("Commit = %+v", d)
+	}
+	b, err := s.ModuleBytes(ctx, Hash(wasm))
+	dbtest.Must(t, err, "reading module")
+	if string(b) != string(wasm) {
+		t.Fatalf("module bytes = %q", b)
+	}
+	if _, err := p.Commit(ctx); err == nil {
+		t.Fatal("a second Commit succeeded")
+	}
+	p.Abort() // after Commit: nothing
+	if f, err := s.Get(ctx, "early"); err != nil || f.Version != 1 {
+		t.Fatalf("after Abort following Commit: %+v, %v", f, err)
+	}
+}
+
+// TestStartDeployAbortLeavesNothing: a deploy aborted (its module failed
+// to prepare) stores neither the module nor a version, and frees its
+// connection.
+func TestStartDeployAbortLeavesNothing(t *testing.T) {
+	ctx := context.Background()
+	s, pool := newStore(t)
+	wasm := []byte("module aborted")
+	p := s.StartDeploy(ctx, DeployInput{Name: "aborted", Wasm: wasm})
+	p.Abort()
+	p.Abort()
+	if _, err := s.ModuleBytes(ctx, Hash(wasm)); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("module of an aborted deploy: %v", err)
+	}
+	if _, err := s.Get(ctx, "aborted"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("function of an aborted deploy: %v", err)
+	}
+	if _, err := p.Commit(ctx); err == nil {
+		t.Fatal("Commit after Abort succeeded")
+	}
+	// Every connection went back to the pool (the pool holds 4).
+	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var conns []*pgxpool.Conn
+	for range 4 {
+		c, err := pool.Acquire(actx)
+		dbtest.Must(t, err, "acquiring")
+		conns = append(conns, c)
+	}
+	for _, c := range conns {
+		c.Release()
+	}
+	// A deploy of the same module afterwards stores it.
+	deploy(t, s, DeployInput{Name: "aborted", Wasm: wasm})
+}
