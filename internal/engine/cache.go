@@ -236,10 +236,15 @@ func (e *Engine) load(hash string, src Source, compiling chan struct{}) (mod *Mo
 	}
 	var tr *tierRequest
 	if src.Cheap && !e.cfg.DisablePreinit {
-		tr = new(tierRequest)
+		tr = &tierRequest{path: e.cheapPath(hash)}
 		ctx = context.WithValue(ctx, tierKey{}, tr)
 	}
 	m, info, err := e.compileModule(ctx, b)
+	if tr != nil && tr.tmp != "" && (err != nil || tr.mod != m) {
+		// The cheap compile's file, of a snapshot refused after all.
+		os.Remove(tr.tmp)
+		tr.tmp = ""
+	}
 	if err != nil && ctx.Err() != nil {
 		return nil, fmt.Errorf("loading module %s: %w: %w", hash, ErrNotCompiled, context.Cause(ctx))
 	}
@@ -249,12 +254,8 @@ func (e *Engine) load(hash string, src Source, compiling chan struct{}) (mod *Mo
 	e.compiles.Add(1)
 	if tr != nil && tr.mod == m {
 		e.cheapCompiles.Add(1)
-		if cp := e.cheapPath(hash); cp != "" {
-			if tmp, err := writeTemp(cp, tr.art); err != nil {
-				e.diskWriteErrors.Add(1)
-			} else {
-				e.persistLater(tmp, cp)
-			}
+		if tr.tmp != "" {
+			e.persistLater(tr.tmp, tr.path)
 		}
 		return &Module{hash: hash, m: m, info: info, tier: TierCheap, snap: tr.snap}, nil
 	}

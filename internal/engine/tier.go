@@ -108,9 +108,11 @@ func (e *Engine) CheapFingerprint() string {
 // tierRequest carries a Load's request for the cheap tier through
 // compileModule to the snapshot's compile, and what that compile made.
 type tierRequest struct {
+	path string           // where the artifact goes (cheapPath); "" none
 	mod  *wasmtime.Module // the cheap module, deserialized into the Engine
 	snap []byte           // the snapshot it was compiled from
 	art  []byte           // its artifact
+	tmp  string           // the unsynced file mod is mapped from; "" none
 }
 
 type tierKey struct{}
@@ -131,9 +133,25 @@ func (e *Engine) compileSnapshot(ctx context.Context, snap []byte) (*wasmtime.Mo
 	if err != nil {
 		return nil, fmt.Errorf("serializing the cheap compile: %w", err)
 	}
-	m, err := wasmtime.NewModuleDeserialize(e.wt, art)
-	if err != nil {
-		return nil, fmt.Errorf("loading the cheap compile: %w", err)
+	// Written to its file first and mapped from it, as a fetched artifact
+	// is (loadArtifact): no copy of the ~20 MiB into the Engine, and the
+	// memory image is mapped from the file rather than copied into a new
+	// one when the module is first instantiated.
+	var m *wasmtime.Module
+	if req.path != "" {
+		if tmp, err := writeTemp(req.path, art); err != nil {
+			e.diskWriteErrors.Add(1)
+		} else if m, err = wasmtime.NewModuleDeserializeFile(e.wt, tmp); err != nil {
+			os.Remove(tmp)
+			return nil, fmt.Errorf("loading the cheap compile: %w", err)
+		} else {
+			req.tmp = tmp
+		}
+	}
+	if m == nil {
+		if m, err = wasmtime.NewModuleDeserialize(e.wt, art); err != nil {
+			return nil, fmt.Errorf("loading the cheap compile: %w", err)
+		}
 	}
 	req.mod, req.snap, req.art = m, snap, art
 	return m, nil

@@ -5,10 +5,15 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/bytecodealliance/wasmtime-go/v39"
 )
 
 // A cheap load serves at once, Optimize swaps the optimised compile in
@@ -211,6 +216,110 @@ func TestMeasureTierLoad(t *testing.T) {
 			}
 			t.Logf("round %d cheap load %v, then Optimize %v", r, load, cpuNow()-c0)
 			e.Close()
+		}
+	}
+}
+
+// A cheap load maps its module from the artifact it writes to the cache
+// directory, as a load of a fetched artifact does, rather than copying
+// the artifact into the engine: the file is mapped (the memory image
+// included) and no other copy is made. Without a cache directory the
+// module is deserialized from the bytes, and a snapshot refused after its
+// cheap compile leaves no file behind.
+func TestCheapCompileMapsItsArtifactFile(t *testing.T) {
+	wasm := fixture(t, "init")
+	dir := t.TempDir()
+	e := newEngine(t, Config{CacheDir: dir, ElideBoundsChecks: true, PoolSlots: 4})
+	m, err := e.LoadFrom("mapped1", Source{Wasm: func() ([]byte, error) { return wasm, nil }, Cheap: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Tier() != TierCheap {
+		t.Fatalf("tier %v, want cheap", m.Tier())
+	}
+	wantStatus(t, run(t, e, m, "", Limits{}, nil), StatusSuccess)
+	maps, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		t.Skip("no /proc/self/maps:", err)
+	}
+	cheap := filepath.Base(e.cheapPath("mapped1"))
+	found := false
+	for _, line := range strings.Split(string(maps), "\n") {
+		if strings.Contains(line, dir) && strings.Contains(line, cheap) {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("no mapping of %s in %s", cheap, dir)
+	}
+	if err := e.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(e.cheapPath("mapped1")); err != nil {
+		t.Fatalf("the cheap artifact was not named: %v", err)
+	}
+
+	// No cache directory: from the bytes.
+	n := newEngine(t, Config{ElideBoundsChecks: true, PoolSlots: 4})
+	mn, err := n.LoadFrom("mapped2", Source{Wasm: func() ([]byte, error) { return wasm, nil }, Cheap: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mn.Tier() != TierCheap {
+		t.Fatalf("without a cache directory: tier %v, want cheap", mn.Tier())
+	}
+	wantStatus(t, run(t, n, mn, "", Limits{}, nil), StatusSuccess)
+}
+
+// TestMeasureCheapMapping compares the two ways a cheap compile's artifact
+// can become the Engine's module, interleaved, CPU of the process and wall
+// time per round, writing the artifact to the cache directory and priming
+// (the first instantiation) included: deserialized from the bytes (as
+// before), or mapped from the file written (compileSnapshot now). AEROFN_MEASURE_CHEAP_MAP=rounds.
+func TestMeasureCheapMapping(t *testing.T) {
+	rounds, _ := strconv.Atoi(os.Getenv("AEROFN_MEASURE_CHEAP_MAP"))
+	if rounds <= 0 {
+		t.Skip("AEROFN_MEASURE_CHEAP_MAP not set")
+	}
+	wasm := goGuest(t, "hello")
+	dir := t.TempDir()
+	e := newEngine(t, Config{CacheDir: dir, ElideBoundsChecks: true, PoolSlots: 16})
+	if _, err := e.LoadFrom("src", Source{Wasm: func() ([]byte, error) { return wasm, nil }, Cheap: true}); err != nil {
+		t.Fatal(err)
+	}
+	art, tier, err := e.ArtifactOf("src")
+	if err != nil || tier != TierCheap {
+		t.Fatal(tier, err)
+	}
+	info, err := checkModule(e.current("src").m, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for r := range rounds {
+		for _, mapped := range []bool{r%2 == 0, r%2 != 0} {
+			runtime.GC()
+			c0, w0 := cpuNow(), time.Now()
+			var m *wasmtime.Module
+			if mapped {
+				tmp, err := writeTemp(filepath.Join(dir, fmt.Sprintf("r%d.cwasm", r)), art)
+				if err != nil {
+					t.Fatal(err)
+				}
+				m, err = wasmtime.NewModuleDeserializeFile(e.wt, tmp)
+				if err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				if m, err = wasmtime.NewModuleDeserialize(e.wt, art); err != nil {
+					t.Fatal(err)
+				}
+				// The artifact was written to the cache directory all the same.
+				if _, err := writeTemp(filepath.Join(dir, fmt.Sprintf("r%d.cwasm", r)), art); err != nil {
+					t.Fatal(err)
+				}
+			}
+			e.prime(&Module{hash: fmt.Sprintf("r%d%v", r, mapped), m: m, info: info, tier: TierCheap})
+			t.Logf("round %d mapped=%v: CPU %v wall %v", r, mapped, cpuNow()-c0, time.Since(w0))
 		}
 	}
 }
