@@ -111,7 +111,6 @@ type tierRequest struct {
 	path string           // where the artifact goes (cheapPath); "" none
 	mod  *wasmtime.Module // the cheap module, deserialized into the Engine
 	snap []byte           // the snapshot it was compiled from
-	art  []byte           // its artifact
 	tmp  string           // the unsynced file mod is mapped from; "" none
 }
 
@@ -138,6 +137,12 @@ func (e *Engine) compileSnapshot(ctx context.Context, snap []byte) (*wasmtime.Mo
 	// memory image is mapped from the file rather than copied into a new
 	// one when the module is first instantiated.
 	var m *wasmtime.Module
+	if req.tmp != "" {
+		// An earlier attempt of this load (the module with memory.grow
+		// guarded, before the one without) whose snapshot was refused.
+		os.Remove(req.tmp)
+		req.tmp = ""
+	}
 	if req.path != "" {
 		if tmp, err := writeTemp(req.path, art); err != nil {
 			e.diskWriteErrors.Add(1)
@@ -153,7 +158,7 @@ func (e *Engine) compileSnapshot(ctx context.Context, snap []byte) (*wasmtime.Mo
 			return nil, fmt.Errorf("loading the cheap compile: %w", err)
 		}
 	}
-	req.mod, req.snap, req.art = m, snap, art
+	req.mod, req.snap = m, snap
 	return m, nil
 }
 
