@@ -38,9 +38,9 @@ step.
 	              ► snapshot: memory → data segments, globals → initialisers,
 	                no _initialize export ► compile the snapshot (the one
 	                compile) ► check ABI
-	                (Source.Cheap: compiled cheaply on the tier engine and
-	                deserialized into this one, written as
-	                <hash>.v2.preinit.cheap.cwasm; the module is TierCheap
+	                (Source.Cheap: compiled cheaply on the tier engine,
+	                written as <hash>.v2.preinit.cheap.cwasm and mapped
+	                from that file into this one; the module is TierCheap
 	                and keeps the snapshot for Optimize)
 	              a step fails: the module is compiled as it is and runs
 	              _initialize per call

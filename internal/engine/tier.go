@@ -21,8 +21,9 @@ import (
 // its single-pass register allocator. A Load whose Source asks for it
 // (Source.Cheap: the server's deploy, rollback and enable) compiles the
 // snapshot the cheap way, on a compile-only wasmtime engine (tierEngine)
-// whose tunables are the Engine's own, and deserializes the result into
-// the Engine: wasmtime's compatibility check ignores the optimisation
+// whose tunables are the Engine's own, writes the result to the cache
+// directory and maps it from there into the Engine (from the bytes when
+// there is no cache directory): wasmtime's compatibility check ignores the optimisation
 // level and the register allocator, which change the code's speed, not
 // its behaviour, and checks every tunable (memory reservation, guard,
 // copy-on-write images, epochs), so the cheap artifact runs in the
