@@ -145,6 +145,7 @@ func (e *Engine) adopt(m *Module, store *wasmtime.Store, box *storeBox, inst *wa
 		e.idle = list.New()
 	}
 	img := e.images[m]
+	cloned := false
 	if img == nil {
 		// A fresh instance holds the snapshot, whichever slot it is in.
 		img = &reuseImage{mem: bytes.Clone(data)}
@@ -152,11 +153,23 @@ func (e *Engine) adopt(m *Module, store *wasmtime.Store, box *storeBox, inst *wa
 			img.values = append(img.values, g.Get(store))
 		}
 		e.images[m] = img
+		cloned = true
 	} else if len(img.mem) != len(data) {
 		return nil
 	}
 	if !m.imageMapped.Load() && w.scan.mappedFromFile(data) {
 		m.imageMapped.Store(true)
+	}
+	if cloned && m.imageMapped.Load() {
+		// Reading the whole memory for the image made every page of it
+		// present in this instance's page tables, and each reset's scan
+		// pays for every present page (it looks at each one's struct
+		// page to tell the image's from private copies): 864 pages
+		// instead of the hundred or so a call of a Go guest touches.
+		// Nothing has written to the instance yet, so dropping the
+		// pages brings back the same content (the image file below, or
+		// zeros), and later calls fault in only what they touch.
+		dropUntouched(w.scan, data)
 	}
 	img.live++
 	w.img = img
@@ -387,6 +400,15 @@ func (ps *pageScan) mappedFromFile(mem []byte) bool {
 		from = end
 	}
 	return false
+}
+
+// dropUntouched drops the pages of mem, a fresh instance's memory mapped
+// from its image, when none of them holds a private copy: they then read
+// what the mapping below holds, as they did, without being present.
+func dropUntouched(ps *pageScan, mem []byte) {
+	if dirty, ok := ps.privatePages(mem, 0); ok && len(dirty) == 0 && len(mem) > 0 {
+		_ = madviseDontNeed(mem)
+	}
 }
 
 func madviseDontNeed(b []byte) error {

@@ -107,3 +107,39 @@ func TestReuseScriptGlobals(t *testing.T) {
 		t.Fatalf("%d of 4 calls reused an instance, want 3", r)
 	}
 }
+
+// The instance a module's image was read from (the one priming keeps for
+// the first call) is left with no page of its memory present, as any other
+// fresh instance: each reset scans every present page, and reading the
+// image made them all present (864 pages of a Go guest, where a call
+// touches about 230). Its calls still start from the snapshot.
+func TestReuseImageInstanceDropsItsPages(t *testing.T) {
+	if pagemapFD() < 0 {
+		t.Skip("PAGEMAP_SCAN is not available on this kernel")
+	}
+	e := goEngine(t, Config{PoolSlots: 2})
+	m := loadBytes(t, e, "goguest", goGuest(t, "goguest"))
+	if !m.imageMapped.Load() {
+		t.Skip("the image is not mapped from the compiled artifact here")
+	}
+	w := e.takeWarm(m)
+	if w == nil {
+		t.Fatal("no primed instance")
+	}
+	data := w.mem.UnsafeData(w.store)
+	present, _, err := w.scan.scan(data, 0, 0, 0, pageIsPresent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(present) != 0 {
+		t.Errorf("%d regions of the primed instance's memory present, first %v; want none", len(present), present[0])
+	}
+	e.finish(w, true)
+	for range 3 {
+		res := run(t, e, m, `{"trigger":"http","body":{"do":"state"}}`, Limits{}, nil)
+		wantStatus(t, res, StatusSuccess)
+		if !strings.Contains(string(res.Output), `"calls":1,`) {
+			t.Fatalf("output %s: state crossed calls", res.Output)
+		}
+	}
+}
