@@ -1,7 +1,9 @@
 package aerofn
 
 import (
+	"bytes"
 	"encoding/json"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -201,5 +203,100 @@ func TestEventRepeatedValues(t *testing.T) {
 	var ev Event
 	if err := json.Unmarshal([]byte(`{"trigger":"http","headers":{"a":"b"},"query":{"x":"1"}}`), &ev); err != nil || ev.Header("a") != "b" || ev.Query.Get("x") != "1" {
 		t.Errorf("without the lists: %+v %v", ev, err)
+	}
+}
+
+// serverEvent is an event as internal/httpapi builds it for a POST: every
+// header and parameter twice, first values and all values.
+const serverEvent = `{"trigger":"http","method":"POST","path":"/hello","headers":{"accept":"*/*","content-length":"16","content-type":"application/json","user-agent":"wrk"},"query":{},"headers_all":{"accept":["*/*"],"content-length":["16"],"content-type":["application/json"],"user-agent":["wrk"]},"query_all":{},"body":{"name":"World"},"user_id":null,"role":"anon","request_id":"0192a3b4-c5d6-7e8f-9012-3456789abcde"}`
+
+// valuesTwice decodes headers and query the way the SDK did before it
+// decoded only the winning member: every member as it comes.
+func valuesTwice(data []byte) (headers, query Values, err error) {
+	err = eachMember(data, func(key string, raw []byte) error {
+		var err error
+		switch key {
+		case "headers":
+			if headers == nil {
+				headers, err = decodeValues(raw)
+			}
+		case "query":
+			if query == nil {
+				query, err = decodeValues(raw)
+			}
+		case "headers_all":
+			var v Values
+			if v, err = decodeValues(raw); err == nil && v != nil {
+				headers = v
+			}
+		case "query_all":
+			var v Values
+			if v, err = decodeValues(raw); err == nil && v != nil {
+				query = v
+			}
+		}
+		return err
+	})
+	return headers, query, err
+}
+
+// Decoding only the member that wins gives the maps and the failures that
+// decoding every member did, in every order and shape; and it allocates
+// less for the event the server sends.
+func TestEventValuesOnce(t *testing.T) {
+	shapes := []string{`{"a":"1"}`, `{"a":["1","2"]}`, `{}`, `null`, `"x"`, `[1]`, `3`}
+	for _, k1 := range []string{"headers", "headers_all", "query", "query_all"} {
+		for _, k2 := range []string{"headers", "headers_all", "query", "query_all"} {
+			for _, v1 := range shapes {
+				for _, v2 := range shapes {
+					in := []byte(`{"` + k1 + `":` + v1 + `,"` + k2 + `":` + v2 + `}`)
+					var ev Event
+					err := ev.decode(bytes.Clone(in))
+					h, q, wantErr := valuesTwice(in)
+					if (err == nil) != (wantErr == nil) {
+						t.Fatalf("%s: error %v, decoding every member %v", in, err, wantErr)
+					}
+					if err == nil && (!reflect.DeepEqual(ev.Headers, h) || !reflect.DeepEqual(ev.Query, q)) {
+						t.Fatalf("%s: headers %v query %v, decoding every member %v %v", in, ev.Headers, ev.Query, h, q)
+					}
+				}
+			}
+		}
+	}
+
+	// The first-values members cost nothing to decode when the lists
+	// follow them, beyond their two keys' strings (eachMember makes one
+	// for every key).
+	full := []byte(serverEvent)
+	lists := []byte(`{"trigger":"http","method":"POST","path":"/hello","headers_all":{"accept":["*/*"],"content-length":["16"],"content-type":["application/json"],"user-agent":["wrk"]},"query_all":{},"body":{"name":"World"},"user_id":null,"role":"anon","request_id":"0192a3b4-c5d6-7e8f-9012-3456789abcde"}`)
+	var ev Event
+	got := testing.AllocsPerRun(100, func() { ev.decode(full) })
+	want := testing.AllocsPerRun(100, func() { ev.decode(lists) })
+	if got > want+2 {
+		t.Errorf("decoding the server's event: %.0f allocations, without its first-values members %.0f", got, want)
+	}
+	ev.decode(full)
+	if len(ev.Headers["user-agent"]) != 1 || ev.Query == nil {
+		t.Errorf("headers %v query %v", ev.Headers, ev.Query)
+	}
+}
+
+// Decoding the event the server sends allocates for its values, not for
+// the names of its members and headers nor a slice per header: every
+// allocation is guest time in each call (19 here, 21 with -race; 35-36
+// with interned names and one array for the values undone).
+func TestEventDecodeAllocs(t *testing.T) {
+	data := []byte(serverEvent)
+	var ev Event
+	if n := testing.AllocsPerRun(100, func() { ev.decode(data) }); n > 25 {
+		t.Errorf("decoding the server's event: %.0f allocations, want at most 25", n)
+	}
+	if got := ev.Headers["content-type"]; len(got) != 1 || got[0] != "application/json" {
+		t.Errorf("content-type %q", got)
+	}
+	// A window of the shared array cannot be appended into its neighbour.
+	ev.Headers["accept"] = append(ev.Headers["accept"], "x")
+	if got := ev.Headers["content-length"]; len(got) != 1 || got[0] != "16" {
+		t.Errorf("content-length %q after an append to accept", got)
 	}
 }

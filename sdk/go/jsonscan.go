@@ -303,6 +303,53 @@ func containsByte(b []byte, c byte) bool {
 	return false
 }
 
+// keyString is unquote for an object key. The event's member names and
+// the headers every request carries come back as constants, without the
+// allocation unquote makes: a call's event has a dozen of each, and the
+// guest's allocator is a tenth of its time. (The comparison does not
+// allocate: the compiler switches on the bytes themselves.)
+func keyString(tok []byte) string {
+	switch string(tok[1 : len(tok)-1]) {
+	case "trigger":
+		return "trigger"
+	case "method":
+		return "method"
+	case "path":
+		return "path"
+	case "headers":
+		return "headers"
+	case "query":
+		return "query"
+	case "headers_all":
+		return "headers_all"
+	case "query_all":
+		return "query_all"
+	case "body":
+		return "body"
+	case "body_encoding":
+		return "body_encoding"
+	case "user_id":
+		return "user_id"
+	case "role":
+		return "role"
+	case "request_id":
+		return "request_id"
+	case "accept":
+		return "accept"
+	case "accept-encoding":
+		return "accept-encoding"
+	case "authorization":
+		return "authorization"
+	case "content-length":
+		return "content-length"
+	case "content-type":
+		return "content-type"
+	case "user-agent":
+		return "user-agent"
+	}
+	return unquote(tok)
+}
+
 // eachMember calls f with the unquoted key and raw value of every member of
 // the object at the start of b. A JSON null calls nothing.
 func eachMember(b []byte, f func(key string, raw []byte) error) error {
@@ -344,7 +391,7 @@ func eachMember(b []byte, f func(key string, raw []byte) error) error {
 			if err != nil {
 				return err
 			}
-			if err := f(unquote(key), b[vs:ve]); err != nil {
+			if err := f(keyString(key), b[vs:ve]); err != nil {
 				return err
 			}
 			i = skipSpace(b, ve)

@@ -35,20 +35,24 @@ func decodeValues(raw []byte) (Values, error) {
 		return nil, nil
 	}
 	out := make(Values)
+	// Every name's values are capped windows of one array, instead of a
+	// slice each: an append to one still copies, as to a slice of its own.
+	all := make([]string, 0, 8)
 	err := eachMember(raw, func(key string, val []byte) error {
 		if val[0] != '[' {
 			if val[0] == 'n' {
 				out[key] = nil
 			} else {
-				out[key] = []string{valueText(val)}
+				all = append(all, valueText(val))
+				out[key] = all[len(all)-1 : len(all) : len(all)]
 			}
 			return nil
 		}
-		vs := []string{}
+		start := len(all)
 		err := eachElement(val, func(elem []byte) {
-			vs = append(vs, valueText(elem))
+			all = append(all, valueText(elem))
 		})
-		out[key] = vs
+		out[key] = all[start:len(all):len(all)]
 		return err
 	})
 	if err != nil {
