@@ -134,8 +134,19 @@ var (
 		plainCopy(reflect.TypeOf(wasmtime.Func{}), unsafe.Sizeof(C.aerofn_func{})) &&
 		plainCopy(reflect.TypeOf(wasmtime.Memory{}), unsafe.Sizeof(C.aerofn_memory{})) &&
 		plainCopy(reflect.TypeOf(wasmtime.Instance{}), unsafe.Sizeof(C.aerofn_instance{})) &&
-		onlyPointer(reflect.TypeOf(wasmtime.Trap{}), "_ptr") && onlyPointer(reflect.TypeOf(wasmtime.Error{}), "_ptr")
+		onlyPointer(reflect.TypeOf(wasmtime.Trap{}), "_ptr") && onlyPointer(reflect.TypeOf(wasmtime.Error{}), "_ptr") &&
+		externSizeOK(reflect.TypeOf(wasmtime.Extern{}))
 )
+
+// externSizeOK: wasmtime_instance_export_get writes a whole
+// wasmtime_extern_t into aerofn_extern on the C stack, so the two must be
+// the same size; wasmtime-go's Extern points to the real one.
+func externSizeOK(t reflect.Type) bool {
+	if t.NumField() != 1 || t.Field(0).Type.Kind() != reflect.Pointer {
+		return false
+	}
+	return t.Field(0).Type.Elem().Size() == unsafe.Sizeof(C.aerofn_extern{})
+}
 
 func ptrField(t reflect.Type, name string) ([]int, bool) {
 	f, ok := t.FieldByName(name)

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"reflect"
 	"runtime"
 	"syscall"
 	"testing"
@@ -41,6 +42,20 @@ func BenchmarkEchoPerCall(b *testing.B) {
 func TestFastPathInUse(t *testing.T) {
 	if !fastOK {
 		t.Fatal("fastcall.go's layouts no longer match wasmtime-go's types; calls take the plain path")
+	}
+}
+
+// TestExternSizeChecked: a wasmtime-go whose extern differs in size from
+// fastcall.go's turns the fast path off instead of letting C write past it.
+func TestExternSizeChecked(t *testing.T) {
+	type same struct{ _ptr *[32]byte }
+	type grown struct{ _ptr *[40]byte }
+	type notPtr struct{ _ptr [32]byte }
+	if !externSizeOK(reflect.TypeOf(same{})) {
+		t.Fatal("an extern of 32 bytes refused")
+	}
+	if externSizeOK(reflect.TypeOf(grown{})) || externSizeOK(reflect.TypeOf(notPtr{})) {
+		t.Fatal("a grown or unexpected extern accepted")
 	}
 }
 

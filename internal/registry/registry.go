@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -57,10 +58,19 @@ type Store struct {
 	pool       *pgxpool.Pool
 	hooks      []Hook
 	validators map[string]TriggerValidator
+	// early bounds the deploys whose module is stored while it compiles
+	// (StartDeploy): each holds a connection for the whole compile, and a
+	// compile needs connections of its own (the artifact store), so
+	// without a bound enough concurrent deploys would hold the whole pool
+	// and wait on it forever. A deploy that finds no room stores its
+	// module at Commit, as before.
+	early chan struct{}
 }
 
 // New returns a Store.
-func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+func New(pool *pgxpool.Pool) *Store {
+	return &Store{pool: pool, early: make(chan struct{}, max(1, int(pool.Config().MaxConns)/4))}
+}
 
 // Hash is the hex SHA-256 of module bytes.
 func Hash(wasm []byte) string {
@@ -123,13 +133,15 @@ func storeModule(ctx context.Context, tx pgx.Tx, hash string, wasm []byte) error
 // PendingDeploy is a deploy whose module is being stored while the caller
 // prepares it (StartDeploy).
 type PendingDeploy struct {
-	s    *Store
-	in   DeployInput
-	hash string
-	done chan struct{} // closed once tx and err are set
-	tx   pgx.Tx
-	err  error
-	over bool // committed or aborted
+	s     *Store
+	in    DeployInput
+	hash  string
+	early bool          // the module is stored in tx ahead of Commit
+	done  chan struct{} // closed once tx and err are set
+	tx    pgx.Tx
+	err   error
+	over  bool // Commit or Abort was called
+	end   sync.Once
 }
 
 // StartDeploy begins the deploy of in: it stores the module's bytes in a
@@ -141,9 +153,18 @@ type PendingDeploy struct {
 // the module while it compiles". Commit then adds the version in the same
 // transaction and commits; Abort rolls it back, so a deploy that fails
 // leaves no module behind. One of them must be called (Abort after Commit
-// does nothing, so it can be deferred).
+// does nothing, so it can be deferred). When a quarter of the pool's
+// connections are already held by such deploys, this one stores its module
+// at Commit instead (Store.early).
 func (s *Store) StartDeploy(ctx context.Context, in DeployInput) *PendingDeploy {
 	p := &PendingDeploy{s: s, in: in, hash: Hash(in.Wasm), done: make(chan struct{})}
+	select {
+	case s.early <- struct{}{}:
+		p.early = true
+	default:
+		close(p.done)
+		return p
+	}
 	go func() {
 		defer close(p.done)
 		tx, err := s.pool.Begin(ctx)
@@ -151,12 +172,14 @@ func (s *Store) StartDeploy(ctx context.Context, in DeployInput) *PendingDeploy 
 			p.err = fmt.Errorf("storing module: %w", err)
 			return
 		}
-		if err := storeModule(ctx, tx, p.hash, in.Wasm); err != nil {
-			tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // the insert's error is the one to report
-			p.err = err
+		p.tx = tx
+		// The transaction waits idle for the compile: a server-wide
+		// idle_in_transaction_session_timeout must not end it.
+		if _, err := tx.Exec(ctx, `SET LOCAL idle_in_transaction_session_timeout = 0`); err != nil {
+			p.err = fmt.Errorf("storing module: %w", err)
 			return
 		}
-		p.tx = tx
+		p.err = storeModule(ctx, tx, p.hash, in.Wasm)
 	}()
 	return p
 }
@@ -169,12 +192,15 @@ func (p *PendingDeploy) Commit(ctx context.Context) (Deployed, error) {
 		return Deployed{}, errors.New("deploy already committed or aborted")
 	}
 	p.over = true
+	if !p.early {
+		return p.s.Deploy(ctx, p.in)
+	}
+	defer p.finish()
 	if p.err != nil {
 		return Deployed{}, p.err
 	}
 	out, err := p.s.addVersion(ctx, p.tx, p.in, p.hash)
 	if err != nil {
-		p.tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // err is the one to report
 		return Deployed{}, err
 	}
 	if err := p.tx.Commit(ctx); err != nil {
@@ -187,13 +213,23 @@ func (p *PendingDeploy) Commit(ctx context.Context) (Deployed, error) {
 // Commit it does nothing.
 func (p *PendingDeploy) Abort() {
 	<-p.done
-	if p.over {
+	p.over = true
+	p.finish()
+}
+
+// finish ends the early transaction (a rollback after a commit does
+// nothing; after a panic in Commit it gives the connection back) and the
+// deploy's place in Store.early, once.
+func (p *PendingDeploy) finish() {
+	if !p.early {
 		return
 	}
-	p.over = true
-	if p.tx != nil {
-		p.tx.Rollback(context.Background()) //nolint:errcheck // nothing was committed either way
-	}
+	p.end.Do(func() {
+		if p.tx != nil {
+			p.tx.Rollback(context.Background()) //nolint:errcheck // committed, or nothing to keep
+		}
+		<-p.s.early
+	})
 }
 
 // addVersion is DeployTx once the module is stored.

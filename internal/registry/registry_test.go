@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -287,4 +288,74 @@ func TestStartDeployAbortLeavesNothing(t *testing.T) {
 	}
 	// A deploy of the same module afterwards stores it.
 	deploy(t, s, DeployInput{Name: "aborted", Wasm: wasm})
+}
+
+// TestStartDeployLeavesThePoolToOthers: deploys whose modules are stored
+// while they compile each hold a connection until Commit, and a compile
+// needs connections of its own; more of them than the pool holds must not
+// take every connection (the pool here holds 4), and every one of them
+// still commits.
+func TestStartDeployLeavesThePoolToOthers(t *testing.T) {
+	ctx := context.Background()
+	s, pool := newStore(t)
+	sctx, stop := context.WithCancel(ctx)
+	var ps []*PendingDeploy
+	for i := range 6 {
+		p := s.StartDeploy(sctx, DeployInput{Name: fmt.Sprintf("crowd-%d", i), Wasm: fmt.Appendf(nil, "module %d", i)})
+		defer p.Abort()
+		ps = append(ps, p)
+	}
+	defer stop() // before the Aborts: a deploy still waiting for a connection gives up
+	// What a compile and the rest of the node need meanwhile.
+	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var conns []*pgxpool.Conn
+	for range 3 {
+		c, err := pool.Acquire(actx)
+		if err != nil {
+			t.Fatalf("the pending deploys hold the pool: %v", err)
+		}
+		conns = append(conns, c)
+	}
+	for _, c := range conns {
+		c.Release()
+	}
+	for i, p := range ps {
+		d, err := p.Commit(ctx)
+		dbtest.Must(t, err, "committing")
+		if d.Version != 1 || d.Name != fmt.Sprintf("crowd-%d", i) {
+			t.Fatalf("Commit %d = %+v", i, d)
+		}
+		b, err := s.ModuleBytes(ctx, d.WasmHash)
+		dbtest.Must(t, err, "reading module")
+		if string(b) != fmt.Sprintf("module %d", i) {
+			t.Fatalf("module %d bytes = %q", i, b)
+		}
+	}
+}
+
+// TestStartDeployAbortAfterPanicInCommit: Abort, deferred as the handler
+// does, gives the connection back even when Commit did not return.
+func TestStartDeployAbortAfterPanicInCommit(t *testing.T) {
+	ctx := context.Background()
+	s, pool := newStore(t)
+	p := s.StartDeploy(ctx, DeployInput{Name: "panics", Wasm: []byte("module panics")})
+	func() {
+		defer func() { _ = recover() }()
+		defer p.Abort()
+		<-p.done
+		p.over = true
+		panic("in Commit")
+	}()
+	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var conns []*pgxpool.Conn
+	for range 4 {
+		c, err := pool.Acquire(actx)
+		dbtest.Must(t, err, "acquiring")
+		conns = append(conns, c)
+	}
+	for _, c := range conns {
+		c.Release()
+	}
 }
