@@ -275,19 +275,28 @@ func TestStartDeployAbortLeavesNothing(t *testing.T) {
 		t.Fatal("Commit after Abort succeeded")
 	}
 	// Every connection went back to the pool (the pool holds 4).
-	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	wantPoolFree(t, pool, 4)
+	// A deploy of the same module afterwards stores it.
+	deploy(t, s, DeployInput{Name: "aborted", Wasm: wasm})
+}
+
+// wantPoolFree fails unless n connections of pool can be acquired at once
+// within 10 s: every connection went back to the pool.
+func wantPoolFree(t *testing.T, pool *pgxpool.Pool, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var conns []*pgxpool.Conn
-	for range 4 {
-		c, err := pool.Acquire(actx)
+	defer func() {
+		for _, c := range conns {
+			c.Release()
+		}
+	}()
+	for range n {
+		c, err := pool.Acquire(ctx)
 		dbtest.Must(t, err, "acquiring")
 		conns = append(conns, c)
 	}
-	for _, c := range conns {
-		c.Release()
-	}
-	// A deploy of the same module afterwards stores it.
-	deploy(t, s, DeployInput{Name: "aborted", Wasm: wasm})
 }
 
 // TestStartDeployLeavesThePoolToOthers: deploys whose modules are stored
@@ -347,15 +356,5 @@ func TestStartDeployAbortAfterPanicInCommit(t *testing.T) {
 		p.over = true
 		panic("in Commit")
 	}()
-	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	var conns []*pgxpool.Conn
-	for range 4 {
-		c, err := pool.Acquire(actx)
-		dbtest.Must(t, err, "acquiring")
-		conns = append(conns, c)
-	}
-	for _, c := range conns {
-		c.Release()
-	}
+	wantPoolFree(t, pool, 4)
 }
