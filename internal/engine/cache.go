@@ -70,6 +70,26 @@ func (e *Engine) Load(hash string, wasm func() ([]byte, error)) (*Module, error)
 	return e.LoadFrom(hash, Source{Wasm: wasm})
 }
 
+// Loaded returns the module for hash when it is in memory, as LoadFrom
+// would (counted as a hit, moved to the front of the cache), without the
+// Source a miss needs: a call's common case builds none.
+func (e *Engine) Loaded(hash string) (*Module, bool) {
+	if e.closed.Load() {
+		return nil, false
+	}
+	e.mu.Lock()
+	el, ok := e.modules[hash]
+	if ok {
+		e.lru.MoveToFront(el)
+	}
+	e.mu.Unlock()
+	if !ok {
+		return nil, false
+	}
+	e.memoryHits.Add(1)
+	return el.Value.(*Module), true
+}
+
 // LoadFrom is Load with more places to look: after memory and the cache
 // directory it tries src.Artifact (see artifact.go), and only then compiles
 // src.Wasm. With src.Wasm nil it never compiles, nor waits for another

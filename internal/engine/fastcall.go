@@ -208,6 +208,16 @@ type instantiated struct {
 	handler, init *wasmtime.Func
 }
 
+// instanceVals holds what an instantiated points to: wasmtime-go's
+// Instance, Memory and Func are plain copies of wasmtime's C structs, so
+// one allocation holds all four instead of one each. It holds no Go
+// pointer, as cgo's checks want of what a pointer into it is passed with.
+type instanceVals struct {
+	inst          wasmtime.Instance
+	mem           wasmtime.Memory
+	handler, init wasmtime.Func
+}
+
 // fastInstantiate is e.linker.Instantiate(store, m) plus the lookups of
 // memory, handler and _initialize, in one cgo call.
 func fastInstantiate(linker *wasmtime.Linker, store *wasmtime.Store, m *wasmtime.Module) (instantiated, error) {
@@ -220,18 +230,19 @@ func fastInstantiate(linker *wasmtime.Linker, store *wasmtime.Store, m *wasmtime
 	if e := wasmError(err, trap); e != nil {
 		return instantiated{}, e
 	}
-	r := instantiated{inst: new(wasmtime.Instance)}
+	vals := new(instanceVals)
+	r := instantiated{inst: &vals.inst}
 	*(*C.aerofn_instance)(unsafe.Pointer(r.inst)) = out.inst
 	if out.has_memory != 0 {
-		r.mem = new(wasmtime.Memory)
+		r.mem = &vals.mem
 		*(*C.aerofn_memory)(unsafe.Pointer(r.mem)) = out.memory
 	}
 	if out.has_handler != 0 {
-		r.handler = new(wasmtime.Func)
+		r.handler = &vals.handler
 		*(*C.aerofn_func)(unsafe.Pointer(r.handler)) = out.handler
 	}
 	if out.has_init != 0 {
-		r.init = new(wasmtime.Func)
+		r.init = &vals.init
 		*(*C.aerofn_func)(unsafe.Pointer(r.init)) = out.init
 	}
 	return r, nil

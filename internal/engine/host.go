@@ -45,6 +45,11 @@ type callState struct {
 	refused string
 
 	mem *wasmtime.Memory
+	// intr is the call's interrupter, kept here rather than allocated
+	// (interrupt.go).
+	intr interrupter
+	// result is the slice a host function's i32 result is returned in.
+	result [1]wasmtime.Val
 	// fast: Run calls the guest through fastcall.go, so a host function's
 	// panic is kept in hostPanic for Run to raise (wasmtime-go's Func.Call
 	// would have).
@@ -236,7 +241,15 @@ func (st *callState) setReply(b []byte) ([]wasmtime.Val, *wasmtime.Trap) {
 		return nil, wasmtime.NewTrap("reply exceeds 2 GiB")
 	}
 	st.reply = b
-	return []wasmtime.Val{wasmtime.ValI32(int32(len(b)))}, nil
+	return st.i32(int32(len(b))), nil
+}
+
+// i32 is a host function's one i32 result, in st's own slice: wasmtime-go's
+// trampoline copies the results out before the guest runs again, so each
+// host call may reuse it.
+func (st *callState) i32(v int32) []wasmtime.Val {
+	st.result[0] = wasmtime.ValI32(v)
+	return st.result[:]
 }
 
 var logLevels = [...]string{"debug", "info", "warn", "error"}
@@ -251,14 +264,14 @@ func unavailable(fn string) []byte {
 func abiFns() []hostFn {
 	return []hostFn{
 		{abiModule, "input_len", sig(nil, i32), func(st *callState, c *wasmtime.Caller, a []wasmtime.Val) ([]wasmtime.Val, *wasmtime.Trap) {
-			return []wasmtime.Val{wasmtime.ValI32(int32(len(st.input)))}, nil
+			return st.i32(int32(len(st.input))), nil
 		}},
 		{abiModule, "input_read", sig(kinds(i32, i32), i32), func(st *callState, c *wasmtime.Caller, a []wasmtime.Val) ([]wasmtime.Val, *wasmtime.Trap) {
 			dst, trap := st.guestBytes(c, "input_read", a[0].I32(), a[1].I32())
 			if trap != nil {
 				return nil, trap
 			}
-			return []wasmtime.Val{wasmtime.ValI32(int32(copy(dst, st.input)))}, nil
+			return st.i32(int32(copy(dst, st.input))), nil
 		}},
 		{abiModule, "output", sig(kinds(i32, i32), i32), func(st *callState, c *wasmtime.Caller, a []wasmtime.Val) ([]wasmtime.Val, *wasmtime.Trap) {
 			if int64(uint32(a[1].I32())) > int64(st.lim.MaxOutput) {
@@ -270,7 +283,7 @@ func abiFns() []hostFn {
 				return nil, trap
 			}
 			st.output = append(st.output[:0], src...)
-			return []wasmtime.Val{wasmtime.ValI32(0)}, nil
+			return st.i32(0), nil
 		}},
 		{abiModule, "log", sig(kinds(i32, i32, i32)), func(st *callState, c *wasmtime.Caller, a []wasmtime.Val) ([]wasmtime.Val, *wasmtime.Trap) {
 			msg, trap := st.guestBytes(c, "log", a[1].I32(), a[2].I32())
@@ -299,11 +312,11 @@ func abiFns() []hostFn {
 				return nil, trap
 			}
 			if st.host == nil {
-				return []wasmtime.Val{wasmtime.ValI32(-1)}, nil
+				return st.i32(-1), nil
 			}
 			v, ok := st.host.Env(string(key))
 			if !ok {
-				return []wasmtime.Val{wasmtime.ValI32(-1)}, nil
+				return st.i32(-1), nil
 			}
 			return st.setReply([]byte(v))
 		}},
@@ -318,7 +331,7 @@ func abiFns() []hostFn {
 			if trap != nil {
 				return nil, trap
 			}
-			return []wasmtime.Val{wasmtime.ValI32(int32(copy(dst, st.reply)))}, nil
+			return st.i32(int32(copy(dst, st.reply))), nil
 		}},
 	}
 }

@@ -70,6 +70,8 @@ import "C"
 import (
 	"context"
 	"reflect"
+	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -103,33 +105,47 @@ var storePtrField, interruptSupported = func() ([]int, bool) {
 }()
 
 type interrupter struct {
-	c       *C.aerofn_interrupt // nil when the fallback is in use
-	stop    func() bool         // stops the context watcher
-	stopped chan struct{}       // closed when the watcher has run
+	c    *C.aerofn_interrupt // nil when the fallback is in use
+	stop func() bool         // stops the context watcher
+	// mu orders the watcher's write of the cancel flag before release
+	// frees it: the watcher writes under mu only while c is set, and
+	// release clears c under mu.
+	mu sync.Mutex
 }
 
 // armInterrupt makes store stop at most `timeout` from now, or when parent
 // ends. It must be called before the store enters wasm.
 func (e *Engine) armInterrupt(store *wasmtime.Store, parent context.Context, timeout time.Duration) *interrupter {
 	in := &interrupter{}
+	e.armInterruptIn(in, store, parent, timeout)
+	return in
+}
+
+// armInterruptIn is armInterrupt into an interrupter the caller holds (a
+// call's callState, one allocation less per call).
+func (e *Engine) armInterruptIn(in *interrupter, store *wasmtime.Store, parent context.Context, timeout time.Duration) {
 	if interruptSupported {
-		p := reflect.ValueOf(store).Elem().FieldByIndex(storePtrField).UnsafePointer()
-		in.c = C.aerofn_interrupt_install(p, C.int64_t(timeout))
+		in.c = C.aerofn_interrupt_install(cStore(store), C.int64_t(timeout))
+		runtime.KeepAlive(store)
 	}
 	if in.c == nil {
 		ticks := uint64(timeout/e.cfg.EpochTick) + 2 // never early: the next tick may come at once
 		store.SetEpochDeadline(ticks)
-		return in
+		return
 	}
 	if parent.Done() != nil {
-		flag := (*int32)(unsafe.Pointer(&in.c.cancel))
-		in.stopped = make(chan struct{})
-		in.stop = context.AfterFunc(parent, func() {
-			atomic.StoreInt32(flag, 1)
-			close(in.stopped)
-		})
+		in.stop = context.AfterFunc(parent, in.cancel)
 	}
-	return in
+}
+
+// cancel is the watcher of the caller's context: it tells the callback to
+// stop the guest at its next tick.
+func (in *interrupter) cancel() {
+	in.mu.Lock()
+	if in.c != nil {
+		atomic.StoreInt32((*int32)(unsafe.Pointer(&in.c.cancel)), 1)
+	}
+	in.mu.Unlock()
 }
 
 // fired reports whether the callback stopped the guest.
@@ -143,14 +159,20 @@ func (in *interrupter) cancelled() bool {
 	return in.c != nil && in.c.fired == 2
 }
 
-// release frees the shared flag. Call it after store.Close, so the callback can
-// no longer run, and it waits for the watcher, so nothing writes the flag after.
+// release frees the shared flag. Call it after store.Close (or once the
+// store is out of wasm for good), so the callback can no longer run; a
+// watcher that started already writes the flag before release frees it, or
+// finds it gone.
 func (in *interrupter) release() {
-	if in.stop != nil && !in.stop() {
-		<-in.stopped
+	if in.stop != nil {
+		in.stop()
+		in.stop = nil
 	}
 	if in.c != nil {
-		C.aerofn_interrupt_free(in.c)
+		in.mu.Lock()
+		c := in.c
 		in.c = nil
+		in.mu.Unlock()
+		C.aerofn_interrupt_free(c)
 	}
 }

@@ -130,7 +130,8 @@ func (e *Engine) Run(ctx context.Context, m *Module, input []byte, lim Limits, h
 		}
 	}
 	store.Limiter(lim.MemoryBytes, maxTableElements, maxInstances, maxTables, maxMemories)
-	intr := e.armInterrupt(store, ctx, time.Until(st.deadline))
+	intr := &st.intr
+	e.armInterruptIn(intr, store, ctx, time.Until(st.deadline))
 	keep := false
 	defer func() {
 		if w != nil {

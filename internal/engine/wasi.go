@@ -32,8 +32,21 @@ const (
 var monoBase = time.Now()
 
 func errno(n int32) ([]wasmtime.Val, *wasmtime.Trap) {
+	if n >= 0 && int(n) < len(errnoResults) {
+		return errnoResults[n], nil
+	}
 	return []wasmtime.Val{wasmtime.ValI32(n)}, nil
 }
+
+// errnoResults are the results of errno 0-76 (every WASI errno), built
+// once: wasmtime-go's trampoline only reads them.
+var errnoResults = func() [][]wasmtime.Val {
+	r := make([][]wasmtime.Val, 77)
+	for i := range r {
+		r[i] = []wasmtime.Val{wasmtime.ValI32(int32(i))}
+	}
+	return r
+}()
 
 var le = binary.LittleEndian
 

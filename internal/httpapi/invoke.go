@@ -342,7 +342,12 @@ func eventBody(contentType string, body []byte) (json.RawMessage, string, error)
 	if len(body) == 0 {
 		return json.RawMessage("null"), "", nil
 	}
-	mt, _, _ := mime.ParseMediaType(contentType)
+	mt := contentType
+	if mt != "application/json" && mt != "" {
+		// The usual two need no parsing (ParseMediaType builds a map);
+		// an empty one parses as "" too.
+		mt, _, _ = mime.ParseMediaType(contentType)
+	}
 	if (mt == "application/json" || strings.HasSuffix(mt, "+json") || mt == "") && json.Valid(body) {
 		return json.RawMessage(body), "", nil
 	}

@@ -23,7 +23,6 @@ import (
 	"github.com/aerodb/aerofn/internal/hostfn"
 	"github.com/aerodb/aerofn/internal/records"
 	"github.com/aerodb/aerofn/internal/registry"
-	"github.com/aerodb/aerofn/internal/sqlexec"
 )
 
 // Why Invoke did not run a call. Each is returned as Invoke's error and
@@ -162,20 +161,21 @@ func (inv *Invoker) Stop(ctx context.Context) error {
 	}
 }
 
-// begin counts a call in; the func it returns counts it out.
-func (inv *Invoker) begin() func() {
+// begin counts a call in; end counts it out.
+func (inv *Invoker) begin() {
 	inv.runMu.Lock()
 	inv.running++
 	inv.runMu.Unlock()
-	return func() {
-		inv.runMu.Lock()
-		inv.running--
-		if inv.running == 0 {
-			close(inv.idle)
-			inv.idle = make(chan struct{})
-		}
-		inv.runMu.Unlock()
+}
+
+func (inv *Invoker) end() {
+	inv.runMu.Lock()
+	inv.running--
+	if inv.running == 0 {
+		close(inv.idle)
+		inv.idle = make(chan struct{})
 	}
+	inv.runMu.Unlock()
 }
 
 // Lookup returns the current, enabled version of a function: ErrNotFound
@@ -371,15 +371,13 @@ func (inv *Invoker) Invoke(ctx context.Context, name string, c Call) (Outcome, e
 }
 
 func (inv *Invoker) run(ctx context.Context, fn registry.Function, p auth.Principal, c Call) (Outcome, error) {
-	defer inv.begin()()
+	inv.begin()
+	defer inv.end()
 	// A caller that goes away does not cut a call short: its database writes
 	// would be left half done. The function's own timeout bounds it, and a
-	// stopping node interrupts it (Interrupt).
-	ctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
-	defer cancel(nil)
-	defer context.AfterFunc(inv.halt, func() { cancel(context.Cause(inv.halt)) })()
-	// db_query bounds what one function holds of its role's pool.
-	ctx = sqlexec.WithFunction(ctx, fn.Name)
+	// stopping node interrupts it (Interrupt). db_query bounds what one
+	// function holds of its role's pool by the name the context carries.
+	ctx = newCallContext(inv.halt, ctx, fn.Name)
 	start := time.Now()
 	out := Outcome{ID: uuid.NewString(), Function: fn, Principal: p, Version: fn.Version}
 	if c.RequestID == "" {

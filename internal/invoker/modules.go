@@ -90,6 +90,9 @@ func (inv *Invoker) artifactOf(ctx context.Context, hash, fp string) func() ([]b
 // Without an artifact store (Config.Artifacts nil) it compiles, as a
 // single node without sharing has to.
 func (inv *Invoker) module(ctx context.Context, hash string) (*engine.Module, error) {
+	if m, ok := inv.cfg.Engine.Loaded(hash); ok {
+		return m, nil
+	}
 	if inv.cfg.Artifacts == nil {
 		return inv.cfg.Engine.Load(hash, func() ([]byte, error) { return inv.cfg.Registry.ModuleBytes(ctx, hash) })
 	}

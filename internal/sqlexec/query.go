@@ -60,7 +60,7 @@ func (e *Executor) query(ctx context.Context, p auth.Principal, sql string, para
 	}
 	id := token.Identity{Sub: p.UserID, Role: string(p.Role), DBRole: role, Expires: deadline, Claims: claims}
 	var ss []share
-	if fn := functionOf(ctx); fn != "" {
+	if fn := FunctionOf(ctx); fn != "" {
 		ss = append(ss, share{key: role + "\x00f\x00" + fn, limit: e.cfg.FunctionShare, what: "function " + fn})
 	}
 	if p.UserID != "" {

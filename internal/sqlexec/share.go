@@ -16,8 +16,17 @@ func WithFunction(ctx context.Context, name string) context.Context {
 	return context.WithValue(ctx, functionKey{}, name)
 }
 
-// functionOf is the function WithFunction named, or "".
-func functionOf(ctx context.Context) string {
+// IsFunctionKey says whether key is the one WithFunction's context answers
+// with the function's name: a context of the caller's own (the invoker's
+// call context) answers it too, so that naming the function costs no
+// context of its own.
+func IsFunctionKey(key any) bool {
+	_, ok := key.(functionKey)
+	return ok
+}
+
+// FunctionOf is the function WithFunction named, or "".
+func FunctionOf(ctx context.Context) string {
 	s, _ := ctx.Value(functionKey{}).(string)
 	return s
 }
