@@ -16,8 +16,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/aerodb/aerofn/internal/auth"
 	"github.com/aerodb/aerofn/internal/engine"
 	"github.com/aerodb/aerofn/internal/hostfn"
@@ -379,7 +377,7 @@ func (inv *Invoker) run(ctx context.Context, fn registry.Function, p auth.Princi
 	// function holds of its role's pool by the name the context carries.
 	ctx = newCallContext(inv.halt, ctx, fn.Name)
 	start := time.Now()
-	out := Outcome{ID: uuid.NewString(), Function: fn, Principal: p, Version: fn.Version}
+	out := Outcome{ID: records.NewID(), Function: fn, Principal: p, Version: fn.Version}
 	if c.RequestID == "" {
 		c.RequestID = out.ID
 	}
