@@ -403,11 +403,23 @@ func (ps *pageScan) mappedFromFile(mem []byte) bool {
 }
 
 // dropUntouched drops the pages of mem, a fresh instance's memory mapped
-// from its image, when none of them holds a private copy: they then read
-// what the mapping below holds, as they did, without being present.
+// from its image, that hold no private copy: they read what the mapping
+// below holds (the image file or zeros) whether present or not, so
+// dropping them changes nothing but what the next scans walk. Private
+// pages stay as they are: a fresh instance can have some (wasmtime's pool
+// zeroes the part of a reused slot it keeps resident, and those zeroed
+// pages are private), and their content is the snapshot's too.
 func dropUntouched(ps *pageScan, mem []byte) {
-	if dirty, ok := ps.privatePages(mem, 0); ok && len(dirty) == 0 && len(mem) > 0 {
-		_ = madviseDontNeed(mem)
+	dirty, ok := ps.privatePages(mem, len(mem))
+	if !ok {
+		return
+	}
+	from := 0
+	for _, r := range append(dirty, [2]int{len(mem), len(mem)}) {
+		if r[0] > from {
+			_ = madviseDontNeed(mem[from:r[0]])
+		}
+		from = r[1]
 	}
 }
 

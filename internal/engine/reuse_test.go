@@ -109,10 +109,12 @@ func TestReuseScriptGlobals(t *testing.T) {
 }
 
 // The instance a module's image was read from (the one priming keeps for
-// the first call) is left with no page of its memory present, as any other
-// fresh instance: each reset scans every present page, and reading the
-// image made them all present (864 pages of a Go guest, where a call
-// touches about 230). Its calls still start from the snapshot.
+// the first call) is left with none of its image's or zero pages present,
+// as any other fresh instance: each reset scans every present page, and
+// reading the image made them all present (864 pages of a Go guest, where a
+// call touches about 230). Pages holding a private copy stay (a reused
+// slot's kept-resident pages are zeroed, so private). Its calls still start
+// from the snapshot.
 func TestReuseImageInstanceDropsItsPages(t *testing.T) {
 	if pagemapFD() < 0 {
 		t.Skip("PAGEMAP_SCAN is not available on this kernel")
@@ -127,12 +129,23 @@ func TestReuseImageInstanceDropsItsPages(t *testing.T) {
 		t.Fatal("no primed instance")
 	}
 	data := w.mem.UnsafeData(w.store)
-	present, _, err := w.scan.scan(data, 0, 0, 0, pageIsPresent)
+	shared, _, err := w.scan.scan(data, 0, pageIsPresent, 0, pageIsFile|pageIsPFNZero)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(present) != 0 {
-		t.Errorf("%d regions of the primed instance's memory present, first %v; want none", len(present), present[0])
+	if len(shared) != 0 {
+		t.Errorf("%d regions of the image or zero pages of the primed instance present, first %v; want none", len(shared), shared[0])
+	}
+	private, ok := w.scan.privatePages(data, len(data))
+	if !ok {
+		t.Fatal("scan failed")
+	}
+	n := 0
+	for _, r := range private {
+		n += r[1] - r[0]
+	}
+	if n > len(data)/4 {
+		t.Errorf("%d bytes of private pages in a fresh instance of %d bytes", n, len(data))
 	}
 	e.finish(w, true)
 	for range 3 {
