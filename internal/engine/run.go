@@ -132,6 +132,11 @@ func (e *Engine) Run(ctx context.Context, m *Module, input []byte, lim Limits, h
 	store.Limiter(lim.MemoryBytes, maxTableElements, maxInstances, maxTables, maxMemories)
 	intr := &st.intr
 	e.armInterruptIn(intr, store, ctx, time.Until(st.deadline))
+	// Released after the store is closed (defers run last first), and
+	// even when finishing the instance panics: the watcher it registered
+	// on the node's stop context would otherwise hold this call's state
+	// until the node stops.
+	defer intr.release()
 	keep := false
 	defer func() {
 		if w != nil {
@@ -140,7 +145,6 @@ func (e *Engine) Run(ctx context.Context, m *Module, input []byte, lim Limits, h
 			store.Close() // first: after this the epoch callback cannot run, and the slot is free
 			e.releaseSlot()
 		}
-		intr.release()
 	}()
 
 	switch {
