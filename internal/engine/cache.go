@@ -78,14 +78,18 @@ func (e *Engine) Loaded(hash string) (*Module, bool) {
 		return nil, false
 	}
 	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.hitLocked(hash)
+}
+
+// hitLocked returns module hash if it is in memory, moved to the front of
+// the cache and counted as a hit. e.mu is held.
+func (e *Engine) hitLocked(hash string) (*Module, bool) {
 	el, ok := e.modules[hash]
-	if ok {
-		e.lru.MoveToFront(el)
-	}
-	e.mu.Unlock()
 	if !ok {
 		return nil, false
 	}
+	e.lru.MoveToFront(el)
 	e.memoryHits.Add(1)
 	return el.Value.(*Module), true
 }
@@ -103,11 +107,9 @@ func (e *Engine) LoadFrom(hash string, src Source) (*Module, error) {
 	}
 	for {
 		e.mu.Lock()
-		if el, ok := e.modules[hash]; ok {
-			e.lru.MoveToFront(el)
+		if m, ok := e.hitLocked(hash); ok {
 			e.mu.Unlock()
-			e.memoryHits.Add(1)
-			return el.Value.(*Module), nil
+			return m, nil
 		}
 		c, ok := e.inflight[hash]
 		if !ok {

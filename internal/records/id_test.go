@@ -15,7 +15,9 @@ func TestNewIDTimeOrdered(t *testing.T) {
 	for i := range ids {
 		ids[i] = NewID()
 		if i%100 == 0 {
-			time.Sleep(2 * time.Millisecond)
+			// Into the next millisecond, so the ids span several.
+			for ms := time.Now().UnixMilli(); time.Now().UnixMilli() == ms; {
+			}
 		}
 	}
 	for _, id := range ids {
