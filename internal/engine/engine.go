@@ -79,9 +79,11 @@ func (l Limits) WithDefaults() Limits {
 
 // Host supplies the host functions that reach outside the sandbox. It is built
 // per call by the invoker (it carries the call's principal and whitelist).
-// Replies are JSON as described in docs/ABI.md; a Host never panics.
+// Replies are JSON as described in docs/ABI.md; a Host never panics. Each
+// method is handed a context that ends at the call's deadline, and must
+// return when it ends.
 type Host interface {
-	Env(key string) (string, bool)
+	Env(ctx context.Context, key string) (string, bool)
 	DBQuery(ctx context.Context, request []byte) []byte
 	HTTPFetch(ctx context.Context, request []byte) []byte
 }

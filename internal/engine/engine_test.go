@@ -57,7 +57,7 @@ type fakeHost struct {
 	http func(ctx context.Context, req []byte) []byte
 }
 
-func (h *fakeHost) Env(key string) (string, bool) {
+func (h *fakeHost) Env(ctx context.Context, key string) (string, bool) {
 	v, ok := h.env[key]
 	return v, ok
 }

@@ -314,7 +314,16 @@ func abiFns() []hostFn {
 			if st.host == nil {
 				return st.i32(-1), nil
 			}
-			v, ok := st.host.Env(string(key))
+			// Like db_query: the lookup (a secrets reload can wait on the
+			// database) runs under the call's deadline without the call's
+			// run slot, and a call whose time ran out meanwhile stops here.
+			name := string(key)
+			var v string
+			var ok bool
+			st.blocking(func() { v, ok = st.host.Env(st.ctx(), name) })
+			if trap := st.checkInterrupt(); trap != nil {
+				return nil, trap
+			}
 			if !ok {
 				return st.i32(-1), nil
 			}

@@ -318,7 +318,7 @@ func (e *Engine) cacheScript(m *Module) {
 // noHost answers the host functions of a compile, which calls none.
 type noHost struct{}
 
-func (noHost) Env(string) (string, bool) { return "", false }
+func (noHost) Env(context.Context, string) (string, bool) { return "", false }
 func (noHost) DBQuery(context.Context, []byte) []byte {
 	return []byte(`{"error":{"code":"unavailable","message":"no database while compiling"}}`)
 }

@@ -114,21 +114,22 @@ func TestHostAllowed(t *testing.T) {
 }
 
 func TestEnvOnlyWhitelisted(t *testing.T) {
-	c := &Call{Ctx: context.Background(), EnvKeys: []string{"A", "DEBUG", "X"}, Secrets: fakeSecrets{"A": "alpha", "B": "beta", "plain:DEBUG": "1", "plain:X": ""}}
-	if v, ok := c.Env("A"); !ok || v != "alpha" {
+	ctx := context.Background()
+	c := &Call{EnvKeys: []string{"A", "DEBUG", "X"}, Secrets: fakeSecrets{"A": "alpha", "B": "beta", "plain:DEBUG": "1", "plain:X": ""}}
+	if v, ok := c.Env(ctx, "A"); !ok || v != "alpha" {
 		t.Fatalf("A: %q %v", v, ok)
 	}
-	if _, ok := c.Env("B"); ok {
+	if _, ok := c.Env(ctx, "B"); ok {
 		t.Fatal("B is not whitelisted")
 	}
-	if _, ok := c.Env("C"); ok {
+	if _, ok := c.Env(ctx, "C"); ok {
 		t.Fatal("C does not exist")
 	}
 	// Plain values are read, empty included, and never listed for scrubbing.
-	if v, ok := c.Env("DEBUG"); !ok || v != "1" {
+	if v, ok := c.Env(ctx, "DEBUG"); !ok || v != "1" {
 		t.Fatalf("DEBUG: %q %v", v, ok)
 	}
-	if v, ok := c.Env("X"); !ok || v != "" {
+	if v, ok := c.Env(ctx, "X"); !ok || v != "" {
 		t.Fatalf("X: %q %v", v, ok)
 	}
 	if got := c.SecretsRead(); len(got) != 1 || got[0] != "alpha" {

@@ -25,7 +25,6 @@ type Secrets interface {
 
 // Call is the Host of one invocation (it implements engine.Host).
 type Call struct {
-	Ctx       context.Context
 	Principal auth.Principal
 	EnvKeys   []string
 	Secrets   Secrets
@@ -37,8 +36,11 @@ type Call struct {
 	read []string // secret values handed to the guest, for redaction
 }
 
-// Env returns a whitelisted secret or plain value.
-func (c *Call) Env(key string) (string, bool) {
+// Env returns a whitelisted secret or plain value. ctx ends at the call's
+// deadline: a lookup still waiting then (a secrets reload stalled on the
+// database) gives up and env() answers as for a missing name, and the engine
+// stops the call as timed out.
+func (c *Call) Env(ctx context.Context, key string) (string, bool) {
 	allowed := false
 	for _, k := range c.EnvKeys {
 		if k == key {
@@ -49,7 +51,7 @@ func (c *Call) Env(key string) (string, bool) {
 	if !allowed || c.Secrets == nil {
 		return "", false
 	}
-	v, secret, ok, err := c.Secrets.Lookup(c.Ctx, key)
+	v, secret, ok, err := c.Secrets.Lookup(ctx, key)
 	if err != nil || !ok {
 		return "", false
 	}

@@ -381,7 +381,7 @@ func (inv *Invoker) run(ctx context.Context, fn registry.Function, p auth.Princi
 	if c.RequestID == "" {
 		c.RequestID = out.ID
 	}
-	host := &hostfn.Call{Ctx: ctx, Principal: out.Principal, EnvKeys: fn.Config.Env, Secrets: inv.cfg.Secrets,
+	host := &hostfn.Call{Principal: out.Principal, EnvKeys: fn.Config.Env, Secrets: inv.cfg.Secrets,
 		DB: inv.cfg.DB, Fetcher: inv.cfg.Fetcher, Allowed: fn.Config.AllowedHosts}
 
 	var mod *engine.Module

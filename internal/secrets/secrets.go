@@ -41,6 +41,12 @@ const MaxValueSize = 64 << 10
 
 // Store reads and writes secrets. Values are cached for a short time so that
 // env() on the hot path rarely touches the database.
+//
+// The cache is reloaded by one query at a time, shared by every lookup that
+// needs it, and run apart from them: a lookup waits for it only as long as
+// its own context lasts, and mu is never held across the database, so a
+// reload that stalls (a lock on the secrets table, a slow database) costs
+// each env() its caller's deadline and nothing more.
 type Store struct {
 	pool *pgxpool.Pool
 	aead cipher.AEAD
@@ -49,7 +55,22 @@ type Store struct {
 	cache    map[string]entry
 	loadedAt time.Time
 	ttl      time.Duration
+	// loading is the reload under way, if any; gen counts invalidations,
+	// so that a reload begun before a write does not refill the cache.
+	loading *reload
+	gen     uint64
 }
+
+// reload is one run of loadAll; m and err are set before done is closed.
+type reload struct {
+	done chan struct{}
+	m    map[string]entry
+	err  error
+}
+
+// reloadTimeout bounds one reload: past it the query is abandoned and the
+// next lookup starts another.
+const reloadTimeout = 30 * time.Second
 
 // New returns a Store whose key is derived from key (any length, not empty).
 func New(pool *pgxpool.Pool, key string) (*Store, error) {
@@ -216,9 +237,14 @@ func (s *Store) DeleteValue(ctx context.Context, name string) error {
 	return nil
 }
 
+// invalidate drops the cache after a write. A reload under way may have
+// read the table before the write: its waiters still get what it read, but
+// it is not cached, and the next lookup starts a new one.
 func (s *Store) invalidate() {
 	s.mu.Lock()
 	s.cache = nil
+	s.loading = nil
+	s.gen++
 	s.mu.Unlock()
 }
 
@@ -233,19 +259,51 @@ func (s *Store) Get(ctx context.Context, name string) (string, bool, error) {
 }
 
 // Lookup returns what env(name) reads: a secret (secret true: to be
-// scrubbed from what leaves the call) or a plain value.
+// scrubbed from what leaves the call) or a plain value. When the cache is
+// stale it waits for the reload until ctx ends, and then fails with ctx's
+// error (the reload carries on for the lookups after it).
 func (s *Store) Lookup(ctx context.Context, name string) (value string, secret, ok bool, err error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cache == nil || time.Since(s.loadedAt) > s.ttl {
-		m, err := s.loadAll(ctx)
-		if err != nil {
-			return "", false, false, err
-		}
+	if s.cache != nil && time.Since(s.loadedAt) <= s.ttl {
+		e, ok := s.cache[name]
+		s.mu.Unlock()
+		return e.value, e.secret, ok, nil
+	}
+	r := s.loading
+	if r == nil {
+		r = &reload{done: make(chan struct{})}
+		s.loading = r
+		go s.reload(r, s.gen)
+	}
+	s.mu.Unlock()
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		return "", false, false, fmt.Errorf("reading env values: %w", context.Cause(ctx))
+	}
+	if r.err != nil {
+		return "", false, false, r.err
+	}
+	e, ok := r.m[name]
+	return e.value, e.secret, ok, nil
+}
+
+// reload runs loadAll for r, under no caller's context, and caches what it
+// read unless the store was written meanwhile (gen moved on).
+func (s *Store) reload(r *reload, gen uint64) {
+	ctx, cancel := context.WithTimeout(context.Background(), reloadTimeout)
+	m, err := s.loadAll(ctx)
+	cancel()
+	s.mu.Lock()
+	r.m, r.err = m, err
+	if s.loading == r {
+		s.loading = nil
+	}
+	if err == nil && s.gen == gen {
 		s.cache, s.loadedAt = m, time.Now()
 	}
-	e, ok := s.cache[name]
-	return e.value, e.secret, ok, nil
+	s.mu.Unlock()
+	close(r.done)
 }
 
 func (s *Store) loadAll(ctx context.Context) (map[string]entry, error) {

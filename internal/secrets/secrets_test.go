@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -156,5 +158,66 @@ func TestDelete(t *testing.T) {
 	}
 	if err := s.Delete(ctx, "LEVEL_NEVER"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Delete of an unknown name: %v, want ErrNotFound", err)
+	}
+}
+
+// TestLookupStalledReload: while another session locks the secrets table, a
+// lookup that needs a reload gives up when its own context ends (not before,
+// not long after), a shorter deadline is not held up by a longer one's wait,
+// they all share one reload query, a write's invalidation does not wait for
+// it, and once the lock goes lookups read the table again.
+func TestLookupStalledReload(t *testing.T) {
+	ctx := context.Background()
+	s, pool := newStore(t, testKey)
+	const value = "stalled-secret-value-0123456789"
+	dbtest.Must(t, s.Set(ctx, map[string]string{"API_KEY": value}), "setting") // and drops the cache
+	tx, err := pool.Begin(ctx)
+	dbtest.Must(t, err, "beginning")
+	defer tx.Rollback(ctx)
+	_, err = tx.Exec(ctx, `LOCK TABLE aerofn.secrets IN ACCESS EXCLUSIVE MODE`)
+	dbtest.Must(t, err, "locking")
+
+	const margin = 300 * time.Millisecond
+	var wg sync.WaitGroup
+	// The longest first: its wait must not hold up the shorter ones.
+	for i, d := range []time.Duration{800 * time.Millisecond, 200 * time.Millisecond, 500 * time.Millisecond} {
+		if i > 0 {
+			time.Sleep(50 * time.Millisecond)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lctx, cancel := context.WithTimeout(ctx, d)
+			defer cancel()
+			start := time.Now()
+			v, _, ok, err := s.Lookup(lctx, "API_KEY")
+			took := time.Since(start)
+			if !errors.Is(err, context.DeadlineExceeded) || ok || v != "" || took < d || took > d+margin {
+				t.Errorf("Lookup with a %s deadline: %q %v %v after %s", d, v, ok, err, took)
+			}
+			if err != nil && strings.Contains(err.Error(), value) {
+				t.Errorf("the error shows the secret: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+
+	var waiting int
+	dbtest.Must(t, pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+		WHERE datname = current_database() AND query LIKE 'SELECT name, nonce, ciphertext FROM aerofn.secrets%' AND wait_event_type = 'Lock'`).Scan(&waiting), "counting reloads")
+	if waiting != 1 {
+		t.Errorf("%d reload queries waiting on the lock, want 1 shared by every lookup", waiting)
+	}
+	start := time.Now()
+	s.invalidate()
+	if took := time.Since(start); took > margin {
+		t.Errorf("invalidate waited %s for the stalled reload", took)
+	}
+
+	dbtest.Must(t, tx.Rollback(ctx), "unlocking")
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if v, secret, ok, err := s.Lookup(lctx, "API_KEY"); err != nil || !ok || !secret || v != value {
+		t.Fatalf("Lookup after the lock: ok %v secret %v err %v", ok, secret, err)
 	}
 }

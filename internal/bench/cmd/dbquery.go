@@ -52,7 +52,7 @@ func dbQuery(ctx context.Context, srv *server.Server, dbURL string, n int) (benc
 		}
 		id := 2 * (i%5000 + 1) // rows the user owns
 		ev := fmt.Sprintf(`{"trigger":"http","body":{"sql":%q,"params":[%d]}}`, sql, id)
-		host := &hostfn.Call{Ctx: ctx, Principal: p, DB: timed}
+		host := &hostfn.Call{Principal: p, DB: timed}
 		t0 := time.Now()
 		res := srv.Engine.Run(ctx, mod, []byte(ev), lim, host)
 		d := time.Since(t0)
