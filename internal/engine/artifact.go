@@ -223,7 +223,7 @@ func (e *Engine) Cached(hash string) bool {
 // named in the background), or deserialized from memory without a cache
 // directory. ok false: there was none, or it was
 // unusable (counted), and the caller goes on as without it.
-func (e *Engine) loadArtifact(hash, path string, fetch func() ([]byte, error)) (*Module, bool) {
+func (e *Engine) loadArtifact(wt *wasmtime.Engine, hash, path string, fetch func() ([]byte, error)) (*Module, bool) {
 	if fetch == nil {
 		return nil, false
 	}
@@ -244,17 +244,17 @@ func (e *Engine) loadArtifact(hash, path string, fetch func() ([]byte, error)) (
 		// machine, which a node's first call after a deploy paid.
 		if tmp, err = writeTemp(path, art); err != nil {
 			e.diskWriteErrors.Add(1)
-			m, err = wasmtime.NewModuleDeserialize(e.wt, art)
+			m, err = wasmtime.NewModuleDeserialize(wt, art)
 			if err != nil {
 				e.artifactLoadFailures.Add(1)
 				return nil, false
 			}
-		} else if m, err = wasmtime.NewModuleDeserializeFile(e.wt, tmp); err != nil {
+		} else if m, err = wasmtime.NewModuleDeserializeFile(wt, tmp); err != nil {
 			os.Remove(tmp)
 			e.artifactLoadFailures.Add(1)
 			return nil, false
 		}
-	} else if m, err = wasmtime.NewModuleDeserialize(e.wt, art); err != nil {
+	} else if m, err = wasmtime.NewModuleDeserialize(wt, art); err != nil {
 		e.artifactLoadFailures.Add(1)
 		return nil, false
 	}

@@ -183,7 +183,7 @@ func (e *Engine) load(hash string, src Source, compiling chan struct{}) (mod *Mo
 	}
 	path := e.cachePath(hash)
 	if path != "" {
-		if m, ok := e.loadCached(path); ok {
+		if m, ok := e.loadCached(e.wt, path); ok {
 			info, err := checkModule(m, true)
 			if err != nil {
 				return nil, fmt.Errorf("loading module %s: %w", hash, err)
@@ -208,7 +208,7 @@ func (e *Engine) load(hash string, src Source, compiling chan struct{}) (mod *Mo
 			return b, err
 		}
 	}
-	if m, ok := e.loadArtifact(hash, path, src.Artifact); ok {
+	if m, ok := e.loadArtifact(e.wt, hash, path, src.Artifact); ok {
 		return m, nil
 	}
 	if scriptArt != nil {
@@ -220,8 +220,8 @@ func (e *Engine) load(hash string, src Source, compiling chan struct{}) (mod *Mo
 	}
 	// No optimised artifact: a cheap one (tier.go), this node's, else
 	// another's.
-	if cp := e.cheapPath(hash); cp != "" {
-		if m, ok := e.loadCached(cp); ok {
+	if cp := e.cheapPath(hash); cp != "" && fileExists(cp) && e.tierRuntime().err == nil {
+		if m, ok := e.loadCached(e.tierEngine(), cp); ok {
 			info, err := checkModule(m, true)
 			if err != nil {
 				return nil, fmt.Errorf("loading module %s: %w", hash, err)
@@ -230,9 +230,11 @@ func (e *Engine) load(hash string, src Source, compiling chan struct{}) (mod *Mo
 			return &Module{hash: hash, m: m, info: info, tier: TierCheap}, nil
 		}
 	}
-	if m, ok := e.loadArtifact(hash, e.cheapPath(hash), src.CheapArtifact); ok {
-		m.tier = TierCheap
-		return m, nil
+	if src.CheapArtifact != nil && e.tierRuntime().err == nil {
+		if m, ok := e.loadArtifact(e.tierEngine(), hash, e.cheapPath(hash), src.CheapArtifact); ok {
+			m.tier = TierCheap
+			return m, nil
+		}
 	}
 	if src.Wasm == nil {
 		return nil, fmt.Errorf("loading module %s: %w", hash, ErrNotCompiled)
@@ -329,6 +331,12 @@ const cacheVersion = ".v2"
 
 var staleCacheNames = []string{".cwasm", ".preinit.cwasm"}
 
+// fileExists reports whether path names something that exists.
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
 // loadCached returns the module in path if the file exists and wasmtime
 // accepts it: it checks that the artifact was produced by this wasmtime
 // version with this configuration and is well formed. A file that fails is
@@ -337,14 +345,14 @@ var staleCacheNames = []string{".cwasm", ".preinit.cwasm"}
 // The file is mapped, not read: about 0.3 ms for a Go guest's 9 MiB artifact
 // against 10 ms to read and copy it. Mapping is safe because files are only
 // ever replaced by rename, never rewritten in place.
-func (e *Engine) loadCached(path string) (*wasmtime.Module, bool) {
+func (e *Engine) loadCached(wt *wasmtime.Engine, path string) (*wasmtime.Module, bool) {
 	if _, err := os.Stat(path); err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
 			e.diskLoadFailures.Add(1)
 		}
 		return nil, false
 	}
-	m, err := wasmtime.NewModuleDeserializeFile(e.wt, path)
+	m, err := wasmtime.NewModuleDeserializeFile(wt, path)
 	if err != nil {
 		e.diskLoadFailures.Add(1)
 		return nil, false

@@ -196,6 +196,9 @@ type Config struct {
 	// tune, when set, changes the wasmtime configuration last (tests and
 	// measurements only).
 	tune func(*wasmtime.Config)
+	// cheapCranelift compiles the cheap tier with Cranelift even where
+	// Winch can be selected (tests and measurements only).
+	cheapCranelift bool
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -394,6 +397,9 @@ func (e *Engine) tick() {
 			return
 		case <-t.C:
 			e.wt.IncrementEpoch()
+			if wt := e.tierWt.Load(); wt != nil {
+				wt.IncrementEpoch()
+			}
 		}
 	}
 }

@@ -19,15 +19,21 @@ import (
 // fixture compiles testdata/<name>.wat to wasm.
 func fixture(t testing.TB, name string) []byte {
 	t.Helper()
-	src, err := os.ReadFile(filepath.Join("testdata", name+".wat"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	wasm, err := wasmtime.Wat2Wasm(string(src))
+	wasm, err := wasmtime.Wat2Wasm(string(fixtureText(t, name)))
 	if err != nil {
 		t.Fatalf("assembling %s.wat: %v", name, err)
 	}
 	return wasm
+}
+
+// fixtureText is testdata/<name>.wat.
+func fixtureText(t testing.TB, name string) []byte {
+	t.Helper()
+	src, err := os.ReadFile(filepath.Join("testdata", name+".wat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src
 }
 
 func newEngine(t testing.TB, cfg Config) *Engine {

@@ -212,17 +212,7 @@ func applyPool(wcfg *wasmtime.Config, cfg Config, large bool) bool {
 // acquireSlot takes an instance slot for a call; false when all are in use.
 // With pooling off there is no bound here (the caller's admission is the
 // only one).
-func (e *Engine) acquireSlot() bool {
-	if e.slots == nil {
-		return true
-	}
-	select {
-	case e.slots <- struct{}{}:
-		return true
-	default:
-		return false
-	}
-}
+func (e *Engine) acquireSlot() bool { return acquire(e.slots) }
 
 // waitSlot takes a slot, waiting for one: for pre-initialisation, which must
 // not fail (and be remembered as failed) just because calls are running.
@@ -233,9 +223,28 @@ func (e *Engine) waitSlot() {
 }
 
 // releaseSlot returns a slot after the store holding it has been closed.
-func (e *Engine) releaseSlot() {
-	if e.slots != nil {
-		<-e.slots
+func (e *Engine) releaseSlot() { release(e.slots) }
+
+// acquireSlotOf and releaseSlotOf are acquireSlot and releaseSlot in the
+// pool m's calls run in: the cheap tier's for a cheap module (tier.go).
+func (e *Engine) acquireSlotOf(m *Module) bool { return acquire(e.slotsOf(m)) }
+func (e *Engine) releaseSlotOf(m *Module)      { release(e.slotsOf(m)) }
+
+func acquire(slots chan struct{}) bool {
+	if slots == nil {
+		return true
+	}
+	select {
+	case slots <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+func release(slots chan struct{}) {
+	if slots != nil {
+		<-slots
 	}
 }
 

@@ -29,7 +29,7 @@ func (e *Engine) prime(m *Module) {
 	if m == nil || !m.info.preinit || m.js != nil {
 		return // a script's module is the runtime's, primed when it loaded
 	}
-	if !e.acquireSlot() {
+	if !e.acquireSlotOf(m) {
 		return // every slot busy: the node is serving, not starting
 	}
 	st := &callState{lim: Limits{}.WithDefaults()}
@@ -37,15 +37,15 @@ func (e *Engine) prime(m *Module) {
 	box := &storeBox{st: st}
 	var store *wasmtime.Store
 	if e.reusable(m) {
-		store = wasmtime.NewStoreWithData(e.wt, box)
+		store = wasmtime.NewStoreWithData(e.wtOf(m), box)
 	} else {
-		store = wasmtime.NewStoreWithData(e.wt, st)
+		store = wasmtime.NewStoreWithData(e.wtOf(m), st)
 	}
 	store.Limiter(st.lim.MemoryBytes, maxTableElements, maxInstances, maxTables, maxMemories)
-	inst, err := e.linker.Instantiate(store, m.m)
+	inst, err := e.linkerOf(m).Instantiate(store, m.m)
 	if err != nil {
 		store.Close()
-		e.releaseSlot()
+		e.releaseSlotOf(m)
 		return
 	}
 	e.primed.Add(1)
@@ -56,5 +56,5 @@ func (e *Engine) prime(m *Module) {
 		}
 	}
 	store.Close()
-	e.releaseSlot()
+	e.releaseSlotOf(m)
 }

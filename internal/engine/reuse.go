@@ -88,9 +88,12 @@ type reuseState struct {
 	reused  uint64 // calls served by an existing instance
 }
 
-// reusable says whether m's calls may run on reused instances.
+// reusable says whether m's calls may run on reused instances. A cheap
+// module's are not (tier.go): it serves for the seconds until the swap,
+// and its instances live in another pool than the idle ones evictIdle
+// ends.
 func (e *Engine) reusable(m *Module) bool {
-	return e.slots != nil && !e.cfg.DisableReuse && m.info.preinit && m.info.resettable && pagemapFD() >= 0
+	return e.slots != nil && m.tier != TierCheap && !e.cfg.DisableReuse && m.info.preinit && m.info.resettable && pagemapFD() >= 0
 }
 
 // takeWarm takes an idle instance of m, or returns nil.

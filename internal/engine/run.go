@@ -119,14 +119,14 @@ func (e *Engine) Run(ctx context.Context, m *Module, input []byte, lim Limits, h
 		w.box.st = st
 		st.mem = w.mem
 	} else {
-		if !e.acquireSlot() && !(e.evictIdle() && e.acquireSlot()) {
+		if !e.acquireSlotOf(m) && !(e.evictIdle() && e.acquireSlotOf(m)) {
 			return Result{Status: StatusError, Err: ErrPoolExhausted}
 		}
 		if reusable {
 			box = &storeBox{st: st}
-			store = wasmtime.NewStoreWithData(e.wt, box)
+			store = wasmtime.NewStoreWithData(e.wtOf(m), box)
 		} else {
-			store = wasmtime.NewStoreWithData(e.wt, st)
+			store = wasmtime.NewStoreWithData(e.wtOf(m), st)
 		}
 	}
 	store.Limiter(lim.MemoryBytes, maxTableElements, maxInstances, maxTables, maxMemories)
@@ -143,7 +143,7 @@ func (e *Engine) Run(ctx context.Context, m *Module, input []byte, lim Limits, h
 			e.finish(w, keep) // resets the instance for the next call, or ends it
 		} else {
 			store.Close() // first: after this the epoch callback cannot run, and the slot is free
-			e.releaseSlot()
+			e.releaseSlotOf(m)
 		}
 	}()
 
@@ -151,7 +151,7 @@ func (e *Engine) Run(ctx context.Context, m *Module, input []byte, lim Limits, h
 	case w != nil:
 		rc, err = callHandler(store, w.handler)
 	case box != nil:
-		inst, err = e.linker.Instantiate(store, m.m)
+		inst, err = e.linkerOf(m).Instantiate(store, m.m)
 		if err == nil {
 			st.mem = exportedMemory(store, inst, "memory")
 			w = e.adopt(m, store, box, inst, st.mem) // nil: not reusable after all
@@ -227,7 +227,7 @@ func oomSlack(limit int64) int64 {
 // inst is nil when instantiation failed.
 func (e *Engine) callModule(store *wasmtime.Store, st *callState, m *Module) (inst *wasmtime.Instance, rc int32, err error) {
 	if fastOK {
-		in, err := fastInstantiate(e.linker, store, m.m)
+		in, err := fastInstantiate(e.linkerOf(m), store, m.m)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -243,7 +243,7 @@ func (e *Engine) callModule(store *wasmtime.Store, st *callState, m *Module) (in
 		rc, err = fastCall(store, in.handler, 1)
 		return in.inst, rc, err
 	}
-	inst, err = e.linker.Instantiate(store, m.m)
+	inst, err = e.linkerOf(m).Instantiate(store, m.m)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -18,17 +18,19 @@ import (
 // later (docs/RATIONALE.md, "Compiled artifacts reach every node").
 //
 // A Go guest's snapshot takes about 5 s of CPU to compile with the
-// Engine's settings, about 2 s without Cranelift's optimisations and with
-// its single-pass register allocator. A Load whose Source asks for it
-// (Source.Cheap: the server's deploy, rollback and enable) compiles the
-// snapshot the cheap way, on a compile-only wasmtime engine (tierEngine)
-// whose tunables are the Engine's own, writes the result to the cache
-// directory and maps it from there into the Engine (from the bytes when
-// there is no cache directory): wasmtime's compatibility check ignores the optimisation
-// level and the register allocator, which change the code's speed, not
-// its behaviour, and checks every tunable (memory reservation, guard,
-// copy-on-write images, epochs), so the cheap artifact runs in the
-// Engine's pool like any other. The module is TierCheap and keeps its
+// Engine's settings. A Load whose Source asks for it (Source.Cheap: the
+// server's deploy, rollback and enable) compiles the snapshot on the cheap
+// tier's engine (tierRuntime) instead: Winch, wasmtime's baseline
+// compiler, in about a quarter of the CPU time Cranelift needs even
+// without optimisation (0.3-0.4 s against 1.4-1.8 s for the hello
+// example), where this wasmtime build lets it be selected (winch.go), else
+// Cranelift without optimisation and with the single-pass register
+// allocator. The result is written to the cache directory and mapped from
+// there (from the bytes when there is no cache directory). wasmtime runs
+// Winch's code only on an engine whose compiler is Winch, so the cheap
+// tier's engine also runs the calls of cheap modules, with its own linker
+// and pool (the Engine's settings); a cheap module's instances are not
+// reused. The module is TierCheap and keeps its
 // snapshot's bytes; Optimize then compiles that snapshot with the Engine's
 // settings (in the background, one at a time, by the caller's choice) and
 // swaps the result in: calls that start after it run the optimised code,
@@ -48,8 +50,8 @@ type Tier int
 const (
 	// TierOptimized: with the Engine's own settings.
 	TierOptimized Tier = iota
-	// TierCheap: without optimisation and with the single-pass register
-	// allocator, until Optimize or Upgrade replaces it.
+	// TierCheap: by the cheap tier's compiler (Winch), until Optimize or
+	// Upgrade replaces it.
 	TierCheap
 )
 
@@ -63,34 +65,105 @@ func (t Tier) String() string {
 // tierState is the part of Engine this file owns.
 type tierState struct {
 	tierOnce  sync.Once
-	tierWt    *wasmtime.Engine
+	tierRT    *tierRuntime
+	tierWt    atomic.Pointer[wasmtime.Engine] // tierRT.wt once built, for the epoch ticker
 	tierFpOne sync.Once
 	tierFp    string
 
 	cheapCompiles, optimizes, upgrades atomic.Uint64
 }
 
-// tierEngine is the compile-only engine of the cheap tier: the Engine's
-// tunables (so wasmtime accepts its artifacts in the Engine), Cranelift
-// without optimisation and with the single-pass register allocator. It
-// has no pool: nothing is instantiated on it.
-func (e *Engine) tierEngine() *wasmtime.Engine {
+// tierRuntime is the wasmtime engine of the cheap tier: it compiles the
+// cheap artifacts and runs the calls of cheap modules until Optimize or
+// Upgrade swaps them out, with its own linker and its own pool (sized and
+// tuned as the Engine's), since wasmtime runs a module only on an engine
+// whose compiler's calling convention it was compiled for.
+type tierRuntime struct {
+	wt     *wasmtime.Engine
+	linker *wasmtime.Linker
+	slots  chan struct{} // as Engine.slots; nil without pooling
+	winch  bool          // compiled by Winch, else by Cranelift without optimisation
+	err    error         // building the linker failed
+}
+
+// tierEngine builds the cheap tier's engine on first use: Winch, wasmtime's
+// baseline compiler, where this wasmtime build lets aerofn select it
+// (setWinch), else Cranelift without optimisation and with the single-pass
+// register allocator; the Engine's pool settings, memory reservation,
+// epoch interruption and stack limit. Its address space is reserved only
+// once a cheap module is compiled or loaded.
+func (e *Engine) tierEngine() *wasmtime.Engine { return e.tierRuntime().wt }
+
+func (e *Engine) tierRuntime() *tierRuntime {
 	e.tierOnce.Do(func() {
 		cfg := wasmtime.NewConfig()
 		cfg.SetEpochInterruption(true)
 		cfg.SetMaxWasmStack(e.cfg.MaxWasmStack)
-		if e.pooled {
-			setPoolTunables(cfg, e.reservation, e.guard)
+		var large int64
+		if e.pooled && e.reservation == largeReservation {
+			large = takeLargeReservation(e.cfg.PoolSlots)
 		}
-		cfg.SetMemoryInitCOWSet(!(e.pooled && e.cfg.CopyMemoryInit))
+		pooled := e.pooled && applyPool(cfg, e.cfg, large > 0)
+		if !pooled && large > 0 {
+			largeReserved.Add(-large)
+			large = 0
+		}
+		cfg.SetMemoryInitCOWSet(!(pooled && e.cfg.CopyMemoryInit))
 		if e.cfg.tune != nil {
 			e.cfg.tune(cfg)
 		}
-		cfg.SetCraneliftOptLevel(wasmtime.OptLevelNone)
-		cfg.SetCraneliftFlag("regalloc_algorithm", "single_pass")
-		e.tierWt = wasmtime.NewEngineWithConfig(cfg)
+		rt := &tierRuntime{winch: !e.cfg.cheapCranelift && setWinch(cfg)}
+		if !rt.winch {
+			cfg.SetCraneliftOptLevel(wasmtime.OptLevelNone)
+			cfg.SetCraneliftFlag("regalloc_algorithm", "single_pass")
+		}
+		rt.wt = wasmtime.NewEngineWithConfig(cfg)
+		if large > 0 {
+			runtime.AddCleanup(rt.wt, func(n int64) { largeReserved.Add(-n) }, large)
+		}
+		if pooled {
+			rt.slots = make(chan struct{}, e.cfg.PoolSlots)
+		}
+		rt.linker, rt.err = newLinker(rt.wt)
+		if rt.err != nil {
+			rt.err = fmt.Errorf("defining host functions for the cheap tier: %w", rt.err)
+		}
+		e.tierRT = rt
+		e.tierWt.Store(rt.wt)
 	})
-	return e.tierWt
+	return e.tierRT
+}
+
+// wtOf, linkerOf and slotsOf are the wasmtime engine, the linker and the
+// pool slots m's calls run on: the cheap tier's for a cheap module.
+func (e *Engine) wtOf(m *Module) *wasmtime.Engine {
+	if m.tier == TierCheap {
+		return e.tierRT.wt
+	}
+	return e.wt
+}
+
+func (e *Engine) linkerOf(m *Module) *wasmtime.Linker {
+	if m.tier == TierCheap {
+		return e.tierRT.linker
+	}
+	return e.linker
+}
+
+func (e *Engine) slotsOf(m *Module) chan struct{} {
+	if m.tier == TierCheap {
+		return e.tierRT.slots
+	}
+	return e.slots
+}
+
+// CheapCompiler names the cheap tier's compiler: "winch", or "cranelift"
+// (without optimisation) where Winch cannot be selected.
+func (e *Engine) CheapCompiler() string {
+	if e.tierRuntime().winch {
+		return "winch"
+	}
+	return "cranelift"
 }
 
 // CheapFingerprint is the key of this engine's cheap-tier artifacts, as
@@ -133,6 +206,9 @@ func (e *Engine) compileSnapshot(ctx context.Context, snap []byte) (*wasmtime.Mo
 	// about 10 µs on a VM where faults are dear (docs/RATIONALE.md,
 	// "Compiled artifacts reach every node").
 	runtime.GC()
+	if err := e.tierRuntime().err; err != nil {
+		return nil, err
+	}
 	cm, err := compileWith(e.tierEngine(), snap)
 	if err != nil {
 		return nil, err
@@ -156,7 +232,7 @@ func (e *Engine) compileSnapshot(ctx context.Context, snap []byte) (*wasmtime.Mo
 	if req.path != "" {
 		if tmp, err := writeTemp(req.path, art); err != nil {
 			e.diskWriteErrors.Add(1)
-		} else if m, err = wasmtime.NewModuleDeserializeFile(e.wt, tmp); err != nil {
+		} else if m, err = wasmtime.NewModuleDeserializeFile(e.tierEngine(), tmp); err != nil {
 			os.Remove(tmp)
 			return nil, fmt.Errorf("loading the cheap compile: %w", err)
 		} else {
@@ -164,7 +240,7 @@ func (e *Engine) compileSnapshot(ctx context.Context, snap []byte) (*wasmtime.Mo
 		}
 	}
 	if m == nil {
-		if m, err = wasmtime.NewModuleDeserialize(e.wt, art); err != nil {
+		if m, err = wasmtime.NewModuleDeserialize(e.tierEngine(), art); err != nil {
 			return nil, fmt.Errorf("loading the cheap compile: %w", err)
 		}
 	}
@@ -255,7 +331,7 @@ func (e *Engine) Upgrade(hash string, artifact func() ([]byte, error)) bool {
 	if cur == nil || cur.tier != TierCheap || artifact == nil || e.closed.Load() {
 		return false
 	}
-	m, ok := e.loadArtifact(hash, e.cachePath(hash), artifact)
+	m, ok := e.loadArtifact(e.wt, hash, e.cachePath(hash), artifact)
 	if !ok {
 		return false
 	}

@@ -1,0 +1,117 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bytecodealliance/wasmtime-go/v39"
+)
+
+// The cheap tier compiles with Winch, and its artifacts run only on the
+// cheap tier's engine: the optimised engine refuses them. Fails when a
+// wasmtime-go upgrade changes what setWinch relies on (the cheap tier then
+// falls back to Cranelift without optimisation, a slower deploy).
+func TestCheapTierIsWinch(t *testing.T) {
+	e := newEngine(t, Config{PoolSlots: 4})
+	if got := e.CheapCompiler(); got != "winch" {
+		t.Fatalf("cheap compiler %q: wasmtime_config_strategy_set is not the code winch.go expects; update winch.go", got)
+	}
+	m, err := e.LoadFrom("init", Source{Wasm: func() ([]byte, error) { return fixture(t, "init"), nil }, Cheap: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Tier() != TierCheap {
+		t.Fatalf("tier %v", m.Tier())
+	}
+	wantStatus(t, run(t, e, m, "", Limits{}, nil), StatusSuccess)
+	art, tier, err := e.ArtifactOf("init")
+	if err != nil || tier != TierCheap {
+		t.Fatalf("artifact: %v %v", tier, err)
+	}
+	if _, err := wasmtime.NewModuleDeserialize(e.wt, art); err == nil || !strings.Contains(err.Error(), "Winch") {
+		t.Fatalf("the optimised engine took a Winch artifact: %v", err)
+	}
+
+	// With Cranelift asked for, the cheap tier compiles with it.
+	c := newEngine(t, Config{PoolSlots: 4, cheapCranelift: true})
+	if c.CheapCompiler() != "cranelift" || c.CheapFingerprint() == e.CheapFingerprint() {
+		t.Fatalf("cranelift cheap tier: %s, same key %v", c.CheapCompiler(), c.CheapFingerprint() == e.CheapFingerprint())
+	}
+}
+
+// withInitialize gives a fixture an _initialize export, so that it is
+// pre-initialised and a cheap Load compiles its snapshot on the cheap tier.
+func withInitialize(t *testing.T, name string) []byte {
+	t.Helper()
+	src := string(fixtureText(t, name))
+	i := strings.LastIndex(src, ")")
+	wasm, err := wasmtime.Wat2Wasm(src[:i] + "\n  (func (export \"_initialize\")))")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wasm
+}
+
+// Hostile modules on the cheap tier are stopped as on the optimised one:
+// a loop at its deadline (the cheap tier's engine has its own epoch), a
+// memory bomb at its cap, unbounded recursion, stray loads and stores.
+func TestCheapTierHostile(t *testing.T) {
+	for _, cranelift := range []bool{false, true} {
+		e := newEngine(t, Config{PoolSlots: 4, ElideBoundsChecks: true, cheapCranelift: cranelift})
+		load := func(name string) *Module {
+			t.Helper()
+			wasm := withInitialize(t, name)
+			m, err := e.LoadFrom(name, Source{Wasm: func() ([]byte, error) { return wasm, nil }, Cheap: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Tier() != TierCheap {
+				t.Fatalf("%s: tier %v", name, m.Tier())
+			}
+			return m
+		}
+		t.Logf("cheap compiler %s", e.CheapCompiler())
+
+		const timeout = 200 * time.Millisecond
+		loop := load("loop")
+		res := promptly(t, timeout+100*time.Millisecond, func() Result { return run(t, e, loop, "", Limits{Timeout: timeout}, nil) })
+		wantStatus(t, res, StatusTimeout)
+		res = promptly(t, 150*time.Millisecond, func() Result {
+			ctx, cancel := context.WithCancel(context.Background())
+			time.AfterFunc(50*time.Millisecond, cancel)
+			return e.Run(ctx, loop, nil, Limits{Timeout: 10 * time.Second}, nil)
+		})
+		if res.Status != StatusError || !errors.Is(res.Err, context.Canceled) {
+			t.Fatalf("cancelled loop: %s %v", res.Status, res.Err)
+		}
+
+		const limit = 16 << 20
+		res = run(t, e, load("membomb"), "", Limits{MemoryBytes: limit}, nil)
+		wantStatus(t, res, StatusMemoryExceeded)
+		if res.MemoryPeak > limit || res.MemoryPeak < limit-wasmPage {
+			t.Fatalf("membomb peak %d, want just under %d", res.MemoryPeak, limit)
+		}
+
+		res = run(t, e, load("recursion"), "", Limits{}, nil)
+		wantStatus(t, res, StatusError)
+		if !strings.Contains(res.Err.Error(), "call stack exhausted") {
+			t.Fatalf("recursion: %v", res.Err)
+		}
+
+		res = run(t, e, load("oob"), "", Limits{}, nil)
+		wantStatus(t, res, StatusError)
+		if !strings.Contains(res.Err.Error(), "outside linear memory") {
+			t.Fatalf("oob: %v", res.Err)
+		}
+		res = run(t, e, load("strayload"), "", Limits{}, nil)
+		wantStatus(t, res, StatusError)
+		if !strings.Contains(res.Err.Error(), "out of bounds memory access") {
+			t.Fatalf("stray load: %v", res.Err)
+		}
+		res = run(t, e, load("unreachable"), "", Limits{}, nil)
+		wantStatus(t, res, StatusError)
+	}
+}
