@@ -89,8 +89,8 @@ type tierRuntime struct {
 // tierEngine builds the cheap tier's engine on first use: Winch, wasmtime's
 // baseline compiler, where this wasmtime build lets aerofn select it
 // (setWinch), else Cranelift without optimisation and with the single-pass
-// register allocator; the Engine's pool settings, memory reservation,
-// epoch interruption and stack limit. Its address space is reserved only
+// register allocator; the Engine's pool settings (with the small memory
+// reservation), epoch interruption and stack limit. Its address space is reserved only
 // once a cheap module is compiled or loaded.
 func (e *Engine) tierEngine() *wasmtime.Engine { return e.tierRuntime().wt }
 
@@ -99,15 +99,11 @@ func (e *Engine) tierRuntime() *tierRuntime {
 		cfg := wasmtime.NewConfig()
 		cfg.SetEpochInterruption(true)
 		cfg.SetMaxWasmStack(e.cfg.MaxWasmStack)
-		var large int64
-		if e.pooled && e.reservation == largeReservation {
-			large = takeLargeReservation(e.cfg.PoolSlots)
-		}
-		pooled := e.pooled && applyPool(cfg, e.cfg, large > 0)
-		if !pooled && large > 0 {
-			largeReserved.Add(-large)
-			large = 0
-		}
+		// The small reservation (MaxMemoryBytes and a guard, with bounds
+		// checks in the code): the cheap tier takes nothing from the
+		// process's LargeReservationBudget, which the Engine's own pool
+		// needs, for code that serves for seconds.
+		pooled := e.pooled && applyPool(cfg, e.cfg, false)
 		cfg.SetMemoryInitCOWSet(!(pooled && e.cfg.CopyMemoryInit))
 		if e.cfg.tune != nil {
 			e.cfg.tune(cfg)
@@ -118,9 +114,6 @@ func (e *Engine) tierRuntime() *tierRuntime {
 			cfg.SetCraneliftFlag("regalloc_algorithm", "single_pass")
 		}
 		rt.wt = wasmtime.NewEngineWithConfig(cfg)
-		if large > 0 {
-			runtime.AddCleanup(rt.wt, func(n int64) { largeReserved.Add(-n) }, large)
-		}
 		if pooled {
 			rt.slots = make(chan struct{}, e.cfg.PoolSlots)
 		}
