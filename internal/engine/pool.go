@@ -209,11 +209,6 @@ func applyPool(wcfg *wasmtime.Config, cfg Config, large bool) bool {
 	return true
 }
 
-// acquireSlot takes an instance slot for a call; false when all are in use.
-// With pooling off there is no bound here (the caller's admission is the
-// only one).
-func (e *Engine) acquireSlot() bool { return acquire(e.slots) }
-
 // waitSlot takes a slot, waiting for one: for pre-initialisation, which must
 // not fail (and be remembered as failed) just because calls are running.
 func (e *Engine) waitSlot() {
@@ -222,13 +217,14 @@ func (e *Engine) waitSlot() {
 	}
 }
 
-// releaseSlot returns a slot after the store holding it has been closed.
-func (e *Engine) releaseSlot() { release(e.slots) }
-
-// acquireSlotOf and releaseSlotOf are acquireSlot and releaseSlot in the
-// pool m's calls run in: the cheap tier's for a cheap module (tier.go).
+// acquireSlotOf takes an instance slot for a call of m, in the pool m's
+// calls run in (the cheap tier's for a cheap module, tier.go); false when
+// all are in use. With pooling off there is no bound here (the caller's
+// admission is the only one).
 func (e *Engine) acquireSlotOf(m *Module) bool { return acquire(e.slotsOf(m)) }
-func (e *Engine) releaseSlotOf(m *Module)      { release(e.slotsOf(m)) }
+
+// releaseSlotOf returns a slot after the store holding it has been closed.
+func (e *Engine) releaseSlotOf(m *Module) { release(e.slotsOf(m)) }
 
 func acquire(slots chan struct{}) bool {
 	if slots == nil {

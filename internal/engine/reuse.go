@@ -88,12 +88,9 @@ type reuseState struct {
 	reused  uint64 // calls served by an existing instance
 }
 
-// reusable says whether m's calls may run on reused instances. A cheap
-// module's are not (tier.go): it serves for the seconds until the swap,
-// and its instances live in another pool than the idle ones evictIdle
-// ends.
+// reusable says whether m's calls may run on reused instances.
 func (e *Engine) reusable(m *Module) bool {
-	return e.slots != nil && m.tier != TierCheap && !e.cfg.DisableReuse && m.info.preinit && m.info.resettable && pagemapFD() >= 0
+	return e.slotsOf(m) != nil && !e.cfg.DisableReuse && m.info.preinit && m.info.resettable && pagemapFD() >= 0
 }
 
 // takeWarm takes an idle instance of m, or returns nil.
@@ -206,10 +203,11 @@ func (e *Engine) finish(w *warmInst, keep bool) {
 	e.end(w)
 }
 
-// end closes w's store and frees its slot.
+// end closes w's store and frees its slot (in the cheap tier's pool for a
+// cheap module).
 func (e *Engine) end(w *warmInst) {
 	w.store.Close()
-	e.releaseSlot()
+	e.releaseSlotOf(w.mod)
 	e.reuseMu.Lock()
 	if w.img.live--; w.img.live == 0 && e.images[w.mod] == w.img {
 		delete(e.images, w.mod)
@@ -219,11 +217,21 @@ func (e *Engine) end(w *warmInst) {
 
 // evictIdle ends the least recently used idle instance, so that its slot
 // can serve another module; false when there is none.
-func (e *Engine) evictIdle() bool {
+func (e *Engine) evictIdle() bool { return e.evictIdleOf(nil) }
+
+// evictIdleOf is evictIdle among the instances whose slot is in the pool
+// m's calls take theirs from (the cheap tier has a pool of its own); nil:
+// any.
+func (e *Engine) evictIdleOf(m *Module) bool {
 	e.reuseMu.Lock()
 	var w *warmInst
-	if e.idle != nil && e.idle.Len() > 0 {
-		w = e.idle.Remove(e.idle.Back()).(*warmInst)
+	if e.idle != nil {
+		for el := e.idle.Back(); el != nil; el = el.Prev() {
+			if v := el.Value.(*warmInst); m == nil || (v.mod.tier == TierCheap) == (m.tier == TierCheap) {
+				w = e.idle.Remove(el).(*warmInst)
+				break
+			}
+		}
 	}
 	e.reuseMu.Unlock()
 	if w == nil {

@@ -119,7 +119,7 @@ func (e *Engine) Run(ctx context.Context, m *Module, input []byte, lim Limits, h
 		w.box.st = st
 		st.mem = w.mem
 	} else {
-		if !e.acquireSlotOf(m) && !(e.evictIdle() && e.acquireSlotOf(m)) {
+		if !e.acquireSlotOf(m) && !(e.evictIdleOf(m) && e.acquireSlotOf(m)) {
 			return Result{Status: StatusError, Err: ErrPoolExhausted}
 		}
 		if reusable {

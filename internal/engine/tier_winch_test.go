@@ -115,3 +115,52 @@ func TestCheapTierHostile(t *testing.T) {
 		wantStatus(t, res, StatusError)
 	}
 }
+
+// A cheap module's instances are reused as an optimised module's are, from
+// the cheap tier's own pool: a cheap call that finds that pool full ends an
+// idle cheap instance, never an optimised module's, and the swap gives the
+// cheap tier's slots back.
+func TestCheapTierReusesInItsPool(t *testing.T) {
+	e := newEngine(t, Config{PoolSlots: 2, ElideBoundsChecks: true})
+	cheap := func(name string) *Module {
+		t.Helper()
+		wasm := withInitialize(t, "hello")
+		// A distinct module per name: a custom section changes the hash's bytes.
+		wasm = append(wasm, 0, byte(2+len(name)), 1, 'x')
+		wasm = append(wasm, name...)
+		m, err := e.LoadFrom(name, Source{Wasm: func() ([]byte, error) { return wasm, nil }, Cheap: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Tier() != TierCheap || !e.reusable(m) {
+			t.Fatalf("%s: tier %v, reusable %v", name, m.Tier(), e.reusable(m))
+		}
+		return m
+	}
+	opt, err := e.LoadFrom("opt", Source{Wasm: func() ([]byte, error) { return withInitialize(t, "hello"), nil }})
+	if err != nil || opt.Tier() != TierOptimized {
+		t.Fatalf("optimised load: %v", err)
+	}
+	a, b, c := cheap("a"), cheap("b"), cheap("c")
+	before := e.Stats().Reused
+	for _, m := range []*Module{opt, a, b, a, b, c, a, opt} {
+		wantStatus(t, run(t, e, m, "", Limits{}, nil), StatusSuccess)
+	}
+	if got := e.Stats().Reused - before; got < 3 {
+		t.Fatalf("%d calls reused an instance", got)
+	}
+	if n := len(e.tierRT.slots); n != 2 {
+		t.Fatalf("cheap tier's pool: %d slots held, want 2 (idle cheap instances)", n)
+	}
+	if n := len(e.slots); n != 1 {
+		t.Fatalf("the Engine's pool: %d slots held, want 1 (the optimised module's idle instance)", n)
+	}
+	for _, m := range []*Module{a, b, c} {
+		if ok, err := e.Optimize(context.Background(), m.Hash(), nil); err != nil || !ok {
+			t.Fatalf("optimize %s: %v %v", m.Hash(), ok, err)
+		}
+	}
+	if n := len(e.tierRT.slots); n != 0 {
+		t.Fatalf("after the swaps the cheap tier's pool holds %d slots", n)
+	}
+}
