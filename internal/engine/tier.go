@@ -102,8 +102,14 @@ func (e *Engine) tierRuntime() *tierRuntime {
 		// The small reservation (MaxMemoryBytes and a guard, with bounds
 		// checks in the code): the cheap tier takes nothing from the
 		// process's LargeReservationBudget, which the Engine's own pool
-		// needs, for code that serves for seconds.
-		pooled := e.pooled && applyPool(cfg, e.cfg, false)
+		// needs, for code that serves for seconds. No warm slots and
+		// nothing kept resident: once the cheap modules are swapped out
+		// this pool sits unused until the next deploy, and should hold no
+		// memory meanwhile (its idle instances are the reused ones, which
+		// the swap ends).
+		pcfg := e.cfg
+		pcfg.WarmSlots, pcfg.KeepResident = 0, 0
+		pooled := e.pooled && applyPool(cfg, pcfg, false)
 		cfg.SetMemoryInitCOWSet(!(pooled && e.cfg.CopyMemoryInit))
 		if e.cfg.tune != nil {
 			e.cfg.tune(cfg)
