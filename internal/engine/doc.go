@@ -38,10 +38,12 @@ step.
 	              ► snapshot: memory → data segments, globals → initialisers,
 	                no _initialize export ► compile the snapshot (the one
 	                compile) ► check ABI
-	                (Source.Cheap: compiled cheaply on the tier engine,
+	                (Source.Cheap: compiled by Winch on the tier engine,
 	                written as <hash>.v2.preinit.cheap.cwasm and mapped
-	                from that file into this one; the module is TierCheap
-	                and keeps the snapshot for Optimize)
+	                from that file into the tier engine, whose pool runs
+	                its calls; the module is TierCheap and keeps the
+	                snapshot for Optimize; a snapshot Winch refuses is
+	                compiled with the Engine's settings)
 	              a step fails: the module is compiled as it is and runs
 	              _initialize per call
 	              (Stats.PreinitFailures; Module.Preinitialized says why)
@@ -57,10 +59,9 @@ step.
 Artifacts are keyed by Fingerprint (wasmtime's own compatibility record:
 version, target, compiler settings), so engines that cannot use each
 other's never exchange them; cheap-tier artifacts by CheapFingerprint
-(the tier engine's record). wasmtime loads a cheap artifact into the
-Engine because its check ignores the optimisation level and the register
-allocator and requires every tunable to match, which the tier engine
-copies.
+(the tier engine's record, which names Winch). wasmtime runs Winch's code
+only on an engine whose compiler is Winch, so cheap modules are loaded into
+and run on the tier engine, with its own linker and pool.
 
 A cached artifact that wasmtime refuses (another wasmtime version or engine
 configuration, a truncated file) is counted in Stats.DiskLoadFailures and

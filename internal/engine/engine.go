@@ -254,10 +254,11 @@ type Stats struct {
 
 	Reused uint64 // calls that ran on an instance reset after an earlier call (reuse.go)
 
-	CheapModules  int    // modules in memory of the cheap tier (tier.go)
-	CheapCompiles uint64 // snapshots compiled cheaply by a Load (counted in Compiles too)
-	Optimizes     uint64 // cheap modules compiled again with the Engine's settings (Optimize; not in Compiles)
-	TierUpgrades  uint64 // cheap modules replaced in memory by an optimised one (Optimize or Upgrade)
+	CheapModules   int    // modules in memory of the cheap tier (tier.go)
+	CheapCompiles  uint64 // snapshots compiled cheaply by a Load (counted in Compiles too)
+	Optimizes      uint64 // cheap modules compiled again with the Engine's settings (Optimize; not in Compiles)
+	TierUpgrades   uint64 // cheap modules replaced in memory by an optimised one (Optimize or Upgrade)
+	CheapFallbacks uint64 // snapshots the cheap tier's compiler refused, compiled with the Engine's settings instead
 
 	ScriptCompiles        uint64 // scripts compiled to bytecode by the JavaScript runtime (script.go)
 	ScriptCompileFailures uint64 // scripts the runtime could not compile (refused at load from their bytes, else run from the source)
@@ -271,8 +272,8 @@ type Engine struct {
 	linker *wasmtime.Linker // shared by every call; host functions find the call through the store's data
 	slots  chan struct{}    // one token per instance in the pool; nil without pooling
 	elided bool             // memories reserve 4 GiB + guard: no bounds checks (BoundsChecksElided)
-	// pooled, reservation, guard: what New gave wasmtime, so that the cheap
-	// tier's compile-only engine gets the same tunables (tier.go).
+	// pooled, reservation, guard: what New gave wasmtime (the cheap tier's
+	// engine, tier.go, is pooled when this one is).
 	pooled             bool
 	reservation, guard uint64
 	// running holds a token per call executing guest code (pool.go).
@@ -515,10 +516,11 @@ func (e *Engine) Stats() Stats {
 		ArtifactLoadFailures: e.artifactLoadFailures.Load(),
 		Reused:               reused,
 
-		CheapModules:  cheap,
-		CheapCompiles: e.cheapCompiles.Load(),
-		Optimizes:     e.optimizes.Load(),
-		TierUpgrades:  e.upgrades.Load(),
+		CheapModules:   cheap,
+		CheapCompiles:  e.cheapCompiles.Load(),
+		CheapFallbacks: e.cheapFallbacks.Load(),
+		Optimizes:      e.optimizes.Load(),
+		TierUpgrades:   e.upgrades.Load(),
 
 		ScriptCompiles:        e.scriptCompiles.Load(),
 		ScriptCompileFailures: e.scriptCompileFailures.Load(),

@@ -79,6 +79,7 @@ type callState struct {
 	exitCode       int32
 	outputTooLarge bool
 	interrupted    error // the call's context ended while the guest was in a host function
+	tokenLost      bool  // retake gave up on a run token: the call holds none (pool.go)
 }
 
 func (st *callState) ctx() context.Context {

@@ -61,14 +61,6 @@ static void aerofn_set_reservation(void *cfg, uint64_t reservation, uint64_t gua
 	wasmtime_config_memory_guard_size_set(cfg, guard);
 }
 
-// aerofn_set_tunables gives a compile-only engine the memory tunables
-// aerofn_pool_apply sets, without a pool (tier.go).
-static void aerofn_set_tunables(void *cfg, uint64_t reservation, uint64_t guard) {
-	wasmtime_config_memory_reservation_set(cfg, reservation);
-	wasmtime_config_memory_reservation_for_growth_set(cfg, 0);
-	wasmtime_config_memory_guard_size_set(cfg, guard);
-}
-
 extern void wasmtime_config_parallel_compilation_set(wasm_config_t *, bool);
 static void aerofn_set_parallel(void *cfg, bool on) { wasmtime_config_parallel_compilation_set(cfg, on); }
 */
@@ -318,8 +310,6 @@ func (e *Engine) GateWaits() GateWaits {
 	return w
 }
 
-func (e *Engine) leaveRun() { <-e.running }
-
 // blocking runs f, a wait in a host function, without holding the call's run
 // token; it takes one again (waiting its turn) before the guest resumes.
 func (st *callState) blocking(f func()) {
@@ -328,8 +318,46 @@ func (st *callState) blocking(f func()) {
 		return
 	}
 	<-st.running
-	defer func() { st.running <- struct{}{} }()
+	defer st.retake()
 	f()
+}
+
+// retake takes a run token back after blocking, waiting no longer than the
+// call may last: a call whose deadline passes, or whose caller goes away,
+// while others hold every token gives up, is stopped by the checkInterrupt
+// that follows every blocking wait, and gives back no token when it ends
+// (returnToken).
+func (st *callState) retake() {
+	select {
+	case st.running <- struct{}{}:
+		return
+	default:
+	}
+	var done <-chan struct{}
+	if st.parent != nil {
+		done = st.parent.Done()
+	}
+	var expired <-chan time.Time
+	if !st.deadline.IsZero() {
+		t := time.NewTimer(time.Until(st.deadline))
+		defer t.Stop()
+		expired = t.C
+	}
+	select {
+	case st.running <- struct{}{}:
+	case <-expired:
+		st.tokenLost = true
+	case <-done:
+		st.tokenLost = true
+	}
+}
+
+// returnToken gives back the run token a call holds, unless retake gave up
+// on it.
+func (st *callState) returnToken() {
+	if !st.tokenLost {
+		<-st.running
+	}
 }
 
 // DefaultMaxRunning is twice the cores Go may use: enough to keep every core
@@ -341,13 +369,6 @@ func DefaultMaxRunning() int { return 2 * runtime.GOMAXPROCS(0) }
 func setReservation(wcfg *wasmtime.Config, reservation, guard uint64) {
 	p := reflect.ValueOf(wcfg).Elem().FieldByIndex(configPtrField).UnsafePointer()
 	C.aerofn_set_reservation(p, C.uint64_t(reservation), C.uint64_t(guard))
-}
-
-// setPoolTunables sets on wcfg the memory tunables applyPool sets for a
-// pool whose slots reserve reservation bytes plus guard, without the pool.
-func setPoolTunables(wcfg *wasmtime.Config, reservation, guard uint64) {
-	p := reflect.ValueOf(wcfg).Elem().FieldByIndex(configPtrField).UnsafePointer()
-	C.aerofn_set_tunables(p, C.uint64_t(reservation), C.uint64_t(guard))
 }
 
 func setParallel(wcfg *wasmtime.Config, on bool) {

@@ -240,8 +240,8 @@ func (e *Engine) snapshot(ctx context.Context, ir *initRuntime, p *wasmModule) (
 	}
 	defer st.release()
 	e.running <- struct{}{}
-	defer func() { <-e.running }()
 	st.running = e.running
+	defer st.returnToken()
 
 	return ir.run(st, cm, p, func(mem []byte, globals map[int]snapshotValue) ([]byte, error) {
 		elapsed := time.Since(start)
@@ -303,8 +303,8 @@ func (e *Engine) snapshotOn(ctx context.Context, ie *initEngine, m *wasmtime.Mod
 	}
 	defer st.release()
 	e.running <- struct{}{}
-	defer func() { <-e.running }()
 	st.running = e.running
+	defer st.returnToken()
 	// The init engine is not pooled: the run needs no slot of the Engine's
 	// pool, only a run token like any call.
 	store := wasmtime.NewStoreWithData(ie.wt, st)

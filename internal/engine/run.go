@@ -99,8 +99,8 @@ func (e *Engine) Run(ctx context.Context, m *Module, input []byte, lim Limits, h
 	if err := e.enterRun(ctx, st.deadline); err != nil {
 		return interruptedResult(err, lim, start)
 	}
-	defer e.leaveRun() // after the store is closed, below
 	st.running = e.running
+	defer st.returnToken() // after the store is closed, below
 
 	var w *warmInst
 	reusable := e.reusable(m)

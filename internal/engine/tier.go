@@ -71,6 +71,7 @@ type tierState struct {
 	tierFp    string
 
 	cheapCompiles, optimizes, upgrades atomic.Uint64
+	cheapFallbacks                     atomic.Uint64 // snapshots the cheap tier could not compile (compileSnapshot)
 }
 
 // tierRuntime is the wasmtime engine of the cheap tier: it compiles the
@@ -90,48 +91,81 @@ type tierRuntime struct {
 // baseline compiler, where this wasmtime build lets aerofn select it
 // (setWinch), else Cranelift without optimisation and with the single-pass
 // register allocator; the Engine's pool settings (with the small memory
-// reservation), epoch interruption and stack limit. Its address space is reserved only
-// once a cheap module is compiled or loaded.
+// reservation), epoch interruption and stack limit. It is built on first
+// use, which on a server is the first module load (Invoker's sources ask
+// for CheapFingerprint).
 func (e *Engine) tierEngine() *wasmtime.Engine { return e.tierRuntime().wt }
 
 func (e *Engine) tierRuntime() *tierRuntime {
 	e.tierOnce.Do(func() {
-		cfg := wasmtime.NewConfig()
-		cfg.SetEpochInterruption(true)
-		cfg.SetMaxWasmStack(e.cfg.MaxWasmStack)
-		// The small reservation (MaxMemoryBytes and a guard, with bounds
-		// checks in the code): the cheap tier takes nothing from the
-		// process's LargeReservationBudget, which the Engine's own pool
-		// needs, for code that serves for seconds. No warm slots and
-		// nothing kept resident: once the cheap modules are swapped out
-		// this pool sits unused until the next deploy, and should hold no
-		// memory meanwhile (its idle instances are the reused ones, which
-		// the swap ends).
-		pcfg := e.cfg
-		pcfg.WarmSlots, pcfg.KeepResident = 0, 0
-		pooled := e.pooled && applyPool(cfg, pcfg, false)
-		cfg.SetMemoryInitCOWSet(!(pooled && e.cfg.CopyMemoryInit))
-		if e.cfg.tune != nil {
-			e.cfg.tune(cfg)
-		}
-		rt := &tierRuntime{winch: !e.cfg.cheapCranelift && setWinch(cfg)}
-		if !rt.winch {
-			cfg.SetCraneliftOptLevel(wasmtime.OptLevelNone)
-			cfg.SetCraneliftFlag("regalloc_algorithm", "single_pass")
-		}
-		rt.wt = wasmtime.NewEngineWithConfig(cfg)
-		if pooled {
-			rt.slots = make(chan struct{}, e.cfg.PoolSlots)
-		}
-		rt.linker, rt.err = newLinker(rt.wt)
-		if rt.err != nil {
-			rt.err = fmt.Errorf("defining host functions for the cheap tier: %w", rt.err)
-		}
+		// Winch where setWinch is confirmed to select it; else Cranelift,
+		// as where it cannot be set at all.
+		rt := e.buildTier(!e.cfg.cheapCranelift && winchConfirmed())
 		e.tierRT = rt
 		e.tierWt.Store(rt.wt)
 	})
 	return e.tierRT
 }
+
+func (e *Engine) buildTier(winch bool) *tierRuntime {
+	cfg := wasmtime.NewConfig()
+	cfg.SetEpochInterruption(true)
+	cfg.SetMaxWasmStack(e.cfg.MaxWasmStack)
+	// The small reservation (MaxMemoryBytes and a guard, with bounds
+	// checks in the code): the cheap tier takes nothing from the process's
+	// LargeReservationBudget, which the Engine's own pool needs, for code
+	// that serves for seconds. No warm slots and nothing kept resident:
+	// once the cheap modules are swapped out this pool sits unused until
+	// the next deploy, and should hold no memory meanwhile (its idle
+	// instances are the reused ones, which the swap ends).
+	pcfg := e.cfg
+	pcfg.WarmSlots, pcfg.KeepResident = 0, 0
+	pooled := e.pooled && applyPool(cfg, pcfg, false)
+	cfg.SetMemoryInitCOWSet(!(pooled && e.cfg.CopyMemoryInit))
+	if e.cfg.tune != nil {
+		e.cfg.tune(cfg)
+	}
+	rt := &tierRuntime{winch: winch && setWinch(cfg)}
+	if !rt.winch {
+		cfg.SetCraneliftOptLevel(wasmtime.OptLevelNone)
+		cfg.SetCraneliftFlag("regalloc_algorithm", "single_pass")
+	}
+	rt.wt = wasmtime.NewEngineWithConfig(cfg)
+	if pooled {
+		rt.slots = make(chan struct{}, e.cfg.PoolSlots)
+	}
+	rt.linker, rt.err = newLinker(rt.wt)
+	if rt.err != nil {
+		rt.err = fmt.Errorf("defining host functions for the cheap tier: %w", rt.err)
+	}
+	return rt
+}
+
+// winchConfirmed reports whether setWinch selects Winch: wasmtime records
+// the compiler in an artifact's compatibility section, and an engine that
+// compiles with Cranelift refuses an artifact of Winch's by that name. The
+// two probe engines differ in that byte only (no pool, no tunables). Once
+// per process.
+var winchConfirmed = sync.OnceValue(func() bool {
+	probe := wasmtime.NewConfig()
+	probe.SetEpochInterruption(true)
+	if !setWinch(probe) {
+		return false
+	}
+	m, err := wasmtime.NewModule(wasmtime.NewEngineWithConfig(probe), []byte("\x00asm\x01\x00\x00\x00"))
+	if err != nil {
+		return false
+	}
+	art, err := m.Serialize()
+	m.Close()
+	if err != nil {
+		return false
+	}
+	plain := wasmtime.NewConfig()
+	plain.SetEpochInterruption(true)
+	_, err = wasmtime.NewModuleDeserialize(wasmtime.NewEngineWithConfig(plain), art)
+	return err != nil && strings.Contains(err.Error(), "Winch")
+})
 
 // wtOf, linkerOf and slotsOf are the wasmtime engine, the linker and the
 // pool slots m's calls run on: the cheap tier's for a cheap module.
@@ -210,7 +244,13 @@ func (e *Engine) compileSnapshot(ctx context.Context, snap []byte) (*wasmtime.Mo
 	}
 	cm, err := compileWith(e.tierEngine(), snap)
 	if err != nil {
-		return nil, err
+		// Winch lacks some of what Cranelift compiles (tail calls, some
+		// SIMD instructions, the GC and exception proposals): such a
+		// snapshot is compiled with the Engine's settings, slower, rather
+		// than losing its pre-initialisation. The module is then of the
+		// optimised tier (req.mod stays nil).
+		e.cheapFallbacks.Add(1)
+		return e.compile(snap)
 	}
 	art, err := cm.Serialize()
 	cm.Close()

@@ -164,3 +164,35 @@ func TestCheapTierReusesInItsPool(t *testing.T) {
 		t.Fatalf("after the swaps the cheap tier's pool holds %d slots", n)
 	}
 }
+
+// A snapshot Winch cannot compile (here: a tail call, which Winch does not
+// implement) is compiled with the Engine's settings instead: the module
+// keeps its pre-initialisation, on the optimised tier.
+func TestCheapTierFallsBackForWhatWinchLacks(t *testing.T) {
+	e := newEngine(t, Config{PoolSlots: 4})
+	wasm, err := wasmtime.Wat2Wasm(`(module
+  (import "aerodb" "output" (func $output (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (global $ready (mut i32) (i32.const 0))
+  (data (i32.const 0) "initialized")
+  (func $set (global.set $ready (i32.const 42)))
+  (func (export "_initialize") (return_call $set))
+  (func (export "handler") (result i32)
+    (if (i32.ne (global.get $ready) (i32.const 42)) (then (return (i32.const 1))))
+    (drop (call $output (i32.const 0) (i32.const 11)))
+    (i32.const 0)))`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := e.LoadFrom("tailcall", Source{Wasm: func() ([]byte, error) { return wasm, nil }, Cheap: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, run(t, e, m, "", Limits{}, nil), StatusSuccess)
+	if ok, perr := m.Preinitialized(); !ok {
+		t.Fatalf("lost pre-initialisation: tier %v, %v", m.Tier(), perr)
+	}
+	if m.Tier() != TierOptimized || e.Stats().CheapFallbacks != 1 {
+		t.Fatalf("tier %v, %+v; want optimized, one fallback", m.Tier(), e.Stats())
+	}
+}
