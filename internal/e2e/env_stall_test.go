@@ -78,8 +78,22 @@ func TestEnvSecretReadStalled(t *testing.T) {
 			mu.Unlock()
 		}()
 	}
-	// Other functions are served while those wait.
-	time.Sleep(200 * time.Millisecond)
+	// Other functions are served while those wait: once a read is blocked on
+	// the lock.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var waiting int
+		if err := e.Admin.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'aerofn.secrets'::regclass`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no secrets read waited on the lock")
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval
+	}
 	for i := 0; i < 5; i++ {
 		start := time.Now()
 		r := e.Invoke("echo", e.AnonKey, map[string]int{"i": i})

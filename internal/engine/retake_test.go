@@ -2,16 +2,22 @@ package engine
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 )
 
 // slowEnvHost answers env() after a pause, as a secrets read that waits on
-// the database does.
-type slowEnvHost struct{ fakeHost }
+// the database does; entered is closed when the first lookup begins.
+type slowEnvHost struct {
+	fakeHost
+	entered chan struct{}
+	once    sync.Once
+}
 
-func (*slowEnvHost) Env(ctx context.Context, key string) (string, bool) {
-	time.Sleep(100 * time.Millisecond)
+func (h *slowEnvHost) Env(ctx context.Context, key string) (string, bool) {
+	h.once.Do(func() { close(h.entered) })
+	time.Sleep(100 * time.Millisecond) // the lookup's own duration, not an ordering
 	return "v", true
 }
 
@@ -24,12 +30,13 @@ func (*slowEnvHost) Env(ctx context.Context, key string) (string, bool) {
 func TestRetakeTokenBoundedByDeadline(t *testing.T) {
 	e := newEngine(t, Config{MaxRunning: 1})
 	m, loop := load(t, e, "env"), load(t, e, "loop")
+	host := &slowEnvHost{entered: make(chan struct{})}
 	done := make(chan Result)
 	go func() {
-		time.Sleep(30 * time.Millisecond)
+		<-host.entered // the env() call has lent its token
 		done <- run(t, e, loop, "", Limits{Timeout: 2 * time.Second}, nil)
 	}()
-	res := run(t, e, m, "API_KEY", Limits{Timeout: 300 * time.Millisecond}, &slowEnvHost{})
+	res := run(t, e, m, "API_KEY", Limits{Timeout: 300 * time.Millisecond}, host)
 	if res.Status != StatusTimeout || res.Duration > 800*time.Millisecond {
 		t.Fatalf("ended after %v as %s (%v), want a timeout near 300 ms", res.Duration, res.Status, res.Err)
 	}

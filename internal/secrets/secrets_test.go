@@ -181,8 +181,21 @@ func TestLookupStalledReload(t *testing.T) {
 	var wg sync.WaitGroup
 	// The longest first: its wait must not hold up the shorter ones.
 	for i, d := range []time.Duration{800 * time.Millisecond, 200 * time.Millisecond, 500 * time.Millisecond} {
-		if i > 0 {
-			time.Sleep(50 * time.Millisecond)
+		if i == 1 {
+			// The longest lookup's reload is blocked on the lock before the
+			// others start.
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				var waiting int
+				dbtest.Must(t, pool.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'aerofn.secrets'::regclass`).Scan(&waiting), "reading locks")
+				if waiting > 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the reload never waited on the lock")
+				}
+				time.Sleep(10 * time.Millisecond) // polling interval
+			}
 		}
 		wg.Add(1)
 		go func() {
