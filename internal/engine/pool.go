@@ -201,14 +201,6 @@ func applyPool(wcfg *wasmtime.Config, cfg Config, large bool) bool {
 	return true
 }
 
-// waitSlot takes a slot, waiting for one: for pre-initialisation, which must
-// not fail (and be remembered as failed) just because calls are running.
-func (e *Engine) waitSlot() {
-	if e.slots != nil {
-		e.slots <- struct{}{}
-	}
-}
-
 // acquireSlotOf takes an instance slot for a call of m, in the pool m's
 // calls run in (the cheap tier's for a cheap module, tier.go); false when
 // all are in use. With pooling off there is no bound here (the caller's
