@@ -5,10 +5,12 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -72,9 +74,9 @@ func (f fileOutput) String() string {
 // port are the test's own.
 func TestGettingStarted(t *testing.T) {
 	dbURL := dbtest.NewDatabase(t)
-	// The document's server listens on a fixed port; the test's on a random
-	// high one (the document's AEROFN_URL must name it before it starts).
-	addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(40000))
+	// The document's server listens on a fixed port; the test's on another
+	// (the document's AEROFN_URL must name it before it starts).
+	addr := unusedAddr(t)
 	bin := t.TempDir()
 	if err := os.Symlink(testenv.Binary(t), filepath.Join(bin, "aerofn")); err != nil {
 		t.Fatal(err)
@@ -171,6 +173,35 @@ func TestGettingStarted(t *testing.T) {
 			t.Errorf("logs -f printed nothing matching %s:\n%s", re, out.String())
 		}
 	}
+}
+
+// unusedAddr is a loopback address with a port that is free now and that
+// the kernel will not hand out as the source port of a connection: it lies
+// below the ephemeral range, where a random port could be taken by any
+// outgoing connection (the database's, the module proxy's) before the server
+// binds it.
+func unusedAddr(t *testing.T) string {
+	t.Helper()
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				low = n
+			}
+		}
+	}
+	if low <= 11000 {
+		t.Fatalf("the ephemeral port range starts at %d; no room below it", low)
+	}
+	for range 100 {
+		addr := fmt.Sprintf("127.0.0.1:%d", 10000+rand.IntN(low-10000))
+		if l, err := net.Listen("tcp", addr); err == nil {
+			l.Close()
+			return addr
+		}
+	}
+	t.Fatal("no free port below the ephemeral range")
+	return ""
 }
 
 func goEnv(t *testing.T, key string) string {
