@@ -146,14 +146,21 @@ func (e *Engine) ArtifactOf(hash string) ([]byte, Tier, error) {
 	if err == nil || !errors.Is(err, ErrNotCompiled) {
 		return b, TierOptimized, err
 	}
+	e.mu.Lock()
+	el, ok := e.modules[hash]
+	e.mu.Unlock()
+	if ok {
+		if m := el.Value.(*Module); m.tier == TierCheap {
+			if b := m.unshared.Swap(nil); b != nil && len(*b) > 0 {
+				return *b, TierCheap, nil
+			}
+		}
+	}
 	if cp := e.cheapPath(hash); cp != "" {
 		if b, err := e.readCacheFile(cp); err == nil {
 			return b, TierCheap, nil
 		}
 	}
-	e.mu.Lock()
-	el, ok := e.modules[hash]
-	e.mu.Unlock()
 	if !ok {
 		return nil, 0, fmt.Errorf("artifact of %s: %w", hash, ErrNotCompiled)
 	}

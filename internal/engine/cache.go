@@ -29,6 +29,11 @@ type Module struct {
 	// compiled here, the snapshot Optimize compiles again.
 	tier Tier
 	snap []byte
+	// unshared, for a cheap module compiled here, is its serialized
+	// artifact until ArtifactOf hands it out (once, to be stored for the
+	// other nodes): read back from its file instead, the 20-25 MB cost a
+	// deploy another copy and its page faults.
+	unshared atomic.Pointer[[]byte]
 	// retired: replaced in the cache by another compile of the same
 	// module (swap); its instances are not kept for reuse.
 	retired atomic.Bool
@@ -281,7 +286,9 @@ func (e *Engine) load(hash string, src Source, compiling chan struct{}) (mod *Mo
 		if tr.tmp != "" {
 			e.persistLater(tr.tmp, tr.path)
 		}
-		return &Module{hash: hash, m: m, info: info, tier: TierCheap, snap: tr.snap}, nil
+		mod := &Module{hash: hash, m: m, info: info, tier: TierCheap, snap: tr.snap}
+		mod.unshared.Store(&tr.art)
+		return mod, nil
 	}
 	if path != "" {
 		if err := e.writeCompiled(path, m); err != nil {

@@ -219,6 +219,7 @@ type tierRequest struct {
 	path string           // where the artifact goes (cheapPath); "" none
 	mod  *wasmtime.Module // the cheap module, deserialized into the Engine
 	snap []byte           // the snapshot it was compiled from
+	art  []byte           // mod serialized (Module.unshared)
 	tmp  string           // the unsynced file mod is mapped from; "" none
 }
 
@@ -283,7 +284,7 @@ func (e *Engine) compileSnapshot(ctx context.Context, snap []byte) (*wasmtime.Mo
 			return nil, fmt.Errorf("loading the cheap compile: %w", err)
 		}
 	}
-	req.mod, req.snap = m, snap
+	req.mod, req.snap, req.art = m, snap, art
 	return m, nil
 }
 

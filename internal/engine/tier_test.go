@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/bytecodealliance/wasmtime-go/v39"
 )
@@ -40,9 +42,24 @@ func TestCheapTierThenOptimized(t *testing.T) {
 	}
 	res := run(t, a, m, "", Limits{}, nil)
 	wantStatus(t, res, StatusSuccess)
+	// The deploy stores the artifact the compile serialized, not a copy
+	// read back from its file; once handed out it is not held.
+	held := m.unshared.Load()
+	if held == nil || len(*held) == 0 {
+		t.Fatal("the cheap module holds no serialized artifact")
+	}
 	cheapArt, tier, err := a.ArtifactOf("tier1")
 	if err != nil || tier != TierCheap {
 		t.Fatalf("artifact: tier %v, %v", tier, err)
+	}
+	if unsafe.SliceData(cheapArt) != unsafe.SliceData(*held) {
+		t.Error("ArtifactOf did not hand out the artifact the compile serialized")
+	}
+	if m.unshared.Load() != nil {
+		t.Error("the artifact is still held after it was handed out")
+	}
+	if again, _, err := a.ArtifactOf("tier1"); err != nil || !bytes.Equal(again, cheapArt) {
+		t.Fatalf("the artifact read again differs (%v)", err)
 	}
 
 	// Another engine (a second node) serves the cheap artifact.

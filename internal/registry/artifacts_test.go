@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/aerodb/aerofn/internal/db/dbtest"
 )
@@ -61,6 +63,30 @@ func TestArtifactCompressionRoundTrip(t *testing.T) {
 	}
 	if got, err := a.Get(ctx, testHash, testHash); got != nil || err != nil {
 		t.Fatalf("other fingerprint: %d bytes, %v", len(got), err)
+	}
+}
+
+// A large artifact is compressed as one frame per core, each at once, and
+// comes back whole.
+func TestArtifactCompressedInFrames(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	a, _ := artifactStore(t)
+	ctx := context.Background()
+	art := fakeArtifact(3*compressChunk + 12345)
+	stored := compress(art)
+	var h zstd.Header
+	if err := h.Decode(stored); err != nil {
+		t.Fatal(err)
+	}
+	if !h.HasFCS || h.FrameContentSize != uint64(len(art)+1)/2 {
+		t.Fatalf("first frame holds %d bytes (known: %v), want half of the %d", h.FrameContentSize, h.HasFCS, len(art))
+	}
+	if err := a.Put(ctx, testHash, testFP, art); err != nil {
+		t.Fatal(err)
+	}
+	got, err := a.Get(ctx, testHash, testFP)
+	if err != nil || !bytes.Equal(got, art) {
+		t.Fatalf("round trip: %d bytes back of %d, %v", len(got), len(art), err)
 	}
 }
 
