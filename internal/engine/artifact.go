@@ -59,6 +59,13 @@ type Source struct {
 	// interrupted). Loads of the same hash waiting for this one then
 	// fail with its error and may try again.
 	Context context.Context
+	// Share, when set, is given the serialized artifact of a cheap compile
+	// (of a snapshot that passed the ABI's checks) as soon as it exists,
+	// before this engine maps and primes the module, so that storing it for
+	// the other nodes runs beside the rest of the load instead of after it.
+	// It must not block; the bytes are its to keep. Not called for any
+	// other load: the caller then asks ArtifactOf.
+	Share func(art []byte)
 }
 
 // artifactFormat changes whenever what an artifact holds changes in a way
@@ -146,21 +153,14 @@ func (e *Engine) ArtifactOf(hash string) ([]byte, Tier, error) {
 	if err == nil || !errors.Is(err, ErrNotCompiled) {
 		return b, TierOptimized, err
 	}
-	e.mu.Lock()
-	el, ok := e.modules[hash]
-	e.mu.Unlock()
-	if ok {
-		if m := el.Value.(*Module); m.tier == TierCheap {
-			if b := m.unshared.Swap(nil); b != nil && len(*b) > 0 {
-				return *b, TierCheap, nil
-			}
-		}
-	}
 	if cp := e.cheapPath(hash); cp != "" {
 		if b, err := e.readCacheFile(cp); err == nil {
 			return b, TierCheap, nil
 		}
 	}
+	e.mu.Lock()
+	el, ok := e.modules[hash]
+	e.mu.Unlock()
 	if !ok {
 		return nil, 0, fmt.Errorf("artifact of %s: %w", hash, ErrNotCompiled)
 	}

@@ -29,11 +29,6 @@ type Module struct {
 	// compiled here, the snapshot Optimize compiles again.
 	tier Tier
 	snap []byte
-	// unshared, for a cheap module compiled here, is its serialized
-	// artifact until ArtifactOf hands it out (once, to be stored for the
-	// other nodes): read back from its file instead, the 20-25 MB cost a
-	// deploy another copy and its page faults.
-	unshared atomic.Pointer[[]byte]
 	// retired: replaced in the cache by another compile of the same
 	// module (swap); its instances are not kept for reuse.
 	retired atomic.Bool
@@ -265,7 +260,7 @@ func (e *Engine) load(hash string, src Source, compiling chan struct{}) (mod *Mo
 	}
 	var tr *tierRequest
 	if src.Cheap && !e.cfg.DisablePreinit {
-		tr = &tierRequest{path: e.cheapPath(hash)}
+		tr = &tierRequest{path: e.cheapPath(hash), share: src.Share}
 		ctx = context.WithValue(ctx, tierKey{}, tr)
 	}
 	m, info, err := e.compileModule(ctx, b)
@@ -286,9 +281,7 @@ func (e *Engine) load(hash string, src Source, compiling chan struct{}) (mod *Mo
 		if tr.tmp != "" {
 			e.persistLater(tr.tmp, tr.path)
 		}
-		mod := &Module{hash: hash, m: m, info: info, tier: TierCheap, snap: tr.snap}
-		mod.unshared.Store(&tr.art)
-		return mod, nil
+		return &Module{hash: hash, m: m, info: info, tier: TierCheap, snap: tr.snap}, nil
 	}
 	if path != "" {
 		if err := e.writeCompiled(path, m); err != nil {

@@ -195,16 +195,23 @@ func (e *Engine) compilePreinit(ctx context.Context, wasm []byte, guarded bool) 
 	if err != nil {
 		return fallback(fmt.Errorf("compiling the snapshot: %w", err))
 	}
-	sinfo, err := checkModule(sm, true)
-	if err == nil && (!sinfo.preinit || sinfo.hasInitialize) {
-		err = errors.New("not marked as pre-initialised")
-	}
+	sinfo, err := checkSnapshot(sm)
 	if err != nil {
 		sm.Close()
 		return fallback(fmt.Errorf("checking the snapshot: %w", err))
 	}
 	e.preinits.Add(1)
 	return sm, sinfo, nil
+}
+
+// checkSnapshot applies the ABI's rules to a compiled snapshot, which must
+// carry the pre-initialised mark and no _initialize.
+func checkSnapshot(m *wasmtime.Module) (moduleInfo, error) {
+	info, err := checkModule(m, true)
+	if err == nil && (!info.preinit || info.hasInitialize) {
+		err = errors.New("not marked as pre-initialised")
+	}
+	return info, err
 }
 
 // snapshot runs _initialize of p's instrumented copy on the interpreter

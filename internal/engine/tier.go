@@ -216,11 +216,11 @@ func (e *Engine) CheapFingerprint() string {
 // tierRequest carries a Load's request for the cheap tier through
 // compileModule to the snapshot's compile, and what that compile made.
 type tierRequest struct {
-	path string           // where the artifact goes (cheapPath); "" none
-	mod  *wasmtime.Module // the cheap module, deserialized into the Engine
-	snap []byte           // the snapshot it was compiled from
-	art  []byte           // mod serialized (Module.unshared)
-	tmp  string           // the unsynced file mod is mapped from; "" none
+	path  string           // where the artifact goes (cheapPath); "" none
+	mod   *wasmtime.Module // the cheap module, deserialized into the Engine
+	snap  []byte           // the snapshot it was compiled from
+	share func([]byte)     // Source.Share
+	tmp   string           // the unsynced file mod is mapped from; "" none
 }
 
 type tierKey struct{}
@@ -253,10 +253,16 @@ func (e *Engine) compileSnapshot(ctx context.Context, snap []byte) (*wasmtime.Mo
 		e.cheapFallbacks.Add(1)
 		return e.compile(snap)
 	}
+	// Checked before it is shared (compilePreinit checks the mapped
+	// module again): an artifact other nodes may load passed the rules.
+	_, checkErr := checkSnapshot(cm)
 	art, err := cm.Serialize()
 	cm.Close()
 	if err != nil {
 		return nil, fmt.Errorf("serializing the cheap compile: %w", err)
+	}
+	if req.share != nil && checkErr == nil {
+		req.share(art)
 	}
 	// Written to its file first and mapped from it, as a fetched artifact
 	// is (loadArtifact): no copy of the ~20 MiB into the Engine, and the
@@ -284,7 +290,7 @@ func (e *Engine) compileSnapshot(ctx context.Context, snap []byte) (*wasmtime.Mo
 			return nil, fmt.Errorf("loading the cheap compile: %w", err)
 		}
 	}
-	req.mod, req.snap, req.art = m, snap, art
+	req.mod, req.snap = m, snap
 	return m, nil
 }
 

@@ -150,22 +150,73 @@ func (inv *Invoker) prepare(ctx context.Context, hash string, wasm func() ([]byt
 	src := inv.source(ctx, hash)
 	src.Wasm = func() ([]byte, error) { compiled = true; return wasm() }
 	src.Context, src.Cheap = ctx, cheap
+	var sh sharing
+	if inv.cfg.Artifacts != nil {
+		src.Share = func(art []byte) {
+			sh.start(func() error { return inv.cfg.Artifacts.Put(ctx, hash, inv.cfg.Engine.CheapFingerprint(), art) })
+		}
+	}
 	m, err := inv.cfg.Engine.LoadFrom(hash, src)
+	shared, serr := sh.wait()
 	if err != nil {
 		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("sharing compiled module %s: %w", hash, serr)
 	}
 	inv.bg.mu.Lock()
 	delete(inv.bg.failed, hash)
 	inv.bg.mu.Unlock()
 	// Compiled here: the stored artifact, if any, was unusable (its MAC
-	// failed or wasmtime refused it), so this one replaces it.
-	if err := inv.publish(ctx, hash, compiled); err != nil {
-		return err
+	// failed or wasmtime refused it), so this one replaces it. A cheap
+	// module whose artifact the engine shared while it loaded is stored
+	// already.
+	if !(shared && m.Tier() == engine.TierCheap) {
+		if err := inv.publish(ctx, hash, compiled); err != nil {
+			return err
+		}
 	}
 	if m.Tier() == engine.TierCheap {
 		context.AfterFunc(ctx, func() { inv.optimizeLater(hash) })
 	}
 	return nil
+}
+
+// sharing stores the artifacts a load shares (engine.Source.Share) while
+// the load goes on, one after another in the order shared: a load that
+// compiles twice (memory.grow guarded, then not) shares twice, and the
+// last one stored is the module's.
+type sharing struct {
+	mu   sync.Mutex
+	last chan error
+}
+
+func (s *sharing) start(put func() error) {
+	s.mu.Lock()
+	prev, done := s.last, make(chan error, 1)
+	s.last = done
+	s.mu.Unlock()
+	go func() {
+		if prev != nil {
+			if err := <-prev; err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- put()
+	}()
+}
+
+// wait waits for what was started: whether anything was, and the first
+// error.
+func (s *sharing) wait() (bool, error) {
+	s.mu.Lock()
+	last := s.last
+	s.mu.Unlock()
+	if last == nil {
+		return false, nil
+	}
+	return true, <-last
 }
 
 // publish stores this node's artifact of hash, unless the database has one
