@@ -59,6 +59,14 @@ type Store struct {
 	// so that a reload begun before a write does not refill the cache.
 	loading *reload
 	gen     uint64
+
+	// stop ends the reloads under way when the node stops (Close), which
+	// waits for them on reloads: a stalled one would otherwise hold a pool
+	// connection, and so the pool's Close, for up to reloadTimeout.
+	stop    context.Context
+	stopNow context.CancelFunc
+	reloads sync.WaitGroup
+	closed  bool
 }
 
 // reload is one run of loadAll; m and err are set before done is closed.
@@ -86,7 +94,23 @@ func New(pool *pgxpool.Pool, key string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating cipher: %w", err)
 	}
-	return &Store{pool: pool, aead: aead, ttl: time.Second}, nil
+	stop, stopNow := context.WithCancel(context.Background())
+	return &Store{pool: pool, aead: aead, ttl: time.Second, stop: stop, stopNow: stopNow}, nil
+}
+
+// ErrClosed: the store was closed (the node is stopping).
+var ErrClosed = errors.New("secrets store closed")
+
+// Close ends the reload under way, if any, and waits for it; lookups that
+// need a reload fail with ErrClosed from then on. The writes and listings
+// run under their callers' contexts and are not affected. Call it before
+// closing the pool.
+func (s *Store) Close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.stopNow()
+	s.reloads.Wait()
 }
 
 // ValidName reports whether name is a valid secret name.
@@ -271,8 +295,13 @@ func (s *Store) Lookup(ctx context.Context, name string) (value string, secret, 
 	}
 	r := s.loading
 	if r == nil {
+		if s.closed {
+			s.mu.Unlock()
+			return "", false, false, fmt.Errorf("reading env values: %w", ErrClosed)
+		}
 		r = &reload{done: make(chan struct{})}
 		s.loading = r
+		s.reloads.Add(1)
 		go s.reload(r, s.gen)
 	}
 	s.mu.Unlock()
@@ -291,7 +320,8 @@ func (s *Store) Lookup(ctx context.Context, name string) (value string, secret, 
 // reload runs loadAll for r, under no caller's context, and caches what it
 // read unless the store was written meanwhile (gen moved on).
 func (s *Store) reload(r *reload, gen uint64) {
-	ctx, cancel := context.WithTimeout(context.Background(), reloadTimeout)
+	defer s.reloads.Done()
+	ctx, cancel := context.WithTimeout(s.stop, reloadTimeout)
 	m, err := s.loadAll(ctx)
 	cancel()
 	s.mu.Lock()

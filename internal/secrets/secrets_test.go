@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/aerodb/aerofn/internal/db/dbtest"
@@ -232,5 +233,53 @@ func TestLookupStalledReload(t *testing.T) {
 	defer cancel()
 	if v, secret, ok, err := s.Lookup(lctx, "API_KEY"); err != nil || !ok || !secret || v != value {
 		t.Fatalf("Lookup after the lock: ok %v secret %v err %v", ok, secret, err)
+	}
+}
+
+// Close ends a reload stalled on a lock and waits for it, so the node's
+// pool closes at once instead of after the reload's 30 s bound; lookups
+// that would reload then fail with ErrClosed.
+func TestCloseEndsStalledReload(t *testing.T) {
+	ctx := context.Background()
+	s, pool := newStore(t, testKey)
+	dbtest.Must(t, s.Set(ctx, map[string]string{"API_KEY": "close-test-value"}), "setting")
+	locker, err := pgx.Connect(ctx, pool.Config().ConnConfig.ConnString())
+	dbtest.Must(t, err, "connecting")
+	defer locker.Close(ctx)
+	tx, err := locker.Begin(ctx)
+	dbtest.Must(t, err, "beginning")
+	defer tx.Rollback(ctx)
+	_, err = tx.Exec(ctx, `LOCK TABLE aerofn.secrets IN ACCESS EXCLUSIVE MODE`)
+	dbtest.Must(t, err, "locking")
+
+	lctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if _, _, _, err := s.Lookup(lctx, "API_KEY"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Lookup during the lock: %v", err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		var waiting int
+		dbtest.Must(t, locker.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'aerofn.secrets'::regclass`).Scan(&waiting), "reading locks")
+		if waiting > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the reload never waited on the lock")
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval
+	}
+
+	start := time.Now()
+	s.Close()
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("Close took %s", took)
+	}
+	start = time.Now()
+	pool.Close()
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("the pool took %s to close", took)
+	}
+	if _, _, _, err := s.Lookup(ctx, "API_KEY"); !errors.Is(err, ErrClosed) {
+		t.Errorf("Lookup after Close: %v, want ErrClosed", err)
 	}
 }

@@ -78,6 +78,7 @@ type Server struct {
 	Follower *records.Follower
 	Pruner   *records.Pruner
 	Invoker  *invoker.Invoker
+	Secrets  *secrets.Store
 	API      *httpapi.API
 	SQL      *sqlexec.Executor
 	// Cluster is this node among the nodes sharing the database: its one
@@ -169,6 +170,7 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*Server, error) 
 	if err != nil {
 		return nil, err
 	}
+	s.Secrets = sec
 	verifier, err := auth.NewVerifier(cfg.JWTSecret)
 	if err != nil {
 		return nil, err
@@ -380,6 +382,11 @@ func (s *Server) closeParts(ctx context.Context) error {
 	}
 	if s.Engine != nil {
 		errs = append(errs, s.Engine.Stop(ctx))
+	}
+	if s.Secrets != nil {
+		// A reload of env() values stalled on the database would hold a
+		// pool connection, and so the pool's Close, for up to 30 s.
+		s.Secrets.Close()
 	}
 	if s.SQL != nil {
 		s.SQL.Close()
