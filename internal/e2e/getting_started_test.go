@@ -177,30 +177,38 @@ func TestGettingStarted(t *testing.T) {
 
 // unusedAddr is a loopback address with a port that is free now and that
 // the kernel will not hand out as the source port of a connection: it lies
-// below the ephemeral range, where a random port could be taken by any
+// outside the ephemeral range, where a random port could be taken by any
 // outgoing connection (the database's, the module proxy's) before the server
 // binds it.
 func unusedAddr(t *testing.T) string {
 	t.Helper()
-	low := 32768
+	low, high := 32768, 60999
 	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
 		if f := strings.Fields(string(b)); len(f) == 2 {
-			if n, err := strconv.Atoi(f[0]); err == nil {
-				low = n
+			l, err1 := strconv.Atoi(f[0])
+			h, err2 := strconv.Atoi(f[1])
+			if err1 == nil && err2 == nil {
+				low, high = l, h
 			}
 		}
 	}
-	if low <= 11000 {
-		t.Fatalf("the ephemeral port range starts at %d; no room below it", low)
+	var ports []int // 10000 and up, outside [low, high]
+	for p := 10000; p < 65536; p++ {
+		if p < low || p > high {
+			ports = append(ports, p)
+		}
+	}
+	if len(ports) == 0 {
+		t.Fatalf("the ephemeral port range %d-%d leaves no port from 10000 up", low, high)
 	}
 	for range 100 {
-		addr := fmt.Sprintf("127.0.0.1:%d", 10000+rand.IntN(low-10000))
+		addr := fmt.Sprintf("127.0.0.1:%d", ports[rand.IntN(len(ports))])
 		if l, err := net.Listen("tcp", addr); err == nil {
 			l.Close()
 			return addr
 		}
 	}
-	t.Fatal("no free port below the ephemeral range")
+	t.Fatal("no free port outside the ephemeral range")
 	return ""
 }
 

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -9,32 +10,39 @@ import (
 	"github.com/bytecodealliance/wasmtime-go/v39"
 )
 
-// trapMessageEnv names the environment variable that makes this test binary
-// print a trap's message and exit (TestTrapCapturesNoNativeBacktrace).
+// trapMessageEnv makes TestTrapMessageHelper print a trap's message: the
+// test binary run as a child by TestTrapCapturesNoNativeBacktrace, after
+// every package init has run.
 const trapMessageEnv = "AEROFN_TEST_PRINT_TRAP"
 
-func init() {
+func TestTrapMessageHelper(t *testing.T) {
 	if os.Getenv(trapMessageEnv) == "" {
-		return
+		t.Skip("run by TestTrapCapturesNoNativeBacktrace")
 	}
 	store := wasmtime.NewStore(wasmtime.NewEngine())
 	wasm, err := wasmtime.Wat2Wasm(`(module (func (export "f") unreachable))`)
-	if err == nil {
-		var m *wasmtime.Module
-		if m, err = wasmtime.NewModule(store.Engine, wasm); err == nil {
-			var inst *wasmtime.Instance
-			if inst, err = wasmtime.NewInstance(store, m, nil); err == nil {
-				_, err = inst.GetFunc(store, "f").Call(store)
-			}
-		}
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err == nil {
-		os.Stdout.WriteString("no trap\n")
-		os.Exit(1)
+	m, err := wasmtime.NewModule(store.Engine, wasm)
+	if err != nil {
+		t.Fatal(err)
 	}
-	os.Stdout.WriteString(err.Error())
-	os.Exit(0)
+	inst, err := wasmtime.NewInstance(store, m, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err = inst.GetFunc(store, "f").Call(store); err == nil {
+		t.Fatal("no trap")
+	}
+	fmt.Printf("%s\n%s\n%s\n", trapMessageBegin, err.Error(), trapMessageEnd)
 }
+
+// The markers around the message in the helper's output.
+const (
+	trapMessageBegin = "---- trap message"
+	trapMessageEnd   = "---- end of trap message"
+)
 
 // A process started with RUST_BACKTRACE=1 creates wasmtime's errors without
 // a native backtrace, unless RUST_LIB_BACKTRACE asks for one: the second
@@ -49,7 +57,7 @@ func TestTrapCapturesNoNativeBacktrace(t *testing.T) {
 		{"RUST_LIB_BACKTRACE=1", []string{"RUST_BACKTRACE=1", "RUST_LIB_BACKTRACE=1"}, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			cmd := exec.Command(os.Args[0], "-test.run=^$")
+			cmd := exec.Command(os.Args[0], "-test.run=^TestTrapMessageHelper$", "-test.count=1")
 			for _, kv := range os.Environ() {
 				if !strings.HasPrefix(kv, "RUST_BACKTRACE=") && !strings.HasPrefix(kv, "RUST_LIB_BACKTRACE=") {
 					cmd.Env = append(cmd.Env, kv)
@@ -61,7 +69,11 @@ func TestTrapCapturesNoNativeBacktrace(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%v: %s", err, out)
 			}
-			msg := string(out)
+			_, msg, _ := strings.Cut(string(out), trapMessageBegin)
+			msg, _, ok := strings.Cut(msg, trapMessageEnd)
+			if !ok {
+				t.Fatalf("no trap message in the helper's output:\n%s", out)
+			}
 			if !strings.Contains(msg, "unreachable") {
 				t.Fatalf("not a trap's message: %q", msg)
 			}

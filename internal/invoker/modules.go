@@ -172,7 +172,7 @@ func (inv *Invoker) prepare(ctx context.Context, hash string, wasm func() ([]byt
 	// module whose artifact the engine shared while it loaded is stored
 	// already.
 	if !(shared && m.Tier() == engine.TierCheap) {
-		if err := inv.publish(ctx, hash, compiled); err != nil {
+		if err := inv.publish(ctx, hash, compiled, false); err != nil {
 			return err
 		}
 	}
@@ -220,8 +220,9 @@ func (s *sharing) wait() (bool, error) {
 }
 
 // publish stores this node's artifact of hash, unless the database has one
-// and replace is false.
-func (inv *Invoker) publish(ctx context.Context, hash string, replace bool) error {
+// and replace is false; background: no request waits for it
+// (Artifacts.PutBackground).
+func (inv *Invoker) publish(ctx context.Context, hash string, replace, background bool) error {
 	if inv.cfg.Artifacts == nil {
 		return nil
 	}
@@ -237,6 +238,9 @@ func (inv *Invoker) publish(ctx context.Context, hash string, replace bool) erro
 		if ok, err := inv.cfg.Artifacts.Has(ctx, hash, fp); err != nil || ok {
 			return err
 		}
+	}
+	if background {
+		return inv.cfg.Artifacts.PutBackground(ctx, hash, fp, art)
 	}
 	return inv.cfg.Artifacts.Put(ctx, hash, fp, art)
 }
@@ -418,7 +422,7 @@ func (inv *Invoker) optimizeLater(hash string) {
 		start := time.Now()
 		ok, err := inv.cfg.Engine.Optimize(ctx, hash, func() ([]byte, error) { return inv.cfg.Registry.ModuleBytes(ctx, hash) })
 		if err == nil && ok {
-			err = inv.publish(ctx, hash, true)
+			err = inv.publish(ctx, hash, true, true)
 		}
 		if err != nil {
 			if ctx.Err() == nil {

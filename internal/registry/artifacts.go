@@ -73,23 +73,34 @@ var (
 const MaxArtifactBytes = 1 << 30
 
 func mustZstdEncoder() *zstd.Encoder {
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)))
+	// Each encoder keeps its history buffer once it has compressed a large
+	// input, for the life of the process: the lower-memory mode and at most
+	// maxFrames of them bound that.
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithLowerEncoderMem(true),
+		zstd.WithEncoderConcurrency(min(runtime.GOMAXPROCS(0), maxFrames)))
 	if err != nil {
 		panic(err)
 	}
 	return enc
 }
 
-// compressChunk is the least input compress gives a core of its own.
-const compressChunk = 4 << 20
+// compressChunk is the least input compress gives a core of its own, and
+// maxFrames the most cores it takes.
+const (
+	compressChunk = 4 << 20
+	maxFrames     = 4
+)
 
 // compress is art as zstd frames: one per core for a large artifact
 // (a Go guest's cheap artifact is 20-25 MB), compressed at once, since a
 // deploy waits for it. Frames are independent, so the ratio is what one
 // frame's would be, less a window's worth of matches at each cut; Get's
 // DecodeAll reads the frames in order.
-func compress(art []byte) []byte {
-	n := min(runtime.GOMAXPROCS(0), len(art)/compressChunk)
+func compress(art []byte, parallel bool) []byte {
+	n := min(runtime.GOMAXPROCS(0), maxFrames, len(art)/compressChunk)
+	if !parallel {
+		n = 1
+	}
 	if n <= 1 {
 		return artEncoder.EncodeAll(art, make([]byte, 0, len(art)/2))
 	}
@@ -159,10 +170,20 @@ func (a *Artifacts) Has(ctx context.Context, hash, fingerprint string) (bool, er
 // Put stores (or replaces) the artifact of module hash. A deploy calls it
 // before the version is committed, so the module need not be stored yet.
 func (a *Artifacts) Put(ctx context.Context, hash, fingerprint string, art []byte) error {
+	return a.put(ctx, hash, fingerprint, art, true)
+}
+
+// PutBackground is Put for work no request waits for (the optimised
+// compile's artifact): compressed on one core, leaving the others to calls.
+func (a *Artifacts) PutBackground(ctx context.Context, hash, fingerprint string, art []byte) error {
+	return a.put(ctx, hash, fingerprint, art, false)
+}
+
+func (a *Artifacts) put(ctx context.Context, hash, fingerprint string, art []byte, parallel bool) error {
 	if len(art) > MaxArtifactBytes {
 		return fmt.Errorf("storing artifact of %s: %w (%d bytes)", hash, errTooLarge, len(art))
 	}
-	stored := compress(art)
+	stored := compress(art, parallel)
 	// Stored and announced in one statement (it commits at once): see
 	// ArtifactNotice.
 	_, err := a.pool.Exec(ctx, `WITH put AS (

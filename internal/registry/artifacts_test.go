@@ -73,7 +73,7 @@ func TestArtifactCompressedInFrames(t *testing.T) {
 	a, _ := artifactStore(t)
 	ctx := context.Background()
 	art := fakeArtifact(3*compressChunk + 12345)
-	stored := compress(art)
+	stored := compress(art, true)
 	var h zstd.Header
 	if err := h.Decode(stored); err != nil {
 		t.Fatal(err)
@@ -87,6 +87,16 @@ func TestArtifactCompressedInFrames(t *testing.T) {
 	got, err := a.Get(ctx, testHash, testFP)
 	if err != nil || !bytes.Equal(got, art) {
 		t.Fatalf("round trip: %d bytes back of %d, %v", len(got), len(art), err)
+	}
+	// In the background, one frame on one core.
+	if err := h.Decode(compress(art, false)); err != nil || h.FrameContentSize != uint64(len(art)) {
+		t.Fatalf("background: first frame holds %d of %d bytes (%v)", h.FrameContentSize, len(art), err)
+	}
+	if err := a.PutBackground(ctx, testHash, testFP, art); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := a.Get(ctx, testHash, testFP); err != nil || !bytes.Equal(got, art) {
+		t.Fatalf("background round trip: %d bytes back of %d, %v", len(got), len(art), err)
 	}
 }
 
