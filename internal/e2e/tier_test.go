@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aerodb/aerofn/internal/config"
 	"github.com/aerodb/aerofn/internal/engine"
 	"github.com/aerodb/aerofn/internal/testenv"
 )
@@ -18,7 +19,10 @@ import (
 // succeeding; a node started afterwards takes the optimised artifact.
 func TestDeployAnswersOnTheCheapTier(t *testing.T) {
 	hello := testenv.Example(t, "hello")
-	a := testenv.Start(t)
+	// The deploy answers once node B has loaded the cheap artifact too; on
+	// a loaded machine that can take longer than the test nodes' usual 5 s
+	// bound, after which the deploy would answer with B pending.
+	a := testenv.Start(t, testenv.Options{Config: func(c *config.Config) { c.DeployPropagationTimeout = 2 * time.Minute }})
 	b := testenv.StartOn(t, a.DatabaseURL, small)
 
 	r := a.Deploy("hello", hello, nil)

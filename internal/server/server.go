@@ -421,10 +421,21 @@ type registryListener struct {
 // it full is dropped (the first call then fetches the artifact itself).
 const warmQueue = 256
 
+// listenWait bounds how long Start waits for the listener's LISTEN.
+const listenWait = 5 * time.Second
+
+// Start returns once the listener listens (or after listenWait, logged):
+// the node is live to the others (its liveness lock) before this starts,
+// so a change committed while it was not yet listening would never be
+// acknowledged, and its deploy would wait the whole propagation timeout
+// for this node.
 func (l *registryListener) Start(ctx context.Context) error {
 	ctx, l.cancel = context.WithCancel(ctx)
 	l.done = make(chan struct{})
 	warm := make(chan string, warmQueue)
+	listening := make(chan struct{})
+	var listened sync.Once
+	onListen := func() { listened.Do(func() { close(listening) }) }
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
@@ -459,7 +470,7 @@ func (l *registryListener) Start(ctx context.Context) error {
 		defer l.wg.Wait()
 		first := true
 		for ctx.Err() == nil {
-			if err := l.listen(ctx, warm, first); err != nil && ctx.Err() == nil {
+			if err := l.listen(ctx, warm, first, onListen); err != nil && ctx.Err() == nil {
 				l.log.Warn("registry change listener", "error", err)
 				select {
 				case <-ctx.Done():
@@ -469,10 +480,18 @@ func (l *registryListener) Start(ctx context.Context) error {
 			first = false
 		}
 	}()
+	select {
+	case <-listening:
+	case <-time.After(listenWait):
+		l.log.Warn("the registry change listener does not listen yet", "waited", listenWait.String())
+	case <-ctx.Done():
+	}
 	return nil
 }
 
-func (l *registryListener) listen(ctx context.Context, warm chan<- string, first bool) error {
+// listen listens for registry changes until ctx ends or the connection
+// fails; onListen is called once it listens.
+func (l *registryListener) listen(ctx context.Context, warm chan<- string, first bool, onListen func()) error {
 	conn, err := l.pool.Acquire(ctx)
 	if err != nil {
 		return err
@@ -481,6 +500,7 @@ func (l *registryListener) listen(ctx context.Context, warm chan<- string, first
 	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{registry.ChangeChannel}.Sanitize()); err != nil {
 		return err
 	}
+	onListen()
 	defer conn.Exec(context.WithoutCancel(ctx), "UNLISTEN *") //nolint:errcheck // connection is reset on release anyway
 	// Anything may have changed while we were not listening.
 	l.inv.Invalidate("")
