@@ -80,11 +80,12 @@ type tierState struct {
 // tuned as the Engine's), since wasmtime runs a module only on an engine
 // whose compiler's calling convention it was compiled for.
 type tierRuntime struct {
-	wt     *wasmtime.Engine
-	linker *wasmtime.Linker
-	slots  chan struct{} // as Engine.slots; nil without pooling
-	winch  bool          // compiled by Winch, else by Cranelift without optimisation
-	err    error         // building the linker failed
+	wt        *wasmtime.Engine
+	linker    *wasmtime.Linker
+	slots     chan struct{} // as Engine.slots; nil without pooling
+	winch     bool          // compiled by Winch, else by Cranelift without optimisation
+	noAddrMap bool          // its artifacts have no address map (setNoAddrMap)
+	err       error         // building the linker failed
 }
 
 // tierEngine builds the cheap tier's engine on first use: Winch, wasmtime's
@@ -126,6 +127,10 @@ func (e *Engine) buildTier(winch bool) *tierRuntime {
 		e.cfg.tune(cfg)
 	}
 	rt := &tierRuntime{winch: winch && setWinch(cfg)}
+	// The address map serves only the wasm offsets in a trap's backtrace,
+	// and is a quarter of a cheap artifact, which every deploy stores and
+	// every node fetches (addrmap.go).
+	rt.noAddrMap = addrMapOffConfirmed() && setNoAddrMap(cfg)
 	if !rt.winch {
 		cfg.SetCraneliftOptLevel(wasmtime.OptLevelNone)
 		cfg.SetCraneliftFlag("regalloc_algorithm", "single_pass")
