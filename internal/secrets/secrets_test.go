@@ -185,18 +185,7 @@ func TestLookupStalledReload(t *testing.T) {
 		if i == 1 {
 			// The longest lookup's reload is blocked on the lock before the
 			// others start.
-			deadline := time.Now().Add(10 * time.Second)
-			for {
-				var waiting int
-				dbtest.Must(t, pool.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'aerofn.secrets'::regclass`).Scan(&waiting), "reading locks")
-				if waiting > 0 {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatal("the reload never waited on the lock")
-				}
-				time.Sleep(10 * time.Millisecond) // polling interval
-			}
+			waitForLockWaiter(t, pool)
 		}
 		wg.Add(1)
 		go func() {
@@ -257,17 +246,7 @@ func TestCloseEndsStalledReload(t *testing.T) {
 	if _, _, _, err := s.Lookup(lctx, "API_KEY"); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Lookup during the lock: %v", err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		var waiting int
-		dbtest.Must(t, locker.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'aerofn.secrets'::regclass`).Scan(&waiting), "reading locks")
-		if waiting > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the reload never waited on the lock")
-		}
-		time.Sleep(10 * time.Millisecond) // polling interval
-	}
+	waitForLockWaiter(t, locker)
 
 	start := time.Now()
 	s.Close()
@@ -281,5 +260,24 @@ func TestCloseEndsStalledReload(t *testing.T) {
 	}
 	if _, _, _, err := s.Lookup(ctx, "API_KEY"); !errors.Is(err, ErrClosed) {
 		t.Errorf("Lookup after Close: %v, want ErrClosed", err)
+	}
+}
+
+// waitForLockWaiter waits until a query waits on a lock on aerofn.secrets
+// (a reload blocked by the test's LOCK TABLE).
+func waitForLockWaiter(t *testing.T, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		var waiting int
+		dbtest.Must(t, q.QueryRow(context.Background(), `SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'aerofn.secrets'::regclass`).Scan(&waiting), "reading locks")
+		if waiting > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the reload never waited on the lock")
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval
 	}
 }
