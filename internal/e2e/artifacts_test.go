@@ -251,3 +251,35 @@ func TestNodeEngineElidesBoundsChecks(t *testing.T) {
 		t.Fatalf("out-of-bounds load: %d %s", r.Status, r.Body)
 	}
 }
+
+// A deploy whose artifact cannot be stored fails with a JSON error and
+// makes nothing current: the cheap artifact is stored while the node maps
+// its own copy (engine.Source.Share), and that store's failure is the
+// deploy's. Once the table takes writes again, the same deploy succeeds.
+func TestDeployFailsWhenItsArtifactCannotBeStored(t *testing.T) {
+	hello := testenv.Example(t, "hello")
+	a := testenv.Start(t)
+	ctx := context.Background()
+	if _, err := a.Admin.Exec(ctx, `
+		CREATE FUNCTION aerofn.refuse_artifacts() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN RAISE EXCEPTION 'artifacts refused by the test'; END $$;
+		CREATE TRIGGER refuse_artifacts BEFORE INSERT OR UPDATE ON aerofn.artifacts
+			FOR EACH ROW EXECUTE FUNCTION aerofn.refuse_artifacts()`); err != nil {
+		t.Fatal(err)
+	}
+	r := a.Deploy("hello", hello, nil)
+	if r.Status < 500 || !strings.Contains(string(r.Body), `"error"`) {
+		t.Fatalf("deploy with the artifacts table refusing writes: %d %s", r.Status, r.Body)
+	}
+	var fns int
+	if err := a.Admin.QueryRow(ctx, `SELECT count(*) FROM aerofn.functions WHERE name = 'hello'`).Scan(&fns); err != nil || fns != 0 {
+		t.Fatalf("functions named hello after the failed deploy: %d %v", fns, err)
+	}
+	if _, err := a.Admin.Exec(ctx, `DROP TRIGGER refuse_artifacts ON aerofn.artifacts`); err != nil {
+		t.Fatal(err)
+	}
+	a.MustDeploy("hello", hello, nil)
+	if r := a.Invoke("hello", a.AnonKey, map[string]string{"name": "again"}); r.Status != 200 {
+		t.Fatalf("call after the second deploy: %d %s", r.Status, r.Body)
+	}
+}
