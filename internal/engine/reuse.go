@@ -36,7 +36,7 @@ import (
 //     instead, which brings the mapping's own content back; otherwise the
 //     instance is ended.
 //   - globals: every mutable one is set back to its value in a fresh
-//     instance.
+//     instance, all in one crossing into C (resetglobals.go).
 //   - tables and segments: a snapshot's code cannot change them (scanCode
 //     refuses modules that could), so they are as instantiation built them.
 //   - the store: its data (storeBox) points at the current call's state only
@@ -75,6 +75,7 @@ type warmInst struct {
 	mem     *wasmtime.Memory
 	handler *wasmtime.Func
 	globals []*wasmtime.Global
+	fast    *globalReset // nil: the reset uses wasmtime-go's methods
 	calls   int
 	scan    *pageScan
 }
@@ -173,6 +174,7 @@ func (e *Engine) adopt(m *Module, store *wasmtime.Store, box *storeBox, inst *wa
 	}
 	img.live++
 	w.img = img
+	w.fast = newGlobalReset(mem, w.globals, img.values)
 	return w
 }
 
@@ -250,10 +252,22 @@ func (e *Engine) endIdle() {
 // reset puts w's instance back into the snapshot's state; false when it
 // cannot, and the instance must end.
 func (e *Engine) reset(w *warmInst) bool {
-	if int(w.mem.DataSize(w.store)) != len(w.img.mem) {
+	// The globals first when they take the same crossing into C as
+	// finding the memory: nothing runs between the two steps, and a
+	// failure of either ends the instance.
+	var data []byte
+	if w.fast != nil {
+		d, ok := w.fast.reset(w.store)
+		if !ok {
+			return false
+		}
+		data = d
+	} else {
+		data = w.mem.UnsafeData(w.store)
+	}
+	if len(data) != len(w.img.mem) {
 		return false
 	}
-	data := w.mem.UnsafeData(w.store)
 	dirty, ok := w.scan.privatePages(data, reuseDirtyLimit)
 	switch {
 	case ok:
@@ -267,9 +281,11 @@ func (e *Engine) reset(w *warmInst) bool {
 	default:
 		return false
 	}
-	for i, g := range w.globals {
-		if g.Set(w.store, w.img.values[i]) != nil {
-			return false
+	if w.fast == nil {
+		for i, g := range w.globals {
+			if g.Set(w.store, w.img.values[i]) != nil {
+				return false
+			}
 		}
 	}
 	return true
