@@ -112,9 +112,21 @@ var hostSigs = func() map[string]map[string]signature {
 // not tied to a store, so the linker is shared by all calls and safe for
 // concurrent instantiation; each function finds its call's state through the
 // store data (Caller.Data), which is cheaper than building a linker per call.
-func newLinker(wt *wasmtime.Engine) (*wasmtime.Linker, error) {
+//
+// With native set (the engines whose calls go through fastcall.go), the
+// ABI's input_len, input_read and output are C functions instead
+// (fastcall.go): most calls then never come back into Go until they end.
+func newLinker(wt *wasmtime.Engine, native bool) (*wasmtime.Linker, error) {
 	l := wasmtime.NewLinker(wt)
 	for _, f := range hostFns {
+		if native {
+			if ok, err := defineNativeIO(l, f); ok {
+				if err != nil {
+					return nil, fmt.Errorf("defining %s.%s: %w", f.module, f.name, err)
+				}
+				continue
+			}
+		}
 		fn, name, duringInit := f.fn, f.module+"."+f.name, availableDuringInit(f)
 		err := l.FuncNew(f.module, f.name, f.sig.funcType(), func(c *wasmtime.Caller, args []wasmtime.Val) (res []wasmtime.Val, trap *wasmtime.Trap) {
 			var st *callState

@@ -373,7 +373,7 @@ func New(cfg Config) (*Engine, error) {
 		// An unreadable runtime is reported when a script is loaded.
 		_, _ = e.runtimeHash()
 	}
-	linker, err := newLinker(wt)
+	linker, err := newLinker(wt, fastOK)
 	if err != nil {
 		return nil, fmt.Errorf("defining host functions: %w", err)
 	}

@@ -4,6 +4,9 @@ package engine
 #include <stdint.h>
 #include <stddef.h>
 #include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 // Declared here rather than included, as in interrupt.go and pool.go; the
 // layouts are wasmtime's (extern.h, instance.h, val.h of wasmtime v39) and
@@ -15,6 +18,7 @@ struct wasmtime_linker;
 struct wasmtime_module;
 struct wasmtime_error;
 struct wasm_trap;
+struct wasm_functype;
 
 typedef struct { uint64_t store_id; void *private_; } aerofn_func;
 // As in extern.h, the first two fields are a struct of their own: 24 bytes.
@@ -33,8 +37,120 @@ extern struct wasmtime_error *wasmtime_func_call_unchecked(struct wasmtime_conte
 	aerofn_val_raw *, size_t, struct wasm_trap **);
 extern uint8_t *wasmtime_memory_data(const struct wasmtime_context *, const aerofn_memory *);
 extern size_t wasmtime_memory_data_size(const struct wasmtime_context *, const aerofn_memory *);
+extern bool wasmtime_caller_export_get(struct wasmtime_caller *, const char *, size_t, aerofn_extern *);
+extern struct wasm_trap *wasmtime_trap_new(const char *, size_t);
+typedef struct wasm_trap *(*aerofn_unchecked_cb)(void *, struct wasmtime_caller *, aerofn_val_raw *, size_t);
+extern struct wasmtime_error *wasmtime_linker_define_func_unchecked(struct wasmtime_linker *, const char *, size_t,
+	const char *, size_t, const struct wasm_functype *, aerofn_unchecked_cb, void *, void (*)(void *));
 
 enum { AEROFN_EXTERN_FUNC = 0, AEROFN_EXTERN_MEMORY = 3 };
+
+// The ABI's input_len, input_read and output in C (fastcall.go): what they
+// need of the call is set by aerofn_instantiate and aerofn_call, for as long
+// as the guest runs on this thread, in aerofn_cur_io. The output lands in
+// the caller's buffer when it fits, else in a malloc'd one (heap), which
+// the Go side copies and frees.
+typedef struct {
+	size_t len;
+	uint8_t *heap;
+	int32_t set, too_large;
+} aerofn_io_out;
+
+typedef struct {
+	const uint8_t *input;
+	size_t input_len;
+	uint8_t *buf;
+	size_t buf_cap;
+	uint64_t max_output;
+	aerofn_io_out *out;
+} aerofn_io;
+
+static __thread aerofn_io *aerofn_cur_io;
+
+static struct wasm_trap *aerofn_io_trap(const char *msg) {
+	return wasmtime_trap_new(msg, strlen(msg));
+}
+
+// aerofn_io_span finds [ptr, ptr+n) in the caller's memory; NULL with *ok
+// 0 when it is outside (as span in host.go: no memory is an empty one).
+static uint8_t *aerofn_io_span(struct wasmtime_caller *caller, uint32_t ptr, uint32_t n, int *ok) {
+	aerofn_extern ex;
+	uint8_t *data = NULL;
+	size_t size = 0;
+	if (wasmtime_caller_export_get(caller, "memory", 6, &ex)) {
+		if (ex.kind == AEROFN_EXTERN_MEMORY) {
+			struct wasmtime_context *ctx = wasmtime_caller_context(caller);
+			data = wasmtime_memory_data(ctx, &ex.of.memory);
+			size = wasmtime_memory_data_size(ctx, &ex.of.memory);
+		}
+		wasmtime_extern_delete(&ex);
+	}
+	*ok = (uint64_t)ptr + (uint64_t)n <= (uint64_t)size;
+	return *ok && data != NULL ? data + ptr : NULL;
+}
+
+static struct wasm_trap *aerofn_io_oob(const char *fn, uint32_t ptr, uint32_t n) {
+	char msg[96];
+	int k = snprintf(msg, sizeof msg, "%s: range [%u, +%u) is outside linear memory", fn, ptr, n);
+	return wasmtime_trap_new(msg, k > 0 && (size_t)k < sizeof msg ? (size_t)k : strlen(msg));
+}
+
+static struct wasm_trap *aerofn_io_input_len(void *env, struct wasmtime_caller *caller, aerofn_val_raw *args, size_t nargs) {
+	aerofn_io *io = aerofn_cur_io;
+	if (io == NULL) return aerofn_io_trap("host function called outside a call");
+	args[0].i32 = (int32_t)io->input_len;
+	return NULL;
+}
+
+static struct wasm_trap *aerofn_io_input_read(void *env, struct wasmtime_caller *caller, aerofn_val_raw *args, size_t nargs) {
+	aerofn_io *io = aerofn_cur_io;
+	if (io == NULL) return aerofn_io_trap("host function called outside a call");
+	uint32_t ptr = (uint32_t)args[0].i32, n = (uint32_t)args[1].i32;
+	int ok;
+	uint8_t *dst = aerofn_io_span(caller, ptr, n, &ok);
+	if (!ok) return aerofn_io_oob("input_read", ptr, n);
+	size_t k = n < io->input_len ? n : io->input_len;
+	if (k > 0) memcpy(dst, io->input, k);
+	args[0].i32 = (int32_t)k;
+	return NULL;
+}
+
+static struct wasm_trap *aerofn_io_output(void *env, struct wasmtime_caller *caller, aerofn_val_raw *args, size_t nargs) {
+	aerofn_io *io = aerofn_cur_io;
+	if (io == NULL) return aerofn_io_trap("host function called outside a call");
+	uint32_t ptr = (uint32_t)args[0].i32, n = (uint32_t)args[1].i32;
+	if ((uint64_t)n > io->max_output) {
+		io->out->too_large = 1;
+		return aerofn_io_trap("output exceeds limit");
+	}
+	int ok;
+	uint8_t *src = aerofn_io_span(caller, ptr, n, &ok);
+	if (!ok) return aerofn_io_oob("output", ptr, n);
+	uint8_t *heap = NULL;
+	if (n > io->buf_cap) {
+		heap = malloc(n);
+		if (heap == NULL) return aerofn_io_trap("output: out of host memory");
+		memcpy(heap, src, n);
+	} else if (n > 0) {
+		memcpy(io->buf, src, n);
+	}
+	free(io->out->heap);
+	io->out->heap = heap;
+	io->out->len = n;
+	io->out->set = 1;
+	args[0].i32 = 0;
+	return NULL;
+}
+
+enum { AEROFN_IO_INPUT_LEN = 0, AEROFN_IO_INPUT_READ = 1, AEROFN_IO_OUTPUT = 2 };
+
+static struct wasmtime_error *aerofn_define_io(void *linker, const char *module, size_t module_len,
+		const char *name, size_t name_len, const struct wasm_functype *ty, int which) {
+	aerofn_unchecked_cb cb = which == AEROFN_IO_INPUT_LEN ? aerofn_io_input_len :
+		which == AEROFN_IO_INPUT_READ ? aerofn_io_input_read : aerofn_io_output;
+	return wasmtime_linker_define_func_unchecked(linker, module, module_len, name, name_len, ty, cb, NULL, NULL);
+}
+
 
 // What aerofn_instantiate found among the instance's exports.
 typedef struct {
@@ -58,9 +174,14 @@ static void aerofn_export(struct wasmtime_context *ctx, const aerofn_instance *i
 // Instantiates module in store through linker and looks up the exports a
 // call needs, in one crossing from Go.
 static struct wasmtime_error *aerofn_instantiate(void *linker, void *store, void *module,
-		aerofn_instantiated *out, struct wasm_trap **trap) {
+		aerofn_instantiated *out, struct wasm_trap **trap,
+		const uint8_t *input, size_t input_len, uint8_t *buf, size_t buf_cap, uint64_t max_output, aerofn_io_out *io_out) {
 	struct wasmtime_context *ctx = wasmtime_store_context(store);
+	aerofn_io io = {input, input_len, buf, buf_cap, max_output, io_out};
+	aerofn_io *prev = aerofn_cur_io;
+	aerofn_cur_io = io_out != NULL ? &io : NULL;
 	struct wasmtime_error *err = wasmtime_linker_instantiate(linker, ctx, module, &out->inst, trap);
+	aerofn_cur_io = prev;
 	if (err != NULL || *trap != NULL) return err;
 	aerofn_export(ctx, &out->inst, "memory", 6, AEROFN_EXTERN_MEMORY, &out->memory, sizeof out->memory, &out->has_memory);
 	aerofn_export(ctx, &out->inst, "handler", 7, AEROFN_EXTERN_FUNC, &out->handler, sizeof out->handler, &out->has_handler);
@@ -71,10 +192,15 @@ static struct wasmtime_error *aerofn_instantiate(void *linker, void *store, void
 // Calls f, whose type checkModule verified: () -> i32 when results is 1,
 // () -> () when 0.
 static struct wasmtime_error *aerofn_call(void *store, const aerofn_func *f, size_t results, int32_t *rc,
-		struct wasm_trap **trap) {
+		struct wasm_trap **trap,
+		const uint8_t *input, size_t input_len, uint8_t *buf, size_t buf_cap, uint64_t max_output, aerofn_io_out *io_out) {
 	aerofn_val_raw v[1];
 	v[0].i64 = 0;
+	aerofn_io io = {input, input_len, buf, buf_cap, max_output, io_out};
+	aerofn_io *prev = aerofn_cur_io;
+	aerofn_cur_io = io_out != NULL ? &io : NULL;
 	struct wasmtime_error *err = wasmtime_func_call_unchecked(wasmtime_store_context(store), f, v, results, trap);
+	aerofn_cur_io = prev;
 	if (err == NULL && *trap == NULL && results == 1) *rc = v[0].i32;
 	return err;
 }
@@ -126,11 +252,12 @@ import (
 // say so (see "wasmtime-go's private pointers" in docs/RATIONALE.md).
 
 var (
-	linkerPtrField, linkerPtrOK = ptrField(reflect.TypeOf(wasmtime.Linker{}), "_ptr")
-	modulePtrField, modulePtrOK = ptrField(reflect.TypeOf(wasmtime.Module{}), "_ptr")
-	callerPtrField, callerPtrOK = ptrField(reflect.TypeOf(wasmtime.Caller{}), "ptr")
+	linkerPtrField, linkerPtrOK     = ptrField(reflect.TypeOf(wasmtime.Linker{}), "_ptr")
+	modulePtrField, modulePtrOK     = ptrField(reflect.TypeOf(wasmtime.Module{}), "_ptr")
+	callerPtrField, callerPtrOK     = ptrField(reflect.TypeOf(wasmtime.Caller{}), "ptr")
+	funcTypePtrField, funcTypePtrOK = ptrField(reflect.TypeOf(wasmtime.FuncType{}), "_ptr")
 
-	fastOK = interruptSupported && linkerPtrOK && modulePtrOK && callerPtrOK &&
+	fastOK = interruptSupported && linkerPtrOK && modulePtrOK && callerPtrOK && funcTypePtrOK &&
 		plainCopy(reflect.TypeOf(wasmtime.Func{}), unsafe.Sizeof(C.aerofn_func{})) &&
 		plainCopy(reflect.TypeOf(wasmtime.Memory{}), unsafe.Sizeof(C.aerofn_memory{})) &&
 		plainCopy(reflect.TypeOf(wasmtime.Instance{}), unsafe.Sizeof(C.aerofn_instance{})) &&
@@ -220,13 +347,18 @@ type instanceVals struct {
 
 // fastInstantiate is e.linker.Instantiate(store, m) plus the lookups of
 // memory, handler and _initialize, in one cgo call.
-func fastInstantiate(linker *wasmtime.Linker, store *wasmtime.Store, m *wasmtime.Module) (instantiated, error) {
+// A start function runs with st's input and output (fastcall.go).
+func fastInstantiate(linker *wasmtime.Linker, store *wasmtime.Store, m *wasmtime.Module, st *callState) (instantiated, error) {
 	var out C.aerofn_instantiated
 	var trap *C.struct_wasm_trap
-	err := C.aerofn_instantiate(cLinker(linker), cStore(store), cModule(m), &out, &trap)
+	var io ioArgs
+	io.of(st)
+	err := C.aerofn_instantiate(cLinker(linker), cStore(store), cModule(m), &out, &trap,
+		io.input, io.inputLen, io.buf, io.bufCap, io.maxOutput, io.out)
 	runtime.KeepAlive(linker)
 	runtime.KeepAlive(store)
 	runtime.KeepAlive(m)
+	io.done(st)
 	if e := wasmError(err, trap); e != nil {
 		return instantiated{}, e
 	}
@@ -249,13 +381,18 @@ func fastInstantiate(linker *wasmtime.Linker, store *wasmtime.Store, m *wasmtime
 }
 
 // fastCall calls f, of type () -> i32 (results 1) or () -> () (results 0),
-// in one cgo call.
-func fastCall(store *wasmtime.Store, f *wasmtime.Func, results int) (int32, error) {
+// in one cgo call, the guest reading st's input and writing its output
+// through the C functions above (fastcall.go).
+func fastCall(store *wasmtime.Store, f *wasmtime.Func, results int, st *callState) (int32, error) {
 	var rc C.int32_t
 	var trap *C.struct_wasm_trap
-	err := C.aerofn_call(cStore(store), (*C.aerofn_func)(unsafe.Pointer(f)), C.size_t(results), &rc, &trap)
+	var io ioArgs
+	io.of(st)
+	err := C.aerofn_call(cStore(store), (*C.aerofn_func)(unsafe.Pointer(f)), C.size_t(results), &rc, &trap,
+		io.input, io.inputLen, io.buf, io.bufCap, io.maxOutput, io.out)
 	runtime.KeepAlive(store)
 	runtime.KeepAlive(f)
+	io.done(st)
 	if e := wasmError(err, trap); e != nil {
 		return 0, e
 	}
@@ -291,3 +428,88 @@ var (
 	_ [32 - unsafe.Sizeof(C.aerofn_extern{})]byte
 	_ [unsafe.Sizeof(C.aerofn_extern{}) - 32]byte
 )
+
+// ioArgs is what the C input and output functions get of a call for one
+// run of the guest: its input, a buffer for its output (the call's own,
+// made on first use) and the output limit. out is nil without a call.
+type ioArgs struct {
+	input     *C.uint8_t
+	inputLen  C.size_t
+	buf       *C.uint8_t
+	bufCap    C.size_t
+	maxOutput C.uint64_t
+	out       *C.aerofn_io_out
+}
+
+func (a *ioArgs) of(st *callState) {
+	if st == nil {
+		return
+	}
+	if len(st.input) > 0 {
+		a.input, a.inputLen = (*C.uint8_t)(unsafe.Pointer(&st.input[0])), C.size_t(len(st.input))
+	}
+	if st.outBuf == nil {
+		st.outBuf = make([]byte, outBufSize)
+	}
+	a.buf, a.bufCap = (*C.uint8_t)(unsafe.Pointer(&st.outBuf[0])), C.size_t(len(st.outBuf))
+	a.maxOutput = C.uint64_t(max(st.lim.MaxOutput, 0))
+	a.out = new(C.aerofn_io_out)
+}
+
+// done takes what the guest's run gave: the bytes it last passed to output
+// (from the call's buffer, or copied out of C memory when they did not fit)
+// and whether it asked for more than the limit.
+func (a *ioArgs) done(st *callState) {
+	o := a.out
+	if o == nil {
+		return
+	}
+	if o.too_large != 0 {
+		st.outputTooLarge = true
+	}
+	if o.set == 0 {
+		return
+	}
+	if o.heap != nil {
+		st.output = C.GoBytes(unsafe.Pointer(o.heap), C.int(o.len))
+		C.free(unsafe.Pointer(o.heap))
+		return
+	}
+	n := int(o.len)
+	st.output = st.outBuf[:n:n]
+}
+
+// defineNativeIO defines f, one of the ABI's input_len, input_read and
+// output, as its C function; false for any other function.
+func defineNativeIO(l *wasmtime.Linker, f hostFn) (bool, error) {
+	which := C.int(-1)
+	if f.module == abiModule {
+		switch f.name {
+		case "input_len":
+			which = C.AEROFN_IO_INPUT_LEN
+		case "input_read":
+			which = C.AEROFN_IO_INPUT_READ
+		case "output":
+			which = C.AEROFN_IO_OUTPUT
+		}
+	}
+	if which < 0 {
+		return false, nil
+	}
+	ft := f.sig.funcType()
+	module, name := C.CString(f.module), C.CString(f.name)
+	defer C.free(unsafe.Pointer(module))
+	defer C.free(unsafe.Pointer(name))
+	err := C.aerofn_define_io(cLinker(l), module, C.size_t(len(f.module)), name, C.size_t(len(f.name)),
+		(*C.struct_wasm_functype)(reflect.ValueOf(ft).Elem().FieldByIndex(funcTypePtrField).UnsafePointer()), which)
+	runtime.KeepAlive(l)
+	runtime.KeepAlive(ft)
+	if err != nil {
+		return true, wasmError(err, nil)
+	}
+	return true, nil
+}
+
+// outBufSize is the output a call can give without a copy out of C memory:
+// most answers are smaller.
+const outBufSize = 1024

@@ -65,6 +65,9 @@ type callState struct {
 	running chan struct{}
 
 	output []byte
+	// outBuf is where the C output function (fastcall.go) puts output
+	// that fits, made on the call's first run of the guest.
+	outBuf []byte
 	reply  []byte
 
 	logs       []LogLine

@@ -37,7 +37,7 @@ func TestMeasureInit(t *testing.T) {
 	cfg.SetCraneliftOptLevel(wasmtime.OptLevelNone)
 	cfg.SetCraneliftFlag("regalloc_algorithm", "single_pass")
 	wt := wasmtime.NewEngineWithConfig(cfg)
-	linker, err := newLinker(wt)
+	linker, err := newLinker(wt, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -415,7 +415,7 @@ func (e *Engine) initEngine() (*initEngine, error) {
 		cfg.SetCraneliftOptLevel(wasmtime.OptLevelNone)
 		cfg.SetCraneliftFlag("regalloc_algorithm", "single_pass")
 		wt := wasmtime.NewEngineWithConfig(cfg)
-		linker, err := newLinker(wt)
+		linker, err := newLinker(wt, false) // Go's: a call to input or output refuses the snapshot
 		if err != nil {
 			e.wtInitErr = fmt.Errorf("defining host functions for the init engine: %w", err)
 			return

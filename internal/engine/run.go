@@ -149,13 +149,24 @@ func (e *Engine) Run(ctx context.Context, m *Module, input []byte, lim Limits, h
 
 	switch {
 	case w != nil:
-		rc, err = callHandler(store, w.handler)
+		rc, err = callHandler(store, w.handler, st)
+	case box != nil && fastOK:
+		var in instantiated
+		if in, err = fastInstantiate(e.linkerOf(m), store, m.m, st); err == nil {
+			inst, st.mem = in.inst, in.mem
+			w = e.adopt(m, store, box, inst, st.mem) // nil: not reusable after all
+			if in.handler == nil {                   // checkModule requires one
+				err = errors.New("module has no handler export")
+			} else {
+				rc, err = callHandler(store, in.handler, st)
+			}
+		}
 	case box != nil:
 		inst, err = e.linkerOf(m).Instantiate(store, m.m)
 		if err == nil {
 			st.mem = exportedMemory(store, inst, "memory")
 			w = e.adopt(m, store, box, inst, st.mem) // nil: not reusable after all
-			rc, err = callHandler(store, exportedFunc(store, inst, "handler"))
+			rc, err = callHandler(store, exportedFunc(store, inst, "handler"), st)
 		}
 	default:
 		inst, rc, err = e.callModule(store, st, m)
@@ -227,20 +238,20 @@ func oomSlack(limit int64) int64 {
 // inst is nil when instantiation failed.
 func (e *Engine) callModule(store *wasmtime.Store, st *callState, m *Module) (inst *wasmtime.Instance, rc int32, err error) {
 	if fastOK {
-		in, err := fastInstantiate(e.linkerOf(m), store, m.m)
+		in, err := fastInstantiate(e.linkerOf(m), store, m.m, st)
 		if err != nil {
 			return nil, 0, err
 		}
 		st.mem = in.mem
 		if m.info.hasInitialize && in.init != nil {
-			if _, err := fastCall(store, in.init, 0); err != nil {
+			if _, err := fastCall(store, in.init, 0, st); err != nil {
 				return in.inst, 0, err
 			}
 		}
 		if in.handler == nil { // checkModule requires one
 			return in.inst, 0, errors.New("module has no handler export")
 		}
-		rc, err = fastCall(store, in.handler, 1)
+		rc, err = fastCall(store, in.handler, 1, st)
 		return in.inst, rc, err
 	}
 	inst, err = e.linkerOf(m).Instantiate(store, m.m)
@@ -253,14 +264,14 @@ func (e *Engine) callModule(store *wasmtime.Store, st *callState, m *Module) (in
 			return inst, 0, err
 		}
 	}
-	rc, err = callHandler(store, exportedFunc(store, inst, "handler"))
+	rc, err = callHandler(store, exportedFunc(store, inst, "handler"), st)
 	return inst, rc, err
 }
 
 // callHandler calls the guest's handler and returns its result.
-func callHandler(store *wasmtime.Store, handler *wasmtime.Func) (int32, error) {
+func callHandler(store *wasmtime.Store, handler *wasmtime.Func, st *callState) (int32, error) {
 	if fastOK {
-		return fastCall(store, handler, 1)
+		return fastCall(store, handler, 1, st)
 	}
 	v, err := handler.Call(store)
 	if err != nil {

@@ -139,7 +139,7 @@ func (e *Engine) buildTier(winch bool) *tierRuntime {
 	if pooled {
 		rt.slots = make(chan struct{}, e.cfg.PoolSlots)
 	}
-	rt.linker, rt.err = newLinker(rt.wt)
+	rt.linker, rt.err = newLinker(rt.wt, fastOK)
 	if rt.err != nil {
 		rt.err = fmt.Errorf("defining host functions for the cheap tier: %w", rt.err)
 	}
