@@ -247,6 +247,22 @@ import (
 // keeps such a panic in callState.hostPanic (when callState.fast is set) and
 // Run raises it at the same point.
 //
+// A Go host function costs more than its work: wasmtime-go's trampoline
+// makes about 8 crossings (the store's data twice, each argument and
+// result) and 3 allocations, and the thread that runs the guest has to get
+// a P back from Go's scheduler for the callback, which under load can wait
+// behind every runnable goroutine when sysmon took its P during the call.
+// The three the ABI makes in nearly every call, input_len, input_read and
+// output, are therefore C functions (aerofn_io_*, defined with
+// wasmtime_linker_define_func_unchecked): what they need of the call is on
+// the C stack of the aerofn_call or aerofn_instantiate running the guest,
+// found through a thread-local pointer, and output copies into the call's
+// Go buffer (outBuf, pinned for the cgo call) or, when larger, into C
+// memory that Go copies and frees afterwards. A call that uses no other
+// host function never comes back into Go until it ends. The engine that
+// builds snapshots keeps the Go functions, so that a call to them during
+// _initialize still refuses the snapshot (preinit.go).
+//
 // The layouts are checked once (fastOK); if a wasmtime-go upgrade changes
 // them, calls take the plain wasmtime-go path and TestFastPathInUse fails to
 // say so (see "wasmtime-go's private pointers" in docs/RATIONALE.md).
