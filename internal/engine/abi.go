@@ -231,8 +231,10 @@ type moduleInfo struct {
 	// after the call (growguard.go).
 	growGuard bool
 
-	// resettable: a snapshot that exports every mutable global (named in
-	// globals), so an instance can be reset and reused (reuse.go).
+	// resettable: a snapshot, or a module without _initialize that nothing
+	// but memory and globals can change (compileResettable), that exports
+	// every mutable global (named in globals), so an instance can be reset
+	// and reused (reuse.go).
 	resettable bool
 	globals    []string
 }

@@ -518,6 +518,10 @@ func TestDiskCache(t *testing.T) {
 		t.Fatalf("stats %+v", s)
 	}
 	wantStatus(t, run(t, e2, m, "", Limits{}, nil), StatusSuccess)
+	// Closed first, as a node is when its disk is damaged: a file cut short
+	// in place under a running engine faults its mappings of it (the code,
+	// and the memory image its idle instance keeps).
+	e2.Close()
 
 	// A damaged file (here cut short, as by a full disk) is recompiled and
 	// overwritten.

@@ -150,8 +150,11 @@ func (e *Engine) compilePreinit(ctx context.Context, wasm []byte, guarded bool) 
 	}()
 
 	p, err := parseWasm(wasm)
-	if err != nil || !p.exportsFunc("_initialize") {
-		return e.compileChecked(wasm, guarded) // nothing to do, or something wasmtime will explain
+	if err != nil {
+		return e.compileChecked(wasm, guarded) // something wasmtime will explain, or the snapshot cannot represent
+	}
+	if !p.exportsFunc("_initialize") {
+		return e.compileResettable(p, wasm, guarded)
 	}
 	for _, ex := range p.exports {
 		if strings.HasPrefix(ex.name, reservedPrefix) && !(guarded && ex.name == growRefusedExport) {
@@ -202,6 +205,35 @@ func (e *Engine) compilePreinit(ctx context.Context, wasm []byte, guarded bool) 
 	}
 	e.preinits.Add(1)
 	return sm, sinfo, nil
+}
+
+// compileResettable compiles a module that has no _initialize so that its
+// instances can be reused (reuse.go): with every mutable global exported and
+// the resetExport mark, the only change, when nothing but its memory and
+// globals can change from call to call. parseWasm has already refused
+// imports other than functions and any memory but one; no start function
+// may run at instantiation (the first instance is created inside a call,
+// and what a start function made of that call's input would be the state
+// every later call starts from); scanCode refuses code that changes a
+// table or a data segment. Any other module, or one whose rewrite fails to
+// compile, is compiled as it is and gets a new instance per call.
+func (e *Engine) compileResettable(p *wasmModule, wasm []byte, guarded bool) (*wasmtime.Module, moduleInfo, error) {
+	for _, ex := range p.exports {
+		if strings.HasPrefix(ex.name, reservedPrefix) && !(guarded && ex.name == growRefusedExport) {
+			return e.compileChecked(wasm, guarded) // which refuses the name
+		}
+	}
+	if p.section(secStart) != nil || scanCode(p.section(secCode)) != nil || p.checkTables() != nil {
+		return e.compileChecked(wasm, guarded)
+	}
+	m, info, err := e.compileChecked(p.resettable(), true)
+	if err != nil || !info.resettable {
+		if m != nil {
+			m.Close()
+		}
+		return e.compileChecked(wasm, guarded)
+	}
+	return m, info, nil
 }
 
 // checkSnapshot applies the ABI's rules to a compiled snapshot, which must

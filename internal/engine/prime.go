@@ -16,17 +16,17 @@ import "github.com/bytecodealliance/wasmtime-go/v39"
 // So a module is instantiated once as soon as it is loaded, before any
 // call can find it; a module whose instances are reused keeps that one,
 // unused, for its first call (a slot's memory left by an instance that
-// ended is not the image file's any more, and could not be reset cheaply). Only a pre-initialised
-// module is primed: a snapshot has no start function, so instantiating it
-// runs no guest code; any other module's start function would run here,
-// outside a call.
+// ended is not the image file's any more, and could not be reset cheaply).
+// Only a pre-initialised or resettable module is primed: neither has a
+// start function (compileResettable), so instantiating it runs no guest
+// code; any other module's start function would run here, outside a call.
 
 // prime instantiates m once. A module whose calls reuse instances
 // (reuse.go) keeps that instance, untouched, for its first call; any other
 // drops it. A failure is ignored: the first call then does the work, and
 // reports any error itself.
 func (e *Engine) prime(m *Module) {
-	if m == nil || !m.info.preinit || m.js != nil {
+	if m == nil || !(m.info.preinit || m.info.resettable) || m.js != nil {
 		return // a script's module is the runtime's, primed when it loaded
 	}
 	if !e.acquireSlotOf(m) {

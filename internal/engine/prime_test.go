@@ -57,11 +57,16 @@ func TestLoadPrimesPreinitializedModule(t *testing.T) {
 			t.Fatalf("the first call took %d page faults, the load %d: the module was not primed", first, load)
 		}
 
-		// A module that is not pre-initialised is not instantiated outside
-		// a call (its start function would run).
-		loadWAT(t, b, "plain", `(module (memory (export "memory") 1) (func (export "handler") (result i32) (i32.const 0)))`)
+		// A module with a start function is not instantiated outside a
+		// call (the start function would run there); one without, whose
+		// instances are reused (compileResettable), is.
+		loadWAT(t, b, "start", `(module (memory (export "memory") 1) (func $s) (start $s) (func (export "handler") (result i32) (i32.const 0)))`)
 		if s := b.Stats(); s.Primed != 1 {
-			t.Fatalf("plain module primed: %+v", s)
+			t.Fatalf("module with a start function primed: %+v", s)
+		}
+		plain := loadWAT(t, b, "plain", `(module (memory (export "memory") 1) (func (export "handler") (result i32) (i32.const 0)))`)
+		if s := b.Stats(); s.Primed != 2 || !plain.info.resettable {
+			t.Fatalf("plain module not primed (resettable %v): %+v", plain.info.resettable, s)
 		}
 	}
 }

@@ -91,7 +91,7 @@ type reuseState struct {
 
 // reusable says whether m's calls may run on reused instances.
 func (e *Engine) reusable(m *Module) bool {
-	return e.slotsOf(m) != nil && !e.cfg.DisableReuse && m.info.preinit && m.info.resettable && pagemapFD() >= 0
+	return e.slotsOf(m) != nil && !e.cfg.DisableReuse && m.info.resettable && pagemapFD() >= 0
 }
 
 // takeWarm takes an idle instance of m, or returns nil.

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -50,34 +51,45 @@ const reuseScribbleWAT = `(module
 // can, leaves nothing for the next call on its instance: whether the reset
 // copies the written pages back or drops them, every call sums the same
 // memory as a call on a fresh instance.
+//
+// The same for a module without _initialize (compileResettable): its
+// instances start from the state instantiation builds.
 func TestReuseScribbledMemory(t *testing.T) {
 	if pagemapFD() < 0 {
 		t.Fatal("PAGEMAP_SCAN is not available on this kernel: instances are never reused here")
 	}
-	fresh := newEngine(t, Config{PoolSlots: 1, DisableReuse: true})
-	want := string(run(t, fresh, loadWAT(t, fresh, "scribble", reuseScribbleWAT), "", Limits{}, nil).Output)
-	if len(want) != 8 {
-		t.Fatalf("fresh instance output %q", want)
+	// The plain module keeps the function, unexported: nothing runs it.
+	plainWAT := strings.Replace(reuseScribbleWAT, `(func (export "_initialize")`, `(func $unused`, 1)
+	for kind, src := range map[string]string{"snapshot": reuseScribbleWAT, "plain": plainWAT} {
+		fresh := newEngine(t, Config{PoolSlots: 1, DisableReuse: true})
+		want := string(run(t, fresh, loadWAT(t, fresh, "scribble", src), "", Limits{}, nil).Output)
+		if len(want) != 8 {
+			t.Fatalf("%s: fresh instance output %q", kind, want)
+		}
+		for name, limit := range map[string]int{"copy": 1 << 30, "drop": 0} {
+			t.Run(kind+"/"+name, func(t *testing.T) {
+				testScribbled(t, src, limit, want)
+			})
+		}
 	}
-	for name, limit := range map[string]int{"copy": 1 << 30, "drop": 0} {
-		t.Run(name, func(t *testing.T) {
-			old := reuseDirtyLimit
-			reuseDirtyLimit = limit
-			t.Cleanup(func() { reuseDirtyLimit = old })
-			e := newEngine(t, Config{PoolSlots: 1})
-			m := loadWAT(t, e, "scribble", reuseScribbleWAT)
-			const calls = 4
-			for i := range calls {
-				res := run(t, e, m, "", Limits{}, nil)
-				wantStatus(t, res, StatusSuccess)
-				if got := string(res.Output); got != want {
-					t.Fatalf("call %d summed %s, a fresh instance %s: state crossed calls", i, got, want)
-				}
-			}
-			// The first call too: on the instance the load primed.
-			if r := e.Stats().Reused; r != calls {
-				t.Fatalf("%d of %d calls reused an instance: the test did not exercise reuse", r, calls)
-			}
-		})
+}
+
+func testScribbled(t *testing.T, src string, limit int, want string) {
+	old := reuseDirtyLimit
+	reuseDirtyLimit = limit
+	t.Cleanup(func() { reuseDirtyLimit = old })
+	e := newEngine(t, Config{PoolSlots: 1})
+	m := loadWAT(t, e, "scribble", src)
+	const calls = 4
+	for i := range calls {
+		res := run(t, e, m, "", Limits{}, nil)
+		wantStatus(t, res, StatusSuccess)
+		if got := string(res.Output); got != want {
+			t.Fatalf("call %d summed %s, a fresh instance %s: state crossed calls", i, got, want)
+		}
+	}
+	// The first call too: on the instance the load primed.
+	if r := e.Stats().Reused; r != calls {
+		t.Fatalf("%d of %d calls reused an instance: the test did not exercise reuse", r, calls)
 	}
 }

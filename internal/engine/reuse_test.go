@@ -145,3 +145,65 @@ func TestReuseImageInstanceDropsItsPages(t *testing.T) {
 		}
 	}
 }
+
+// A module without _initialize is reused only when nothing but its memory
+// and mutable globals can carry state from one call to the next, and no
+// guest code runs when it is instantiated (compileResettable); every other
+// gets a new instance per call. A non-exported mutable global and a byte
+// of a data segment changed by one call are back for the next.
+func TestReusePlainModule(t *testing.T) {
+	if pagemapFD() < 0 {
+		t.Fatal("PAGEMAP_SCAN is not available on this kernel: instances are never reused here")
+	}
+	e := newEngine(t, Config{PoolSlots: 2})
+	m := loadWAT(t, e, "plain", `(module
+  (import "aerodb" "output" (func $output (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (global $g (mut i32) (i32.const 55))
+  (data (i32.const 16) "A")
+  (func (export "handler") (result i32)
+    (i32.store8 (i32.const 0) (i32.load8_u (i32.const 16)))
+    (i32.store8 (i32.const 1) (global.get $g))
+    (drop (call $output (i32.const 0) (i32.const 2)))
+    (i32.store8 (i32.const 16) (i32.const 66))
+    (global.set $g (i32.const 56))
+    (i32.const 0)))`)
+	if m.info.preinit || !m.info.resettable || len(m.info.globals) != 1 {
+		t.Fatalf("module info %+v: want a resettable module that is not a snapshot", m.info)
+	}
+	for i := range 4 {
+		res := run(t, e, m, "", Limits{}, nil)
+		wantStatus(t, res, StatusSuccess)
+		if string(res.Output) != "A7" {
+			t.Fatalf("call %d saw %q: state crossed calls", i, res.Output)
+		}
+	}
+	if r := e.Stats().Reused; r != 4 {
+		t.Fatalf("%d of 4 calls reused an instance", r)
+	}
+
+	// A start function (it would run on the first call's input and make
+	// that the state later calls start from), code that changes a table or
+	// drops a data segment: a new instance per call, as before.
+	for name, src := range map[string]string{
+		"start": `(module (memory (export "memory") 1) (global $g (mut i32) (i32.const 0))
+  (func $s (global.set $g (i32.const 1))) (start $s)
+  (func (export "handler") (result i32) (i32.sub (global.get $g) (i32.const 1))))`,
+		"table.set": `(module (memory (export "memory") 1) (table 1 funcref) (elem declare func $h)
+  (func $h (export "handler") (result i32) (table.set (i32.const 0) (ref.func $h)) (i32.const 0)))`,
+		"data.drop": `(module (memory (export "memory") 1) (data "x")
+  (func (export "handler") (result i32) (data.drop 0) (i32.const 0)))`,
+	} {
+		m := loadWAT(t, e, "refused-"+strings.ReplaceAll(name, ".", "-"), src)
+		if m.info.resettable || e.reusable(m) {
+			t.Fatalf("%s: module is reused", name)
+		}
+		before := e.Stats().Reused
+		for range 2 {
+			wantStatus(t, run(t, e, m, "", Limits{}, nil), StatusSuccess)
+		}
+		if r := e.Stats().Reused; r != before {
+			t.Fatalf("%s: %d calls reused an instance", name, r-before)
+		}
+	}
+}

@@ -626,9 +626,10 @@ const (
 	reservedPrefix     = "aerofn:"
 	globalExportPrefix = reservedPrefix + "global:"
 	preinitExport      = reservedPrefix + "preinit:"
-	// resetExport marks a snapshot that also exports every mutable global
-	// under globalExportName, so the engine can put an instance back to the
-	// snapshot's state and run it again (reuse.go).
+	// resetExport marks a snapshot, or a module without _initialize
+	// (compileResettable), that also exports every mutable global under
+	// globalExportName, so the engine can put an instance back to its
+	// initial state and run it again (reuse.go).
 	resetExport = reservedPrefix + "reset"
 )
 
@@ -673,6 +674,19 @@ func (m *wasmModule) instrumentedCappedExcept(maxPages uint32, dropCustom bool) 
 		replace[secCustom] = nil // a nil body drops every section of the id
 	}
 	return m.encode(replace, nil, false)
+}
+
+// resettable returns the module with every mutable global exported and the
+// resetExport mark added, nothing else changed (compileResettable).
+func (m *wasmModule) resettable() []byte {
+	exports := append([]wasmExport(nil), m.exports...)
+	for i, g := range m.globals {
+		if g.mutable {
+			exports = append(exports, wasmExport{globalExportName(i), kindGlobal, uint32(i)})
+		}
+	}
+	exports = append(exports, wasmExport{resetExport, kindMemory, 0})
+	return m.encode(map[byte][]byte{secExport: encodeExports(exports)}, nil, false)
 }
 
 // checkTables refuses a table section the store limiter of a call would
