@@ -11,7 +11,10 @@ import (
 	"github.com/bytecodealliance/wasmtime-go/v39"
 )
 
-// Reusing instances of pre-initialised modules.
+// Reusing instances of pre-initialised modules, and of modules without
+// _initialize whose state is only their memory and globals
+// (compileResettable): for those, "the snapshot" below is the state
+// instantiation builds.
 //
 // Every call must start from the module's snapshot, with nothing left by the
 // call before. The plain way is a new store and instance per call; dropping
@@ -20,7 +23,7 @@ import (
 // copies the whole image and zeroes the rest of the kept region: for a Go
 // guest, about 3.4 MiB per call, of which a call writes some 35 pages.
 //
-// For a snapshot that exports all its mutable globals (resetExport), the
+// For a module that exports all its mutable globals (resetExport), the
 // engine instead keeps the instance after a call that ended normally and
 // puts it back into the snapshot's state itself:
 //
