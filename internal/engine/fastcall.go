@@ -486,12 +486,21 @@ func (a *ioArgs) done(st *callState) {
 	if o.set == 0 {
 		return
 	}
+	n := int(o.len)
 	if o.heap != nil {
-		st.output = C.GoBytes(unsafe.Pointer(o.heap), C.int(o.len))
+		// Copied with make and copy: C.GoBytes takes a C.int, and the
+		// limit may allow 2 GiB or more.
+		out := make([]byte, n)
+		copy(out, unsafe.Slice((*byte)(unsafe.Pointer(o.heap)), n))
 		C.free(unsafe.Pointer(o.heap))
+		o.heap = nil
+		st.output = out
 		return
 	}
-	n := int(o.len)
+	if n == 0 {
+		st.output = st.output[:0] // as append(st.output[:0]) leaves it: nil when there was none
+		return
+	}
 	st.output = st.outBuf[:n:n]
 }
 

@@ -30,6 +30,7 @@ func TestNativeIOInUse(t *testing.T) {
 		}
 	}
 	e := goEngine(t, Config{})
+	e.tierRuntime() // the cheap tier's linker too
 	hostFns = saved
 
 	echo := load(t, e, "echo")
@@ -49,6 +50,38 @@ func TestNativeIOInUse(t *testing.T) {
 		wantStatus(t, res, StatusSuccess)
 		if !strings.Contains(string(res.Output), "Hello, C!") {
 			t.Fatalf("call %d: output %s", i, res.Output)
+		}
+	}
+
+	// A module of the cheap tier (compiled by the tier's engine, with its
+	// own linker).
+	cheapWasm, err := wasmtime.Wat2Wasm(`(module
+  (import "aerodb" "input_len" (func $input_len (result i32)))
+  (import "aerodb" "input_read" (func $input_read (param i32 i32) (result i32)))
+  (import "aerodb" "output" (func $output (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (global $ready (mut i32) (i32.const 0))
+  (func (export "_initialize") (global.set $ready (i32.const 42)))
+  (func (export "handler") (result i32)
+    (drop (call $input_read (i32.const 0) (call $input_len)))
+    (drop (call $output (i32.const 0) (call $input_len)))
+    (i32.const 0)))`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cheap, err := e.LoadFrom("cheap-echo", Source{Wasm: func() ([]byte, error) { return cheapWasm, nil }, Cheap: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cheap.Tier() != TierCheap {
+		t.Fatalf("tier %v, want the cheap tier", cheap.Tier())
+	}
+	for _, n := range []int{0, 5, 5000} {
+		in := strings.Repeat("q", n)
+		res := run(t, e, cheap, in, Limits{}, nil)
+		wantStatus(t, res, StatusSuccess)
+		if string(res.Output) != in {
+			t.Fatalf("cheap echo of %d bytes gave %d", n, len(res.Output))
 		}
 	}
 
@@ -134,5 +167,28 @@ func TestNativeIOBounds(t *testing.T) {
 	wantStatus(t, res, StatusSuccess)
 	if string(res.Output) != "input" {
 		t.Fatalf("output %q", res.Output)
+	}
+}
+
+// TestNativeOutputEmpty: output of nothing is no output (nil), as with
+// the Go function; after a non-empty one it is empty too.
+func TestNativeOutputEmpty(t *testing.T) {
+	e := newEngine(t, Config{})
+	for _, c := range []struct {
+		name, calls string
+		wantNil     bool
+	}{
+		{"only-empty", `(drop (call $output (i32.const 0) (i32.const 0)))`, true},
+		{"then-empty", `(drop (call $output (i32.const 0) (i32.const 3))) (drop (call $output (i32.const 0) (i32.const 0)))`, false},
+	} {
+		m := loadWAT(t, e, c.name, `(module
+  (import "aerodb" "output" (func $output (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "handler") (result i32) `+c.calls+` (i32.const 0)))`)
+		res := run(t, e, m, "", Limits{}, nil)
+		wantStatus(t, res, StatusSuccess)
+		if len(res.Output) != 0 || c.wantNil && res.Output != nil {
+			t.Fatalf("%s: output %#v", c.name, res.Output)
+		}
 	}
 }
