@@ -92,6 +92,10 @@ func encodeResult(v any) ([]byte, error) {
 			return nil, fmt.Errorf("encoding result: json.RawMessage is not valid JSON")
 		}
 		return v, nil
+	case map[string]string:
+		return appendStringMap(nil, v), nil
+	case string:
+		return appendJSONString(nil, v), nil
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
