@@ -46,6 +46,11 @@ type Limits struct {
 	MaxOutput   int           // bytes passed to output; default 6 MiB
 	MaxLogLines int           // default 1000
 	MaxLogBytes int           // default 1 MiB
+
+	// Owner names who the call runs for (the invoker passes the function's
+	// id): an instance that served a call is reused only for calls of the
+	// same Owner (reuse.go, takeWarm).
+	Owner string
 }
 
 // Defaults documented in docs/ABI.md ("Limits a guest meets").

@@ -23,7 +23,7 @@ func TestResetGlobalsBatchedInUse(t *testing.T) {
 	}
 	e := goEngine(t, Config{PoolSlots: 2})
 	for _, m := range []*Module{load(t, e, "reuse"), loadBytes(t, e, "goguest", goGuest(t, "goguest"))} {
-		w := e.takeWarm(m)
+		w := e.takeWarm(m, "")
 		if w == nil {
 			t.Fatal("no primed instance")
 		}
@@ -56,7 +56,7 @@ func TestResetRestoresGlobals(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			e := newEngine(t, Config{PoolSlots: 1})
 			m := load(t, e, "reuse")
-			w := e.takeWarm(m)
+			w := e.takeWarm(m, "")
 			if w == nil {
 				t.Fatal("no primed instance")
 			}

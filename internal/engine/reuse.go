@@ -81,6 +81,11 @@ type warmInst struct {
 	fast    *globalReset // nil: the reset uses wasmtime-go's methods
 	calls   int
 	scan    *pageScan
+	// owner is the Limits.Owner of the calls the instance has served, once
+	// served is set; an instance that has served none (primed at load) goes
+	// to any.
+	owner  string
+	served bool
 }
 
 // reuseState is the engine's idle reusable instances and the images of the
@@ -97,17 +102,28 @@ func (e *Engine) reusable(m *Module) bool {
 	return e.slotsOf(m) != nil && !e.cfg.DisableReuse && m.info.resettable && pagemapFD() >= 0
 }
 
-// takeWarm takes an idle instance of m, or returns nil.
-func (e *Engine) takeWarm(m *Module) *warmInst {
+// takeWarm takes an idle instance of m for a call of owner, or returns nil.
+//
+// A reset puts an instance's memory and globals back, but not which of its
+// pages are present (those an earlier call read or wrote are, the others
+// not yet) nor which of its table's entries wasmtime has filled in, and a
+// call can time its first touch of each with the WASI clocks: a hostile
+// module can carry bits from one call to the next that way. So an instance
+// serves the calls of one owner only (the invoker's is the function), and
+// two functions whose modules have the same bytes, and so share the
+// Module, never share an instance. Within one function both calls run the
+// same author's code, which could pass on what it saw by other means.
+func (e *Engine) takeWarm(m *Module, owner string) *warmInst {
 	e.reuseMu.Lock()
 	defer e.reuseMu.Unlock()
 	if e.idle == nil {
 		return nil
 	}
 	for el := e.idle.Front(); el != nil; el = el.Next() {
-		if w := el.Value.(*warmInst); w.mod == m {
+		if w := el.Value.(*warmInst); w.mod == m && (w.owner == owner || !w.served) {
 			e.idle.Remove(el)
 			e.reused++
+			w.owner, w.served = owner, true
 			return w
 		}
 	}

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"strings"
 	"testing"
 )
@@ -124,7 +125,7 @@ func TestReuseImageInstanceDropsItsPages(t *testing.T) {
 	if !m.imageMapped.Load() {
 		t.Skip("the image is not mapped from the compiled artifact here")
 	}
-	w := e.takeWarm(m)
+	w := e.takeWarm(m, "")
 	if w == nil {
 		t.Fatal("no primed instance")
 	}
@@ -205,5 +206,52 @@ func TestReusePlainModule(t *testing.T) {
 		if r := e.Stats().Reused; r != before {
 			t.Fatalf("%s: %d calls reused an instance", name, r-before)
 		}
+	}
+}
+
+// An instance that served a call serves only calls of the same owner
+// (takeWarm): two functions whose modules have the same bytes share the
+// Module, never an instance, so one cannot time which pages the other's
+// call touched. An instance primed at load, which has served no call, goes
+// to the first owner that calls.
+func TestReuseKeyedByOwner(t *testing.T) {
+	if pagemapFD() < 0 {
+		t.Fatal("PAGEMAP_SCAN is not available on this kernel: instances are never reused here")
+	}
+	e := newEngine(t, Config{PoolSlots: 4})
+	m := load(t, e, "reuse")
+	call := func(owner string) {
+		t.Helper()
+		res := e.Run(context.Background(), m, nil, Limits{Owner: owner}, nil)
+		wantStatus(t, res, StatusSuccess)
+	}
+	reused := func() uint64 { return e.Stats().Reused }
+
+	call("a") // the primed instance
+	if r := reused(); r != 1 {
+		t.Fatalf("the first call did not take the primed instance: reused %d", r)
+	}
+	call("b") // not a's instance: a new one
+	if r := reused(); r != 1 {
+		t.Fatalf("b's call ran on a's instance: reused %d", r)
+	}
+	call("a")
+	call("b")
+	if r := reused(); r != 3 {
+		t.Fatalf("each owner's second call should reuse its own instance: reused %d", r)
+	}
+	// Every idle instance now belongs to a or b: c gets a new one.
+	call("c")
+	if r := reused(); r != 3 {
+		t.Fatalf("c's call ran on another owner's instance: reused %d", r)
+	}
+	e.reuseMu.Lock()
+	owners := map[string]int{}
+	for el := e.idle.Front(); el != nil; el = el.Next() {
+		owners[el.Value.(*warmInst).owner]++
+	}
+	e.reuseMu.Unlock()
+	if owners["a"] != 1 || owners["b"] != 1 || owners["c"] != 1 || len(owners) != 3 {
+		t.Fatalf("idle instances by owner: %v", owners)
 	}
 }

@@ -105,7 +105,7 @@ func (e *Engine) Run(ctx context.Context, m *Module, input []byte, lim Limits, h
 	var w *warmInst
 	reusable := e.reusable(m)
 	if reusable {
-		w = e.takeWarm(m)
+		w = e.takeWarm(m, lim.Owner)
 	}
 	var (
 		store *wasmtime.Store
@@ -154,8 +154,10 @@ func (e *Engine) Run(ctx context.Context, m *Module, input []byte, lim Limits, h
 		var in instantiated
 		if in, err = fastInstantiate(e.linkerOf(m), store, m.m, st); err == nil {
 			inst, st.mem = in.inst, in.mem
-			w = e.adopt(m, store, box, inst, st.mem) // nil: not reusable after all
-			if in.handler == nil {                   // checkModule requires one
+			if w = e.adopt(m, store, box, inst, st.mem); w != nil { // nil: not reusable after all
+				w.owner, w.served = lim.Owner, true
+			}
+			if in.handler == nil { // checkModule requires one
 				err = errors.New("module has no handler export")
 			} else {
 				rc, err = callHandler(store, in.handler, st)
@@ -165,7 +167,9 @@ func (e *Engine) Run(ctx context.Context, m *Module, input []byte, lim Limits, h
 		inst, err = e.linkerOf(m).Instantiate(store, m.m)
 		if err == nil {
 			st.mem = exportedMemory(store, inst, "memory")
-			w = e.adopt(m, store, box, inst, st.mem) // nil: not reusable after all
+			if w = e.adopt(m, store, box, inst, st.mem); w != nil { // nil: not reusable after all
+				w.owner, w.served = lim.Owner, true
+			}
 			rc, err = callHandler(store, exportedFunc(store, inst, "handler"), st)
 		}
 	default:

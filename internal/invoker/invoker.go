@@ -409,6 +409,7 @@ func (inv *Invoker) run(ctx context.Context, fn registry.Function, p auth.Princi
 		res := inv.cfg.Engine.Run(ctx, mod, c.Event, engine.Limits{
 			Timeout:     fn.Config.TimeoutDuration(),
 			MemoryBytes: fn.Config.MemoryBytes(),
+			Owner:       fn.ID,
 		}, host)
 		if errors.Is(res.Err, engine.ErrPoolExhausted) {
 			// The engine had no instance slot: the call never started, so
