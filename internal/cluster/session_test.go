@@ -60,7 +60,13 @@ func testDB(t *testing.T) *pgxpool.Pool {
 
 func startNode(t *testing.T, pool *pgxpool.Pool, name string) *Node {
 	t.Helper()
-	n := New(Config{Pool: pool, Name: name, Retry: 50 * time.Millisecond, StaleAfter: 2 * time.Second})
+	return startNodeStale(t, pool, name, 2*time.Second)
+}
+
+// startNodeStale is startNode with the given StaleAfter.
+func startNodeStale(t *testing.T, pool *pgxpool.Pool, name string, staleAfter time.Duration) *Node {
+	t.Helper()
+	n := New(Config{Pool: pool, Name: name, Retry: 50 * time.Millisecond, StaleAfter: staleAfter})
 	must(t, n.Start(context.Background()), "starting node "+name)
 	t.Cleanup(func() { _ = n.Stop(context.Background()) })
 	return n
@@ -144,7 +150,12 @@ func TestOneLeaderPerRole(t *testing.T) {
 // a bound, and the old leader reconnects and competes again.
 func TestLeaderSessionKilled(t *testing.T) {
 	pool := testDB(t)
-	a, b := startNode(t, pool, "a"), startNode(t, pool, "b")
+	// A stale holder is not evicted within the test (StaleAfter a minute),
+	// so the other node can only lead because the killed session's lock
+	// was freed with it. The waits are generous: a takeover normally takes
+	// about 10 ms (the Retry of 50 ms), but a loaded machine has taken over
+	// 2 s to end a terminated backend.
+	a, b := startNodeStale(t, pool, "a", time.Minute), startNodeStale(t, pool, "b", time.Minute)
 	waitFor(t, 5*time.Second, "a leader", func() bool { return leaderOf(t, Ticker, a, b) != nil })
 	leader := leaderOf(t, Ticker, a, b)
 	other := a
@@ -161,7 +172,7 @@ func TestLeaderSessionKilled(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the killed leader's term did not end")
 	}
-	took := waitFor(t, 2*time.Second, "a new leader", func() bool { return other.Leadership(Ticker).IsLeader() })
+	took := waitFor(t, 30*time.Second, "a new leader", func() bool { return other.Leadership(Ticker).IsLeader() })
 	t.Logf("the other node led %s after the kill", took)
 	waitFor(t, 5*time.Second, "the killed node's new session", func() bool {
 		return leader.Up() && len(holders(t, pool, Ticker)) == 1
@@ -171,7 +182,7 @@ func TestLeaderSessionKilled(t *testing.T) {
 	}
 	// The reconnected node competes again: it takes over when the other stops.
 	must(t, other.Stop(context.Background()), "stopping the other node")
-	waitFor(t, 2*time.Second, "the reconnected node to lead", func() bool { return leader.Leadership(Ticker).IsLeader() })
+	waitFor(t, 30*time.Second, "the reconnected node to lead", func() bool { return leader.Leadership(Ticker).IsLeader() })
 }
 
 // TestReacquireOnReconnect: a node alone loses its leadership with its
