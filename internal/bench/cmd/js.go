@@ -326,7 +326,8 @@ func jsSection(ctx context.Context, srv *server.Server, dbURL string, n int) (be
 	fmt.Fprintf(&t, "| first call on a fresh node | %s ms | %s ms | %.1fx | |\n", jsms(firstGo), jsms(firstTS), ratio(firstTS, firstGo))
 	vg, vt := latency.Summarize(viaGo), latency.Summarize(viaTS)
 	fmt.Fprintf(&t, "| hello through the server, p50 / p95 (%d calls) | %s | %s | %.1fx | |\n", len(viaGo), p(vg), p(vt), ratio(vt.P50, vg.P50))
-	fmt.Fprintf(&t, "| hello, engine time p50 / p95 | %s | %s | %s | ≤ 2x: %s |\n", p(dist("go-hello")), p(dist("ts-hello")), ratioRow("go-hello", "ts-hello"), met(ratio(dist("ts-hello").P50, dist("go-hello").P50) <= 2))
+	fmt.Fprintf(&t, "| hello, engine time p50 / p95 | %s | %s | %s | ≤ 2x: %s |\n", p(dist("go-hello")), p(dist("ts-hello")), ratioRow("go-hello", "ts-hello"),
+		engineVerdict(ratio(dist("ts-hello").P50, dist("go-hello").P50), ratio(res["ts-hello"].cpu, res["go-hello"].cpu)))
 	fmt.Fprintf(&t, "| hello, CPU (user+sys) per call | %s ms | %s ms | %.1fx | |\n", jsms(res["go-hello"].cpu), jsms(res["ts-hello"].cpu), ratio(res["ts-hello"].cpu, res["go-hello"].cpu))
 	fmt.Fprintf(&t, "| hello, minor page faults per call | %d | %d | | |\n", res["go-hello"].flt, res["ts-hello"].flt)
 	fmt.Fprintf(&t, "| hello, linear memory per call | %s | %s | | TS ≤ 8 MiB: %s |\n", mib(res["go-hello"].peak), mib(res["ts-hello"].peak), met(res["ts-hello"].peak <= 8<<20))
@@ -338,6 +339,16 @@ func jsSection(ctx context.Context, srv *server.Server, dbURL string, n int) (be
 		About: "TypeScript functions run on aerofn's JavaScript runtime (QuickJS built for wasm32-wasi, one pre-initialised module per node); a version's script is compiled to QuickJS bytecode once, inside the sandbox, at deploy, and each call runs that bytecode. Go rows are the Go SDK (examples/hello, internal/bench/guests). Deploys go through the HTTP API with new bytes each time (a Go module pays its compile and snapshot, a script its bundling). Server rows are client-side latencies of sequential calls, Go and TypeScript interleaved, measured once the Go deploys' optimised compiles are in. Engine rows time `engine.Run` in process (batches alternate); CPU and page faults are this process's rusage over a batch, per call. No user request pays a compile: the runtime is loaded before the node listens.",
 		Table: t.String(),
 	}, nil
+}
+
+// engineVerdict is the TypeScript hello's engine-time row against its
+// target (at most twice the Go hello's p50), with the reason when it is
+// missed: the script's bytecode is read and interpreted in every call.
+func engineVerdict(p50Ratio, cpuRatio float64) string {
+	if p50Ratio <= 2 {
+		return "met"
+	}
+	return fmt.Sprintf("NOT met: %.1fx; QuickJS reads the script's bytecode and interprets it in every call, where Go runs compiled code (CPU per call, which counts every call and the process's background work, TS / Go %.1fx)", p50Ratio, cpuRatio)
 }
 
 func jsms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d.Microseconds())/1000) }
