@@ -5,6 +5,7 @@ import (
 	"container/list"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -56,6 +57,10 @@ type storeBox struct{ st *callState }
 // them instead of copying them back.
 var reuseDirtyLimit = 1 << 20 // a variable for tests
 
+// reuseTrimEvery: the first reset of an instance, and every this many
+// after it, trims its private pages (trimPages) instead of copying them all.
+var reuseTrimEvery = 32 // a variable for tests
+
 // reuseMaxCalls bounds the calls one instance serves, so nothing that
 // wasmtime might accumulate per store over calls can grow without bound.
 const reuseMaxCalls = 100_000
@@ -94,7 +99,8 @@ type reuseState struct {
 	reuseMu sync.Mutex
 	idle    *list.List // of *warmInst, front = most recently used
 	images  map[*Module]*reuseImage
-	reused  uint64 // calls served by an existing instance
+	reused  uint64        // calls served by an existing instance
+	trimmed atomic.Uint64 // private pages dropped by trims (trimPages)
 }
 
 // reusable says whether m's calls may run on reused instances.
@@ -289,6 +295,16 @@ func (e *Engine) reset(w *warmInst) bool {
 	}
 	dirty, ok := w.scan.privatePages(data, reuseDirtyLimit)
 	switch {
+	case ok && w.calls%reuseTrimEvery == 0 && w.mod.imageMapped.Load() && !w.mod.trimRefused.Load():
+		n, ok := trimPages(data, w.img.mem, dirty, !w.mod.trimChecked.Load())
+		if !ok {
+			// The mapping below did not hold the snapshot after all:
+			// the pages it gave back were copied over, and this
+			// module's instances are not trimmed again.
+			w.mod.trimRefused.Store(true)
+		}
+		w.mod.trimChecked.Store(true)
+		e.trimmed.Add(uint64(n))
 	case ok:
 		for _, r := range dirty {
 			copy(data[r[0]:r[1]], w.img.mem[r[0]:r[1]])
@@ -468,6 +484,77 @@ func dropUntouched(ps *pageScan, mem []byte) {
 		from = r[1]
 	}
 }
+
+// trimPages puts the private pages of mem (dirty, from privatePages) back
+// into the snapshot's state, img, as a reset's copy does, except that a
+// page that already holds the snapshot's content is dropped rather than
+// copied: it then reads what the mapping below holds, which is that same
+// content (the image file or zeros; the caller checks that the mapping is
+// the image, Module.imageMapped), and it is no longer private, so the
+// resets that follow neither find nor copy it until a call writes it
+// again.
+//
+// Most of a Go guest's private pages are such pages: its first calls
+// write pages (the runtime's zeroing of memory that is already zero, data
+// rewritten with what it held) that later calls never touch, and every
+// reset used to copy each of them back. A call of hello left 93 private
+// pages of which 24 differed from the snapshot; trimmed, the next calls
+// leave about 26 (docs/RATIONALE.md, "Trimming a reused instance's
+// pages"). A page written with unchanged content in every call is dropped
+// at each trim and faulted in again by the next call.
+//
+// With verify, the dropped pages are read back and compared with img
+// (faulting them in, present but not private); should any differ, every
+// dropped page is copied from img and ok is false. It returns how many
+// pages stayed dropped.
+func trimPages(mem, img []byte, dirty [][2]int, verify bool) (dropped int, ok bool) {
+	var runs [][2]int // dropped, in order
+	drop := func(from, to int) {
+		if from == to {
+			return
+		}
+		if madviseDontNeed(mem[from:to]) != nil {
+			copy(mem[from:to], img[from:to])
+			return
+		}
+		runs = append(runs, [2]int{from, to})
+	}
+	for _, r := range dirty {
+		from := r[0] // start of the current run of unchanged pages
+		for at := r[0]; at < r[1]; at += pageSize {
+			end := min(at+pageSize, r[1])
+			if bytes.Equal(mem[at:end], img[at:end]) {
+				continue
+			}
+			drop(from, at)
+			copy(mem[at:end], img[at:end])
+			from = end
+		}
+		drop(from, r[1])
+	}
+	ok = true
+	if verify {
+		for _, r := range runs {
+			if !bytes.Equal(mem[r[0]:r[1]], img[r[0]:r[1]]) {
+				ok = false
+				break
+			}
+		}
+		if !ok {
+			for _, r := range runs {
+				copy(mem[r[0]:r[1]], img[r[0]:r[1]])
+			}
+			return 0, false
+		}
+	}
+	for _, r := range runs {
+		dropped += (r[1] - r[0]) / pageSize
+	}
+	return dropped, true
+}
+
+// pageSize is the size of the pages PAGEMAP_SCAN reports.
+var pageSize = os.Getpagesize()
 
 func madviseDontNeed(b []byte) error {
 	return syscall.Madvise(b, syscall.MADV_DONTNEED)

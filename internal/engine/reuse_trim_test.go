@@ -1,0 +1,125 @@
+package engine
+
+import (
+	"bytes"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// reuseTrimWAT is reuseScribbleWAT with a call that writes some pages with
+// the content they already hold (a page of the image copied onto itself,
+// the word _initialize stored, zeros over zeros) and others with new
+// content, the mix a trim sorts into pages to drop and pages to copy.
+var reuseTrimWAT = strings.Replace(reuseScribbleWAT, `    ;; Scribble: fill a whole MiB, then one store in every page.
+    (memory.fill (i32.const 3145728) (i32.const 0xAB) (i32.const 1048576))
+    (local.set $a (i32.const 0))
+    (loop $l
+      (i32.store (i32.add (local.get $a) (i32.const 100)) (i32.xor (local.get $a) (i32.const -1)))
+      (local.set $a (i32.add (local.get $a) (i32.const 4096)))
+      (br_if $l (i32.lt_u (local.get $a) (local.get $end))))`, `    ;; Unchanged: the image's page, _initialize's word, zeros.
+    (memory.copy (i32.const 65536) (i32.const 65536) (i32.const 4096))
+    (i32.store (i32.const 1048576) (i32.const 0x12345678))
+    (memory.fill (i32.const 2097152) (i32.const 7) (i32.const 8192))
+    (memory.fill (i32.const 3145728) (i32.const 0) (i32.const 65536))
+    ;; Changed: a byte of the image, of the 7s, of the zeros, and the
+    ;; pages next to the unchanged ones.
+    (i32.store8 (i32.const 65537) (i32.const 0x21))
+    (i32.store8 (i32.const 69632) (i32.const 1))
+    (i32.store (i32.const 2101248) (i32.const 9))
+    (memory.fill (i32.const 3211264) (i32.const 0xAB) (i32.const 4096))
+    (i32.store (i32.const 3141632) (i32.const 5))`, 1)
+
+// A reset that trims (every reset here, and the first of each instance by
+// default) drops the private pages that hold the snapshot's content and
+// copies back the others: every call still starts from the snapshot, and
+// pages were dropped. For a module with _initialize and one without.
+func TestReuseTrim(t *testing.T) {
+	if pagemapFD() < 0 {
+		t.Fatal("PAGEMAP_SCAN is not available on this kernel: instances are never reused here")
+	}
+	if reuseTrimWAT == reuseScribbleWAT {
+		t.Fatal("the scribbling part of reuseScribbleWAT changed: update reuseTrimWAT")
+	}
+	plainWAT := strings.Replace(reuseTrimWAT, `(func (export "_initialize")`, `(func $unused`, 1)
+	// Every reset trims, and none drops all its private pages for having
+	// too many (wasmtime's pool keeps zeroed pages of a slot resident, and
+	// those are private).
+	oldEvery, oldLimit := reuseTrimEvery, reuseDirtyLimit
+	reuseTrimEvery, reuseDirtyLimit = 1, 1<<30
+	t.Cleanup(func() { reuseTrimEvery, reuseDirtyLimit = oldEvery, oldLimit })
+	for kind, src := range map[string]string{"snapshot": reuseTrimWAT, "plain": plainWAT} {
+		t.Run(kind, func(t *testing.T) {
+			fresh := newEngine(t, Config{PoolSlots: 1, DisableReuse: true})
+			want := string(run(t, fresh, loadWAT(t, fresh, "trim", src), "", Limits{}, nil).Output)
+			if len(want) != 8 {
+				t.Fatalf("fresh instance output %q", want)
+			}
+			e := newEngine(t, Config{PoolSlots: 1})
+			m := loadWAT(t, e, "trim", src)
+			if !m.imageMapped.Load() {
+				t.Skip("the image is not mapped from the compiled artifact here: resets never trim")
+			}
+			const calls = 6
+			for i := range calls {
+				res := run(t, e, m, "", Limits{}, nil)
+				wantStatus(t, res, StatusSuccess)
+				if got := string(res.Output); got != want {
+					t.Fatalf("call %d summed %s, a fresh instance %s: state crossed calls", i, got, want)
+				}
+			}
+			st := e.Stats()
+			if st.Reused != calls {
+				t.Fatalf("%d of %d calls reused an instance: the test did not exercise reuse", st.Reused, calls)
+			}
+			// Each call leaves at least 17 pages unchanged: _initialize's
+			// word's, one of the 7s and the 16 of zeros.
+			if st.TrimmedPages < calls*17 {
+				t.Fatalf("%d pages trimmed over %d resets, want at least 17 each", st.TrimmedPages, calls)
+			}
+			if m.trimRefused.Load() || !m.trimChecked.Load() {
+				t.Fatalf("trim refused %v, checked %v", m.trimRefused.Load(), m.trimChecked.Load())
+			}
+		})
+	}
+}
+
+// trimPages on anonymous memory, where a dropped page reads zeros: a page
+// equal to the image is dropped and one that differs is copied back; with
+// verify, a page the mapping does not give back as the image (the image
+// says 1, the page was 1, dropping it makes it 0) is copied back and the
+// trim reports that the mapping is not the image.
+func TestTrimPages(t *testing.T) {
+	ps := pageSize
+	mem, err := syscall.Mmap(-1, 0, 8*ps, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Munmap(mem) })
+	img := make([]byte, 8*ps)
+	for i := range 8 {
+		mem[i*ps] = 0 // every page private (written), zero
+	}
+	mem[2*ps+5] = 3 // differs from the image
+	mem[5*ps+7] = 4
+	dropped, ok := trimPages(mem, img, [][2]int{{0, 8 * ps}}, true)
+	if !ok || dropped != 6 {
+		t.Fatalf("dropped %d pages, ok %v; want 6, true", dropped, ok)
+	}
+	if !bytes.Equal(mem, img) {
+		t.Fatal("memory differs from the image after the trim")
+	}
+
+	for i := range 8 {
+		mem[i*ps] = 1
+		img[i*ps] = 1 // the image holds what no dropped page reads back
+	}
+	mem[3*ps+9] = 2
+	dropped, ok = trimPages(mem, img, [][2]int{{0, 4 * ps}, {6 * ps, 8 * ps}}, true)
+	if ok || dropped != 0 {
+		t.Fatalf("dropped %d pages, ok %v; want 0, false: the mapping does not hold the image", dropped, ok)
+	}
+	if !bytes.Equal(mem, img) {
+		t.Fatal("memory differs from the image after a refused trim")
+	}
+}
