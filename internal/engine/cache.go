@@ -24,10 +24,6 @@ type Module struct {
 	// module's image file, so dropping private pages restores the image
 	// (reuse.go).
 	imageMapped atomic.Bool
-	// trimChecked: a trim of one of its instances read back the pages it
-	// dropped and found the snapshot's content; trimRefused: it did not,
-	// and its instances are not trimmed again (trimPages).
-	trimChecked, trimRefused atomic.Bool
 
 	// tier: how its code was compiled (tier.go); snap, for a cheap module
 	// compiled here, the snapshot Optimize compiles again.

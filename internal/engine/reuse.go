@@ -34,7 +34,10 @@ import (
 //     ioctl and copied back from the module's initial memory, kept in
 //     reuseImage.mem. Every other page still reads what the mapping below
 //     holds: the image (mapped copy-on-write from the compiled artifact) or
-//     zeros, which is the snapshot's content. When the private pages exceed
+//     zeros, which is the snapshot's content. Now and then
+//     (reuseTrimEvery) a reset drops the private pages that already hold
+//     the snapshot's content instead (trimPages), so that the resets in
+//     between copy only what calls keep changing. When the private pages exceed
 //     reuseDirtyLimit and the mapping has been seen to be the image
 //     (Module.imageMapped), they are dropped with madvise(MADV_DONTNEED)
 //     instead, which brings the mapping's own content back; otherwise the
@@ -57,9 +60,19 @@ type storeBox struct{ st *callState }
 // them instead of copying them back.
 var reuseDirtyLimit = 1 << 20 // a variable for tests
 
-// reuseTrimEvery: the first reset of an instance, and every this many
-// after it, trims its private pages (trimPages) instead of copying them all.
-var reuseTrimEvery = 32 // a variable for tests
+// reuseTrimEvery: the first two resets of an instance (for one primed at
+// load, the priming's and its first call's), and two in every this many
+// after them, trim its private pages (trimPages) instead of copying them
+// all.
+// reuseTrimMinPages: a trim that finds fewer unchanged pages than this
+// drops none (they hold the snapshot's content already and stay private):
+// dropping a page costs a madvise, with a TLB shootdown on every CPU the
+// process runs on, and a page fault when a call writes the page again, far
+// more than copying the page at the resets until the next trim.
+var (
+	reuseTrimEvery    = 1024 // variables for tests
+	reuseTrimMinPages = 16
+)
 
 // reuseMaxCalls bounds the calls one instance serves, so nothing that
 // wasmtime might accumulate per store over calls can grow without bound.
@@ -295,16 +308,8 @@ func (e *Engine) reset(w *warmInst) bool {
 	}
 	dirty, ok := w.scan.privatePages(data, reuseDirtyLimit)
 	switch {
-	case ok && w.calls%reuseTrimEvery == 0 && w.mod.imageMapped.Load() && !w.mod.trimRefused.Load():
-		n, ok := trimPages(data, w.img.mem, dirty, !w.mod.trimChecked.Load())
-		if !ok {
-			// The mapping below did not hold the snapshot after all:
-			// the pages it gave back were copied over, and this
-			// module's instances are not trimmed again.
-			w.mod.trimRefused.Store(true)
-		}
-		w.mod.trimChecked.Store(true)
-		e.trimmed.Add(uint64(n))
+	case ok && w.calls%reuseTrimEvery <= 1 && w.mod.imageMapped.Load():
+		e.trimmed.Add(uint64(trimPages(data, w.img.mem, dirty, reuseTrimMinPages)))
 	case ok:
 		for _, r := range dirty {
 			copy(data[r[0]:r[1]], w.img.mem[r[0]:r[1]])
@@ -486,39 +491,29 @@ func dropUntouched(ps *pageScan, mem []byte) {
 }
 
 // trimPages puts the private pages of mem (dirty, from privatePages) back
-// into the snapshot's state, img, as a reset's copy does, except that a
-// page that already holds the snapshot's content is dropped rather than
-// copied: it then reads what the mapping below holds, which is that same
-// content (the image file or zeros; the caller checks that the mapping is
-// the image, Module.imageMapped), and it is no longer private, so the
-// resets that follow neither find nor copy it until a call writes it
-// again.
+// into the snapshot's state, img, as a reset's copy does, except that the
+// pages that already hold the snapshot's content are dropped
+// (MADV_DONTNEED) rather than left private, when there are at least
+// minDrop of them: a dropped page reads what the mapping below holds, the
+// image file or zeros, and it is no longer private, so the resets that
+// follow neither find nor copy it until a call writes it again. It
+// returns how many pages it dropped.
 //
-// Most of a Go guest's private pages are such pages: its first calls
-// write pages (the runtime's zeroing of memory that is already zero, data
-// rewritten with what it held) that later calls never touch, and every
-// reset used to copy each of them back. A call of hello left 93 private
-// pages of which 24 differed from the snapshot; trimmed, the next calls
-// leave about 26 (docs/RATIONALE.md, "Trimming a reused instance's
-// pages"). A page written with unchanged content in every call is dropped
-// at each trim and faulted in again by the next call.
+// That the mapping below holds the snapshot's content is what the reset's
+// other drops (too many private pages) and dropUntouched rely on too: the
+// caller checks Module.imageMapped, set once a page of an instance was
+// seen mapped from the image file; wasmtime then maps the image
+// copy-on-write at every instantiation, over anonymous zeros, and the
+// snapshot (reuseImage.mem) is a fresh instance's memory.
 //
-// With verify, the dropped pages are read back and compared with img
-// (faulting them in, present but not private); should any differ, every
-// dropped page is copied from img and ok is false. It returns how many
-// pages stayed dropped.
-func trimPages(mem, img []byte, dirty [][2]int, verify bool) (dropped int, ok bool) {
-	var runs [][2]int // dropped, in order
-	drop := func(from, to int) {
-		if from == to {
-			return
-		}
-		if madviseDontNeed(mem[from:to]) != nil {
-			copy(mem[from:to], img[from:to])
-			return
-		}
-		runs = append(runs, [2]int{from, to})
-	}
+// Most private pages of a reused instance are such pages: wasmtime's pool
+// zeroes the part of a slot it keeps resident, and a guest's calls write
+// pages with the content they held (a runtime zeroing memory that is
+// already zero) and, from call to call, not always the same pages, so the
+// private set grows to their union; every reset used to copy each of them
+// back (docs/RATIONALE.md, "Trimming a reused instance's pages").
+func trimPages(mem, img []byte, dirty [][2]int, minDrop int) (dropped int) {
+	var same [][2]int // runs of unchanged pages, in order
 	for _, r := range dirty {
 		from := r[0] // start of the current run of unchanged pages
 		for at := r[0]; at < r[1]; at += pageSize {
@@ -526,31 +521,30 @@ func trimPages(mem, img []byte, dirty [][2]int, verify bool) (dropped int, ok bo
 			if bytes.Equal(mem[at:end], img[at:end]) {
 				continue
 			}
-			drop(from, at)
+			if from < at {
+				same = append(same, [2]int{from, at})
+			}
 			copy(mem[at:end], img[at:end])
 			from = end
 		}
-		drop(from, r[1])
-	}
-	ok = true
-	if verify {
-		for _, r := range runs {
-			if !bytes.Equal(mem[r[0]:r[1]], img[r[0]:r[1]]) {
-				ok = false
-				break
-			}
-		}
-		if !ok {
-			for _, r := range runs {
-				copy(mem[r[0]:r[1]], img[r[0]:r[1]])
-			}
-			return 0, false
+		if from < r[1] {
+			same = append(same, [2]int{from, r[1]})
 		}
 	}
-	for _, r := range runs {
+	n := 0
+	for _, r := range same {
+		n += (r[1] - r[0]) / pageSize
+	}
+	if n < minDrop {
+		return 0 // they hold the snapshot's content already
+	}
+	for _, r := range same {
+		if madviseDontNeed(mem[r[0]:r[1]]) != nil {
+			continue // still private, still the snapshot's content
+		}
 		dropped += (r[1] - r[0]) / pageSize
 	}
-	return dropped, true
+	return dropped
 }
 
 // pageSize is the size of the pages PAGEMAP_SCAN reports.
