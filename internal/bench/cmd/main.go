@@ -238,7 +238,7 @@ func coldStart(ctx context.Context, n int) (bench.Section, error) {
 			return bench.Section{}, err
 		}
 	}
-	input := []byte(`{"trigger":"http","method":"POST","path":"/","headers":{},"query":{},"body":{"name":"World"},"user_id":null,"role":"anon","request_id":"r"}`)
+	input := []byte(coldStartEvent)
 	// The last row runs hello again with the CPU left idle for
 	// coldStartGap before each call, as the server's calls at one
 	// connection find it between requests: what the guest then pays for
@@ -280,11 +280,20 @@ func coldStart(ctx context.Context, n int) (bench.Section, error) {
 	bench.Check(&rows[2], time.Millisecond)
 	return bench.Section{
 		Title: "Cold start: every call from the initial state (no server)",
-		About: "`engine.Run` timed whole: an instance in the module's initial state, `handler`, and putting the instance away. Every call pays this and none sees another's state. The WAT modules get a new store and instance per call, closed after it; a Go guest's `_initialize` ran once at load, and every call starts from that snapshot (docs/ABI.md), on an instance reset after an earlier call (the pages it wrote copied back, its globals set back; docs/RATIONALE.md, \"Engine: instance pool and run gate\") or a new one. The three modules are interleaved in rounds of 100; the last row's calls, with a pause before each, follow every round.",
+		About: "`engine.Run` timed whole: an instance in the module's initial state, `handler`, and putting the instance away. Every call pays this and none sees another's state. The WAT modules get a new store and instance per call, closed after it; a Go guest's `_initialize` ran once at load, and every call starts from that snapshot (docs/ABI.md), on an instance reset after an earlier call (the pages it wrote copied back, its globals set back; docs/RATIONALE.md, \"Engine: instance pool and run gate\") or a new one. The input is the event `aerofn serve` builds for the serve section's hello request at one connection (its headers included), so that hello's recorded duration there compares with the same guest work. The three modules are interleaved in rounds of 100; the last row's calls, with a pause before each, follow every round.",
 		Rows:  rows,
 		Ratio: fmt.Sprintf("Go SDK / small module at p50: %.1fx. The seed's target is 100 ms.", ratio(rows[2].Dist.P50, rows[1].Dist.P50)),
 	}, nil
 }
+
+// coldStartEvent is the event aerofn serve builds for the serve section's
+// request to hello at one connection (helloRequest with its X-Request-Id;
+// Authorization is never passed on), the calls whose recorded duration
+// the serve section compares with this section's: the same input, so the
+// same guest work.
+const coldStartEvent = `{"trigger":"http","method":"POST","path":"/","headers":{"content-length":"16","content-type":"application/json","x-request-id":"bench-hello-c1-r0"},` +
+	`"query":{},"headers_all":{"content-length":["16"],"content-type":["application/json"],"x-request-id":["bench-hello-c1-r0"]},"query_all":{},` +
+	`"body":{"name":"World"},"user_id":null,"role":"anon","request_id":"bench-hello-c1-r0"}`
 
 // coldStartGap is the idle time before each call of the cold section's
 // last row: about what a server answering one connection spends between
