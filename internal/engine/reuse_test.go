@@ -8,19 +8,28 @@ import (
 
 // A reused instance starts every call from the snapshot: memory written by
 // the call before (a byte of the image, a byte of zeroed memory, the output
-// buffer) and globals it set are back, whether the written pages are copied
-// back or dropped; with reuse off every call has a new instance.
+// buffer) and globals it set are back, whether the memory is compared with
+// the snapshot (it is one wasm page), or its written pages are found by
+// the kernel and copied back or dropped; with reuse off every call has a
+// new instance.
 func TestReuseFreshState(t *testing.T) {
 	for name, c := range map[string]struct {
 		cfg      Config
-		drop     bool // the reset drops private pages instead of copying them
+		scan     bool // the reset asks the kernel for the private pages, as for a larger memory
+		drop     bool // and drops them instead of copying them
 		reuseOff bool
 	}{
-		"copy":     {cfg: Config{PoolSlots: 1}},
-		"drop":     {cfg: Config{PoolSlots: 1}, drop: true},
+		"compare":  {cfg: Config{PoolSlots: 1}},
+		"copy":     {cfg: Config{PoolSlots: 1}, scan: true},
+		"drop":     {cfg: Config{PoolSlots: 1}, scan: true, drop: true},
 		"disabled": {cfg: Config{PoolSlots: 1, DisableReuse: true}, reuseOff: true},
 	} {
 		t.Run(name, func(t *testing.T) {
+			if c.scan {
+				old := reuseCompareMax
+				reuseCompareMax = 0
+				t.Cleanup(func() { reuseCompareMax = old })
+			}
 			if c.drop {
 				old := reuseDirtyLimit
 				reuseDirtyLimit = 0
