@@ -37,7 +37,8 @@ import (
 //     zeros, which is the snapshot's content. Now and then
 //     (reuseTrimEvery) a reset drops the private pages that already hold
 //     the snapshot's content instead (trimPages), so that the resets in
-//     between copy only what calls keep changing. When the private pages exceed
+//     between copy only what calls keep changing. A memory of one wasm
+//     page is compared with the snapshot instead (compareReset). When the private pages exceed
 //     reuseDirtyLimit and the mapping has been seen to be the image
 //     (Module.imageMapped), they are dropped with madvise(MADV_DONTNEED)
 //     instead, which brings the mapping's own content back; otherwise the
