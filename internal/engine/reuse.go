@@ -38,11 +38,11 @@ import (
 //     (reuseTrimEvery) a reset drops the private pages that already hold
 //     the snapshot's content instead (trimPages), so that the resets in
 //     between copy only what calls keep changing. A memory of one wasm
-//     page is compared with the snapshot instead (compareReset). When the private pages exceed
-//     reuseDirtyLimit and the mapping has been seen to be the image
-//     (Module.imageMapped), they are dropped with madvise(MADV_DONTNEED)
-//     instead, which brings the mapping's own content back; otherwise the
-//     instance is ended.
+//     page is compared with the snapshot instead (compareReset). When the
+//     private pages exceed reuseDirtyLimit and the mapping has been seen
+//     to be the image (Module.imageMapped), they are dropped with
+//     madvise(MADV_DONTNEED) instead, which brings the mapping's own
+//     content back; otherwise the instance is ended.
 //   - globals: every mutable one is set back to its value in a fresh
 //     instance, all in one crossing into C (resetglobals.go).
 //   - tables and segments: a snapshot's code cannot change them (scanCode
