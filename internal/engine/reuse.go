@@ -307,24 +307,7 @@ func (e *Engine) reset(w *warmInst) bool {
 	if len(data) != len(w.img.mem) {
 		return false
 	}
-	dirty, ok := [][2]int(nil), false
-	if len(data) > reuseCompareMax {
-		dirty, ok = w.scan.privatePages(data, reuseDirtyLimit)
-	}
-	switch {
-	case len(data) <= reuseCompareMax:
-		compareReset(data, w.img.mem)
-	case ok && w.calls%reuseTrimEvery <= 1 && w.mod.imageMapped.Load():
-		e.trimmed.Add(uint64(trimPages(data, w.img.mem, dirty, reuseTrimMinPages)))
-	case ok:
-		for _, r := range dirty {
-			copy(data[r[0]:r[1]], w.img.mem[r[0]:r[1]])
-		}
-	case w.mod.imageMapped.Load() && len(data) > 0:
-		if err := madviseDontNeed(data); err != nil {
-			return false
-		}
-	default:
+	if !e.resetMemory(w, data) {
 		return false
 	}
 	if w.fast == nil {
@@ -333,6 +316,31 @@ func (e *Engine) reset(w *warmInst) bool {
 				return false
 			}
 		}
+	}
+	return true
+}
+
+// resetMemory puts data, w's memory, back into the snapshot's state: a
+// one-page memory by comparison, a larger one by copying back (or, at a
+// trim or when there are too many, dropping) the pages the kernel reports
+// private. False when it cannot.
+func (e *Engine) resetMemory(w *warmInst, data []byte) bool {
+	if len(data) <= reuseCompareMax {
+		compareReset(data, w.img.mem)
+		return true
+	}
+	dirty, ok := w.scan.privatePages(data, reuseDirtyLimit)
+	switch {
+	case ok && w.calls%reuseTrimEvery <= 1 && w.mod.imageMapped.Load():
+		e.trimmed.Add(uint64(trimPages(data, w.img.mem, dirty, reuseTrimMinPages)))
+	case ok:
+		for _, r := range dirty {
+			copy(data[r[0]:r[1]], w.img.mem[r[0]:r[1]])
+		}
+	case w.mod.imageMapped.Load() && len(data) > 0:
+		return madviseDontNeed(data) == nil
+	default:
+		return false
 	}
 	return true
 }

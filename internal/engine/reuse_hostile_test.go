@@ -81,15 +81,23 @@ func testScribbled(t *testing.T, src string, limit int, want string) {
 	e := newEngine(t, Config{PoolSlots: 1})
 	m := loadWAT(t, e, "scribble", src)
 	const calls = 4
+	runSums(t, e, m, calls, want)
+	// The first call too: on the instance the load primed.
+	if r := e.Stats().Reused; r != calls {
+		t.Fatalf("%d of %d calls reused an instance: the test did not exercise reuse", r, calls)
+	}
+}
+
+// runSums makes calls calls of a module that outputs a checksum of its
+// memory (reuseScribbleWAT and its variants) and fails unless each sums
+// want, what a fresh instance sums.
+func runSums(t *testing.T, e *Engine, m *Module, calls int, want string) {
+	t.Helper()
 	for i := range calls {
 		res := run(t, e, m, "", Limits{}, nil)
 		wantStatus(t, res, StatusSuccess)
 		if got := string(res.Output); got != want {
 			t.Fatalf("call %d summed %s, a fresh instance %s: state crossed calls", i, got, want)
 		}
-	}
-	// The first call too: on the instance the load primed.
-	if r := e.Stats().Reused; r != calls {
-		t.Fatalf("%d of %d calls reused an instance: the test did not exercise reuse", r, calls)
 	}
 }

@@ -62,13 +62,7 @@ func TestReuseTrim(t *testing.T) {
 			}
 			loaded := e.Stats().TrimmedPages // the priming's reset trims too
 			const calls = 6
-			for i := range calls {
-				res := run(t, e, m, "", Limits{}, nil)
-				wantStatus(t, res, StatusSuccess)
-				if got := string(res.Output); got != want {
-					t.Fatalf("call %d summed %s, a fresh instance %s: state crossed calls", i, got, want)
-				}
-			}
+			runSums(t, e, m, calls, want)
 			st := e.Stats()
 			if st.Reused != calls {
 				t.Fatalf("%d of %d calls reused an instance: the test did not exercise reuse", st.Reused, calls)
