@@ -257,8 +257,9 @@ type Stats struct {
 	ArtifactLoads        uint64 // modules loaded from a Source's artifact (another engine's compile)
 	ArtifactLoadFailures uint64 // artifacts that could not be fetched or that wasmtime refused
 
-	Reused       uint64 // calls that ran on an instance reset after an earlier call (reuse.go)
-	TrimmedPages uint64 // private pages of reused instances that held the snapshot's content and were dropped instead of copied (trimPages)
+	Reused          uint64 // calls that ran on an instance reset after an earlier call (reuse.go)
+	UnscannedResets uint64 // resets of reused instances that copied back the private pages known from the last scan, without scanning (warmInst.clean)
+	TrimmedPages    uint64 // private pages of reused instances that held the snapshot's content and were dropped instead of copied (trimPages)
 
 	CheapModules   int    // modules in memory of the cheap tier (tier.go)
 	CheapCompiles  uint64 // snapshots compiled cheaply by a Load (counted in Compiles too)
@@ -522,6 +523,7 @@ func (e *Engine) Stats() Stats {
 		ArtifactLoadFailures: e.artifactLoadFailures.Load(),
 		Reused:               reused,
 		TrimmedPages:         e.trimmed.Load(),
+		UnscannedResets:      e.unscanned.Load(),
 
 		CheapModules:   cheap,
 		CheapCompiles:  e.cheapCompiles.Load(),

@@ -1,12 +1,14 @@
 package engine
 
 /*
+#define _GNU_SOURCE // RUSAGE_THREAD
 #include <stdint.h>
 #include <stddef.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 // Declared here rather than included, as in interrupt.go and pool.go; the
 // layouts are wasmtime's (extern.h, instance.h, val.h of wasmtime v39) and
@@ -54,7 +56,21 @@ typedef struct {
 	size_t len;
 	uint8_t *heap;
 	int32_t set, too_large;
+	// count_faults: aerofn_call sets faults to the page faults its thread
+	// took while the guest ran (AEROFN_FAULTS_UNKNOWN when it cannot tell);
+	// see warmInst.clean.
+	int32_t count_faults;
+	uint64_t faults;
 } aerofn_io_out;
+
+#define AEROFN_FAULTS_UNKNOWN UINT64_MAX
+
+// The page faults, minor and major, this thread has taken.
+static uint64_t aerofn_thread_faults(void) {
+	struct rusage r;
+	if (getrusage(RUSAGE_THREAD, &r) != 0) return AEROFN_FAULTS_UNKNOWN;
+	return (uint64_t)r.ru_minflt + (uint64_t)r.ru_majflt;
+}
 
 typedef struct {
 	const uint8_t *input;
@@ -199,7 +215,13 @@ static struct wasmtime_error *aerofn_call(void *store, const aerofn_func *f, siz
 	aerofn_io io = {input, input_len, buf, buf_cap, max_output, io_out};
 	aerofn_io *prev = aerofn_cur_io;
 	aerofn_cur_io = io_out != NULL ? &io : NULL;
+	uint64_t before = io_out != NULL && io_out->count_faults ? aerofn_thread_faults() : AEROFN_FAULTS_UNKNOWN;
 	struct wasmtime_error *err = wasmtime_func_call_unchecked(wasmtime_store_context(store), f, v, results, trap);
+	if (io_out != NULL && io_out->count_faults) {
+		uint64_t after = aerofn_thread_faults();
+		io_out->faults = before == AEROFN_FAULTS_UNKNOWN || after == AEROFN_FAULTS_UNKNOWN || after < before ?
+			AEROFN_FAULTS_UNKNOWN : after - before;
+	}
 	aerofn_cur_io = prev;
 	if (err == NULL && *trap == NULL && results == 1) *rc = v[0].i32;
 	return err;
@@ -470,6 +492,14 @@ func (a *ioArgs) of(st *callState) {
 	a.buf, a.bufCap = (*C.uint8_t)(unsafe.Pointer(&st.outBuf[0])), C.size_t(len(st.outBuf))
 	a.maxOutput = C.uint64_t(max(st.lim.MaxOutput, 0))
 	a.out = new(C.aerofn_io_out)
+	if st.countFaults {
+		a.out.count_faults = 1
+		// Written here, so that the guest's output, copied in by C while
+		// the faults are counted, does not fault the buffer's pages in
+		// (Go does not zero memory fresh from the OS): a fault there would
+		// make the reset scan for nothing.
+		st.outBuf[0], st.outBuf[len(st.outBuf)-1] = 0, 0
+	}
 }
 
 // done takes what the guest's run gave: the bytes it last passed to output
@@ -483,6 +513,7 @@ func (a *ioArgs) done(st *callState) {
 	if o.too_large != 0 {
 		st.outputTooLarge = true
 	}
+	st.faultFree = o.count_faults != 0 && o.faults == 0
 	if o.set == 0 {
 		return
 	}

@@ -81,8 +81,12 @@ type callState struct {
 	exited         bool
 	exitCode       int32
 	outputTooLarge bool
-	interrupted    error // the call's context ended while the guest was in a host function
-	tokenLost      bool  // retake gave up on a run token: the call holds none (pool.go)
+	// countFaults: the guest runs on a reused instance whose reset may
+	// skip the kernel's scan of its memory; faultFree is then set when the
+	// thread running the guest took no page fault meanwhile (warmInst.clean).
+	countFaults, faultFree bool
+	interrupted            error // the call's context ended while the guest was in a host function
+	tokenLost              bool  // retake gave up on a run token: the call holds none (pool.go)
 }
 
 func (st *callState) ctx() context.Context {

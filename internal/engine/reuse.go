@@ -100,6 +100,17 @@ type warmInst struct {
 	fast    *globalReset // nil: the reset uses wasmtime-go's methods
 	calls   int
 	scan    *pageScan
+	// known is the instance's private pages as the last scan left them
+	// (nil when no scan has, or when the one since did not copy them all
+	// back: a trim drops some); clean is set when the guest of the call
+	// just ended ran without the thread running it taking a page fault.
+	// After a clean call the private pages are still known's, and the
+	// reset copies those back without a scan (resetMemory).
+	known [][2]int
+	clean bool
+	// noHuge: the memory is marked MADV_NOHUGEPAGE (adopt); only then is
+	// known kept.
+	noHuge bool
 	// owner is the Limits.Owner of the calls the instance has served, once
 	// served is set; an instance that has served none (primed at load) goes
 	// to any.
@@ -110,11 +121,12 @@ type warmInst struct {
 // reuseState is the engine's idle reusable instances and the images of the
 // modules they belong to.
 type reuseState struct {
-	reuseMu sync.Mutex
-	idle    *list.List // of *warmInst, front = most recently used
-	images  map[*Module]*reuseImage
-	reused  uint64        // calls served by an existing instance
-	trimmed atomic.Uint64 // private pages dropped by trims (trimPages)
+	reuseMu   sync.Mutex
+	idle      *list.List // of *warmInst, front = most recently used
+	images    map[*Module]*reuseImage
+	reused    uint64        // calls served by an existing instance
+	trimmed   atomic.Uint64 // private pages dropped by trims (trimPages)
+	unscanned atomic.Uint64 // resets that skipped the scan (warmInst.clean)
 }
 
 // reusable says whether m's calls may run on reused instances.
@@ -178,6 +190,11 @@ func (e *Engine) adopt(m *Module, store *wasmtime.Store, box *storeBox, inst *wa
 	ext.Close()
 
 	data := mem.UnsafeData(store)
+	// Without huge pages, a page of the memory becomes private only
+	// through a page fault of the thread that writes it (warmInst.clean);
+	// khugepaged could otherwise collapse a range of untouched pages into
+	// a private huge page behind the guest's back.
+	w.noHuge = len(data) > 0 && syscall.Madvise(data, syscall.MADV_NOHUGEPAGE) == nil
 	e.reuseMu.Lock()
 	defer e.reuseMu.Unlock()
 	if e.images == nil {
@@ -329,13 +346,25 @@ func (e *Engine) resetMemory(w *warmInst, data []byte) bool {
 		compareReset(data, w.img.mem)
 		return true
 	}
+	trim := w.calls%reuseTrimEvery <= 1 && w.mod.imageMapped.Load()
+	if w.clean && w.known != nil && !trim {
+		e.unscanned.Add(1)
+		for _, r := range w.known {
+			copy(data[r[0]:r[1]], w.img.mem[r[0]:r[1]])
+		}
+		return true
+	}
+	w.known = nil
 	dirty, ok := w.scan.privatePages(data, reuseDirtyLimit)
 	switch {
-	case ok && w.calls%reuseTrimEvery <= 1 && w.mod.imageMapped.Load():
+	case ok && trim:
 		e.trimmed.Add(uint64(trimPages(data, w.img.mem, dirty, reuseTrimMinPages)))
 	case ok:
 		for _, r := range dirty {
 			copy(data[r[0]:r[1]], w.img.mem[r[0]:r[1]])
+		}
+		if w.noHuge {
+			w.known = dirty
 		}
 	case w.mod.imageMapped.Load() && len(data) > 0:
 		return madviseDontNeed(data) == nil

@@ -149,7 +149,9 @@ func (e *Engine) Run(ctx context.Context, m *Module, input []byte, lim Limits, h
 
 	switch {
 	case w != nil:
+		st.countFaults = w.known != nil
 		rc, err = callHandler(store, w.handler, st)
+		w.clean = st.faultFree
 	case box != nil && fastOK:
 		var in instantiated
 		if in, err = fastInstantiate(e.linkerOf(m), store, m.m, st); err == nil {
