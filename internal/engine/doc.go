@@ -109,8 +109,10 @@ what that means for guests); preinit.go gives the soundness argument.
 	  ├─ classify → Result
 	  └─ handler returned (not interrupted, no proc_exit), memory not grown,
 	      the instance reusable: reset memory (PAGEMAP_SCAN: the written
-	      pages copied back, or at a trim dropped when unchanged; a
-	      one-page memory compared with the snapshot instead) and
+	      pages copied back, or at a trim dropped when unchanged; after
+	      a call without a page fault the pages the last scan found,
+	      copied back unscanned; a one-page memory compared with the
+	      snapshot instead) and
 	      globals, keep it idle;
 	      else store.Close() (wasmtime resets the pool slot);
 	      then free the interrupt flag

@@ -42,7 +42,10 @@ import (
 //     private pages exceed reuseDirtyLimit and the mapping has been seen
 //     to be the image (Module.imageMapped), they are dropped with
 //     madvise(MADV_DONTNEED) instead, which brings the mapping's own
-//     content back; otherwise the instance is ended.
+//     content back; otherwise the instance is ended. After a call whose
+//     guest ran without its thread taking a page fault, no page became
+//     private, and the reset copies back the pages the last scan found
+//     without scanning again (warmInst.clean).
 //   - globals: every mutable one is set back to its value in a fresh
 //     instance, all in one crossing into C (resetglobals.go).
 //   - tables and segments: a snapshot's code cannot change them (scanCode
