@@ -494,6 +494,7 @@ func (a *ioArgs) of(st *callState) {
 	a.out = new(C.aerofn_io_out)
 	if st.countFaults {
 		a.out.count_faults = 1
+		a.out.faults = ^C.uint64_t(0) // unknown until aerofn_call counts them
 		// Written here, so that the guest's output, copied in by C while
 		// the faults are counted, does not fault the buffer's pages in
 		// (Go does not zero memory fresh from the OS): a fault there would

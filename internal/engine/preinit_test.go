@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -28,6 +29,10 @@ var goGuests struct {
 }
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	// Every reset that skips the scan checks that it could (not in
+	// benchmarks, which measure the skip).
+	reuseCheckKnown = flag.Lookup("test.bench").Value.String() == ""
 	code := m.Run()
 	if goGuests.cacheDir != "" {
 		os.RemoveAll(goGuests.cacheDir)

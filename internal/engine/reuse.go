@@ -3,7 +3,9 @@ package engine
 import (
 	"bytes"
 	"container/list"
+	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -77,6 +79,27 @@ var (
 	reuseTrimEvery    = 1024 // variables for tests
 	reuseTrimMinPages = 16
 )
+
+// reuseCheckKnown: a reset that skips the scan (warmInst.clean) scans
+// anyway and panics when a private page lies outside the known ones. The
+// engine's tests set it, so every test that reuses instances checks the
+// claim the skip rests on.
+var reuseCheckKnown = false
+
+// checkKnown panics unless every private page of mem is in known.
+func checkKnown(ps *pageScan, mem []byte, known [][2]int) {
+	dirty, ok := ps.privatePages(mem, len(mem))
+	if !ok {
+		panic("engine: checking a reset without a scan: the scan failed")
+	}
+	for _, r := range dirty {
+		for at := r[0]; at < r[1]; at += pageSize {
+			if !slices.ContainsFunc(known, func(k [2]int) bool { return k[0] <= at && at < k[1] }) {
+				panic(fmt.Sprintf("engine: page at %#x became private during a call that took no page fault", at))
+			}
+		}
+	}
+}
 
 // reuseMaxCalls bounds the calls one instance serves, so nothing that
 // wasmtime might accumulate per store over calls can grow without bound.
@@ -350,7 +373,12 @@ func (e *Engine) resetMemory(w *warmInst, data []byte) bool {
 		return true
 	}
 	trim := w.calls%reuseTrimEvery <= 1 && w.mod.imageMapped.Load()
-	if w.clean && w.known != nil && !trim {
+	clean := w.clean // said of the call just ended, by Run; used up here
+	w.clean = false
+	if clean && w.known != nil && !trim {
+		if reuseCheckKnown {
+			checkKnown(w.scan, data, w.known)
+		}
 		e.unscanned.Add(1)
 		for _, r := range w.known {
 			copy(data[r[0]:r[1]], w.img.mem[r[0]:r[1]])
