@@ -24,7 +24,7 @@ require (
 )
 
 require (
-	github.com/aerodb/aerofn/sdk/go v0.2.2
+	github.com/aerodb/aerofn/sdk/go v0.2.3
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/inconshreveable/mousetrap v1.1.0 // indirect

@@ -326,6 +326,10 @@ func (e *Event) DecodeBody(v any) error {
 	if len(e.Body) == 0 {
 		return nil
 	}
+	if decodeFlat(e.Body, v) {
+		flatDecodes++
+		return nil // as json.Unmarshal would have (decodeflat.go)
+	}
 	err := json.Unmarshal(e.Body, v)
 	var typeErr *json.UnmarshalTypeError
 	if err != nil && e.Body[0] == '"' && errors.As(err, &typeErr) {

@@ -42,6 +42,7 @@ func prepare(v any) {
 		return
 	}
 	_ = json.Unmarshal(b, reflect.New(t).Interface())
+	planOf(t) // DecodeBody's own decoding of a flat struct (decodeflat.go)
 }
 
 // The SDK prepares the types a handler most often returns or decodes, and
