@@ -7,17 +7,22 @@ import (
 	"testing"
 )
 
-// reuseTrimWAT is reuseScribbleWAT with a call that writes some pages with
-// the content they already hold (a page of the image copied onto itself,
-// the word _initialize stored, zeros over zeros) and others with new
-// content, the mix a trim sorts into pages to drop and pages to copy.
-var reuseTrimWAT = strings.Replace(reuseScribbleWAT, `    ;; Scribble: fill a whole MiB, then one store in every page.
+// reuseScribbleStores is the part of reuseScribbleWAT's handler that
+// writes, after the sum; the tests below replace it with writes of their
+// own.
+const reuseScribbleStores = `    ;; Scribble: fill a whole MiB, then one store in every page.
     (memory.fill (i32.const 3145728) (i32.const 0xAB) (i32.const 1048576))
     (local.set $a (i32.const 0))
     (loop $l
       (i32.store (i32.add (local.get $a) (i32.const 100)) (i32.xor (local.get $a) (i32.const -1)))
       (local.set $a (i32.add (local.get $a) (i32.const 4096)))
-      (br_if $l (i32.lt_u (local.get $a) (local.get $end))))`, `    ;; Unchanged: the image's page, _initialize's word, zeros.
+      (br_if $l (i32.lt_u (local.get $a) (local.get $end))))`
+
+// reuseTrimWAT is reuseScribbleWAT with a call that writes some pages with
+// the content they already hold (a page of the image copied onto itself,
+// the word _initialize stored, zeros over zeros) and others with new
+// content, the mix a trim sorts into pages to drop and pages to copy.
+var reuseTrimWAT = strings.Replace(reuseScribbleWAT, reuseScribbleStores, `    ;; Unchanged: the image's page, _initialize's word, zeros.
     (memory.copy (i32.const 65536) (i32.const 65536) (i32.const 4096))
     (i32.store (i32.const 1048576) (i32.const 0x12345678))
     (memory.fill (i32.const 2097152) (i32.const 7) (i32.const 8192))
