@@ -163,6 +163,12 @@ func decodeFlat(raw []byte, v any) bool {
 		if gaveUp {
 			return nil
 		}
+		if (val[0] == '{' || val[0] == '[') && len(val) >= 2*maxNesting {
+			// It may nest deeper than encoding/json accepts, which the
+			// scanner does not check.
+			gaveUp = true
+			return nil
+		}
 		field := -1
 		for j, name := range p.names {
 			if name == key {
@@ -262,5 +268,10 @@ func flatValue(k reflect.Kind, t reflect.Type, val []byte) (flatSet, bool) {
 	}
 	return s, true
 }
+
+// maxNesting is encoding/json's limit on nested objects and arrays, the
+// body's own object included: a member's value nests at most
+// maxNesting-1 deep when it is shorter than 2*maxNesting bytes.
+const maxNesting = 10000
 
 func isNumber(c byte) bool { return c == '-' || '0' <= c && c <= '9' }

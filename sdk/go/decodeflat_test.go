@@ -85,13 +85,13 @@ func checkFlat(t *testing.T, body []byte) (fast int) {
 		if decodeFlat(body, got[i]) {
 			fast++
 			if err != nil {
-				t.Fatalf("%T from %q: decodeFlat succeeded, encoding/json failed: %v", got[i], body, err)
+				t.Fatalf("%T from %.200q: decodeFlat succeeded, encoding/json failed: %v", got[i], body, err)
 			}
 			if !reflect.DeepEqual(got[i], want[i]) {
-				t.Fatalf("%T from %q: decodeFlat %+v, encoding/json %+v", got[i], body, got[i], want[i])
+				t.Fatalf("%T from %.200q: decodeFlat %+v, encoding/json %+v", got[i], body, got[i], want[i])
 			}
 		} else if !reflect.DeepEqual(got[i], orig[i]) {
-			t.Fatalf("%T from %q: decodeFlat gave up but changed the value: %+v", got[i], body, got[i])
+			t.Fatalf("%T from %.200q: decodeFlat gave up but changed the value: %+v", got[i], body, got[i])
 		}
 	}
 	return fast
@@ -105,6 +105,10 @@ func TestDecodeFlatLikeEncodingJSON(t *testing.T) {
 	fast := 0
 	for _, b := range flatBodies {
 		fast += checkFlat(t, []byte(b))
+	}
+	// Nesting as deep as encoding/json accepts, and one level deeper.
+	for _, n := range []int{maxNesting - 1, maxNesting} {
+		checkFlat(t, []byte(`{"name":"deep","other":`+strings.Repeat("[", n)+strings.Repeat("]", n)+`}`))
 	}
 	// Only flatAll is flat, and most bodies suit it.
 	if fast < 20 {
