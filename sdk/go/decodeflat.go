@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // Decoding a request body into a flat struct without encoding/json.
@@ -34,8 +35,8 @@ type flatPlan struct {
 }
 
 // flatDecodes counts the bodies DecodeBody decoded with decodeFlat (for
-// tests).
-var flatDecodes int
+// tests). Atomic: a function's own tests may call handlers in parallel.
+var flatDecodes atomic.Int64
 
 var flatPlans sync.Map // reflect.Type → *flatPlan (nil: not flat)
 

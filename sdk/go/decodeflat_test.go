@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -133,11 +134,11 @@ func TestDecodeBodyFlat(t *testing.T) {
 	}
 	ev := Event{Body: json.RawMessage(`{"name":"Ada"}`)}
 	in = request{}
-	before := flatDecodes
+	before := flatDecodes.Load()
 	if err := ev.DecodeBody(&in); err != nil || in.Name != "Ada" {
 		t.Fatalf("DecodeBody = %+v, %v", in, err)
 	}
-	if flatDecodes != before+1 {
+	if flatDecodes.Load() != before+1 {
 		t.Fatal("DecodeBody did not decode hello's body with decodeFlat")
 	}
 	ev = Event{Body: json.RawMessage(`"{\"name\":\"Text\"}"`)}
@@ -158,4 +159,29 @@ func FuzzDecodeFlat(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		checkFlat(t, body)
 	})
+}
+
+// Handlers may decode bodies on several goroutines at once (a function's
+// tests run in parallel): DecodeBody's fast path shares nothing unguarded
+// (run with -race, as make test does).
+func TestDecodeBodyConcurrent(t *testing.T) {
+	type request struct {
+		Name string `json:"name"`
+	}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 100 {
+				var in request
+				ev := Event{Body: json.RawMessage(`{"name":"Ada"}`)}
+				if err := ev.DecodeBody(&in); err != nil || in.Name != "Ada" {
+					t.Errorf("DecodeBody = %+v, %v", in, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }

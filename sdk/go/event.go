@@ -327,7 +327,7 @@ func (e *Event) DecodeBody(v any) error {
 		return nil
 	}
 	if decodeFlat(e.Body, v) {
-		flatDecodes++
+		flatDecodes.Add(1)
 		return nil // as json.Unmarshal would have (decodeflat.go)
 	}
 	err := json.Unmarshal(e.Body, v)
