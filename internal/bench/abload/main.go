@@ -21,7 +21,9 @@
 //	go run ./internal/bench/abload -v old=old/aerofn -v new=new/aerofn -t echo-wat,hello -c 1,64 -rounds 4 -d 5s
 //
 // A variant is name=binary[,KEY=value...]: KEY=value pairs are added to the
-// server's environment. A target (-t) is echo-wat (the WAT echo, built in),
+// server's environment, except @examples=DIR, which makes the variant deploy
+// DIR/<name>.wasm for a target named by its example, so that two builds of
+// the examples are compared as variants are (one binary twice, say). A target (-t) is echo-wat (the WAT echo, built in),
 // a name whose module is <examples>/<name>.wasm, or name=path.wasm. wrk must
 // be installed (scripts/ensure-wrk.sh).
 package main
@@ -59,6 +61,7 @@ const (
 type variant struct {
 	name, bin string
 	env       []string
+	examples  string // its own build of the examples (@examples=DIR), or ""
 	port      int
 	db, dbURL string
 	cmd       *exec.Cmd
@@ -84,6 +87,9 @@ type cell struct {
 type target struct {
 	name string
 	wasm []byte
+	// fromExamples: the module is <examples>/<name>.wasm, and a variant
+	// with examples of its own deploys its own build of it.
+	fromExamples bool
 }
 
 type variants []*variant
@@ -96,7 +102,15 @@ func (v *variants) Set(s string) error {
 	if !ok || name == "" || bin == "" {
 		return fmt.Errorf("want name=binary[,KEY=value...], got %q", s)
 	}
-	*v = append(*v, &variant{name: name, bin: bin, env: f[1:], cells: map[key][]cell{}})
+	nv := &variant{name: name, bin: bin, cells: map[key][]cell{}}
+	for _, kv := range f[1:] {
+		if dir, ok := strings.CutPrefix(kv, "@examples="); ok {
+			nv.examples = dir
+		} else {
+			nv.env = append(nv.env, kv)
+		}
+	}
+	*v = append(*v, nv)
 	return nil
 }
 
@@ -158,6 +172,7 @@ func (cfg *config) parse(levels, targets, examples string) error {
 		default:
 			if !ok {
 				path = filepath.Join(examples, name+".wasm")
+				t.fromExamples = true
 			}
 			b, err := os.ReadFile(path)
 			if err != nil {
@@ -369,9 +384,17 @@ func (v *variant) base() string { return fmt.Sprintf("http://127.0.0.1:%d", v.po
 func (v *variant) deploy(ctx context.Context, svc string, t target) error {
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
+	wasm := t.wasm
+	if v.examples != "" && t.fromExamples {
+		b, err := os.ReadFile(filepath.Join(v.examples, t.name+".wasm"))
+		if err != nil {
+			return fmt.Errorf("variant %s: %w", v.name, err)
+		}
+		wasm = b
+	}
 	_ = mw.WriteField("name", t.name)
 	p, _ := mw.CreateFormFile("wasm", "m.wasm")
-	_, _ = p.Write(t.wasm)
+	_, _ = p.Write(wasm)
 	_ = mw.Close()
 	req, _ := http.NewRequestWithContext(ctx, "POST", v.base()+"/admin/v1/functions", &buf)
 	req.Header.Set("Authorization", "Bearer "+svc)
