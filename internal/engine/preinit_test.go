@@ -602,3 +602,38 @@ func TestColdStartGo(t *testing.T) {
 		t.Fatalf("pre-initialised p50 %v is not below per-call p50 %v", a.P50, b.P50)
 	}
 }
+
+// TestGoCallTakesNoNewSpan: the SDK's Handle leaves every small size class
+// of the Go allocator a fresh span in the snapshot (warmAllocator,
+// sdk/go/warm_wasip1.go), so a small call's allocations, the SDK's event
+// decoding included, take no new span from the heap: its in-use spans at
+// the end of the call are the snapshot's.
+func TestGoCallTakesNoNewSpan(t *testing.T) {
+	e := goEngine(t, Config{})
+	m := loadBytes(t, e, "goheap", goGuest(t, "goheap"))
+	if ok, _ := m.Preinitialized(); !ok {
+		t.Fatal("goheap was not pre-initialised")
+	}
+	event := []byte(`{"trigger":"http","method":"POST","path":"/","headers":{"content-length":"16","content-type":"application/json"},"query":{},"headers_all":{"content-length":["16"],"content-type":["application/json"]},"query_all":{},"body":{"name":"World"},"user_id":null,"role":"anon","request_id":"5f973528-7d90-43ea-b3fa-b8c5c5c8c1f0"}`)
+	for i := range 3 {
+		res := e.Run(context.Background(), m, event, Limits{}, nil)
+		if res.Status != StatusSuccess {
+			t.Fatalf("call %d: %s: %v %s", i, res.Status, res.Err, res.Output)
+		}
+		var out struct {
+			AtInit      uint64 `json:"at_init"`
+			InCall      uint64 `json:"in_call"`
+			Name        string `json:"name"`
+			ContentType string `json:"content_type"`
+		}
+		if err := json.Unmarshal(res.Output, &out); err != nil {
+			t.Fatalf("call %d: %v: %s", i, err, res.Output)
+		}
+		if out.Name != "World" || out.ContentType != "application/json" {
+			t.Fatalf("call %d: the event was not decoded: %s", i, res.Output)
+		}
+		if out.InCall != out.AtInit {
+			t.Fatalf("call %d: the heap's in-use spans went from %d bytes at the end of init to %d in the call: the call took new spans", i, out.AtInit, out.InCall)
+		}
+	}
+}
