@@ -186,10 +186,15 @@ func (ir *initRuntime) compile(ctx context.Context, wasm []byte) (wazero.Compile
 		cm.Close(context.Background())
 		return nil, errors.New("_initialize is not a function () -> ()")
 	}
+	if ft := cm.ExportedFunctions()[beforeSnapshotExport]; ft != nil && (len(ft.ParamTypes()) != 0 || len(ft.ResultTypes()) != 0) {
+		cm.Close(context.Background())
+		return nil, errors.New(beforeSnapshotExport + " is not a function () -> ()")
+	}
 	return cm, nil
 }
 
-// run instantiates cm, runs _initialize under st's deadline and passes
+// run instantiates cm, runs _initialize (and then aerofn_before_snapshot,
+// when exported) under st's deadline and passes
 // the instance's memory and every mutable global of p (read through the
 // exports instrumented added) to build, whose result it returns. The
 // memory is the instance's own, valid only during build.
@@ -210,6 +215,9 @@ func (ir *initRuntime) run(st *callState, cm wazero.CompiledModule, p *wasmModul
 		}
 		st.memFn = initMemory(mem)
 		_, err = mod.ExportedFunction("_initialize").Call(ctx)
+		if f := mod.ExportedFunction(beforeSnapshotExport); err == nil && f != nil {
+			_, err = f.Call(ctx)
+		}
 	}
 	if err != nil {
 		return nil, initFailure(st, ctx, mod, err)

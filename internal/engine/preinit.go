@@ -296,7 +296,8 @@ func (e *Engine) snapshot(ctx context.Context, ir *initRuntime, p *wasmModule) (
 
 // snapshotCompiled is snapshot on wasmtime: it compiles p's instrumented
 // copy on the init engine, instantiates it in a sandbox, runs _initialize
-// and returns the pre-initialised module's bytes. It serves only the
+// (and aerofn_before_snapshot) and returns the pre-initialised module's
+// bytes. It serves only the
 // modules the interpreter gave up on (initrun.go).
 func (e *Engine) snapshotCompiled(ctx context.Context, p *wasmModule) (_ []byte, err error) {
 	ie, err := e.initEngine()
@@ -358,6 +359,12 @@ func (e *Engine) snapshotOn(ctx context.Context, ie *initEngine, m *wasmtime.Mod
 	if err == nil {
 		st.mem = exportedMemory(store, inst, "memory")
 		_, err = exportedFunc(store, inst, "_initialize").Call(store)
+		if f := optionalFunc(store, inst, beforeSnapshotExport); err == nil && f != nil {
+			if ft := f.Type(store); len(ft.Params()) != 0 || len(ft.Results()) != 0 {
+				return nil, errors.New(beforeSnapshotExport + " is not a function () -> ()")
+			}
+			_, err = f.Call(store)
+		}
 	}
 	elapsed := time.Since(start)
 	switch {

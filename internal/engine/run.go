@@ -298,6 +298,17 @@ func exportedFunc(store *wasmtime.Store, inst *wasmtime.Instance, name string) *
 	return ext.Func()
 }
 
+// optionalFunc is the function exported as name, nil when there is none
+// (or the export is not a function).
+func optionalFunc(store *wasmtime.Store, inst *wasmtime.Instance, name string) *wasmtime.Func {
+	ext := inst.GetExport(store, name)
+	if ext == nil {
+		return nil
+	}
+	defer ext.Close()
+	return ext.Func()
+}
+
 func exportedMemory(store *wasmtime.Store, inst *wasmtime.Instance, name string) *wasmtime.Memory {
 	ext := inst.GetExport(store, name)
 	defer ext.Close()

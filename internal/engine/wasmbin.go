@@ -635,6 +635,13 @@ const (
 
 func globalExportName(i int) string { return globalExportPrefix + strconv.Itoa(i) }
 
+// beforeSnapshotExport is the optional export () -> () the engine calls
+// once after _initialize when it builds a snapshot, and never otherwise
+// (docs/ABI.md): work that readies the snapshot for calls and would be
+// wasted in a call that runs _initialize itself. The Go SDK readies its
+// allocator there (sdk/go/warm_wasip1.go).
+const beforeSnapshotExport = "aerofn_before_snapshot"
+
 // instrumented returns the module with every mutable global exported, the
 // only change: the instance it makes behaves exactly like the original's.
 func (m *wasmModule) instrumented() []byte { return m.instrumentedCapped(65536) }

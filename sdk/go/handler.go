@@ -19,9 +19,7 @@ var registered HandlerFunc
 // a module built with -buildmode=c-shared runs init during _initialize but
 // never calls main. It panics when called twice, because a second handler
 // would silently replace the first.
-//
-// Handle also readies the allocator for the calls (warm_wasip1.go): call it
-// last in init, after the allocations init keeps.
+
 func Handle(h HandlerFunc) {
 	if h == nil {
 		panic("aerofn: Handle called with a nil handler")
@@ -30,7 +28,6 @@ func Handle(h HandlerFunc) {
 		panic("aerofn: Handle called twice; a function has exactly one handler")
 	}
 	registered = h
-	warmAllocator()
 }
 
 // maxOutput is the host's output cap (docs/ABI.md). Past it the host traps
