@@ -207,6 +207,7 @@ func (ir *initRuntime) run(st *callState, cm wazero.CompiledModule, p *wasmModul
 	// before st.memFn is set: initHostFunc sets it from the module it is
 	// given.
 	mod, err := ir.rt.InstantiateModule(ctx, cm, wazero.NewModuleConfig().WithName("").WithStartFunctions())
+	phase := "_initialize"
 	if err == nil {
 		defer mod.Close(context.Background())
 		mem := mod.ExportedMemory("memory")
@@ -216,11 +217,12 @@ func (ir *initRuntime) run(st *callState, cm wazero.CompiledModule, p *wasmModul
 		st.memFn = initMemory(mem)
 		_, err = mod.ExportedFunction("_initialize").Call(ctx)
 		if f := mod.ExportedFunction(beforeSnapshotExport); err == nil && f != nil {
+			phase = beforeSnapshotExport
 			_, err = f.Call(ctx)
 		}
 	}
 	if err != nil {
-		return nil, initFailure(st, ctx, mod, err)
+		return nil, inPhase(initFailure(st, ctx, mod, err), phase)
 	}
 
 	mem := st.memFn()
@@ -243,6 +245,24 @@ func (ir *initRuntime) run(st *callState, cm wazero.CompiledModule, p *wasmModul
 		}
 	}
 	return build(mem, globals)
+}
+
+// inPhase names phase, the export that was running, in a failure that
+// initFailure (or the run on wasmtime) described as _initialize's.
+func inPhase(err error, phase string) error {
+	if phase == "_initialize" || err == nil {
+		return err
+	}
+	rename := func(e error) error {
+		if rest, ok := strings.CutPrefix(e.Error(), "_initialize"); ok {
+			return errors.New(phase + rest)
+		}
+		return e
+	}
+	if g, ok := err.(*interpreterGaveUp); ok {
+		return &interpreterGaveUp{rename(g.err)}
+	}
+	return rename(err)
 }
 
 // initFailure says why the run of _initialize (or instantiation) failed.

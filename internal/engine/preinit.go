@@ -356,6 +356,7 @@ func (e *Engine) snapshotOn(ctx context.Context, ie *initEngine, m *wasmtime.Mod
 	}()
 
 	inst, err := ie.linker.Instantiate(store, m)
+	phase := "_initialize"
 	if err == nil {
 		st.mem = exportedMemory(store, inst, "memory")
 		_, err = exportedFunc(store, inst, "_initialize").Call(store)
@@ -363,21 +364,22 @@ func (e *Engine) snapshotOn(ctx context.Context, ie *initEngine, m *wasmtime.Mod
 			if ft := f.Type(store); len(ft.Params()) != 0 || len(ft.Results()) != 0 {
 				return nil, errors.New(beforeSnapshotExport + " is not a function () -> ()")
 			}
+			phase = beforeSnapshotExport
 			_, err = f.Call(store)
 		}
 	}
 	elapsed := time.Since(start)
 	switch {
 	case st.refused != "":
-		return nil, fmt.Errorf("_initialize called %s", st.refused)
+		return nil, fmt.Errorf("%s called %s", phase, st.refused)
 	case intr.fired():
-		return nil, fmt.Errorf("_initialize did not finish within %v", lim.Timeout)
+		return nil, fmt.Errorf("%s did not finish within %v", phase, lim.Timeout)
 	case err != nil:
 		msg := trapError(err).Message
 		if st.mem != nil && int64(st.mem.DataSize(store))+oomSlack(lim.MemoryBytes) > lim.MemoryBytes {
 			msg += fmt.Sprintf(" (memory at %d bytes, limit %d)", st.mem.DataSize(store), lim.MemoryBytes)
 		}
-		return nil, fmt.Errorf("_initialize failed: %s", msg)
+		return nil, fmt.Errorf("%s failed: %s", phase, msg)
 	}
 
 	globals := make(map[int]snapshotValue)

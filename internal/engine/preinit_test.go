@@ -677,9 +677,9 @@ func TestBeforeSnapshot(t *testing.T) {
 		{name: "snapshot", preinit: true, out: ";"},
 		{name: "snapshot built on wasmtime", depth: 3000, preinit: true, out: ";"},
 		{name: "init per call", disable: true, out: "1"},
-		{name: "calls output", body: "(drop (call $output (i32.const 0) (i32.const 0)))", reason: "called aerodb.output", out: "1"},
-		{name: "calls output, on wasmtime", depth: 3000, body: "(drop (call $output (i32.const 0) (i32.const 0)))", reason: "called aerodb.output", out: "1"},
-		{name: "traps", body: "unreachable", reason: "unreachable", out: "1"},
+		{name: "calls output", body: "(drop (call $output (i32.const 0) (i32.const 0)))", reason: "aerofn_before_snapshot called aerodb.output", out: "1"},
+		{name: "calls output, on wasmtime", depth: 3000, body: "(drop (call $output (i32.const 0) (i32.const 0)))", reason: "aerofn_before_snapshot called aerodb.output", out: "1"},
+		{name: "traps", body: "unreachable", reason: "aerofn_before_snapshot failed: wasm trap: unreachable", out: "1"},
 		{name: "takes a parameter", body: "(param i32)", reason: "aerofn_before_snapshot is not a function () -> ()", out: "1"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

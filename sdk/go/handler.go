@@ -19,7 +19,6 @@ var registered HandlerFunc
 // a module built with -buildmode=c-shared runs init during _initialize but
 // never calls main. It panics when called twice, because a second handler
 // would silently replace the first.
-
 func Handle(h HandlerFunc) {
 	if h == nil {
 		panic("aerofn: Handle called with a nil handler")
