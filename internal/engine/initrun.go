@@ -194,10 +194,10 @@ func (ir *initRuntime) compile(ctx context.Context, wasm []byte) (wazero.Compile
 }
 
 // run instantiates cm, runs _initialize (and then aerofn_before_snapshot,
-// when exported) under st's deadline and passes
-// the instance's memory and every mutable global of p (read through the
-// exports instrumented added) to build, whose result it returns. The
-// memory is the instance's own, valid only during build.
+// when exported) under st's deadline and passes the instance's memory and
+// every mutable global of p (read through the exports instrumented added)
+// to build, whose result it returns. The memory is the instance's own,
+// valid only during build.
 func (ir *initRuntime) run(st *callState, cm wazero.CompiledModule, p *wasmModule, build func(mem []byte, globals map[int]snapshotValue) ([]byte, error)) ([]byte, error) {
 	ctx, cancel := context.WithDeadline(st.parent, st.deadline)
 	defer cancel()

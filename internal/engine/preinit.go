@@ -297,8 +297,8 @@ func (e *Engine) snapshot(ctx context.Context, ir *initRuntime, p *wasmModule) (
 // snapshotCompiled is snapshot on wasmtime: it compiles p's instrumented
 // copy on the init engine, instantiates it in a sandbox, runs _initialize
 // (and aerofn_before_snapshot) and returns the pre-initialised module's
-// bytes. It serves only the
-// modules the interpreter gave up on (initrun.go).
+// bytes. It serves only the modules the interpreter gave up on
+// (initrun.go).
 func (e *Engine) snapshotCompiled(ctx context.Context, p *wasmModule) (_ []byte, err error) {
 	ie, err := e.initEngine()
 	if err != nil {
