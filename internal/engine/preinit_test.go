@@ -699,3 +699,38 @@ func TestBeforeSnapshot(t *testing.T) {
 		})
 	}
 }
+
+// TestGoWarmingStopsShortOfTheGoal: a guest whose init keeps more than half
+// the collector's goal live (testdata/goheapfull) is not warmed, so the
+// warming can never bring a collection into init or into its calls: its
+// handler's first object of an unused class takes a new span.
+func TestGoWarmingStopsShortOfTheGoal(t *testing.T) {
+	e := goEngine(t, Config{})
+	m := loadBytes(t, e, "goheapfull", goGuest(t, "goheapfull"))
+	wantPreinit(t, m, true, "")
+	res := run(t, e, m, "", Limits{}, nil)
+	wantStatus(t, res, StatusSuccess)
+	if string(res.Output) != `{"ballast":3145728,"took_span":true}` {
+		t.Fatalf("output %s, want a new span taken (the allocator not warmed)", res.Output)
+	}
+}
+
+// TestBeforeSnapshotTypeOnWasmtime: the run on wasmtime checks the export's
+// type too. The interpreter refuses a mistyped export before running
+// anything, so that check is reached only when the interpreter refused the
+// module itself; snapshotCompiled is called directly here.
+func TestBeforeSnapshotTypeOnWasmtime(t *testing.T) {
+	e := newEngine(t, Config{})
+	wasm, err := wasmtime.Wat2Wasm(fmt.Sprintf(watBeforeSnapshot, 0, "(param i32)"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := parseWasm(wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.snapshotCompiled(context.Background(), p)
+	if err == nil || !strings.Contains(err.Error(), "aerofn_before_snapshot is not a function () -> ()") {
+		t.Fatalf("snapshot on wasmtime: %v, want the export's type refused", err)
+	}
+}
