@@ -54,15 +54,35 @@ func peerEnv(extra ...string) []string {
 
 func portOf(addr string) string { return addr[strings.LastIndexByte(addr, ':')+1:] }
 
-// nativePeer builds internal/bench/peers/native into dir.
-func nativePeer(ctx context.Context, dir string) (peer, error) {
+// nativeWork is the extra CPU per request of the native handler's loaded
+// variants: what a plain Go server's latency on the same cores does as a
+// request costs more, beside what aerofn's does.
+var nativeWork = []time.Duration{10 * time.Microsecond, 50 * time.Microsecond}
+
+// nativePeers builds internal/bench/peers/native into dir: the bare
+// handler first, then the same handler spending each of nativeWork more
+// CPU per request.
+func nativePeers(ctx context.Context, dir string) ([]peer, error) {
 	bin := filepath.Join(dir, "native-hello")
 	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "./"+peersDir+"/native").CombinedOutput(); err != nil {
-		return peer{}, fmt.Errorf("building the native Go peer: %v\n%s", err, out)
+		return nil, fmt.Errorf("building the native Go peer: %v\n%s", err, out)
 	}
-	return peer{name: "native Go net/http", version: goVersion(ctx), start: func(addr, logDir string) (*process, error) {
+	version := goVersion(ctx)
+	ps := []peer{{name: nativeName, version: version, start: func(addr, logDir string) (*process, error) {
 		return startProcess("native", logDir, peerEnv(), false, bin, addr)
-	}}, nil
+	}}}
+	for _, w := range nativeWork {
+		ps = append(ps, peer{name: loadedNativeName(w), start: func(addr, logDir string) (*process, error) {
+			return startProcess(fmt.Sprintf("native-%s", w), logDir, peerEnv(), false, bin, addr, w.String())
+		}})
+	}
+	return ps, nil
+}
+
+const nativeName = "native Go net/http"
+
+func loadedNativeName(w time.Duration) string {
+	return fmt.Sprintf("native Go net/http, +%d µs CPU a request", w.Microseconds())
 }
 
 func goVersion(ctx context.Context) string {

@@ -450,12 +450,10 @@ func (s *serveBench) targets(ctx context.Context, a *aerofnNode) ([]*target, err
 		{name: "aerofn: echo (WAT)", proc: a.process, url: a.base + "/functions/v1/echo-wat", headers: auth, requestID: "bench-echo-wat", check: checkEcho},
 		{name: "aerofn: hello (Go SDK)", proc: a.process, url: a.base + "/functions/v1/hello", headers: auth, requestID: "bench-hello", check: checkHello},
 	}
-	peers := []peer{}
-	native, err := nativePeer(ctx, s.tmp)
+	peers, err := nativePeers(ctx, s.tmp)
 	if err != nil {
 		return nil, err
 	}
-	peers = append(peers, native)
 	if s.cfg.npm {
 		ps, notes := npmPeers(ctx)
 		peers = append(peers, ps...)
@@ -480,7 +478,7 @@ func (s *serveBench) targets(ctx context.Context, a *aerofnNode) ([]*target, err
 			return checkHello(status, body)
 		}, s.track)
 		if err != nil {
-			if p.name == native.name {
+			if p.name == nativeName {
 				return nil, err
 			}
 			s.notes = append(s.notes, fmt.Sprintf("%s did not start: %v", p.name, firstLine(err.Error())))

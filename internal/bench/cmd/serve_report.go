@@ -146,7 +146,7 @@ func (s *serveBench) section(ts []*target, fc firstCallResults, rec recorded, co
 	}
 	about := fmt.Sprintf("`bin/aerofn serve` as a process of its own on a new database and a free loopback port, "+
 		"with `examples/hello` (Go SDK) and the small WAT echo module deployed; beside it the same handler "+
-		"(`POST {\"name\"}` → `{\"message\":\"Hello, <name>!\"}`) served by a native Go `net/http` program (internal/bench/peers/native), "+
+		"(`POST {\"name\"}` → `{\"message\":\"Hello, <name>!\"}`) served by a native Go `net/http` program (internal/bench/peers/native; its two loaded rows run the same program spending 10 or 50 µs more CPU in a loop on every request, to show how a plain Go server's latency on these cores moves with what a request costs), "+
 		"workerd, Deno (`Deno.serve`) and plain Node.js (internal/bench/peers), each its own process on loopback. "+
 		"Load generator: %s on loopback, keep-alive connections, each sending its next POST when the last answer arrived; aerofn calls carry the anon key. "+
 		"Every target ran at every level for %s in each of %d rounds, the targets' order rotating from cell to cell, after a %s warm-up each. "+
@@ -194,7 +194,7 @@ func (s *serveBench) targetRows(ts []*target, rec recorded, coldHello coldRef) [
 			verdict(r >= want, fmt.Sprintf("%.0f%% of the target ratio", 100*r/want))})
 	}
 	ratioRow("echo (WAT) at 64 connections ≥ workerd's req/s", "aerofn: echo (WAT)", "workerd", targetEchoVsWorkerd)
-	ratioRow("echo (WAT) at 64 connections ≥ 40% of the native handler's req/s", "aerofn: echo (WAT)", "native Go net/http", targetEchoVsNative)
+	ratioRow("echo (WAT) at 64 connections ≥ 40% of the native handler's req/s", "aerofn: echo (WAT)", nativeName, targetEchoVsNative)
 	ratioRow("hello (Go SDK) at 64 connections ≥ half of workerd's req/s", "aerofn: hello (Go SDK)", "workerd", targetHelloVsWorkerd)
 	for _, t := range ts[:2] {
 		one, ok1 := t.at(1)
@@ -215,7 +215,11 @@ func (s *serveBench) targetRows(ts []*target, rec recorded, coldHello coldRef) [
 			rows = append(rows, [3]string{name, "–", "NOT met: not measured"})
 			continue
 		}
-		rows = append(rows, [3]string{name, msf(m.p99) + " ms", verdict(m.p99 <= targetP99, fmt.Sprintf("%.1fx the bound", float64(m.p99)/float64(targetP99)))})
+		why := fmt.Sprintf("%.1fx the bound", float64(m.p99)/float64(targetP99))
+		if natives := loadedNatives(ts); natives != "" {
+			why += fmt.Sprintf(", at %s µs of CPU a call; %s", cpuPerCall(m), natives)
+		}
+		rows = append(rows, [3]string{name, msf(m.p99) + " ms", verdict(m.p99 <= targetP99, why)})
 	}
 	name := fmt.Sprintf("hello's server-recorded duration_ms p50 (its %d-connection calls, aerofn.invocations) ≤ %.2fx the in-process cold start p50", recordedDurationConns, targetRecordedVsCold)
 	switch {
@@ -235,6 +239,39 @@ func (s *serveBench) targetRows(ts []*target, rec recorded, coldHello coldRef) [
 		rows = append(rows, [3]string{name, measured, verdict(r <= targetRecordedVsCold, why)})
 	}
 	return rows
+}
+
+// cpuPerCall is a level's user and system CPU per request, in µs.
+func cpuPerCall(m summary) string {
+	return fmt.Sprintf("%.0f", float64((m.cpu.User+m.cpu.System).Nanoseconds())/1e3/float64(max(1, m.requests)))
+}
+
+// loadedNatives is what the native handler's p99 at 64 connections did in
+// this run as its requests cost more CPU (nativeWork), for the p99 rows;
+// "" when the loaded variants did not run.
+func loadedNatives(ts []*target) string {
+	find := func(name string) (summary, bool) {
+		for _, t := range ts {
+			if t.name == name {
+				return t.at(targetConns)
+			}
+		}
+		return summary{}, false
+	}
+	bare, ok := find(nativeName)
+	if !ok {
+		return ""
+	}
+	parts := []string{fmt.Sprintf("%s ms bare (%s µs of CPU a call)", msf(bare.p99), cpuPerCall(bare))}
+	for _, w := range nativeWork {
+		if m, ok := find(loadedNativeName(w)); ok {
+			parts = append(parts, fmt.Sprintf("%s ms with %d µs more a request (%s µs)", msf(m.p99), w.Microseconds(), cpuPerCall(m)))
+		}
+	}
+	if len(parts) == 1 {
+		return ""
+	}
+	return "the native Go handler's p99 in the same run: " + strings.Join(parts, ", ")
 }
 
 func msf(d time.Duration) string {

@@ -179,7 +179,11 @@ func TestTargetRows(t *testing.T) {
 			t.Errorf("%s: got %q, want %q…", name, got, want)
 		}
 	}
-	ts = append(ts, fakeTarget("workerd", map[int]float64{1: 8000, 64: 12000}, time.Millisecond))
+	if got := verdicts["aerofn: hello (Go SDK): p99 at 64 connections ≤ 20.0 ms"]; strings.Contains(got, "native Go handler") {
+		t.Errorf("hello's p99 row speaks of loaded native rows that did not run: %q", got)
+	}
+	ts = append(ts, fakeTarget("workerd", map[int]float64{1: 8000, 64: 12000}, time.Millisecond),
+		fakeTarget(loadedNativeName(10*time.Microsecond), map[int]float64{1: 15000, 64: 15000}, 25*time.Millisecond))
 	rows = s.targetRows(ts, recorded{n: 90, want: 100, p50: time.Millisecond}, coldRef{p50: 500 * time.Microsecond, gapP50: 800 * time.Microsecond})
 	for _, r := range rows {
 		switch {
@@ -190,6 +194,11 @@ func TestTargetRows(t *testing.T) {
 		case strings.HasPrefix(r[0], "hello (Go SDK) at 64 connections ≥ half"):
 			if r[2] != "NOT met: 83% of the target ratio" { // 5,000 / 12,000 = 0.42 of 0.5
 				t.Errorf("hello vs workerd: %q", r)
+			}
+		case strings.HasPrefix(r[0], "aerofn: hello (Go SDK): p99"):
+			want := "NOT met: 1.5x the bound, at 1 µs of CPU a call; the native Go handler's p99 in the same run: 1.00 ms bare (1 µs of CPU a call), 25.0 ms with 10 µs more a request (1 µs)"
+			if r[2] != want {
+				t.Errorf("hello's p99:\n got %q\nwant %q", r[2], want)
 			}
 		case strings.HasPrefix(r[0], "hello's server-recorded"):
 			if !strings.HasPrefix(r[2], "NOT met") || !strings.Contains(r[1], "90 records of 100 calls") ||
