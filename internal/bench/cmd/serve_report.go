@@ -163,14 +163,7 @@ func (s *serveBench) section(ts []*target, fc firstCallResults, rec recorded, co
 
 // targetRows evaluates the section's targets: name, measured, verdict.
 func (s *serveBench) targetRows(ts []*target, rec recorded, coldHello coldRef) [][3]string {
-	find := func(name string) (summary, bool) {
-		for _, t := range ts {
-			if t.name == name {
-				return t.at(targetConns)
-			}
-		}
-		return summary{}, false
-	}
+	find := func(name string) (summary, bool) { return atTargetConns(ts, name) }
 	var rows [][3]string
 	verdict := func(ok bool, why string) string {
 		if ok {
@@ -241,6 +234,16 @@ func (s *serveBench) targetRows(ts []*target, rec recorded, coldHello coldRef) [
 	return rows
 }
 
+// atTargetConns is the named target's cells at the targets' level.
+func atTargetConns(ts []*target, name string) (summary, bool) {
+	for _, t := range ts {
+		if t.name == name {
+			return t.at(targetConns)
+		}
+	}
+	return summary{}, false
+}
+
 // cpuPerCall is a level's user and system CPU per request, in µs.
 func cpuPerCall(m summary) string {
 	return fmt.Sprintf("%.0f", float64((m.cpu.User+m.cpu.System).Nanoseconds())/1e3/float64(max(1, m.requests)))
@@ -250,14 +253,7 @@ func cpuPerCall(m summary) string {
 // this run as its requests cost more CPU (nativeWork), for the p99 rows;
 // "" when the loaded variants did not run.
 func loadedNatives(ts []*target) string {
-	find := func(name string) (summary, bool) {
-		for _, t := range ts {
-			if t.name == name {
-				return t.at(targetConns)
-			}
-		}
-		return summary{}, false
-	}
+	find := func(name string) (summary, bool) { return atTargetConns(ts, name) }
 	bare, ok := find(nativeName)
 	if !ok {
 		return ""
