@@ -220,6 +220,31 @@ func TestFunctionCommands(t *testing.T) {
 		t.Fatalf("logs -f line: %v %s", err, line)
 	}
 
+	// A call that finished just before logs -f started is shown too: the
+	// follower started in the background of the shell that makes the call
+	// next (docs/getting-started.md) may subscribe after it.
+	c.ok("invoke", "echo", "-H", "X-Request-Id: before-follow")
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(c.ok("logs", "echo", "-o", "json"), `"before-follow"`); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the call before logs -f was never stored")
+		}
+	}
+	var early syncWriter
+	ectx, stopEarly := context.WithCancel(context.Background())
+	earlyDone := make(chan int)
+	go func() {
+		earlyDone <- MainWithInput(ectx, []string{"logs", "echo", "-f", "-o", "json"}, strings.NewReader(""), &early, &early)
+	}()
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(early.String(), `"request_id":"before-follow"`); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("logs -f did not show the call that finished just before it started: %s", early.String())
+		}
+	}
+	stopEarly()
+	if code := <-earlyDone; code != 0 {
+		t.Fatalf("logs -f exit %d: %s", code, early.String())
+	}
+
 	// Without the JWT secret or an anon key, --as anon says what to set.
 	delete(c.env, "AEROFN_JWT_SECRET")
 	c.env["AEROFN_SERVICE_KEY"] = e.ServiceKey

@@ -33,6 +33,8 @@ func newLogs(stdout io.Writer) *cobra.Command {
 
 -f (--follow) streams every invocation as it finishes, from every node, until
 interrupted (GET /admin/v1/functions/NAME/logs?follow=true, Server-Sent Events).
+It starts with those of the last 10 seconds (--since sets another start), so a
+call made while it connects is not missed.
 With -o json each invocation is one JSON object (one per line with -f).
 --stats shows counts, success rate and duration percentiles instead.`,
 		Example: `  aerofn logs hello
@@ -64,6 +66,12 @@ With -o json each invocation is one JSON object (one per line with -f).
 			}
 			if follow {
 				q.Set("follow", "true")
+				if since == "" {
+					// What finished a moment before the stream began, in
+					// the server's clock: a call made as the follower
+					// starts (in the background, say) is not missed.
+					q.Set("since", followBacklog.String())
+				}
 				asJSON, err := o.json(stdout)
 				if err != nil {
 					return err
@@ -120,6 +128,9 @@ func printRecord(w io.Writer, r records.Record) {
 
 // followLogs reads the Server-Sent Events of a follow request and prints
 // each invocation as it comes, until ctx ends or the server closes.
+// followBacklog is how far back logs -f starts when --since is not given.
+const followBacklog = 10 * time.Second
+
 func followLogs(ctx context.Context, c *client, path string, w io.Writer, asJSON bool) error {
 	req, err := http.NewRequestWithContext(ctx, "GET", c.url+path, nil)
 	if err != nil {
