@@ -126,11 +126,11 @@ func printRecord(w io.Writer, r records.Record) {
 	}
 }
 
-// followLogs reads the Server-Sent Events of a follow request and prints
-// each invocation as it comes, until ctx ends or the server closes.
 // followBacklog is how far back logs -f starts when --since is not given.
 const followBacklog = 10 * time.Second
 
+// followLogs reads the Server-Sent Events of a follow request and prints
+// each invocation as it comes, until ctx ends or the server closes.
 func followLogs(ctx context.Context, c *client, path string, w io.Writer, asJSON bool) error {
 	req, err := http.NewRequestWithContext(ctx, "GET", c.url+path, nil)
 	if err != nil {
